@@ -1,0 +1,2 @@
+//! Formats.
+pub mod meta_csv;

@@ -1,0 +1,1 @@
+//! Meta CSV import (in progress).

@@ -1,0 +1,882 @@
+//! The rater: a deterministic state machine over a set of events.
+//!
+//! [`rate`] deduplicates events by id, joins each outbound message with its delivery statuses,
+//! orders everything by instant (inbound before outbound at the same instant, because a window
+//! is open at `t` when the user wrote "at or before" `t`; then by id), and walks that timeline
+//! once, keeping per (business phone, user) pair the customer service window, the free entry
+//! point window and any CBP conversations, and per month the free allowances and tier counters.
+//! Because the timeline is a function of the *set* of events, the charges are too.
+
+use crate::event::{Account, DeliveryStatus, Event, Inbound, MessageKind, Msisdn, Outbound};
+use crate::markets::{CountryId, MarketId};
+use crate::model::{Category, Era, PricingModel, PricingType};
+use crate::money::{Currency, Decimal};
+use crate::rates::{RateKey, TierRange};
+use crate::tariff::Tariff;
+use crate::time::{Date, LocalCalendar, Month, UnixMs, DAY_MS, HOUR_MS};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+
+/// Length of a customer service window and of a CBP conversation.
+pub const WINDOW_MS: UnixMs = DAY_MS;
+/// Length of a free entry point window (and CBP free entry point conversation).
+pub const FEP_WINDOW_MS: UnixMs = 72 * HOUR_MS;
+/// Free service conversations per WABA per month under CBP until 2024-10-31.
+pub const CBP_FREE_SERVICE_CONVERSATIONS: u32 = 1_000;
+/// Free delivered service messages per business phone number per month from 2026-10-01.
+pub const FREE_SERVICE_MESSAGES: u32 = 1_000;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RateOptions {
+    /// Rate messages with no delivery status as delivered at their send instant (unless failed).
+    pub assume_delivered: bool,
+}
+
+/// What one outbound message cost, and why. One per outbound message, free ones too.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Charge<'e> {
+    pub id: &'e str,
+    pub sent_at: UnixMs,
+    pub waba: &'e str,
+    pub phone: Msisdn,
+    pub user: Msisdn,
+    pub country: CountryId,
+    pub market: MarketId,
+    pub pricing_model: PricingModel,
+    pub category: Category,
+    pub pricing_type: PricingType,
+    pub tier: Option<TierRange>,
+    pub rate: Option<Decimal>,
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub billed_at: Option<UnixMs>,
+    pub conversation_id: Option<&'e str>,
+}
+
+impl Charge<'_> {
+    /// True exactly when the amount is greater than zero.
+    pub fn billable(&self) -> bool {
+        self.amount.is_positive()
+    }
+}
+
+/// Why a message (or an account) could not be rated. Stable codes, see [`RatingError::code`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RatingError {
+    #[error("message {id}: WABA '{waba}' has no account (give it with an account event or --accounts)")]
+    UnknownAccount { id: String, waba: String },
+    #[error("account '{waba}': {why}")]
+    InvalidAccount { waba: String, why: String },
+    #[error("account '{waba}' is given twice with different fields")]
+    ConflictingAccount { waba: String },
+    #[error("id '{id}' is used by two different {kind} events")]
+    ConflictingDuplicate { id: String, kind: &'static str },
+    #[error("message {id}: sent on {date} (WABA time), before 2023-06-01; pricing before conversation categories is not supported")]
+    UnsupportedDate { id: String, date: Date },
+    #[error("message {id}: no country has a calling code that starts {user}")]
+    UnknownCountry { id: String, user: Msisdn },
+    #[error("message {id}: country {country} has no market on {date}")]
+    NoMarket {
+        id: String,
+        country: String,
+        date: Date,
+    },
+    #[error("message {id}: no {model} rate for currency {currency}, market '{market}', category {category} on {date}{tier}")]
+    MissingRate {
+        id: String,
+        currency: Currency,
+        model: &'static str,
+        market: String,
+        category: &'static str,
+        date: Date,
+        tier: String,
+    },
+}
+
+impl RatingError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RatingError::UnknownAccount { .. } => "unknown_account",
+            RatingError::InvalidAccount { .. } => "invalid_account",
+            RatingError::ConflictingAccount { .. } => "conflicting_account",
+            RatingError::ConflictingDuplicate { .. } => "conflicting_duplicate",
+            RatingError::UnsupportedDate { .. } => "unsupported_date",
+            RatingError::UnknownCountry { .. } => "unknown_country",
+            RatingError::NoMarket { .. } => "unknown_market",
+            RatingError::MissingRate { .. } => "missing_rate",
+        }
+    }
+}
+
+/// Things worth telling the user that are not errors.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notes {
+    /// Events repeated with the same id (and the same content), counted once.
+    pub duplicates: u64,
+    /// Statuses whose message has no outbound event: nothing to rate them against.
+    pub orphan_statuses: u64,
+    /// Delivered non-template messages sent when no customer service window was open in the
+    /// input (Meta only delivers them inside one: an inbound is probably missing).
+    pub non_template_outside_window: u64,
+}
+
+/// The result of rating a set of events: charges in (send instant, id) order, errors, notes.
+#[derive(Debug, Default)]
+pub struct Rated<'e> {
+    pub charges: Vec<Charge<'e>>,
+    pub errors: Vec<RatingError>,
+    pub notes: Notes,
+}
+
+/// Rates a set of events. Accounts may be among the events or given separately.
+pub fn rate<'e>(
+    tariff: &Tariff,
+    accounts: &'e [Account<'e>],
+    events: &'e [Event<'e>],
+    opts: RateOptions,
+) -> Rated<'e> {
+    let mut out = Rated::default();
+    let timeline = Timeline::build(accounts, events, &mut out);
+    let mut machine = Machine::new(tariff, opts);
+    for acc in timeline.accounts.values() {
+        if let Err(e) = machine.add_account(acc) {
+            out.errors.push(e);
+        }
+    }
+    out.charges.reserve(timeline.outbound_count);
+    for step in &timeline.steps {
+        match step.kind {
+            StepKind::Inbound => {
+                let Event::Inbound(ib) = &events[step.idx as usize] else {
+                    unreachable!()
+                };
+                machine.inbound(ib);
+            }
+            StepKind::Outbound => {
+                let Event::Outbound(ob) = &events[step.idx as usize] else {
+                    unreachable!()
+                };
+                let delivery = timeline.delivery(ob.id.as_ref());
+                match machine.outbound(step.idx, ob, delivery, events) {
+                    Ok(c) => out.charges.push(c),
+                    Err(e) => out.errors.push(e),
+                }
+            }
+        }
+    }
+    out.notes.non_template_outside_window = machine.non_template_outside_window;
+    out.notes.orphan_statuses = timeline.orphan_statuses(events);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The timeline: deduplicated, joined, ordered.
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum StepKind {
+    Inbound = 0,
+    Outbound = 1,
+}
+
+#[derive(Clone, Copy)]
+struct Step {
+    at: UnixMs,
+    idx: u32,
+    kind: StepKind,
+}
+
+/// What the statuses of one message say.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Delivery {
+    /// First `delivered` or `read` instant.
+    pub delivered_at: Option<UnixMs>,
+    pub failed: bool,
+}
+
+struct Timeline<'e> {
+    accounts: BTreeMap<&'e str, &'e Account<'e>>,
+    steps: Vec<Step>,
+    statuses: FxHashMap<&'e str, Delivery>,
+    outbound_ids: FxHashMap<&'e str, u32>,
+    outbound_count: usize,
+}
+
+impl<'e> Timeline<'e> {
+    fn build(accounts: &'e [Account<'e>], events: &'e [Event<'e>], out: &mut Rated<'e>) -> Self {
+        let mut t = Timeline {
+            accounts: BTreeMap::new(),
+            steps: Vec::with_capacity(events.len()),
+            statuses: FxHashMap::default(),
+            outbound_ids: FxHashMap::default(),
+            outbound_count: 0,
+        };
+        let mut inbound_ids: FxHashMap<&'e str, u32> = FxHashMap::default();
+        let mut conflicting_accounts = Vec::new();
+        let account_iter = accounts.iter().chain(events.iter().filter_map(|e| match e {
+            Event::Account(a) => Some(a),
+            _ => None,
+        }));
+        for a in account_iter {
+            match t.accounts.get(a.waba.as_ref()) {
+                None => {
+                    t.accounts.insert(a.waba.as_ref(), a);
+                }
+                Some(prev) if *prev == a => out.notes.duplicates += 1,
+                Some(_) => conflicting_accounts.push(a.waba.as_ref()),
+            }
+        }
+        conflicting_accounts.sort_unstable();
+        conflicting_accounts.dedup();
+        for waba in conflicting_accounts {
+            t.accounts.remove(waba);
+            out.errors.push(RatingError::ConflictingAccount {
+                waba: waba.to_string(),
+            });
+        }
+
+        let mut conflicts: Vec<(&'e str, &'static str)> = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            let i = i as u32;
+            match e {
+                Event::Account(_) => {}
+                Event::Inbound(ib) => match inbound_ids.get(ib.id.as_ref()) {
+                    None => {
+                        inbound_ids.insert(ib.id.as_ref(), i);
+                        t.steps.push(Step {
+                            at: ib.at,
+                            idx: i,
+                            kind: StepKind::Inbound,
+                        });
+                    }
+                    Some(&j) if events[j as usize] == *e => out.notes.duplicates += 1,
+                    Some(_) => conflicts.push((ib.id.as_ref(), "inbound")),
+                },
+                Event::Outbound(ob) => match t.outbound_ids.get(ob.id.as_ref()) {
+                    None => {
+                        t.outbound_ids.insert(ob.id.as_ref(), i);
+                        t.steps.push(Step {
+                            at: ob.at,
+                            idx: i,
+                            kind: StepKind::Outbound,
+                        });
+                    }
+                    Some(&j) if events[j as usize] == *e => out.notes.duplicates += 1,
+                    Some(_) => conflicts.push((ob.id.as_ref(), "outbound")),
+                },
+                Event::Status(st) => {
+                    let d = t.statuses.entry(st.id.as_ref()).or_default();
+                    match st.status {
+                        DeliveryStatus::Delivered | DeliveryStatus::Read => {
+                            d.delivered_at = Some(d.delivered_at.map_or(st.at, |x| x.min(st.at)));
+                        }
+                        DeliveryStatus::Failed => d.failed = true,
+                        DeliveryStatus::Sent => {}
+                    }
+                }
+            }
+        }
+        if !conflicts.is_empty() {
+            // A conflicting id is reported and all its versions are left out, whatever the order.
+            conflicts.sort_unstable();
+            conflicts.dedup();
+            for &(id, kind) in &conflicts {
+                out.errors.push(RatingError::ConflictingDuplicate {
+                    id: id.to_string(),
+                    kind,
+                });
+            }
+            let bad: rustc_hash::FxHashSet<(&str, StepKind)> = conflicts
+                .iter()
+                .map(|&(id, k)| {
+                    (
+                        id,
+                        if k == "inbound" {
+                            StepKind::Inbound
+                        } else {
+                            StepKind::Outbound
+                        },
+                    )
+                })
+                .collect();
+            t.steps
+                .retain(|s| !bad.contains(&(event_id(&events[s.idx as usize]), s.kind)));
+            for &(id, k) in &conflicts {
+                if k == "outbound" {
+                    t.outbound_ids.remove(id);
+                }
+            }
+        }
+        t.outbound_count = t.outbound_ids.len();
+        t.steps.sort_unstable_by(|a, b| {
+            (a.at, a.kind)
+                .cmp(&(b.at, b.kind))
+                .then_with(|| event_id(&events[a.idx as usize]).cmp(event_id(&events[b.idx as usize])))
+        });
+        t
+    }
+
+    fn delivery(&self, id: &str) -> Delivery {
+        self.statuses.get(id).copied().unwrap_or_default()
+    }
+
+    fn orphan_statuses(&self, _events: &[Event<'_>]) -> u64 {
+        self.statuses
+            .keys()
+            .filter(|id| !self.outbound_ids.contains_key(*id))
+            .count() as u64
+    }
+}
+
+fn event_id<'a>(e: &'a Event<'_>) -> &'a str {
+    match e {
+        Event::Account(a) => a.waba.as_ref(),
+        Event::Inbound(x) => x.id.as_ref(),
+        Event::Outbound(x) => x.id.as_ref(),
+        Event::Status(x) => x.id.as_ref(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The state machine.
+
+const NEVER: UnixMs = UnixMs::MIN;
+const NO_COUNTRY: u16 = u16::MAX;
+
+/// (business phone, user).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C, packed(4))]
+struct PairKey {
+    phone: u32,
+    user: u64,
+}
+
+/// What the rater remembers per (business phone, user): 32 bytes, 4-aligned, so that a map
+/// entry with its key is 44 bytes. CBP conversations live in a side map, only while open.
+#[derive(Clone, Copy)]
+#[repr(C, packed(4))]
+struct PairState {
+    /// Latest inbound message (opens the customer service window).
+    last_inbound: UnixMs,
+    /// Latest inbound from a free entry point.
+    last_entry_point: UnixMs,
+    /// End (exclusive) of the open free entry point window, or NEVER.
+    fep_end: UnixMs,
+    /// The outbound message that opened the free entry point window (timeline index).
+    fep_opener: u32,
+    country: u16,
+    /// Bit 0: a delivered message was sent since `last_entry_point`.
+    /// Bit 1: the free entry point window was opened under CBP.
+    flags: u8,
+}
+
+const ANSWERED: u8 = 1;
+const FEP_CBP: u8 = 2;
+
+/// An open CBP conversation.
+#[derive(Clone, Copy, Debug)]
+struct Conversation {
+    /// The category that joins it: a template's category, or service.
+    key: Category,
+    /// Output category (authentication_international for an international auth conversation).
+    category: Category,
+    pricing_type: PricingType,
+    opened_at: UnixMs,
+    expires_at: UnixMs,
+    opener: u32,
+}
+
+struct AccountState<'e> {
+    waba: &'e str,
+    currency: Currency,
+    portfolio: u32,
+    calendar: LocalCalendar,
+    /// Instants the eras Cbp, CbpFreeService, Pmp, PmpChargedService start in this timezone.
+    era_starts: [UnixMs; 4],
+    primary_country: Option<CountryId>,
+    auth_intl: Option<(UnixMs, Vec<(CountryId, UnixMs)>)>,
+}
+
+impl AccountState<'_> {
+    fn era(&self, at: UnixMs) -> Era {
+        match self.era_starts.iter().take_while(|&&s| s <= at).count() {
+            0 => Era::Before,
+            1 => Era::Cbp,
+            2 => Era::CbpFreeService,
+            3 => Era::Pmp,
+            _ => Era::PmpChargedService,
+        }
+    }
+}
+
+struct Machine<'t, 'e> {
+    tariff: &'t Tariff,
+    opts: RateOptions,
+    accounts: FxHashMap<&'e str, AccountState<'e>>,
+    portfolios: FxHashMap<&'e str, u32>,
+    phones: FxHashMap<u64, u32>,
+    pairs: FxHashMap<PairKey, PairState>,
+    conversations: FxHashMap<PairKey, Vec<Conversation>>,
+    /// (account, month) → service conversations opened (CBP free tier).
+    cbp_free_service: FxHashMap<(u32, Month), u32>,
+    /// (business phone, month) → free service messages used (from 2026-10-01).
+    free_service: FxHashMap<(u32, Month), u32>,
+    /// (portfolio, market, category, month) → charged messages (volume tiers).
+    tier_counts: FxHashMap<(u32, MarketId, Category, Month), u64>,
+    account_ids: FxHashMap<&'e str, u32>,
+    non_template_outside_window: u64,
+}
+
+impl<'t, 'e> Machine<'t, 'e> {
+    fn new(tariff: &'t Tariff, opts: RateOptions) -> Self {
+        Machine {
+            tariff,
+            opts,
+            accounts: FxHashMap::default(),
+            portfolios: FxHashMap::default(),
+            phones: FxHashMap::default(),
+            pairs: FxHashMap::default(),
+            conversations: FxHashMap::default(),
+            cbp_free_service: FxHashMap::default(),
+            free_service: FxHashMap::default(),
+            tier_counts: FxHashMap::default(),
+            account_ids: FxHashMap::default(),
+            non_template_outside_window: 0,
+        }
+    }
+
+    fn add_account(&mut self, a: &'e Account<'e>) -> Result<(), RatingError> {
+        let markets = &self.tariff.markets;
+        let invalid = |why: String| RatingError::InvalidAccount {
+            waba: a.waba.to_string(),
+            why,
+        };
+        let country = |iso: &str| {
+            markets
+                .country(iso)
+                .ok_or_else(|| invalid(format!("'{iso}' is not a country of markets.csv")))
+        };
+        let primary_country = a.primary_country.as_deref().map(country).transpose()?;
+        let auth_intl = match &a.auth_international {
+            None => None,
+            Some(ai) => Some((
+                ai.start,
+                ai.exception_countries
+                    .iter()
+                    .map(|(c, at)| Ok((country(c)?, *at)))
+                    .collect::<Result<Vec<_>, RatingError>>()?,
+            )),
+        };
+        let calendar = LocalCalendar::new(a.timezone);
+        let starts = Era::starts();
+        let era_starts = std::array::from_fn(|i| calendar.start_of(starts[i].1));
+        let n = self.portfolios.len() as u32;
+        let portfolio = *self.portfolios.entry(a.portfolio.as_ref()).or_insert(n);
+        let id = self.account_ids.len() as u32;
+        self.account_ids.insert(a.waba.as_ref(), id);
+        self.accounts.insert(
+            a.waba.as_ref(),
+            AccountState {
+                waba: a.waba.as_ref(),
+                currency: a.currency,
+                portfolio,
+                calendar,
+                era_starts,
+                primary_country,
+                auth_intl,
+            },
+        );
+        Ok(())
+    }
+
+    fn phone_index(&mut self, phone: Msisdn) -> u32 {
+        let n = self.phones.len() as u32;
+        *self.phones.entry(phone.get()).or_insert(n)
+    }
+
+    fn pair(&mut self, phone: Msisdn, user: Msisdn) -> (PairKey, &mut PairState) {
+        let key = PairKey {
+            phone: self.phone_index(phone),
+            user: user.get(),
+        };
+        (key, pair_entry(&mut self.pairs, self.tariff, key))
+    }
+
+    fn inbound(&mut self, ib: &Inbound<'_>) {
+        let (_, p) = self.pair(ib.phone, ib.user);
+        p.last_inbound = ib.at;
+        if ib.entry_point.is_some() {
+            p.last_entry_point = ib.at;
+            p.flags &= !ANSWERED;
+        }
+    }
+
+    fn outbound(
+        &mut self,
+        idx: u32,
+        ob: &'e Outbound<'e>,
+        delivery: Delivery,
+        events: &'e [Event<'e>],
+    ) -> Result<Charge<'e>, RatingError> {
+        let s = ob.at;
+        let id = ob.id.as_ref();
+        let Some(acc) = self.accounts.get_mut(ob.waba.as_ref()) else {
+            return Err(RatingError::UnknownAccount {
+                id: id.to_string(),
+                waba: ob.waba.to_string(),
+            });
+        };
+        let (date, month) = acc.calendar.date_month(s);
+        let era = acc.era(s);
+        if era == Era::Before {
+            return Err(RatingError::UnsupportedDate {
+                id: id.to_string(),
+                date,
+            });
+        }
+        let acc_id = self.account_ids[ob.waba.as_ref()];
+        let (currency, portfolio, waba) = (acc.currency, acc.portfolio, acc.waba);
+        let tariff = self.tariff;
+        let phone_idx = self.phone_index(ob.phone);
+        let key = PairKey {
+            phone: phone_idx,
+            user: ob.user.get(),
+        };
+        let pair = pair_entry(&mut self.pairs, tariff, key);
+        if pair.country == NO_COUNTRY {
+            return Err(RatingError::UnknownCountry {
+                id: id.to_string(),
+                user: ob.user,
+            });
+        }
+        let country = CountryId(pair.country);
+        let markets = &tariff.markets;
+        let market = markets.market_on(country, date).ok_or_else(|| RatingError::NoMarket {
+            id: id.to_string(),
+            country: markets.iso2(country).to_string(),
+            date,
+        })?;
+        let acc = &self.accounts[ob.waba.as_ref()];
+        let model = era.model();
+
+        // The message's own category, before any window or conversation makes it free.
+        let category = match ob.kind {
+            MessageKind::NonTemplate => Category::Service,
+            MessageKind::Template(Category::Marketing) if ob.marketing_messages_api => {
+                Category::MarketingLite
+            }
+            MessageKind::Template(Category::Authentication) => {
+                let intl = acc.auth_intl.as_ref().is_some_and(|(start, exceptions)| {
+                    let start = exceptions
+                        .iter()
+                        .find(|(c, _)| *c == country)
+                        .map_or(*start, |e| e.1);
+                    acc.primary_country != Some(country)
+                        && s >= start
+                        && tariff
+                            .rates
+                            .lookup(
+                                &RateKey {
+                                    currency,
+                                    model,
+                                    market,
+                                    category: Category::AuthenticationInternational,
+                                },
+                                date,
+                            )
+                            .is_some()
+                });
+                if intl {
+                    Category::AuthenticationInternational
+                } else {
+                    Category::Authentication
+                }
+            }
+            MessageKind::Template(c) => c,
+        };
+
+        let mut charge = Charge {
+            id,
+            sent_at: s,
+            waba,
+            phone: ob.phone,
+            user: ob.user,
+            country,
+            market,
+            pricing_model: model,
+            category,
+            pricing_type: PricingType::Regular,
+            tier: None,
+            rate: None,
+            amount: Decimal::ZERO,
+            currency,
+            billed_at: None,
+            conversation_id: None,
+        };
+
+        let delivered_at = match delivery.delivered_at {
+            Some(d) => Some(d),
+            None if self.opts.assume_delivered && !delivery.failed => Some(s),
+            None => None,
+        };
+        let Some(delivered_at) = delivered_at else {
+            charge.pricing_type = PricingType::Undelivered;
+            return Ok(charge);
+        };
+        charge.billed_at = Some(delivered_at);
+
+        let csw_open = pair.last_inbound != NEVER && pair.last_inbound <= s && s - pair.last_inbound < WINDOW_MS;
+        if ob.kind == MessageKind::NonTemplate && !csw_open {
+            self.non_template_outside_window += 1;
+        }
+
+        // Free entry point: inside an open window, or opening one.
+        let fep_open = pair.fep_end != NEVER && s < pair.fep_end;
+        let fep_opens = !fep_open
+            && pair.last_entry_point != NEVER
+            && s < pair.last_entry_point + WINDOW_MS
+            && pair.flags & ANSWERED == 0;
+        pair.flags |= ANSWERED;
+        if fep_opens {
+            pair.fep_end = s + FEP_WINDOW_MS;
+            pair.fep_opener = idx;
+            if model == PricingModel::Cbp {
+                pair.flags |= FEP_CBP;
+            } else {
+                pair.flags &= !FEP_CBP;
+            }
+            // A free entry point conversation closes all others.
+            self.conversations.remove(&key);
+        }
+        if fep_open || fep_opens {
+            let opener = pair.fep_opener;
+            charge.pricing_model = if pair.flags & FEP_CBP != 0 {
+                PricingModel::Cbp
+            } else {
+                PricingModel::Pmp
+            };
+            charge.category = Category::ReferralConversion;
+            charge.pricing_type = PricingType::FreeEntryPoint;
+            charge.conversation_id = Some(event_id(&events[opener as usize]));
+            return Ok(charge);
+        }
+
+        let ctx = Ctx {
+            currency,
+            model,
+            market,
+            date,
+            id,
+        };
+        match era {
+            Era::Before => unreachable!(),
+            Era::Cbp | Era::CbpFreeService => {
+                let convs = self.conversations.entry(key).or_default();
+                convs.retain(|c| s < c.expires_at);
+                let joins = match ob.kind {
+                    MessageKind::Template(c) => {
+                        let k = if category == Category::MarketingLite { category } else { c };
+                        convs.iter().find(|c| c.key == k).copied()
+                    }
+                    MessageKind::NonTemplate => convs
+                        .iter()
+                        .min_by(|a, b| {
+                            (a.opened_at, event_id(&events[a.opener as usize]))
+                                .cmp(&(b.opened_at, event_id(&events[b.opener as usize])))
+                        })
+                        .copied(),
+                };
+                if let Some(conv) = joins {
+                    charge.category = conv.category;
+                    charge.pricing_type = conv.pricing_type;
+                    charge.conversation_id = Some(event_id(&events[conv.opener as usize]));
+                    return Ok(charge);
+                }
+                let conv_key = match ob.kind {
+                    MessageKind::Template(c) if category != Category::MarketingLite => c,
+                    _ => category,
+                };
+                let (pricing_type, price) = if category == Category::Service {
+                    if era == Era::CbpFreeService {
+                        (PricingType::FreeCustomerService, None)
+                    } else {
+                        let used = self.cbp_free_service.entry((acc_id, month)).or_insert(0);
+                        *used += 1;
+                        if *used <= CBP_FREE_SERVICE_CONVERSATIONS {
+                            (PricingType::FreeTier, None)
+                        } else {
+                            (PricingType::Regular, Some(flat_rate(tariff, &ctx, category)?))
+                        }
+                    }
+                } else {
+                    (PricingType::Regular, Some(flat_rate(tariff, &ctx, category)?))
+                };
+                let convs = self.conversations.entry(key).or_default();
+                convs.push(Conversation {
+                    key: conv_key,
+                    category,
+                    pricing_type,
+                    opened_at: s,
+                    expires_at: s + WINDOW_MS,
+                    opener: idx,
+                });
+                charge.pricing_type = pricing_type;
+                charge.conversation_id = Some(id);
+                if let Some(rate) = price {
+                    charge.rate = Some(rate);
+                    charge.amount = rate;
+                }
+                Ok(charge)
+            }
+            Era::Pmp | Era::PmpChargedService => {
+                // A template rides a CBP conversation of its category still open across the switch.
+                if let MessageKind::Template(c) = ob.kind {
+                    if let Some(convs) = self.conversations.get_mut(&key) {
+                        convs.retain(|c| s < c.expires_at);
+                        let k = if category == Category::MarketingLite { category } else { c };
+                        if let Some(conv) = convs.iter().find(|c| c.key == k) {
+                            charge.pricing_model = PricingModel::Cbp;
+                            charge.category = conv.category;
+                            charge.pricing_type = conv.pricing_type;
+                            charge.conversation_id = Some(event_id(&events[conv.opener as usize]));
+                            return Ok(charge);
+                        }
+                        if convs.is_empty() {
+                            self.conversations.remove(&key);
+                        }
+                    }
+                }
+                match category {
+                    Category::Service => {
+                        if era == Era::Pmp {
+                            charge.pricing_type = PricingType::FreeCustomerService;
+                            return Ok(charge);
+                        }
+                        let used = self.free_service.entry((phone_idx, month)).or_insert(0);
+                        if *used < FREE_SERVICE_MESSAGES {
+                            *used += 1;
+                            charge.pricing_type = PricingType::FreeTier;
+                            return Ok(charge);
+                        }
+                        let rate = flat_rate(tariff, &ctx, Category::Service)?;
+                        charge.rate = Some(rate);
+                        charge.amount = rate;
+                        Ok(charge)
+                    }
+                    Category::Utility if csw_open && era == Era::Pmp => {
+                        charge.pricing_type = PricingType::FreeCustomerService;
+                        Ok(charge)
+                    }
+                    Category::Utility
+                    | Category::Authentication
+                    | Category::AuthenticationInternational => {
+                        let counter = if category == Category::Utility {
+                            Category::Utility
+                        } else {
+                            Category::Authentication
+                        };
+                        let n = self
+                            .tier_counts
+                            .entry((portfolio, market, counter, month))
+                            .or_insert(0);
+                        *n += 1;
+                        let (tier, rate) = tiered_rate(tariff, &ctx, category, *n)?;
+                        charge.tier = tier;
+                        charge.rate = Some(rate);
+                        charge.amount = rate;
+                        Ok(charge)
+                    }
+                    Category::Marketing | Category::MarketingLite => {
+                        let rate = flat_rate(tariff, &ctx, category)?;
+                        charge.rate = Some(rate);
+                        charge.amount = rate;
+                        Ok(charge)
+                    }
+                    Category::ReferralConversion => unreachable!("not a message category"),
+                }
+            }
+        }
+    }
+}
+
+fn pair_entry<'m>(
+    pairs: &'m mut FxHashMap<PairKey, PairState>,
+    tariff: &Tariff,
+    key: PairKey,
+) -> &'m mut PairState {
+    pairs.entry(key).or_insert_with(|| PairState {
+        last_inbound: NEVER,
+        last_entry_point: NEVER,
+        fep_end: NEVER,
+        fep_opener: 0,
+        country: tariff.markets.country_of(key.user).map_or(NO_COUNTRY, |c| c.0),
+        flags: 0,
+    })
+}
+
+struct Ctx<'a> {
+    currency: Currency,
+    model: PricingModel,
+    market: MarketId,
+    date: Date,
+    id: &'a str,
+}
+
+fn missing(tariff: &Tariff, ctx: &Ctx<'_>, category: Category, tier: String) -> RatingError {
+    RatingError::MissingRate {
+        id: ctx.id.to_string(),
+        currency: ctx.currency,
+        model: ctx.model.as_str(),
+        market: tariff.markets.market_name(ctx.market).to_string(),
+        category: category.as_str(),
+        date: ctx.date,
+        tier,
+    }
+}
+
+/// The list rate of a category (the first tier when the card has tiers: marketing, service and
+/// CBP conversations are never tiered).
+fn flat_rate(tariff: &Tariff, ctx: &Ctx<'_>, category: Category) -> Result<Decimal, RatingError> {
+    let key = RateKey {
+        currency: ctx.currency,
+        model: ctx.model,
+        market: ctx.market,
+        category: category.rate_column(),
+    };
+    tariff
+        .rates
+        .lookup(&key, ctx.date)
+        .and_then(|v| v.steps.first().map(|s| s.1))
+        .ok_or_else(|| missing(tariff, ctx, category.rate_column(), String::new()))
+}
+
+fn tiered_rate(
+    tariff: &Tariff,
+    ctx: &Ctx<'_>,
+    category: Category,
+    n: u64,
+) -> Result<(Option<TierRange>, Decimal), RatingError> {
+    let key = RateKey {
+        currency: ctx.currency,
+        model: ctx.model,
+        market: ctx.market,
+        category,
+    };
+    let v = tariff
+        .rates
+        .lookup(&key, ctx.date)
+        .ok_or_else(|| missing(tariff, ctx, category, String::new()))?;
+    v.price(n)
+        .ok_or_else(|| missing(tariff, ctx, category, format!(" (no tier holds message #{n} of the month)")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_state_stays_compact() {
+        assert_eq!(std::mem::size_of::<PairKey>(), 12);
+        assert_eq!(std::mem::size_of::<PairState>(), 32);
+        assert_eq!(std::mem::size_of::<(PairKey, PairState)>(), 44);
+    }
+}

@@ -1,0 +1,38 @@
+//! The tariff: the market table and the rate book that rating reads, loaded once.
+
+use crate::data;
+use crate::markets::{MarketTable, MarketTableError};
+use crate::rates::{RateBook, RateBookError};
+
+/// Markets and rates, as one value passed to the rater.
+#[derive(Debug)]
+pub struct Tariff {
+    pub markets: MarketTable,
+    pub rates: RateBook,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TariffError {
+    #[error(transparent)]
+    Markets(#[from] MarketTableError),
+    #[error(transparent)]
+    Rates(#[from] RateBookError),
+}
+
+impl Tariff {
+    /// The data bundled at build time (`data/markets.csv`, `data/rates.csv`).
+    pub fn bundled() -> Tariff {
+        Tariff::from_csv(data::MARKETS_CSV, &[("data/rates.csv", data::RATES_CSV)])
+            .expect("bundled rate data is valid (checked by tests)")
+    }
+
+    /// Loads a market table and any number of rate files (name, text).
+    pub fn from_csv(markets_csv: &str, rate_files: &[(&str, &str)]) -> Result<Tariff, TariffError> {
+        let markets = MarketTable::from_csv(markets_csv)?;
+        let mut rates = RateBook::default();
+        for (name, text) in rate_files {
+            rates.add_csv(&markets, name, text)?;
+        }
+        Ok(Tariff { markets, rates })
+    }
+}
