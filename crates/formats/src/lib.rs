@@ -1,2 +1,10 @@
-//! Formats.
+//! wabill's public formats (`docs/events.md`): events and Meta webhooks in, charges out, and
+//! Meta's published rate-card CSV files. The rating core never sees a byte of these.
+
+pub mod charges;
+pub mod events;
 pub mod meta_csv;
+pub mod time;
+pub mod webhook;
+
+pub use events::{parse_line, LineError, MetaPricing, Parsed};

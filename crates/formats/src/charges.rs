@@ -1,0 +1,184 @@
+//! Writing charges: one JSON object per line, or CSV, with exactly the fields and order of
+//! `docs/events.md` ("Output: charges"). Written by hand: this is the hot path of `wabill rate`.
+
+use crate::time::write_instant;
+use wabill_rating::{Charge, Tariff};
+
+/// Column order of both formats.
+pub const FIELDS: [&str; 16] = [
+    "id",
+    "waba",
+    "phone",
+    "user",
+    "country",
+    "market",
+    "pricing_model",
+    "category",
+    "type",
+    "billable",
+    "tier",
+    "rate",
+    "amount",
+    "currency",
+    "billed_at",
+    "conversation_id",
+];
+
+/// Appends one charge as a JSON line (with its newline).
+pub fn write_json(out: &mut Vec<u8>, c: &Charge<'_>, tariff: &Tariff) {
+    let mut n = itoa::Buffer::new();
+    out.extend_from_slice(b"{\"id\":");
+    json_str(out, c.id);
+    out.extend_from_slice(b",\"waba\":");
+    json_str(out, c.waba);
+    out.extend_from_slice(b",\"phone\":\"");
+    out.extend_from_slice(n.format(c.phone.get()).as_bytes());
+    out.extend_from_slice(b"\",\"user\":\"");
+    out.extend_from_slice(n.format(c.user.get()).as_bytes());
+    out.extend_from_slice(b"\",\"country\":");
+    json_str(out, tariff.markets.iso2(c.country));
+    out.extend_from_slice(b",\"market\":");
+    json_str(out, tariff.markets.market_name(c.market));
+    out.extend_from_slice(b",\"pricing_model\":\"");
+    out.extend_from_slice(c.pricing_model.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"category\":\"");
+    out.extend_from_slice(c.category.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"type\":\"");
+    out.extend_from_slice(c.pricing_type.as_str().as_bytes());
+    out.extend_from_slice(if c.billable() {
+        b"\",\"billable\":true,\"tier\":"
+    } else {
+        b"\",\"billable\":false,\"tier\":"
+    });
+    match c.tier {
+        Some(t) => {
+            out.push(b'"');
+            out.extend_from_slice(t.to_string().as_bytes());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"rate\":");
+    match c.rate {
+        Some(r) if c.billable() => {
+            out.push(b'"');
+            out.extend_from_slice(r.to_string().as_bytes());
+            out.push(b'"');
+        }
+        _ => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"amount\":\"");
+    out.extend_from_slice(c.amount.to_string().as_bytes());
+    out.extend_from_slice(b"\",\"currency\":\"");
+    out.extend_from_slice(c.currency.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"billed_at\":");
+    match c.billed_at {
+        Some(t) => {
+            out.push(b'"');
+            write_instant(out, t);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"conversation_id\":");
+    match c.conversation_id {
+        Some(id) => json_str(out, id),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// The CSV header line (with its newline).
+pub fn csv_header() -> String {
+    let mut s = FIELDS.join(",");
+    s.push('\n');
+    s
+}
+
+/// Appends one charge as a CSV record (with its newline). Empty cells stand for null.
+pub fn write_csv(out: &mut Vec<u8>, c: &Charge<'_>, tariff: &Tariff) {
+    let tier = c.tier.map(|t| t.to_string()).unwrap_or_default();
+    let rate = c
+        .rate
+        .filter(|_| c.billable())
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    let billed_at = c
+        .billed_at
+        .map(crate::time::format_instant)
+        .unwrap_or_default();
+    let cells: [&str; 16] = [
+        c.id,
+        c.waba,
+        &c.phone.to_string(),
+        &c.user.to_string(),
+        tariff.markets.iso2(c.country),
+        tariff.markets.market_name(c.market),
+        c.pricing_model.as_str(),
+        c.category.as_str(),
+        c.pricing_type.as_str(),
+        if c.billable() { "true" } else { "false" },
+        &tier,
+        &rate,
+        &c.amount.to_string(),
+        c.currency.as_str(),
+        &billed_at,
+        c.conversation_id.unwrap_or(""),
+    ];
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        csv_cell(out, cell);
+    }
+    out.push(b'\n');
+}
+
+fn csv_cell(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        out.push(b'"');
+        out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Appends a JSON string literal.
+pub fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        for ch in s.chars() {
+            match ch {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                c if (c as u32) < 0x20 => {
+                    out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+                }
+                c => {
+                    let mut b = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                }
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut v = Vec::new();
+        json_str(&mut v, "a\"b\\c\nd\u{1}é");
+        let s = String::from_utf8(v).unwrap();
+        assert_eq!(serde_json::from_str::<String>(&s).unwrap(), "a\"b\\c\nd\u{1}é");
+    }
+}

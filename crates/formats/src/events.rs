@@ -1,0 +1,417 @@
+//! Reading events: wabill's JSON Lines (`docs/events.md`) and Meta's raw webhook envelopes,
+//! one per line, into the rating core's types. Every problem is reported with its line number,
+//! the field, and why.
+
+use crate::time::parse_instant;
+use crate::webhook;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use wabill_rating::{
+    Account, AuthInternational, Category, Currency, DeliveryStatus, EntryPoint, Event, Inbound,
+    MessageKind, Msisdn, Outbound, Status, UnixMs,
+};
+
+/// A line that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub line: u64,
+    pub field: String,
+    pub why: String,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "line {}: {}", self.line, self.why)
+        } else {
+            write!(f, "line {}: field '{}': {}", self.line, self.field, self.why)
+        }
+    }
+}
+impl std::error::Error for LineError {}
+
+/// Pricing information Meta attached to a status webhook, kept to compare with wabill's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaPricing<'a> {
+    pub id: Cow<'a, str>,
+    pub status: DeliveryStatus,
+    pub at: UnixMs,
+    pub billable: Option<bool>,
+    pub pricing_model: Option<Cow<'a, str>>,
+    pub category: Option<Cow<'a, str>>,
+    pub pricing_type: Option<Cow<'a, str>>,
+    pub conversation_id: Option<Cow<'a, str>>,
+}
+
+/// Everything read from input lines.
+#[derive(Debug, Default)]
+pub struct Parsed<'a> {
+    pub events: Vec<Event<'a>>,
+    /// Line number of each event, in the same order (for messages about it).
+    pub lines: Vec<u64>,
+    pub meta_pricing: Vec<MetaPricing<'a>>,
+    /// Webhook parts that carry nothing to rate (other `field`s, `warning`/`deleted` statuses),
+    /// counted so that nothing disappears without a word.
+    pub ignored_webhook_items: u64,
+}
+
+impl<'a> Parsed<'a> {
+    fn push(&mut self, line: u64, e: Event<'a>) {
+        self.events.push(e);
+        self.lines.push(line);
+    }
+}
+
+/// Reads one line (without its newline) into `sink`. Blank lines are skipped. On error nothing
+/// from the line is kept.
+pub fn parse_line<'a>(text: &'a str, line: u64, sink: &mut Parsed<'a>) -> Result<(), LineError> {
+    if text.trim().is_empty() {
+        return Ok(());
+    }
+    let raw: RawLine<'a> = serde_json::from_str(text).map_err(|e| LineError {
+        line,
+        field: String::new(),
+        why: format!("not a JSON object: {e}"),
+    })?;
+    let mark = (sink.events.len(), sink.meta_pricing.len(), sink.ignored_webhook_items);
+    let r = if raw.object.is_some() || raw.entry.is_some() {
+        webhook::read_envelope(raw, line, sink)
+    } else {
+        read_event(raw, line).map(|e| sink.push(line, e))
+    };
+    if r.is_err() {
+        sink.events.truncate(mark.0);
+        sink.lines.truncate(mark.0);
+        sink.meta_pricing.truncate(mark.1);
+        sink.ignored_webhook_items = mark.2;
+    }
+    r
+}
+
+/// One input line, any kind; fields are checked per kind after parsing.
+#[derive(Deserialize)]
+pub(crate) struct RawLine<'a> {
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) object: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) entry: Option<Vec<webhook::Entry<'a>>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    at: Option<TimeValue<'a>>,
+    #[serde(borrow)]
+    waba: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    phone: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    entry_point: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    message_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    category: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    api: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    portfolio: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timezone: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    currency: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    primary_country: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    auth_international: Option<RawAuthIntl<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawAuthIntl<'a> {
+    #[serde(borrow)]
+    start: Option<TimeValue<'a>>,
+    #[serde(borrow, default)]
+    exception_countries: BTreeMap<Cow<'a, str>, TimeValue<'a>>,
+}
+
+/// A time as a string (RFC 3339 or Unix seconds) or a number (Unix seconds).
+pub(crate) enum TimeValue<'a> {
+    Text(Cow<'a, str>),
+    Seconds(i64),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TimeValue<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = TimeValue<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an RFC 3339 time or Unix seconds")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(TimeValue::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(TimeValue::Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(TimeValue::Seconds(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                i64::try_from(v)
+                    .map(TimeValue::Seconds)
+                    .map_err(|_| E::custom("time out of range"))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl TimeValue<'_> {
+    pub(crate) fn instant(&self) -> Result<UnixMs, String> {
+        match self {
+            TimeValue::Text(s) => parse_instant(s),
+            TimeValue::Seconds(v) => crate::time::unix_seconds(&v.to_string()),
+        }
+    }
+}
+
+pub(crate) fn err(line: u64, field: &str, why: impl Into<String>) -> LineError {
+    LineError {
+        line,
+        field: field.to_string(),
+        why: why.into(),
+    }
+}
+
+fn required<'x, T>(v: &'x Option<T>, line: u64, field: &str, kind: &str) -> Result<&'x T, LineError> {
+    v.as_ref()
+        .ok_or_else(|| err(line, field, format!("is required for a {kind} event")))
+}
+
+fn non_empty<'a>(v: &Option<Cow<'a, str>>, line: u64, field: &str, kind: &str) -> Result<Cow<'a, str>, LineError> {
+    let s = required(v, line, field, kind)?;
+    if s.trim().is_empty() {
+        return Err(err(line, field, "is empty"));
+    }
+    Ok(s.clone())
+}
+
+pub(crate) fn msisdn(v: &str, line: u64, field: &str) -> Result<Msisdn, LineError> {
+    Msisdn::parse(v).map_err(|why| err(line, field, format!("'{v}' {why}")))
+}
+
+fn instant(v: &Option<TimeValue<'_>>, line: u64, field: &str, kind: &str) -> Result<UnixMs, LineError> {
+    required(v, line, field, kind)?
+        .instant()
+        .map_err(|why| err(line, field, why))
+}
+
+fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, LineError> {
+    let kind = raw
+        .kind
+        .as_deref()
+        .ok_or_else(|| err(line, "kind", "is missing (account, inbound, outbound or status), and the line is not a Meta webhook envelope"))?;
+    match kind {
+        "account" => read_account(raw, line).map(Event::Account),
+        "inbound" => {
+            let k = "inbound";
+            let entry_point = match raw.entry_point.as_deref() {
+                None => None,
+                Some(s) => Some(EntryPoint::parse(s).ok_or_else(|| {
+                    err(line, "entry_point", format!("'{s}' is not ctwa or page_cta"))
+                })?),
+            };
+            Ok(Event::Inbound(Inbound {
+                id: non_empty(&raw.id, line, "id", k)?,
+                at: instant(&raw.at, line, "at", k)?,
+                waba: non_empty(&raw.waba, line, "waba", k)?,
+                phone: msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?,
+                user: msisdn(required(&raw.user, line, "user", k)?, line, "user")?,
+                entry_point,
+            }))
+        }
+        "outbound" => {
+            let k = "outbound";
+            let message_type = required(&raw.message_type, line, "type", k)?;
+            let kind = if message_type == "template" {
+                let c = required(&raw.category, line, "category", "template")?;
+                match Category::parse(c) {
+                    Some(c @ (Category::Marketing | Category::Utility | Category::Authentication)) => {
+                        MessageKind::Template(c)
+                    }
+                    _ => {
+                        return Err(err(
+                            line,
+                            "category",
+                            format!("'{c}' is not a template category (marketing, utility or authentication)"),
+                        ))
+                    }
+                }
+            } else if message_type.trim().is_empty() {
+                return Err(err(line, "type", "is empty"));
+            } else {
+                if let Some(c) = raw.category.as_deref().filter(|c| *c != "service") {
+                    return Err(err(
+                        line,
+                        "category",
+                        format!("'{c}' given for a non-template message, which is always the service category"),
+                    ));
+                }
+                MessageKind::NonTemplate
+            };
+            let marketing_messages_api = match raw.api.as_deref() {
+                None => false,
+                Some("marketing_messages") => true,
+                Some(a) => {
+                    return Err(err(line, "api", format!("'{a}' is not marketing_messages")))
+                }
+            };
+            Ok(Event::Outbound(Outbound {
+                id: non_empty(&raw.id, line, "id", k)?,
+                at: instant(&raw.at, line, "at", k)?,
+                waba: non_empty(&raw.waba, line, "waba", k)?,
+                phone: msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?,
+                user: msisdn(required(&raw.user, line, "user", k)?, line, "user")?,
+                kind,
+                marketing_messages_api,
+            }))
+        }
+        "status" => {
+            let k = "status";
+            let s = required(&raw.status, line, "status", k)?;
+            let status = DeliveryStatus::parse(s).ok_or_else(|| {
+                err(line, "status", format!("'{s}' is not sent, delivered, read or failed"))
+            })?;
+            Ok(Event::Status(Status {
+                id: non_empty(&raw.id, line, "id", k)?,
+                at: instant(&raw.at, line, "at", k)?,
+                status,
+            }))
+        }
+        other => Err(err(
+            line,
+            "kind",
+            format!("'{other}' is not account, inbound, outbound or status"),
+        )),
+    }
+}
+
+fn read_account<'a>(raw: RawLine<'a>, line: u64) -> Result<Account<'a>, LineError> {
+    let k = "account";
+    let waba = non_empty(&raw.waba, line, "waba", k)?;
+    let timezone = match raw.timezone.as_deref() {
+        None => chrono_tz::UTC,
+        Some(tz) => tz
+            .parse()
+            .map_err(|_| err(line, "timezone", format!("'{tz}' is not an IANA timezone name")))?,
+    };
+    let c = required(&raw.currency, line, "currency", k)?;
+    let currency = Currency::parse(c)
+        .ok_or_else(|| err(line, "currency", format!("'{c}' is not an ISO 4217 code like USD")))?;
+    let country = |c: &Cow<'a, str>, field: &str| {
+        if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(c.clone())
+        } else {
+            Err(err(line, field, format!("'{c}' is not an ISO 3166 alpha-2 code like BR")))
+        }
+    };
+    let primary_country = raw
+        .primary_country
+        .as_ref()
+        .map(|c| country(c, "primary_country"))
+        .transpose()?;
+    let auth_international = match &raw.auth_international {
+        None => None,
+        Some(ai) => Some(AuthInternational {
+            start: instant(&ai.start, line, "auth_international.start", k)?,
+            exception_countries: ai
+                .exception_countries
+                .iter()
+                .map(|(c, t)| {
+                    let field = "auth_international.exception_countries";
+                    Ok((
+                        country(c, field)?,
+                        t.instant().map_err(|why| err(line, field, why))?,
+                    ))
+                })
+                .collect::<Result<_, LineError>>()?,
+        }),
+    };
+    Ok(Account {
+        portfolio: raw.portfolio.clone().unwrap_or_else(|| waba.clone()),
+        waba,
+        timezone,
+        currency,
+        primary_country,
+        auth_international,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(line: &str) -> Result<Event<'_>, LineError> {
+        let mut p = Parsed::default();
+        parse_line(line, 7, &mut p)?;
+        assert_eq!(p.events.len(), 1);
+        Ok(p.events.pop().unwrap())
+    }
+
+    #[test]
+    fn reads_every_kind_of_events_md() {
+        let a = one(r#"{"kind":"account","waba":"W1","portfolio":"B1","timezone":"America/Sao_Paulo","currency":"USD","primary_country":"BR","auth_international":{"start":"2025-03-01T00:00:00Z","exception_countries":{"IN":"2025-05-01T00:00:00Z"}}}"#).unwrap();
+        let Event::Account(a) = a else { panic!() };
+        assert_eq!(a.portfolio, "B1");
+        assert_eq!(a.auth_international.unwrap().exception_countries.len(), 1);
+        let Event::Inbound(i) = one(r#"{"kind":"inbound","id":"wamid.IN1","at":"2025-07-01T10:00:00Z","waba":"W1","phone":"15550001111","user":"+5511988887777","entry_point":"ctwa"}"#).unwrap() else { panic!() };
+        assert_eq!(i.user.get(), 5_511_988_887_777);
+        assert_eq!(i.entry_point, Some(EntryPoint::Ctwa));
+        let Event::Outbound(o) = one(r#"{"kind":"outbound","id":"wamid.OUT1","at":1751364300,"waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"utility"}"#).unwrap() else { panic!() };
+        assert_eq!(o.kind, MessageKind::Template(Category::Utility));
+        assert_eq!(o.at, 1_751_364_300_000);
+        let Event::Status(s) = one(r#"{"kind":"status","id":"wamid.OUT1","at":"1751364302","status":"delivered"}"#).unwrap() else { panic!() };
+        assert_eq!(s.status, DeliveryStatus::Delivered);
+    }
+
+    #[test]
+    fn account_defaults() {
+        let Event::Account(a) = one(r#"{"kind":"account","waba":"W9","currency":"EUR"}"#).unwrap() else { panic!() };
+        assert_eq!(a.portfolio, "W9");
+        assert_eq!(a.timezone, chrono_tz::UTC);
+    }
+
+    #[test]
+    fn errors_name_line_field_and_reason() {
+        let e = one(r#"{"kind":"outbound","id":"x","at":"2025-07-01T10:00:00Z","waba":"W1","phone":"15550001111","user":"55119","type":"template"}"#).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (7, "category"));
+        let e = one(r#"{"kind":"inbound","id":"x","at":"yesterday","waba":"W1","phone":"1","user":"2"}"#).unwrap_err();
+        assert_eq!(e.field, "at");
+        assert!(e.to_string().contains("line 7: field 'at'"), "{e}");
+        let e = one(r#"{"kind":"inbound","id":"x","at":"2025-07-01T10:00:00Z","waba":"W1","phone":"1555","user":"55-11"}"#).unwrap_err();
+        assert_eq!(e.field, "user");
+        let e = one(r#"{"kind":"account","waba":"W1","currency":"USD","timezone":"Mars/Olympus"}"#).unwrap_err();
+        assert_eq!(e.field, "timezone");
+        let e = one(r#"{"kind":"account","waba":"W1"}"#).unwrap_err();
+        assert_eq!(e.field, "currency");
+        let e = one(r#"{"kind":"message"}"#).unwrap_err();
+        assert_eq!(e.field, "kind");
+        let e = one("{not json").unwrap_err();
+        assert!(e.why.contains("not a JSON object"));
+        let e = one(r#"{"kind":"outbound","id":"x","at":"2025-07-01T10:00:00Z","waba":"W1","phone":"1555","user":"5511","type":"text","category":"marketing"}"#).unwrap_err();
+        assert_eq!(e.field, "category");
+    }
+
+    #[test]
+    fn escaped_strings_are_read() {
+        let Event::Status(s) = one(r#"{"kind":"status","id":"wamid.\u0041\"q","at":"2025-07-01T10:00:00Z","status":"read"}"#).unwrap() else { panic!() };
+        assert_eq!(s.id, "wamid.A\"q");
+    }
+}

@@ -1,0 +1,236 @@
+//! Meta's WhatsApp webhook envelopes (`{"object":"whatsapp_business_account","entry":[...]}`):
+//! `messages[]` become inbound events (a `referral` from an ad or a post marks a free entry
+//! point), `statuses[]` become status events, and the `pricing`/`conversation` objects Meta
+//! attached are kept for reconciliation. Webhooks carry no template category, so outbound
+//! messages come from wabill's own `outbound` events.
+
+use crate::events::{err, msisdn, LineError, MetaPricing, Parsed, RawLine, TimeValue};
+use serde::Deserialize;
+use std::borrow::Cow;
+use wabill_rating::{DeliveryStatus, EntryPoint, Event, Inbound, Msisdn, Status};
+
+#[derive(Deserialize)]
+pub(crate) struct Entry<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    changes: Vec<Change<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Change<'a> {
+    #[serde(borrow)]
+    field: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    value: Option<Value<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Value<'a> {
+    #[serde(borrow)]
+    metadata: Option<Metadata<'a>>,
+    #[serde(borrow, default)]
+    messages: Vec<Message<'a>>,
+    #[serde(borrow, default)]
+    statuses: Vec<WebhookStatus<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Metadata<'a> {
+    #[serde(borrow)]
+    display_phone_number: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    from: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Option<TimeValue<'a>>,
+    #[serde(borrow)]
+    referral: Option<Referral<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Referral<'a> {
+    #[serde(borrow)]
+    source_type: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct WebhookStatus<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Option<TimeValue<'a>>,
+    #[serde(borrow)]
+    conversation: Option<Conversation<'a>>,
+    #[serde(borrow)]
+    pricing: Option<Pricing<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Conversation<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Pricing<'a> {
+    billable: Option<bool>,
+    #[serde(borrow)]
+    pricing_model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    category: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    pricing_type: Option<Cow<'a, str>>,
+}
+
+pub(crate) fn read_envelope<'a>(
+    raw: RawLine<'a>,
+    line: u64,
+    sink: &mut Parsed<'a>,
+) -> Result<(), LineError> {
+    match raw.object.as_deref() {
+        Some("whatsapp_business_account") => {}
+        Some(o) => {
+            return Err(err(
+                line,
+                "object",
+                format!("'{o}' is not whatsapp_business_account"),
+            ))
+        }
+        None => return Err(err(line, "object", "is missing from the webhook envelope")),
+    }
+    let entries = raw.entry.unwrap_or_default();
+    for (ei, entry) in entries.into_iter().enumerate() {
+        let waba = entry
+            .id
+            .filter(|w| !w.trim().is_empty())
+            .ok_or_else(|| err(line, &format!("entry[{ei}].id"), "is missing (the WABA id)"))?;
+        for (ci, change) in entry.changes.into_iter().enumerate() {
+            let at = |f: &str| format!("entry[{ei}].changes[{ci}].{f}");
+            if change.field.as_deref() != Some("messages") {
+                sink.ignored_webhook_items += 1;
+                continue;
+            }
+            let Some(value) = change.value else {
+                return Err(err(line, &at("value"), "is missing"));
+            };
+            let phone: Option<Msisdn> = match value.metadata.and_then(|m| m.display_phone_number) {
+                Some(p) => {
+                    let digits: String = p.chars().filter(char::is_ascii_digit).collect();
+                    Some(msisdn(&digits, line, &at("value.metadata.display_phone_number"))?)
+                }
+                None => None,
+            };
+            for (mi, m) in value.messages.into_iter().enumerate() {
+                let f = |x: &str| at(&format!("value.messages[{mi}].{x}"));
+                let phone = phone.ok_or_else(|| {
+                    err(line, &at("value.metadata.display_phone_number"), "is missing")
+                })?;
+                let entry_point = match m.referral.as_ref().and_then(|r| r.source_type.as_deref()) {
+                    Some("ad") => Some(EntryPoint::Ctwa),
+                    Some("post") => Some(EntryPoint::PageCta),
+                    _ => None,
+                };
+                let inbound = Inbound {
+                    id: m
+                        .id
+                        .filter(|i| !i.is_empty())
+                        .ok_or_else(|| err(line, &f("id"), "is missing"))?,
+                    at: m
+                        .timestamp
+                        .as_ref()
+                        .ok_or_else(|| err(line, &f("timestamp"), "is missing"))?
+                        .instant()
+                        .map_err(|why| err(line, &f("timestamp"), why))?,
+                    waba: waba.clone(),
+                    phone,
+                    user: msisdn(
+                        m.from.as_deref().ok_or_else(|| err(line, &f("from"), "is missing"))?,
+                        line,
+                        &f("from"),
+                    )?,
+                    entry_point,
+                };
+                sink.events.push(Event::Inbound(inbound));
+                sink.lines.push(line);
+            }
+            for (si, s) in value.statuses.into_iter().enumerate() {
+                let f = |x: &str| at(&format!("value.statuses[{si}].{x}"));
+                let name = s.status.as_deref().ok_or_else(|| err(line, &f("status"), "is missing"))?;
+                let Some(status) = DeliveryStatus::parse(name) else {
+                    // `deleted`, `warning`: nothing to rate.
+                    sink.ignored_webhook_items += 1;
+                    continue;
+                };
+                let id = s
+                    .id
+                    .filter(|i| !i.is_empty())
+                    .ok_or_else(|| err(line, &f("id"), "is missing"))?;
+                let at_ms = s
+                    .timestamp
+                    .as_ref()
+                    .ok_or_else(|| err(line, &f("timestamp"), "is missing"))?
+                    .instant()
+                    .map_err(|why| err(line, &f("timestamp"), why))?;
+                if let Some(p) = s.pricing {
+                    sink.meta_pricing.push(MetaPricing {
+                        id: id.clone(),
+                        status,
+                        at: at_ms,
+                        billable: p.billable,
+                        pricing_model: p.pricing_model,
+                        category: p.category,
+                        pricing_type: p.pricing_type,
+                        conversation_id: s.conversation.and_then(|c| c.id),
+                    });
+                }
+                sink.events.push(Event::Status(Status {
+                    id,
+                    at: at_ms,
+                    status,
+                }));
+                sink.lines.push(line);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::events::{parse_line, Parsed};
+    use wabill_rating::{DeliveryStatus, EntryPoint, Event};
+
+    #[test]
+    fn reads_messages_and_statuses_of_a_cbp_envelope() {
+        let line = r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"100000000000001"},"contacts":[{"profile":{"name":"A"},"wa_id":"5511988887777"}],"messages":[{"from":"5511988887777","id":"wamid.IN","timestamp":"1717236000","type":"text","text":{"body":"hi"},"referral":{"source_url":"https://fb.me/x","source_id":"1","source_type":"ad","headline":"h","ctwa_clid":"c"}}],"statuses":[{"id":"wamid.AAA","status":"sent","timestamp":"1717236000","recipient_id":"5511988887777","conversation":{"id":"c0nv0001","expiration_timestamp":"1717322400","origin":{"type":"utility"}},"pricing":{"billable":true,"pricing_model":"CBP","category":"utility"}},{"id":"wamid.AAA","status":"warning","timestamp":"1717236001"}]}}]}]}"#;
+        let mut p = Parsed::default();
+        parse_line(line, 1, &mut p).unwrap();
+        assert_eq!(p.events.len(), 2);
+        let Event::Inbound(i) = &p.events[0] else { panic!() };
+        assert_eq!(i.entry_point, Some(EntryPoint::Ctwa));
+        assert_eq!(i.waba, "102290129340398");
+        assert_eq!(i.phone.get(), 15_550_001_111);
+        let Event::Status(s) = &p.events[1] else { panic!() };
+        assert_eq!(s.status, DeliveryStatus::Sent);
+        assert_eq!(p.meta_pricing[0].conversation_id.as_deref(), Some("c0nv0001"));
+        assert_eq!(p.meta_pricing[0].pricing_model.as_deref(), Some("CBP"));
+        assert_eq!(p.ignored_webhook_items, 1);
+    }
+
+    #[test]
+    fn a_bad_item_rejects_the_whole_envelope_and_says_where() {
+        let line = r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"metadata":{"display_phone_number":"15550001111"},"statuses":[{"id":"wamid.A","status":"delivered","timestamp":"1752400100","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}},{"id":"wamid.B","status":"read"}]}}]}]}"#;
+        let mut p = Parsed::default();
+        let e = parse_line(line, 3, &mut p).unwrap_err();
+        assert_eq!(e.field, "entry[0].changes[0].value.statuses[1].timestamp");
+        assert!(p.events.is_empty() && p.meta_pricing.is_empty());
+    }
+}

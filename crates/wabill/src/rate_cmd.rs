@@ -1,0 +1,230 @@
+//! `wabill rate`: events in, one charge per outbound message out.
+
+use crate::input::{self, BadLine, Source};
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use wabill_formats::{charges, Parsed};
+use wabill_rating::{rate, Account, Charge, Decimal, Event, RateOptions, Rated, Tariff};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RateArgs {
+    /// Event files (JSON Lines or Meta webhook envelopes, one per line); `-` for standard input.
+    #[arg(required = true)]
+    pub files: Vec<String>,
+    /// A file of `account` events, in addition to those in the event files.
+    #[arg(long)]
+    pub accounts: Option<String>,
+    /// A directory of rate data to use instead of the bundled data (see `wabill rates import`).
+    #[arg(long, value_name = "DIR")]
+    pub rates: Option<PathBuf>,
+    /// Rate messages with no delivery status as delivered at their send time (unless failed).
+    #[arg(long)]
+    pub assume_delivered: bool,
+    /// Skip malformed lines (each is listed on stderr) instead of failing the run.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+    /// Print a summary table (by category × market) to stderr.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+}
+
+/// Exit code for malformed input.
+pub const EXIT_INVALID: i32 = 2;
+/// Exit code for events that cannot be rated (unknown account, missing rate, ...).
+pub const EXIT_UNRATABLE: i32 = 3;
+
+pub fn run(args: &RateArgs) -> Result<i32> {
+    let tariff = crate::tariff::load(args.rates.as_deref())?;
+    let mut sources: Vec<Source> = Vec::new();
+    if let Some(a) = &args.accounts {
+        sources.push(input::read_source(a)?);
+    }
+    for f in &args.files {
+        sources.push(input::read_source(f)?);
+    }
+    let total: u64 = sources.iter().map(|s| s.text.len() as u64).sum();
+    let progress = progress_bar(total);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let mut parsed = Parsed::default();
+    let mut bad: Vec<BadLine> = Vec::new();
+    let mut separate_accounts: Vec<Account<'_>> = Vec::new();
+    for (i, src) in sources.iter().enumerate() {
+        let (p, b) = input::parse_text(&src.name, &src.text, threads, &|n| progress.inc(n));
+        bad.extend(b);
+        if i == 0 && args.accounts.is_some() {
+            for (e, line) in p.events.into_iter().zip(p.lines) {
+                match e {
+                    Event::Account(a) => separate_accounts.push(a),
+                    _ => bad.push(BadLine {
+                        source: src.name.clone(),
+                        error: wabill_formats::LineError {
+                            line,
+                            field: "kind".into(),
+                            why: "the --accounts file holds only account events".into(),
+                        },
+                    }),
+                }
+            }
+            continue;
+        }
+        parsed.events.extend(p.events);
+        parsed.lines.extend(p.lines);
+        parsed.meta_pricing.extend(p.meta_pricing);
+        parsed.ignored_webhook_items += p.ignored_webhook_items;
+    }
+    progress.finish_and_clear();
+
+    let stderr = &mut std::io::stderr().lock();
+    if !bad.is_empty() {
+        for b in &bad {
+            writeln!(stderr, "{}: {}", b.source, b.error)?;
+        }
+        if !args.skip_invalid {
+            writeln!(
+                stderr,
+                "error: {} malformed line(s); nothing was rated (use --skip-invalid to skip them)",
+                bad.len()
+            )?;
+            return Ok(EXIT_INVALID);
+        }
+        writeln!(stderr, "skipped {} malformed line(s), listed above", bad.len())?;
+    }
+
+    let rated = rate(
+        &tariff,
+        &separate_accounts,
+        &parsed.events,
+        RateOptions {
+            assume_delivered: args.assume_delivered,
+        },
+    );
+    if !rated.errors.is_empty() {
+        report_rating_errors(stderr, &rated)?;
+        return Ok(EXIT_UNRATABLE);
+    }
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut buf = Vec::with_capacity(1 << 20);
+    if args.format == Format::Csv {
+        buf.extend_from_slice(charges::csv_header().as_bytes());
+    }
+    for c in &rated.charges {
+        match args.format {
+            Format::Jsonl => charges::write_json(&mut buf, c, &tariff),
+            Format::Csv => charges::write_csv(&mut buf, c, &tariff),
+        }
+        if buf.len() > (1 << 20) - 1024 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
+    out.flush()?;
+
+    report_notes(stderr, &rated, parsed.ignored_webhook_items)?;
+    if args.summary {
+        write_summary(stderr, &rated.charges, &tariff)?;
+    }
+    Ok(0)
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || total < 8 << 20 {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("reading {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("valid template"),
+    );
+    pb
+}
+
+fn report_rating_errors(w: &mut impl Write, rated: &Rated<'_>) -> Result<()> {
+    // Missing rates repeat per message: show each distinct cause once, with a count.
+    let mut by_cause: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    for e in &rated.errors {
+        let text = e.to_string();
+        let cause = match text.split_once(": ") {
+            Some((msg, rest)) if msg.starts_with("message ") => rest.to_string(),
+            _ => text.clone(),
+        };
+        let entry = by_cause.entry(format!("[{}] {}", e.code(), cause)).or_insert((0, text));
+        entry.0 += 1;
+    }
+    for (cause, (n, example)) in &by_cause {
+        if *n == 1 {
+            writeln!(w, "error: {example}")?;
+        } else {
+            writeln!(w, "error: {cause} ({n} messages, e.g. {})", example.split(':').next().unwrap_or(""))?;
+        }
+    }
+    writeln!(
+        w,
+        "error: {} message(s) or account(s) could not be rated; nothing was written",
+        rated.errors.len()
+    )?;
+    Ok(())
+}
+
+fn report_notes(w: &mut impl Write, rated: &Rated<'_>, ignored_webhook_items: u64) -> Result<()> {
+    let n = &rated.notes;
+    if n.duplicates > 0 {
+        writeln!(w, "note: {} repeated event(s) counted once", n.duplicates)?;
+    }
+    if n.orphan_statuses > 0 {
+        writeln!(w, "note: {} message id(s) have statuses but no outbound event, so no charge line (give their outbound events to rate them)", n.orphan_statuses)?;
+    }
+    if n.non_template_outside_window > 0 {
+        writeln!(w, "note: {} delivered non-template message(s) were sent with no customer service window open in the input (an inbound message is probably missing)", n.non_template_outside_window)?;
+    }
+    if ignored_webhook_items > 0 {
+        writeln!(w, "note: {ignored_webhook_items} webhook item(s) carry nothing to rate (other fields, warning/deleted statuses)")?;
+    }
+    Ok(())
+}
+
+/// Messages, charged messages and amount by currency × category × market, with totals.
+pub fn write_summary(w: &mut impl Write, charges: &[Charge<'_>], tariff: &Tariff) -> Result<()> {
+    #[derive(Default)]
+    struct Row {
+        messages: u64,
+        charged: u64,
+        amount: Decimal,
+    }
+    let mut rows: BTreeMap<(&str, &str, &str), Row> = BTreeMap::new();
+    let mut totals: BTreeMap<&str, Row> = BTreeMap::new();
+    for c in charges {
+        let r = rows
+            .entry((c.currency.as_str(), c.category.as_str(), tariff.markets.market_name(c.market)))
+            .or_default();
+        let t = totals.entry(c.currency.as_str()).or_default();
+        for x in [r, t] {
+            x.messages += 1;
+            x.charged += u64::from(c.billable());
+            x.amount += c.amount;
+        }
+    }
+    writeln!(w, "{:<8} {:<29} {:<34} {:>10} {:>10} {:>16}", "currency", "category", "market", "messages", "charged", "amount")?;
+    for ((cur, cat, market), r) in &rows {
+        writeln!(w, "{cur:<8} {cat:<29} {market:<34} {:>10} {:>10} {:>16}", r.messages, r.charged, r.amount.to_string())?;
+    }
+    for (cur, r) in &totals {
+        writeln!(w, "{cur:<8} {:<29} {:<34} {:>10} {:>10} {:>16}", "total", "", r.messages, r.charged, r.amount.to_string())?;
+    }
+    Ok(())
+}
