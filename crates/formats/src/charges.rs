@@ -179,6 +179,9 @@ mod tests {
         let mut v = Vec::new();
         json_str(&mut v, "a\"b\\c\nd\u{1}é");
         let s = String::from_utf8(v).unwrap();
-        assert_eq!(serde_json::from_str::<String>(&s).unwrap(), "a\"b\\c\nd\u{1}é");
+        assert_eq!(
+            serde_json::from_str::<String>(&s).unwrap(),
+            "a\"b\\c\nd\u{1}é"
+        );
     }
 }

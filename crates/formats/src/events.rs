@@ -27,7 +27,11 @@ impl fmt::Display for LineError {
         if self.field.is_empty() {
             write!(f, "line {}: {}", self.line, self.why)
         } else {
-            write!(f, "line {}: field '{}': {}", self.line, self.field, self.why)
+            write!(
+                f,
+                "line {}: field '{}': {}",
+                self.line, self.field, self.why
+            )
         }
     }
 }
@@ -76,7 +80,11 @@ pub fn parse_line<'a>(text: &'a str, line: u64, sink: &mut Parsed<'a>) -> Result
         field: String::new(),
         why: format!("not a JSON object: {e}"),
     })?;
-    let mark = (sink.events.len(), sink.meta_pricing.len(), sink.ignored_webhook_items);
+    let mark = (
+        sink.events.len(),
+        sink.meta_pricing.len(),
+        sink.ignored_webhook_items,
+    );
     let r = if raw.object.is_some() || raw.entry.is_some() {
         webhook::read_envelope(raw, line, sink)
     } else {
@@ -190,12 +198,22 @@ pub(crate) fn err(line: u64, field: &str, why: impl Into<String>) -> LineError {
     }
 }
 
-fn required<'x, T>(v: &'x Option<T>, line: u64, field: &str, kind: &str) -> Result<&'x T, LineError> {
+fn required<'x, T>(
+    v: &'x Option<T>,
+    line: u64,
+    field: &str,
+    kind: &str,
+) -> Result<&'x T, LineError> {
     v.as_ref()
         .ok_or_else(|| err(line, field, format!("is required for a {kind} event")))
 }
 
-fn non_empty<'a>(v: &Option<Cow<'a, str>>, line: u64, field: &str, kind: &str) -> Result<Cow<'a, str>, LineError> {
+fn non_empty<'a>(
+    v: &Option<Cow<'a, str>>,
+    line: u64,
+    field: &str,
+    kind: &str,
+) -> Result<Cow<'a, str>, LineError> {
     let s = required(v, line, field, kind)?;
     if s.trim().is_empty() {
         return Err(err(line, field, "is empty"));
@@ -207,7 +225,12 @@ pub(crate) fn msisdn(v: &str, line: u64, field: &str) -> Result<Msisdn, LineErro
     Msisdn::parse(v).map_err(|why| err(line, field, format!("'{v}' {why}")))
 }
 
-fn instant(v: &Option<TimeValue<'_>>, line: u64, field: &str, kind: &str) -> Result<UnixMs, LineError> {
+fn instant(
+    v: &Option<TimeValue<'_>>,
+    line: u64,
+    field: &str,
+    kind: &str,
+) -> Result<UnixMs, LineError> {
     required(v, line, field, kind)?
         .instant()
         .map_err(|why| err(line, field, why))
@@ -219,13 +242,17 @@ fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, LineError> {
         .as_deref()
         .ok_or_else(|| err(line, "kind", "is missing (account, inbound, outbound or status), and the line is not a Meta webhook envelope"))?;
     match kind {
-        "account" => read_account(raw, line).map(Event::Account),
+        "account" => read_account(raw, line).map(|a| Event::Account(Box::new(a))),
         "inbound" => {
             let k = "inbound";
             let entry_point = match raw.entry_point.as_deref() {
                 None => None,
                 Some(s) => Some(EntryPoint::parse(s).ok_or_else(|| {
-                    err(line, "entry_point", format!("'{s}' is not ctwa or page_cta"))
+                    err(
+                        line,
+                        "entry_point",
+                        format!("'{s}' is not ctwa or page_cta"),
+                    )
                 })?),
             };
             Ok(Event::Inbound(Inbound {
@@ -287,7 +314,11 @@ fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, LineError> {
             let k = "status";
             let s = required(&raw.status, line, "status", k)?;
             let status = DeliveryStatus::parse(s).ok_or_else(|| {
-                err(line, "status", format!("'{s}' is not sent, delivered, read or failed"))
+                err(
+                    line,
+                    "status",
+                    format!("'{s}' is not sent, delivered, read or failed"),
+                )
             })?;
             Ok(Event::Status(Status {
                 id: non_empty(&raw.id, line, "id", k)?,
@@ -308,18 +339,31 @@ fn read_account<'a>(raw: RawLine<'a>, line: u64) -> Result<Account<'a>, LineErro
     let waba = non_empty(&raw.waba, line, "waba", k)?;
     let timezone = match raw.timezone.as_deref() {
         None => chrono_tz::UTC,
-        Some(tz) => tz
-            .parse()
-            .map_err(|_| err(line, "timezone", format!("'{tz}' is not an IANA timezone name")))?,
+        Some(tz) => tz.parse().map_err(|_| {
+            err(
+                line,
+                "timezone",
+                format!("'{tz}' is not an IANA timezone name"),
+            )
+        })?,
     };
     let c = required(&raw.currency, line, "currency", k)?;
-    let currency = Currency::parse(c)
-        .ok_or_else(|| err(line, "currency", format!("'{c}' is not an ISO 4217 code like USD")))?;
+    let currency = Currency::parse(c).ok_or_else(|| {
+        err(
+            line,
+            "currency",
+            format!("'{c}' is not an ISO 4217 code like USD"),
+        )
+    })?;
     let country = |c: &Cow<'a, str>, field: &str| {
         if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(c.clone())
         } else {
-            Err(err(line, field, format!("'{c}' is not an ISO 3166 alpha-2 code like BR")))
+            Err(err(
+                line,
+                field,
+                format!("'{c}' is not an ISO 3166 alpha-2 code like BR"),
+            ))
         }
     };
     let primary_country = raw
@@ -377,13 +421,21 @@ mod tests {
         let Event::Outbound(o) = one(r#"{"kind":"outbound","id":"wamid.OUT1","at":1751364300,"waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"utility"}"#).unwrap() else { panic!() };
         assert_eq!(o.kind, MessageKind::Template(Category::Utility));
         assert_eq!(o.at, 1_751_364_300_000);
-        let Event::Status(s) = one(r#"{"kind":"status","id":"wamid.OUT1","at":"1751364302","status":"delivered"}"#).unwrap() else { panic!() };
+        let Event::Status(s) =
+            one(r#"{"kind":"status","id":"wamid.OUT1","at":"1751364302","status":"delivered"}"#)
+                .unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(s.status, DeliveryStatus::Delivered);
     }
 
     #[test]
     fn account_defaults() {
-        let Event::Account(a) = one(r#"{"kind":"account","waba":"W9","currency":"EUR"}"#).unwrap() else { panic!() };
+        let Event::Account(a) = one(r#"{"kind":"account","waba":"W9","currency":"EUR"}"#).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(a.portfolio, "W9");
         assert_eq!(a.timezone, chrono_tz::UTC);
     }
@@ -392,12 +444,16 @@ mod tests {
     fn errors_name_line_field_and_reason() {
         let e = one(r#"{"kind":"outbound","id":"x","at":"2025-07-01T10:00:00Z","waba":"W1","phone":"15550001111","user":"55119","type":"template"}"#).unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (7, "category"));
-        let e = one(r#"{"kind":"inbound","id":"x","at":"yesterday","waba":"W1","phone":"1","user":"2"}"#).unwrap_err();
+        let e = one(
+            r#"{"kind":"inbound","id":"x","at":"yesterday","waba":"W1","phone":"1","user":"2"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.field, "at");
         assert!(e.to_string().contains("line 7: field 'at'"), "{e}");
         let e = one(r#"{"kind":"inbound","id":"x","at":"2025-07-01T10:00:00Z","waba":"W1","phone":"1555","user":"55-11"}"#).unwrap_err();
         assert_eq!(e.field, "user");
-        let e = one(r#"{"kind":"account","waba":"W1","currency":"USD","timezone":"Mars/Olympus"}"#).unwrap_err();
+        let e = one(r#"{"kind":"account","waba":"W1","currency":"USD","timezone":"Mars/Olympus"}"#)
+            .unwrap_err();
         assert_eq!(e.field, "timezone");
         let e = one(r#"{"kind":"account","waba":"W1"}"#).unwrap_err();
         assert_eq!(e.field, "currency");

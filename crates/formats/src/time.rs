@@ -30,7 +30,14 @@ pub fn unix_seconds(s: &str) -> Result<UnixMs, String> {
 
 /// The common case, `YYYY-MM-DDTHH:MM:SSZ`, without a general parser.
 fn fast_rfc3339_utc(b: &[u8]) -> Option<UnixMs> {
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
         return None;
     }
     let n = |i: usize, len: usize| -> Option<i64> {
@@ -119,18 +126,35 @@ mod tests {
 
     #[test]
     fn parses_the_accepted_forms() {
-        assert_eq!(parse_instant("2025-07-01T10:00:00Z").unwrap(), 1_751_364_000_000);
-        assert_eq!(parse_instant("2025-07-01T07:00:00-03:00").unwrap(), 1_751_364_000_000);
-        assert_eq!(parse_instant("2025-07-01T10:00:00.250Z").unwrap(), 1_751_364_000_250);
+        assert_eq!(
+            parse_instant("2025-07-01T10:00:00Z").unwrap(),
+            1_751_364_000_000
+        );
+        assert_eq!(
+            parse_instant("2025-07-01T07:00:00-03:00").unwrap(),
+            1_751_364_000_000
+        );
+        assert_eq!(
+            parse_instant("2025-07-01T10:00:00.250Z").unwrap(),
+            1_751_364_000_250
+        );
         assert_eq!(parse_instant("1751364000").unwrap(), 1_751_364_000_000);
         assert!(parse_instant("2025-07-01 10:00:00").is_err());
         assert!(parse_instant("2025-02-30T10:00:00Z").is_err());
-        assert!(parse_instant("2025-07-01T10:00:00").is_err(), "an offset is required");
+        assert!(
+            parse_instant("2025-07-01T10:00:00").is_err(),
+            "an offset is required"
+        );
     }
 
     #[test]
     fn formats_round_trip() {
-        for s in ["2025-07-01T10:00:00Z", "2024-02-29T23:59:59Z", "2026-10-01T00:00:00.500Z", "1970-01-01T00:00:00Z"] {
+        for s in [
+            "2025-07-01T10:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2026-10-01T00:00:00.500Z",
+            "1970-01-01T00:00:00Z",
+        ] {
             assert_eq!(format_instant(parse_instant(s).unwrap()), s);
         }
         for days in [-1000, 0, 19_000, 20_000, 40_000] {

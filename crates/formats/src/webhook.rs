@@ -124,14 +124,22 @@ pub(crate) fn read_envelope<'a>(
             let phone: Option<Msisdn> = match value.metadata.and_then(|m| m.display_phone_number) {
                 Some(p) => {
                     let digits: String = p.chars().filter(char::is_ascii_digit).collect();
-                    Some(msisdn(&digits, line, &at("value.metadata.display_phone_number"))?)
+                    Some(msisdn(
+                        &digits,
+                        line,
+                        &at("value.metadata.display_phone_number"),
+                    )?)
                 }
                 None => None,
             };
             for (mi, m) in value.messages.into_iter().enumerate() {
                 let f = |x: &str| at(&format!("value.messages[{mi}].{x}"));
                 let phone = phone.ok_or_else(|| {
-                    err(line, &at("value.metadata.display_phone_number"), "is missing")
+                    err(
+                        line,
+                        &at("value.metadata.display_phone_number"),
+                        "is missing",
+                    )
                 })?;
                 let entry_point = match m.referral.as_ref().and_then(|r| r.source_type.as_deref()) {
                     Some("ad") => Some(EntryPoint::Ctwa),
@@ -152,7 +160,9 @@ pub(crate) fn read_envelope<'a>(
                     waba: waba.clone(),
                     phone,
                     user: msisdn(
-                        m.from.as_deref().ok_or_else(|| err(line, &f("from"), "is missing"))?,
+                        m.from
+                            .as_deref()
+                            .ok_or_else(|| err(line, &f("from"), "is missing"))?,
                         line,
                         &f("from"),
                     )?,
@@ -163,16 +173,18 @@ pub(crate) fn read_envelope<'a>(
             }
             for (si, s) in value.statuses.into_iter().enumerate() {
                 let f = |x: &str| at(&format!("value.statuses[{si}].{x}"));
-                let name = s.status.as_deref().ok_or_else(|| err(line, &f("status"), "is missing"))?;
+                let name = s
+                    .status
+                    .as_deref()
+                    .ok_or_else(|| err(line, &f("status"), "is missing"))?;
                 let Some(status) = DeliveryStatus::parse(name) else {
                     // `deleted`, `warning`: nothing to rate.
                     sink.ignored_webhook_items += 1;
                     continue;
                 };
-                let id = s
-                    .id
-                    .filter(|i| !i.is_empty())
-                    .ok_or_else(|| err(line, &f("id"), "is missing"))?;
+                let id =
+                    s.id.filter(|i| !i.is_empty())
+                        .ok_or_else(|| err(line, &f("id"), "is missing"))?;
                 let at_ms = s
                     .timestamp
                     .as_ref()
@@ -214,13 +226,20 @@ mod tests {
         let mut p = Parsed::default();
         parse_line(line, 1, &mut p).unwrap();
         assert_eq!(p.events.len(), 2);
-        let Event::Inbound(i) = &p.events[0] else { panic!() };
+        let Event::Inbound(i) = &p.events[0] else {
+            panic!()
+        };
         assert_eq!(i.entry_point, Some(EntryPoint::Ctwa));
         assert_eq!(i.waba, "102290129340398");
         assert_eq!(i.phone.get(), 15_550_001_111);
-        let Event::Status(s) = &p.events[1] else { panic!() };
+        let Event::Status(s) = &p.events[1] else {
+            panic!()
+        };
         assert_eq!(s.status, DeliveryStatus::Sent);
-        assert_eq!(p.meta_pricing[0].conversation_id.as_deref(), Some("c0nv0001"));
+        assert_eq!(
+            p.meta_pricing[0].conversation_id.as_deref(),
+            Some("c0nv0001")
+        );
         assert_eq!(p.meta_pricing[0].pricing_model.as_deref(), Some("CBP"));
         assert_eq!(p.ignored_webhook_items, 1);
     }

@@ -136,7 +136,7 @@ pub struct Status<'a> {
 /// One input line.
 #[derive(Clone, PartialEq, Debug)]
 pub enum Event<'a> {
-    Account(Account<'a>),
+    Account(Box<Account<'a>>),
     Inbound(Inbound<'a>),
     Outbound(Outbound<'a>),
     Status(Status<'a>),

@@ -15,11 +15,14 @@ pub mod rates;
 pub mod tariff;
 pub mod time;
 
-pub use event::{Account, AuthInternational, DeliveryStatus, Event, Inbound, MessageKind, Msisdn, Outbound, Status};
+pub use event::{
+    Account, AuthInternational, DeliveryStatus, Event, Inbound, MessageKind, Msisdn, Outbound,
+    Status,
+};
 pub use markets::{CountryId, MarketId, MarketTable};
 pub use model::{Category, EntryPoint, Era, PricingModel, PricingType};
 pub use money::{Currency, Decimal};
-pub use rater::{rate, Charge, Notes, RateOptions, Rated, RatingError};
+pub use rater::{rate, Charge, Notes, RateOptions, Rated, RatingError, StateStats};
 pub use rates::{RateBook, RateKey, RateVersion, TierRange};
 pub use tariff::Tariff;
 pub use time::{Date, Month, UnixMs};

@@ -84,10 +84,16 @@ impl MarketTable {
             let get = |i: usize| rec.get(i).unwrap_or("").trim();
             let iso2 = get(c_iso);
             if iso2.len() != 2 || !iso2.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(err(format!("country_iso2 '{iso2}' is not two capital letters")));
+                return Err(err(format!(
+                    "country_iso2 '{iso2}' is not two capital letters"
+                )));
             }
-            let from = Date::parse(get(c_from))
-                .ok_or_else(|| err(format!("effective_from '{}' is not YYYY-MM-DD", get(c_from))))?;
+            let from = Date::parse(get(c_from)).ok_or_else(|| {
+                err(format!(
+                    "effective_from '{}' is not YYYY-MM-DD",
+                    get(c_from)
+                ))
+            })?;
             let to = match get(c_to) {
                 "" => None,
                 s => Some(
@@ -116,10 +122,9 @@ impl MarketTable {
                 }
             };
             let periods = &mut t.countries[country.0 as usize].periods;
-            if periods
-                .iter()
-                .any(|&(f, tt, _)| from <= tt.unwrap_or(Date(i32::MAX)) && f <= to.unwrap_or(Date(i32::MAX)))
-            {
+            if periods.iter().any(|&(f, tt, _)| {
+                from <= tt.unwrap_or(Date(i32::MAX)) && f <= to.unwrap_or(Date(i32::MAX))
+            }) {
                 return Err(err(format!("{iso2} has overlapping periods")));
             }
             periods.push((from, to, market));
@@ -242,15 +247,27 @@ mod tests {
             lookup(&t, "12125551234", "2025-01-01"),
             ("US".into(), "North America".into())
         );
-        assert_eq!(lookup(&t, "18095551234", "2025-01-01").1, "Rest of Latin America");
+        assert_eq!(
+            lookup(&t, "18095551234", "2025-01-01").1,
+            "Rest of Latin America"
+        );
     }
 
     #[test]
     fn kazakhstan_shares_plus_seven_with_russia() {
         let t = table();
-        assert_eq!(lookup(&t, "77011234567", "2026-09-30"), ("KZ".into(), "Rest of Central & Eastern Europe".into()));
-        assert_eq!(lookup(&t, "77011234567", "2026-10-01"), ("KZ".into(), "Kazakhstan".into()));
-        assert_eq!(lookup(&t, "79161234567", "2026-10-01"), ("RU".into(), "Russia".into()));
+        assert_eq!(
+            lookup(&t, "77011234567", "2026-09-30"),
+            ("KZ".into(), "Rest of Central & Eastern Europe".into())
+        );
+        assert_eq!(
+            lookup(&t, "77011234567", "2026-10-01"),
+            ("KZ".into(), "Kazakhstan".into())
+        );
+        assert_eq!(
+            lookup(&t, "79161234567", "2026-10-01"),
+            ("RU".into(), "Russia".into())
+        );
     }
 
     #[test]
@@ -258,15 +275,22 @@ mod tests {
         let t = table();
         assert_eq!(lookup(&t, "263771234567", "2025-09-30").1, "Other");
         assert_eq!(lookup(&t, "263771234567", "2025-10-01").1, "Rest of Africa");
-        assert_eq!(lookup(&t, "48501234567", "2026-06-30").1, "Rest of Central & Eastern Europe");
+        assert_eq!(
+            lookup(&t, "48501234567", "2026-06-30").1,
+            "Rest of Central & Eastern Europe"
+        );
         assert_eq!(lookup(&t, "48501234567", "2026-07-01").1, "Poland");
         assert_eq!(lookup(&t, "8801712345678", "2026-10-01").1, "Bangladesh");
-        assert_eq!(lookup(&t, "441234567890", "2026-10-01"), ("GB".into(), "United Kingdom".into()));
+        assert_eq!(
+            lookup(&t, "441234567890", "2026-10-01"),
+            ("GB".into(), "United Kingdom".into())
+        );
     }
 
     #[test]
     fn conflicting_calling_codes_are_rejected() {
-        let csv = "country_iso2,country_name,calling_code,market,effective_from,effective_to,basis\n\
+        let csv =
+            "country_iso2,country_name,calling_code,market,effective_from,effective_to,basis\n\
                    AA,A,99,Other,2023-06-01,,meta_list\nBB,B,99,Other,2023-06-01,,meta_list\n";
         let e = MarketTable::from_csv(csv).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("'99'"), "{e}");

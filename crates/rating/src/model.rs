@@ -137,7 +137,10 @@ impl Era {
     pub fn starts() -> [(Era, Date); 4] {
         [
             (Era::Cbp, Date::from_ymd(2023, 6, 1).expect("date")),
-            (Era::CbpFreeService, Date::from_ymd(2024, 11, 1).expect("date")),
+            (
+                Era::CbpFreeService,
+                Date::from_ymd(2024, 11, 1).expect("date"),
+            ),
             (Era::Pmp, Date::from_ymd(2025, 7, 1).expect("date")),
             (
                 Era::PmpChargedService,

@@ -103,7 +103,10 @@ impl FromStr for Decimal {
         }
         let mut f: i128 = 0;
         for i in 0..SCALE as usize {
-            let d = frac_trim.as_bytes().get(i).map_or(0, |b| (b - b'0') as i128);
+            let d = frac_trim
+                .as_bytes()
+                .get(i)
+                .map_or(0, |b| (b - b'0') as i128);
             f = f * 10 + d;
         }
         let nanos = v * ONE + f;
@@ -126,7 +129,7 @@ impl fmt::Display for Decimal {
         write!(f, "{int}")?;
         if frac != 0 {
             let mut digits = SCALE as usize;
-            while frac % 10 == 0 {
+            while frac.is_multiple_of(10) {
                 frac /= 10;
                 digits -= 1;
             }
@@ -204,8 +207,8 @@ impl Currency {
     /// Digits of the currency's minor unit (ISO 4217), for invoice rounding.
     pub fn minor_digits(&self) -> u32 {
         match self.as_str() {
-            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-            | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF"
+            | "UGX" | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
             "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
             _ => 2,
         }
@@ -248,9 +251,18 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_exact_decimal() {
-        assert!(matches!("1e3".parse::<Decimal>(), Err(DecimalError::Syntax(_))));
-        assert!(matches!("".parse::<Decimal>(), Err(DecimalError::Syntax(_))));
-        assert!(matches!("1.2.3".parse::<Decimal>(), Err(DecimalError::Syntax(_))));
+        assert!(matches!(
+            "1e3".parse::<Decimal>(),
+            Err(DecimalError::Syntax(_))
+        ));
+        assert!(matches!(
+            "".parse::<Decimal>(),
+            Err(DecimalError::Syntax(_))
+        ));
+        assert!(matches!(
+            "1.2.3".parse::<Decimal>(),
+            Err(DecimalError::Syntax(_))
+        ));
         assert!(matches!(
             "0.0000000001".parse::<Decimal>(),
             Err(DecimalError::TooPrecise(_))
@@ -259,7 +271,7 @@ mod tests {
 
     #[test]
     fn sums_are_exact_where_floats_are_not() {
-        let total: Decimal = std::iter::repeat(d("0.1")).take(10).sum();
+        let total: Decimal = std::iter::repeat_n(d("0.1"), 10).sum();
         assert_eq!(total, d("1"));
         assert_eq!(d("0.0618").times(1_000_000), d("61800"));
     }

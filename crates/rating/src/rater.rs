@@ -63,7 +63,9 @@ impl Charge<'_> {
 /// Why a message (or an account) could not be rated. Stable codes, see [`RatingError::code`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RatingError {
-    #[error("message {id}: WABA '{waba}' has no account (give it with an account event or --accounts)")]
+    #[error(
+        "message {id}: WABA '{waba}' has no account (give it with an account event or --accounts)"
+    )]
     UnknownAccount { id: String, waba: String },
     #[error("account '{waba}': {why}")]
     InvalidAccount { waba: String, why: String },
@@ -120,12 +122,24 @@ pub struct Notes {
     pub non_template_outside_window: u64,
 }
 
+/// Size of the rater's state after a run, for capacity planning and benchmarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateStats {
+    /// (business phone, user) pairs seen.
+    pub pairs: u64,
+    /// Bytes held by the per-pair table (entries and control bytes, at its current capacity).
+    pub pair_bytes: u64,
+    /// Bytes held by everything else: open CBP conversations, monthly counters, id tables.
+    pub other_bytes: u64,
+}
+
 /// The result of rating a set of events: charges in (send instant, id) order, errors, notes.
 #[derive(Debug, Default)]
 pub struct Rated<'e> {
     pub charges: Vec<Charge<'e>>,
     pub errors: Vec<RatingError>,
     pub notes: Notes,
+    pub state: StateStats,
 }
 
 /// Rates a set of events. Accounts may be among the events or given separately.
@@ -156,33 +170,42 @@ pub fn rate<'e>(
                 let Event::Outbound(ob) = &events[step.idx as usize] else {
                     unreachable!()
                 };
-                let delivery = timeline.delivery(ob.id.as_ref());
+                let delivery = Delivery {
+                    delivered_at: (step.delivered_at != NEVER).then_some(step.delivered_at),
+                    failed: step.failed,
+                };
                 match machine.outbound(step.idx, ob, delivery, events) {
                     Ok(c) => out.charges.push(c),
                     Err(e) => out.errors.push(e),
                 }
             }
+            StepKind::Status => unreachable!("statuses are folded into their outbound step"),
         }
     }
     out.notes.non_template_outside_window = machine.non_template_outside_window;
-    out.notes.orphan_statuses = timeline.orphan_statuses(events);
+    out.state = machine.stats();
+    out.notes.orphan_statuses = timeline.orphan_statuses;
     out
 }
 
 // ---------------------------------------------------------------------------------------------
 // The timeline: deduplicated, joined, ordered.
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 enum StepKind {
     Inbound = 0,
     Outbound = 1,
+    Status = 2,
 }
 
+/// One inbound or outbound message on the timeline, with (for outbound) what its statuses say.
 #[derive(Clone, Copy)]
 struct Step {
     at: UnixMs,
+    delivered_at: UnixMs,
     idx: u32,
     kind: StepKind,
+    failed: bool,
 }
 
 /// What the statuses of one message say.
@@ -196,24 +219,91 @@ pub struct Delivery {
 struct Timeline<'e> {
     accounts: BTreeMap<&'e str, &'e Account<'e>>,
     steps: Vec<Step>,
-    statuses: FxHashMap<&'e str, Delivery>,
-    outbound_ids: FxHashMap<&'e str, u32>,
     outbound_count: usize,
+    orphan_statuses: u64,
+}
+
+/// An event reduced to what the join needs, keyed by a 128-bit fingerprint of its id.
+#[derive(Clone, Copy)]
+struct IdKey {
+    fp: (u64, u64),
+    at: UnixMs,
+    idx: u32,
+    kind: StepKind,
+    status: Option<DeliveryStatus>,
+}
+
+/// A 128-bit fingerprint of an id: two independent 64-bit mixes of its bytes. Events are
+/// grouped by fingerprint, so the join never reads the ids themselves (which lie scattered in
+/// memory) in fingerprint order. Two different ids share a fingerprint with probability about
+/// n²/2¹²⁹ (10⁻²⁵ for ten million ids): far below the rate of undetected memory errors.
+fn fingerprint(id: &str) -> (u64, u64) {
+    let b = id.as_bytes();
+    let mut h1: u64 = 0x243F_6A88_85A3_08D3 ^ b.len() as u64;
+    let mut h2: u64 = 0x1319_8A2E_0370_7344 ^ (b.len() as u64).rotate_left(32);
+    let mut chunks = b.chunks_exact(8);
+    let mut mix = |w: u64| {
+        h1 = (h1 ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+        h2 = (h2 ^ w.rotate_left(17))
+            .wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+            .rotate_left(31);
+    };
+    for c in &mut chunks {
+        mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        mix(u64::from_le_bytes(last) ^ 0x80);
+    }
+    (splitmix(h1), splitmix(h2 ^ 0x5851_F42D_4C95_7F2D))
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Sorts by (fingerprint, kind, idx): one scatter pass on the top 16 bits, then small sorts.
+/// Sorting keeps the join sequential in memory, where a hash table of millions of ids would not.
+fn sort_keys(keys: Vec<IdKey>) -> Vec<IdKey> {
+    const BITS: u32 = 16;
+    let bucket = |k: &IdKey| (k.fp.0 >> (64 - BITS)) as usize;
+    let mut starts = vec![0usize; (1 << BITS) + 1];
+    for k in &keys {
+        starts[bucket(k) + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut next = starts.clone();
+    let mut out = keys.clone();
+    for k in keys {
+        let b = bucket(&k);
+        out[next[b]] = k;
+        next[b] += 1;
+    }
+    for w in starts.windows(2) {
+        if w[1] - w[0] > 1 {
+            out[w[0]..w[1]].sort_unstable_by_key(|k| (k.fp, k.kind, k.idx));
+        }
+    }
+    out
 }
 
 impl<'e> Timeline<'e> {
     fn build(accounts: &'e [Account<'e>], events: &'e [Event<'e>], out: &mut Rated<'e>) -> Self {
         let mut t = Timeline {
             accounts: BTreeMap::new(),
-            steps: Vec::with_capacity(events.len()),
-            statuses: FxHashMap::default(),
-            outbound_ids: FxHashMap::default(),
+            steps: Vec::new(),
             outbound_count: 0,
+            orphan_statuses: 0,
         };
-        let mut inbound_ids: FxHashMap<&'e str, u32> = FxHashMap::default();
         let mut conflicting_accounts = Vec::new();
         let account_iter = accounts.iter().chain(events.iter().filter_map(|e| match e {
-            Event::Account(a) => Some(a),
+            Event::Account(a) => Some(&**a),
             _ => None,
         }));
         for a in account_iter {
@@ -234,96 +324,132 @@ impl<'e> Timeline<'e> {
             });
         }
 
-        let mut conflicts: Vec<(&'e str, &'static str)> = Vec::new();
-        for (i, e) in events.iter().enumerate() {
-            let i = i as u32;
-            match e {
-                Event::Account(_) => {}
-                Event::Inbound(ib) => match inbound_ids.get(ib.id.as_ref()) {
-                    None => {
-                        inbound_ids.insert(ib.id.as_ref(), i);
-                        t.steps.push(Step {
-                            at: ib.at,
-                            idx: i,
-                            kind: StepKind::Inbound,
-                        });
-                    }
-                    Some(&j) if events[j as usize] == *e => out.notes.duplicates += 1,
-                    Some(_) => conflicts.push((ib.id.as_ref(), "inbound")),
-                },
-                Event::Outbound(ob) => match t.outbound_ids.get(ob.id.as_ref()) {
-                    None => {
-                        t.outbound_ids.insert(ob.id.as_ref(), i);
-                        t.steps.push(Step {
-                            at: ob.at,
-                            idx: i,
-                            kind: StepKind::Outbound,
-                        });
-                    }
-                    Some(&j) if events[j as usize] == *e => out.notes.duplicates += 1,
-                    Some(_) => conflicts.push((ob.id.as_ref(), "outbound")),
-                },
-                Event::Status(st) => {
-                    let d = t.statuses.entry(st.id.as_ref()).or_default();
-                    match st.status {
-                        DeliveryStatus::Delivered | DeliveryStatus::Read => {
-                            d.delivered_at = Some(d.delivered_at.map_or(st.at, |x| x.min(st.at)));
-                        }
-                        DeliveryStatus::Failed => d.failed = true,
-                        DeliveryStatus::Sent => {}
-                    }
-                }
-            }
-        }
-        if !conflicts.is_empty() {
-            // A conflicting id is reported and all its versions are left out, whatever the order.
-            conflicts.sort_unstable();
-            conflicts.dedup();
-            for &(id, kind) in &conflicts {
-                out.errors.push(RatingError::ConflictingDuplicate {
-                    id: id.to_string(),
+        // Join: group every event by id, in one sorted pass.
+        let keys: Vec<IdKey> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let (id, at, kind, status) = match e {
+                    Event::Account(_) => return None,
+                    Event::Inbound(x) => (&x.id, x.at, StepKind::Inbound, None),
+                    Event::Outbound(x) => (&x.id, x.at, StepKind::Outbound, None),
+                    Event::Status(x) => (&x.id, x.at, StepKind::Status, Some(x.status)),
+                };
+                Some(IdKey {
+                    fp: fingerprint(id),
+                    at,
+                    idx: i as u32,
                     kind,
+                    status,
+                })
+            })
+            .collect();
+        let keys = sort_keys(keys);
+        t.steps.reserve(keys.len() / 2);
+        let mut conflicts: Vec<(&'e str, &'static str)> = Vec::new();
+        for run in keys.chunk_by(|a, b| a.fp == b.fp) {
+            t.join_one_id(run, events, out, &mut conflicts);
+        }
+        conflicts.sort_unstable();
+        for (id, kind) in conflicts {
+            out.errors.push(RatingError::ConflictingDuplicate {
+                id: id.to_string(),
+                kind,
+            });
+        }
+        // Order by (instant, kind), then by id within runs of equal (instant, kind) only, so
+        // that ids (strings elsewhere in memory) are read just where they decide.
+        t.steps.sort_unstable_by_key(|s| (s.at, s.kind, s.idx));
+        let mut i = 0;
+        while i < t.steps.len() {
+            let mut j = i + 1;
+            while j < t.steps.len()
+                && (t.steps[j].at, t.steps[j].kind) == (t.steps[i].at, t.steps[i].kind)
+            {
+                j += 1;
+            }
+            if j - i > 1 {
+                t.steps[i..j].sort_unstable_by(|a, b| {
+                    event_id(&events[a.idx as usize]).cmp(event_id(&events[b.idx as usize]))
                 });
             }
-            let bad: rustc_hash::FxHashSet<(&str, StepKind)> = conflicts
-                .iter()
-                .map(|&(id, k)| {
-                    (
-                        id,
-                        if k == "inbound" {
-                            StepKind::Inbound
-                        } else {
-                            StepKind::Outbound
-                        },
-                    )
-                })
-                .collect();
-            t.steps
-                .retain(|s| !bad.contains(&(event_id(&events[s.idx as usize]), s.kind)));
-            for &(id, k) in &conflicts {
-                if k == "outbound" {
-                    t.outbound_ids.remove(id);
-                }
-            }
+            i = j;
         }
-        t.outbound_count = t.outbound_ids.len();
-        t.steps.sort_unstable_by(|a, b| {
-            (a.at, a.kind)
-                .cmp(&(b.at, b.kind))
-                .then_with(|| event_id(&events[a.idx as usize]).cmp(event_id(&events[b.idx as usize])))
-        });
         t
     }
 
-    fn delivery(&self, id: &str) -> Delivery {
-        self.statuses.get(id).copied().unwrap_or_default()
-    }
-
-    fn orphan_statuses(&self, _events: &[Event<'_>]) -> u64 {
-        self.statuses
-            .keys()
-            .filter(|id| !self.outbound_ids.contains_key(*id))
-            .count() as u64
+    /// Takes the events of one id (sorted by kind, then position): keeps one inbound and one
+    /// outbound (identical repeats are counted, different ones are conflicts), and folds the
+    /// statuses into the outbound's delivery.
+    fn join_one_id(
+        &mut self,
+        run: &[IdKey],
+        events: &'e [Event<'e>],
+        out: &mut Rated<'e>,
+        conflicts: &mut Vec<(&'e str, &'static str)>,
+    ) {
+        let mut delivered_at = NEVER;
+        let mut failed = false;
+        let mut has_status = false;
+        let mut outbound: Option<(u32, UnixMs)> = None;
+        for same_kind in run.chunk_by(|a, b| a.kind == b.kind) {
+            let first = same_kind[0];
+            match first.kind {
+                StepKind::Inbound | StepKind::Outbound => {
+                    // Repeats are rare: only then are the events themselves compared.
+                    let e = &events[first.idx as usize];
+                    if same_kind[1..].iter().all(|x| events[x.idx as usize] == *e) {
+                        out.notes.duplicates += (same_kind.len() - 1) as u64;
+                        if first.kind == StepKind::Outbound {
+                            outbound = Some((first.idx, first.at));
+                        } else {
+                            self.steps.push(Step {
+                                at: first.at,
+                                delivered_at: NEVER,
+                                idx: first.idx,
+                                kind: StepKind::Inbound,
+                                failed: false,
+                            });
+                        }
+                    } else {
+                        let name = if first.kind == StepKind::Inbound {
+                            "inbound"
+                        } else {
+                            "outbound"
+                        };
+                        conflicts.push((event_id(e), name));
+                    }
+                }
+                StepKind::Status => {
+                    has_status = true;
+                    for x in same_kind {
+                        match x.status {
+                            Some(DeliveryStatus::Delivered | DeliveryStatus::Read) => {
+                                if delivered_at == NEVER || x.at < delivered_at {
+                                    delivered_at = x.at;
+                                }
+                            }
+                            Some(DeliveryStatus::Failed) => failed = true,
+                            Some(DeliveryStatus::Sent) | None => {}
+                        }
+                    }
+                }
+            }
+        }
+        match outbound {
+            Some((idx, at)) => {
+                self.outbound_count += 1;
+                self.steps.push(Step {
+                    at,
+                    delivered_at,
+                    idx,
+                    kind: StepKind::Outbound,
+                    failed,
+                });
+            }
+            None if has_status => self.orphan_statuses += 1,
+            None => {}
+        }
     }
 }
 
@@ -411,7 +537,7 @@ impl AccountState<'_> {
 struct Machine<'t, 'e> {
     tariff: &'t Tariff,
     opts: RateOptions,
-    accounts: FxHashMap<&'e str, AccountState<'e>>,
+    accounts: Vec<AccountState<'e>>,
     portfolios: FxHashMap<&'e str, u32>,
     phones: FxHashMap<u64, u32>,
     pairs: FxHashMap<PairKey, PairState>,
@@ -431,7 +557,7 @@ impl<'t, 'e> Machine<'t, 'e> {
         Machine {
             tariff,
             opts,
-            accounts: FxHashMap::default(),
+            accounts: Vec::new(),
             portfolios: FxHashMap::default(),
             phones: FxHashMap::default(),
             pairs: FxHashMap::default(),
@@ -441,6 +567,29 @@ impl<'t, 'e> Machine<'t, 'e> {
             tier_counts: FxHashMap::default(),
             account_ids: FxHashMap::default(),
             non_template_outside_window: 0,
+        }
+    }
+
+    fn stats(&self) -> StateStats {
+        fn table<K, V>(m: &FxHashMap<K, V>) -> u64 {
+            // hashbrown: one entry and one control byte per bucket.
+            (m.capacity() as u64) * (std::mem::size_of::<(K, V)>() as u64 + 1)
+        }
+        let conversations: u64 = self
+            .conversations
+            .values()
+            .map(|v| (v.capacity() * std::mem::size_of::<Conversation>()) as u64)
+            .sum();
+        StateStats {
+            pairs: self.pairs.len() as u64,
+            pair_bytes: table(&self.pairs),
+            other_bytes: table(&self.conversations)
+                + conversations
+                + table(&self.cbp_free_service)
+                + table(&self.free_service)
+                + table(&self.tier_counts)
+                + table(&self.phones)
+                + table(&self.account_ids),
         }
     }
 
@@ -471,20 +620,17 @@ impl<'t, 'e> Machine<'t, 'e> {
         let era_starts = std::array::from_fn(|i| calendar.start_of(starts[i].1));
         let n = self.portfolios.len() as u32;
         let portfolio = *self.portfolios.entry(a.portfolio.as_ref()).or_insert(n);
-        let id = self.account_ids.len() as u32;
-        self.account_ids.insert(a.waba.as_ref(), id);
-        self.accounts.insert(
-            a.waba.as_ref(),
-            AccountState {
-                waba: a.waba.as_ref(),
-                currency: a.currency,
-                portfolio,
-                calendar,
-                era_starts,
-                primary_country,
-                auth_intl,
-            },
-        );
+        self.account_ids
+            .insert(a.waba.as_ref(), self.accounts.len() as u32);
+        self.accounts.push(AccountState {
+            waba: a.waba.as_ref(),
+            currency: a.currency,
+            portfolio,
+            calendar,
+            era_starts,
+            primary_country,
+            auth_intl,
+        });
         Ok(())
     }
 
@@ -519,12 +665,13 @@ impl<'t, 'e> Machine<'t, 'e> {
     ) -> Result<Charge<'e>, RatingError> {
         let s = ob.at;
         let id = ob.id.as_ref();
-        let Some(acc) = self.accounts.get_mut(ob.waba.as_ref()) else {
+        let Some(&acc_id) = self.account_ids.get(ob.waba.as_ref()) else {
             return Err(RatingError::UnknownAccount {
                 id: id.to_string(),
                 waba: ob.waba.to_string(),
             });
         };
+        let acc = &mut self.accounts[acc_id as usize];
         let (date, month) = acc.calendar.date_month(s);
         let era = acc.era(s);
         if era == Era::Before {
@@ -533,7 +680,6 @@ impl<'t, 'e> Machine<'t, 'e> {
                 date,
             });
         }
-        let acc_id = self.account_ids[ob.waba.as_ref()];
         let (currency, portfolio, waba) = (acc.currency, acc.portfolio, acc.waba);
         let tariff = self.tariff;
         let phone_idx = self.phone_index(ob.phone);
@@ -550,12 +696,14 @@ impl<'t, 'e> Machine<'t, 'e> {
         }
         let country = CountryId(pair.country);
         let markets = &tariff.markets;
-        let market = markets.market_on(country, date).ok_or_else(|| RatingError::NoMarket {
-            id: id.to_string(),
-            country: markets.iso2(country).to_string(),
-            date,
-        })?;
-        let acc = &self.accounts[ob.waba.as_ref()];
+        let market = markets
+            .market_on(country, date)
+            .ok_or_else(|| RatingError::NoMarket {
+                id: id.to_string(),
+                country: markets.iso2(country).to_string(),
+                date,
+            })?;
+        let acc = &self.accounts[acc_id as usize];
         let model = era.model();
 
         // The message's own category, before any window or conversation makes it free.
@@ -624,7 +772,9 @@ impl<'t, 'e> Machine<'t, 'e> {
         };
         charge.billed_at = Some(delivered_at);
 
-        let csw_open = pair.last_inbound != NEVER && pair.last_inbound <= s && s - pair.last_inbound < WINDOW_MS;
+        let csw_open = pair.last_inbound != NEVER
+            && pair.last_inbound <= s
+            && s - pair.last_inbound < WINDOW_MS;
         if ob.kind == MessageKind::NonTemplate && !csw_open {
             self.non_template_outside_window += 1;
         }
@@ -674,7 +824,11 @@ impl<'t, 'e> Machine<'t, 'e> {
                 convs.retain(|c| s < c.expires_at);
                 let joins = match ob.kind {
                     MessageKind::Template(c) => {
-                        let k = if category == Category::MarketingLite { category } else { c };
+                        let k = if category == Category::MarketingLite {
+                            category
+                        } else {
+                            c
+                        };
                         convs.iter().find(|c| c.key == k).copied()
                     }
                     MessageKind::NonTemplate => convs
@@ -704,11 +858,17 @@ impl<'t, 'e> Machine<'t, 'e> {
                         if *used <= CBP_FREE_SERVICE_CONVERSATIONS {
                             (PricingType::FreeTier, None)
                         } else {
-                            (PricingType::Regular, Some(flat_rate(tariff, &ctx, category)?))
+                            (
+                                PricingType::Regular,
+                                Some(flat_rate(tariff, &ctx, category)?),
+                            )
                         }
                     }
                 } else {
-                    (PricingType::Regular, Some(flat_rate(tariff, &ctx, category)?))
+                    (
+                        PricingType::Regular,
+                        Some(flat_rate(tariff, &ctx, category)?),
+                    )
                 };
                 let convs = self.conversations.entry(key).or_default();
                 convs.push(Conversation {
@@ -732,7 +892,11 @@ impl<'t, 'e> Machine<'t, 'e> {
                 if let MessageKind::Template(c) = ob.kind {
                     if let Some(convs) = self.conversations.get_mut(&key) {
                         convs.retain(|c| s < c.expires_at);
-                        let k = if category == Category::MarketingLite { category } else { c };
+                        let k = if category == Category::MarketingLite {
+                            category
+                        } else {
+                            c
+                        };
                         if let Some(conv) = convs.iter().find(|c| c.key == k) {
                             charge.pricing_model = PricingModel::Cbp;
                             charge.category = conv.category;
@@ -808,7 +972,10 @@ fn pair_entry<'m>(
         last_entry_point: NEVER,
         fep_end: NEVER,
         fep_opener: 0,
-        country: tariff.markets.country_of(key.user).map_or(NO_COUNTRY, |c| c.0),
+        country: tariff
+            .markets
+            .country_of(key.user)
+            .map_or(NO_COUNTRY, |c| c.0),
         flags: 0,
     })
 }
@@ -865,8 +1032,14 @@ fn tiered_rate(
         .rates
         .lookup(&key, ctx.date)
         .ok_or_else(|| missing(tariff, ctx, category, String::new()))?;
-    v.price(n)
-        .ok_or_else(|| missing(tariff, ctx, category, format!(" (no tier holds message #{n} of the month)")))
+    v.price(n).ok_or_else(|| {
+        missing(
+            tariff,
+            ctx,
+            category,
+            format!(" (no tier holds message #{n} of the month)"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -44,9 +44,7 @@ impl RateVersion {
             [(None, rate)] => Some((None, *rate)),
             steps => steps
                 .iter()
-                .find(|(t, _)| {
-                    t.is_some_and(|t| t.min <= n && t.max.is_none_or(|max| n <= max))
-                })
+                .find(|(t, _)| t.is_some_and(|t| t.min <= n && t.max.is_none_or(|max| n <= max)))
                 .copied(),
         }
     }
@@ -123,8 +121,9 @@ impl RateBook {
             col("tier_max")?,
             col("rate")?,
         ];
-        let mut staged: FxHashMap<(RateKey, Date), Vec<(Option<TierRange>, Decimal, u64)>> =
-            FxHashMap::default();
+        // (key, effective date) → its rows as (tier, rate, line).
+        type Staged = FxHashMap<(RateKey, Date), Vec<(Option<TierRange>, Decimal, u64)>>;
+        let mut staged = Staged::default();
         for rec in rdr.records() {
             let rec = rec.map_err(csv_err)?;
             let line = rec.position().map_or(0, |p| p.line());
@@ -133,16 +132,19 @@ impl RateBook {
                 line,
                 why,
             };
-            let f: Vec<&str> = cols.iter().map(|&i| rec.get(i).unwrap_or("").trim()).collect();
+            let f: Vec<&str> = cols
+                .iter()
+                .map(|&i| rec.get(i).unwrap_or("").trim())
+                .collect();
             let date = Date::parse(f[0])
                 .ok_or_else(|| err(format!("effective_from '{}' is not YYYY-MM-DD", f[0])))?;
             let model = PricingModel::parse(f[1])
                 .ok_or_else(|| err(format!("pricing_model '{}' is not CBP or PMP", f[1])))?;
             let currency = Currency::parse(f[2])
                 .ok_or_else(|| err(format!("currency '{}' is not an ISO 4217 code", f[2])))?;
-            let market = markets.market(f[3]).ok_or_else(|| {
-                err(format!("market '{}' is not a market of markets.csv", f[3]))
-            })?;
+            let market = markets
+                .market(f[3])
+                .ok_or_else(|| err(format!("market '{}' is not a market of markets.csv", f[3])))?;
             let category = Category::parse(f[4])
                 .filter(|c| {
                     !matches!(c, Category::ReferralConversion | Category::MarketingLite)
@@ -171,9 +173,7 @@ impl RateBook {
                     Some(TierRange { min, max })
                 }
             };
-            let rate: Decimal = f[7]
-                .parse()
-                .map_err(|e| err(format!("rate: {e}")))?;
+            let rate: Decimal = f[7].parse().map_err(|e| err(format!("rate: {e}")))?;
             if rate.nanos() < 0 {
                 return Err(err(format!("rate '{}' is negative", f[7])));
             }
@@ -269,11 +269,17 @@ mod tests {
             market: m.market("Brazil").unwrap(),
             category: Category::Marketing,
         };
-        let v = book.lookup(&key, Date::parse("2023-06-01").unwrap()).unwrap();
+        let v = book
+            .lookup(&key, Date::parse("2023-06-01").unwrap())
+            .unwrap();
         assert_eq!(v.effective_from.to_string(), "2023-06-01");
         assert_eq!(v.price(1), Some((None, "0.0625".parse().unwrap())));
-        assert!(book.lookup(&key, Date::parse("2023-05-31").unwrap()).is_none());
-        let later = book.lookup(&key, Date::parse("2025-06-30").unwrap()).unwrap();
+        assert!(book
+            .lookup(&key, Date::parse("2023-05-31").unwrap())
+            .is_none());
+        let later = book
+            .lookup(&key, Date::parse("2025-06-30").unwrap())
+            .unwrap();
         assert!(later.effective_from > v.effective_from);
     }
 
@@ -296,10 +302,15 @@ mod tests {
             market: m.market("India").unwrap(),
             category: Category::Utility,
         };
-        let v = book.lookup(&key, Date::parse("2025-07-15").unwrap()).unwrap();
+        let v = book
+            .lookup(&key, Date::parse("2025-07-15").unwrap())
+            .unwrap();
         assert_eq!(v.price(1000).unwrap().1.to_string(), "0.0014");
         assert_eq!(v.price(1001).unwrap().0.unwrap().to_string(), "1001:5000");
-        assert_eq!(v.price(9_999_999).unwrap().0.unwrap().to_string(), "5001:MAX");
+        assert_eq!(
+            v.price(9_999_999).unwrap().0.unwrap().to_string(),
+            "5001:MAX"
+        );
     }
 
     #[test]

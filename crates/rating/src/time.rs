@@ -207,7 +207,10 @@ mod tests {
         let m = Month::parse("2026-10").unwrap();
         assert_eq!(m.to_string(), "2026-10");
         assert_eq!(m.next().to_string(), "2026-11");
-        assert_eq!(Month::parse("2026-12").unwrap().next().to_string(), "2027-01");
+        assert_eq!(
+            Month::parse("2026-12").unwrap().next().to_string(),
+            "2027-01"
+        );
         assert!(Month::parse("2026-13").is_none());
     }
 }

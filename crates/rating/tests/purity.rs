@@ -5,19 +5,46 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 const FORBIDDEN: &[&str] = &[
-    "tokio", "async-std", "futures", "hyper", "axum", "reqwest", "tower", "sqlx", "rusqlite",
-    "postgres", "tokio-postgres", "diesel", "rand", "getrandom", "ureq", "mio",
+    "tokio",
+    "async-std",
+    "futures",
+    "hyper",
+    "axum",
+    "reqwest",
+    "tower",
+    "sqlx",
+    "rusqlite",
+    "postgres",
+    "tokio-postgres",
+    "diesel",
+    "rand",
+    "getrandom",
+    "ureq",
+    "mio",
 ];
 
 #[test]
 fn rating_core_has_no_io_dependencies() {
     // `cargo tree` resolves for the host only, so it works offline on a built checkout.
     let out = Command::new(env!("CARGO"))
-        .args(["tree", "-p", "wabill-rating", "-e", "normal", "--prefix", "none", "--offline"])
+        .args([
+            "tree",
+            "-p",
+            "wabill-rating",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo tree runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let deps: BTreeSet<&str> = text
         .lines()
@@ -28,5 +55,8 @@ fn rating_core_has_no_io_dependencies() {
         "the tree lists the known dependencies: {deps:?}"
     );
     let bad: Vec<&&str> = deps.iter().filter(|n| FORBIDDEN.contains(n)).collect();
-    assert!(bad.is_empty(), "wabill-rating depends on {bad:?} (all: {deps:?})");
+    assert!(
+        bad.is_empty(),
+        "wabill-rating depends on {bad:?} (all: {deps:?})"
+    );
 }

@@ -25,7 +25,11 @@ pub fn read_source(path: &str) -> Result<Source> {
             .and_then(|mut f| f.read_to_end(&mut bytes))
             .with_context(|| format!("reading {path}"))?;
     }
-    let name = if path == "-" { "<stdin>".to_string() } else { path.to_string() };
+    let name = if path == "-" {
+        "<stdin>".to_string()
+    } else {
+        path.to_string()
+    };
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
@@ -137,7 +141,13 @@ mod tests {
             }
             assert_eq!(
                 lines,
-                vec![(1, "a".into()), (2, "bb".into()), (3, "".into()), (4, "ccc".into()), (5, "d".into())],
+                vec![
+                    (1, "a".into()),
+                    (2, "bb".into()),
+                    (3, "".into()),
+                    (4, "ccc".into()),
+                    (5, "d".into())
+                ],
                 "{n} chunks"
             );
         }

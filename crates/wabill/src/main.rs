@@ -1,5 +1,8 @@
 //! The `wabill` binary: subcommands, wiring and exit codes. No rules live here.
 
+mod bench_cmd;
+mod demo_cmd;
+mod gen_cmd;
 mod input;
 mod rate_cmd;
 mod tariff;
@@ -18,12 +21,21 @@ struct Cli {
 enum Command {
     /// Price every outbound message of event files under Meta's rules of its date.
     Rate(rate_cmd::RateArgs),
+    /// Generate an example month of traffic, rate it with the bundled rates, print the bill.
+    Demo(demo_cmd::DemoArgs),
+    /// Write a seeded synthetic event stream (JSON Lines) to standard output.
+    Gen(gen_cmd::GenArgs),
+    /// Time parsing, rating and writing of a generated stream (see BENCHMARKS.md).
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Rate(args) => rate_cmd::run(&args),
+        Command::Demo(args) => demo_cmd::run(&args),
+        Command::Gen(args) => gen_cmd::run(&args),
+        Command::Bench(args) => bench_cmd::run(&args),
     };
     match code {
         Ok(code) => std::process::exit(code),

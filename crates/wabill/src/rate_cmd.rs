@@ -67,7 +67,7 @@ pub fn run(args: &RateArgs) -> Result<i32> {
         if i == 0 && args.accounts.is_some() {
             for (e, line) in p.events.into_iter().zip(p.lines) {
                 match e {
-                    Event::Account(a) => separate_accounts.push(a),
+                    Event::Account(a) => separate_accounts.push(*a),
                     _ => bad.push(BadLine {
                         source: src.name.clone(),
                         error: wabill_formats::LineError {
@@ -100,7 +100,11 @@ pub fn run(args: &RateArgs) -> Result<i32> {
             )?;
             return Ok(EXIT_INVALID);
         }
-        writeln!(stderr, "skipped {} malformed line(s), listed above", bad.len())?;
+        writeln!(
+            stderr,
+            "skipped {} malformed line(s), listed above",
+            bad.len()
+        )?;
     }
 
     let rated = rate(
@@ -163,14 +167,20 @@ fn report_rating_errors(w: &mut impl Write, rated: &Rated<'_>) -> Result<()> {
             Some((msg, rest)) if msg.starts_with("message ") => rest.to_string(),
             _ => text.clone(),
         };
-        let entry = by_cause.entry(format!("[{}] {}", e.code(), cause)).or_insert((0, text));
+        let entry = by_cause
+            .entry(format!("[{}] {}", e.code(), cause))
+            .or_insert((0, text));
         entry.0 += 1;
     }
     for (cause, (n, example)) in &by_cause {
         if *n == 1 {
             writeln!(w, "error: {example}")?;
         } else {
-            writeln!(w, "error: {cause} ({n} messages, e.g. {})", example.split(':').next().unwrap_or(""))?;
+            writeln!(
+                w,
+                "error: {cause} ({n} messages, e.g. {})",
+                example.split(':').next().unwrap_or("")
+            )?;
         }
     }
     writeln!(
@@ -210,7 +220,11 @@ pub fn write_summary(w: &mut impl Write, charges: &[Charge<'_>], tariff: &Tariff
     let mut totals: BTreeMap<&str, Row> = BTreeMap::new();
     for c in charges {
         let r = rows
-            .entry((c.currency.as_str(), c.category.as_str(), tariff.markets.market_name(c.market)))
+            .entry((
+                c.currency.as_str(),
+                c.category.as_str(),
+                tariff.markets.market_name(c.market),
+            ))
             .or_default();
         let t = totals.entry(c.currency.as_str()).or_default();
         for x in [r, t] {
@@ -219,12 +233,30 @@ pub fn write_summary(w: &mut impl Write, charges: &[Charge<'_>], tariff: &Tariff
             x.amount += c.amount;
         }
     }
-    writeln!(w, "{:<8} {:<29} {:<34} {:>10} {:>10} {:>16}", "currency", "category", "market", "messages", "charged", "amount")?;
+    writeln!(
+        w,
+        "{:<8} {:<29} {:<34} {:>10} {:>10} {:>16}",
+        "currency", "category", "market", "messages", "charged", "amount"
+    )?;
     for ((cur, cat, market), r) in &rows {
-        writeln!(w, "{cur:<8} {cat:<29} {market:<34} {:>10} {:>10} {:>16}", r.messages, r.charged, r.amount.to_string())?;
+        writeln!(
+            w,
+            "{cur:<8} {cat:<29} {market:<34} {:>10} {:>10} {:>16}",
+            r.messages,
+            r.charged,
+            r.amount.to_string()
+        )?;
     }
     for (cur, r) in &totals {
-        writeln!(w, "{cur:<8} {:<29} {:<34} {:>10} {:>10} {:>16}", "total", "", r.messages, r.charged, r.amount.to_string())?;
+        writeln!(
+            w,
+            "{cur:<8} {:<29} {:<34} {:>10} {:>10} {:>16}",
+            "total",
+            "",
+            r.messages,
+            r.charged,
+            r.amount.to_string()
+        )?;
     }
     Ok(())
 }

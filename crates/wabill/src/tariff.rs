@@ -24,10 +24,15 @@ pub fn load(dir: Option<&Path>) -> Result<Tariff> {
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
-        if path.extension().is_some_and(|x| x == "csv") && path.file_name() != Some("markets.csv".as_ref()) {
+        if path.extension().is_some_and(|x| x == "csv")
+            && path.file_name() != Some("markets.csv".as_ref())
+        {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            if text.trim_start_matches('\u{feff}').starts_with("effective_from,pricing_model,") {
+            if text
+                .trim_start_matches('\u{feff}')
+                .starts_with("effective_from,pricing_model,")
+            {
                 files.push((path.display().to_string(), text));
             }
         }
@@ -38,6 +43,9 @@ pub fn load(dir: Option<&Path>) -> Result<Tariff> {
         dir.display(),
         wabill_rating::rates::RATES_HEADER
     );
-    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
     Ok(Tariff::from_csv(&markets, &refs)?)
 }

@@ -11,7 +11,12 @@ const ACCOUNTS: [&str; 2] = [
     r#"{"kind":"account","waba":"W1","portfolio":"B","timezone":"America/Sao_Paulo","currency":"USD","primary_country":"BR","auth_international":{"start":"2024-01-01T00:00:00Z"}}"#,
     r#"{"kind":"account","waba":"W2","portfolio":"B","timezone":"Asia/Kolkata","currency":"USD","primary_country":"IN"}"#,
 ];
-const USERS: [&str; 4] = ["5511988887777", "919800000001", "6281200000003", "12125550100"];
+const USERS: [&str; 4] = [
+    "5511988887777",
+    "919800000001",
+    "6281200000003",
+    "12125550100",
+];
 /// Start instants (Unix seconds) of the periods streams are drawn from: around the CBP→PMP
 /// switch, inside PMP, and around the 2026-10-01 switch.
 const PERIODS: [i64; 3] = [1_751_155_200, 1_762_128_000, 1_759_104_000];
@@ -28,16 +33,22 @@ struct Action {
 }
 
 fn action() -> impl Strategy<Value = Action> {
-    (0u8..10, 0usize..USERS.len(), 0usize..2, 0i64..(5 * 24 * 60), 0u8..6, 0u8..8).prop_map(
-        |(kind, user, waba, minutes, category, status)| Action {
+    (
+        0u8..10,
+        0usize..USERS.len(),
+        0usize..2,
+        0i64..(5 * 24 * 60),
+        0u8..6,
+        0u8..8,
+    )
+        .prop_map(|(kind, user, waba, minutes, category, status)| Action {
             kind,
             user,
             waba,
             minutes,
             category,
             status,
-        },
-    )
+        })
 }
 
 fn time(period: usize, minutes: i64) -> i64 {
@@ -52,7 +63,11 @@ fn lines_of(period: usize, actions: &[Action]) -> Vec<String> {
         let phone = ["15550001111", "15550002222"][a.waba];
         let user = USERS[a.user];
         if a.kind < 3 {
-            let ep = if a.kind == 0 { r#","entry_point":"ctwa""# } else { "" };
+            let ep = if a.kind == 0 {
+                r#","entry_point":"ctwa""#
+            } else {
+                ""
+            };
             lines.push(format!(
                 r#"{{"kind":"inbound","id":"in{i}","at":"{at}","waba":"{waba}","phone":"{phone}","user":"{user}"{ep}}}"#
             ));
@@ -185,7 +200,8 @@ fn a_late_delivery_changes_later_charges_exactly_as_in_the_batch() {
         r#"{"kind":"outbound","id":"m2","at":"2025-03-03T12:00:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"marketing"}"#.to_string(),
         r#"{"kind":"status","id":"m2","at":"2025-03-03T12:00:01Z","status":"delivered"}"#.to_string(),
     ];
-    let status = r#"{"kind":"status","id":"m1","at":"2025-03-03T10:00:01Z","status":"delivered"}"#.to_string();
+    let status = r#"{"kind":"status","id":"m1","at":"2025-03-03T10:00:01Z","status":"delivered"}"#
+        .to_string();
     let (without, total_without, _) = rate_lines(&head);
     let mut late = head.to_vec();
     late.push(status.clone());
@@ -198,5 +214,8 @@ fn a_late_delivery_changes_later_charges_exactly_as_in_the_batch() {
     // Before the status, m2 opened the conversation; after it, m1 did and m2 rides: same total.
     assert_eq!(total_without, total_late);
     let text = String::from_utf8(with_late).unwrap();
-    assert!(text.lines().nth(1).unwrap().contains(r#""amount":"0""#), "{text}");
+    assert!(
+        text.lines().nth(1).unwrap().contains(r#""amount":"0""#),
+        "{text}"
+    );
 }

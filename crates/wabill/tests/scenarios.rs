@@ -150,7 +150,12 @@ fn run_binary(s: &Scenario, dir: &Path) -> (i32, String, String) {
     )
 }
 
-fn check_errors(expected: &[String], actual: &[String], code: i32, stderr: &str) -> Result<(), String> {
+fn check_errors(
+    expected: &[String],
+    actual: &[String],
+    code: i32,
+    stderr: &str,
+) -> Result<(), String> {
     if expected.len() != actual.len() {
         return Err(format!(
             "expected {} errors, got {}:\n  {}",
@@ -161,10 +166,15 @@ fn check_errors(expected: &[String], actual: &[String], code: i32, stderr: &str)
     }
     for e in expected {
         if !actual.iter().any(|a| a.contains(e.as_str())) {
-            return Err(format!("no error contains '{e}'; errors:\n  {}", actual.join("\n  ")));
+            return Err(format!(
+                "no error contains '{e}'; errors:\n  {}",
+                actual.join("\n  ")
+            ));
         }
         if !stderr.contains(e.as_str()) {
-            return Err(format!("the binary's stderr does not contain '{e}':\n{stderr}"));
+            return Err(format!(
+                "the binary's stderr does not contain '{e}':\n{stderr}"
+            ));
         }
     }
     if code != 2 && code != 3 {
@@ -174,10 +184,18 @@ fn check_errors(expected: &[String], actual: &[String], code: i32, stderr: &str)
 }
 
 fn check_charges(expect: &[Object], out: &str) -> Result<(), String> {
-    let actual: Vec<Object> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let actual: Vec<Object> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let ids = |v: &[Object]| -> Vec<String> {
         v.iter()
-            .map(|m| m.get("id").and_then(|i| i.as_str()).unwrap_or("?").to_string())
+            .map(|m| {
+                m.get("id")
+                    .and_then(|i| i.as_str())
+                    .unwrap_or("?")
+                    .to_string()
+            })
             .collect()
     };
     if ids(&actual) != ids(expect) {
