@@ -3,6 +3,7 @@
 mod bench_cmd;
 mod demo_cmd;
 mod gen_cmd;
+mod import_cmd;
 mod input;
 mod rate_cmd;
 mod tariff;
@@ -21,6 +22,9 @@ struct Cli {
 enum Command {
     /// Price every outbound message of event files under Meta's rules of its date.
     Rate(rate_cmd::RateArgs),
+    /// Manage rate data.
+    #[command(subcommand)]
+    Rates(import_cmd::RatesCommand),
     /// Generate an example month of traffic, rate it with the bundled rates, print the bill.
     Demo(demo_cmd::DemoArgs),
     /// Write a seeded synthetic event stream (JSON Lines) to standard output.
@@ -33,6 +37,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Rate(args) => rate_cmd::run(&args),
+        Command::Rates(cmd) => import_cmd::run(&cmd),
         Command::Demo(args) => demo_cmd::run(&args),
         Command::Gen(args) => gen_cmd::run(&args),
         Command::Bench(args) => bench_cmd::run(&args),

@@ -1,0 +1,224 @@
+//! The `wabill` binary as a user runs it: exit codes, error reports, formats, imports.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn wabill(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wabill"));
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wabill-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+const ACCOUNT: &str = r#"{"kind":"account","waba":"W1","timezone":"America/Sao_Paulo","currency":"USD","primary_country":"BR"}"#;
+
+fn utility(id: &str, at: &str) -> String {
+    format!(
+        "{{\"kind\":\"outbound\",\"id\":\"{id}\",\"at\":\"{at}\",\"waba\":\"W1\",\"phone\":\"15550001111\",\"user\":\"5511988887777\",\"type\":\"template\",\"category\":\"utility\"}}\n{{\"kind\":\"status\",\"id\":\"{id}\",\"at\":\"{at}\",\"status\":\"delivered\"}}"
+    )
+}
+
+#[test]
+fn malformed_lines_fail_with_their_line_number_unless_skipped() {
+    let input = format!(
+        "{ACCOUNT}\n{}\n{{\"kind\":\"status\",\"id\":\"x\",\"at\":\"soon\",\"status\":\"read\"}}\nnot json\n",
+        utility("m1", "2026-10-05T10:00:00Z")
+    );
+    let out = wabill(&["rate", "-"], Some(&input));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("<stdin>: line 4: field 'at'"), "{err}");
+    assert!(err.contains("<stdin>: line 5: not a JSON object"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is written when input is malformed"
+    );
+
+    let out = wabill(&["rate", "--skip-invalid", "-"], Some(&input));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("line 4") && err.contains("skipped 2 malformed line(s)"),
+        "{err}"
+    );
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+}
+
+#[test]
+fn an_unratable_message_fails_the_run_and_names_what_is_missing() {
+    let input = format!(
+        "{}\n{}\n",
+        r#"{"kind":"account","waba":"W1","currency":"JPY"}"#,
+        utility("m1", "2026-10-05T10:00:00Z")
+    );
+    let out = wabill(&["rate", "-"], Some(&input));
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "no PMP rate for currency JPY, market 'Brazil', category utility on 2026-10-05"
+        ),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn csv_output_has_the_json_fields_in_order_and_summary_goes_to_stderr() {
+    let dir = tmpdir("csv");
+    let events = dir.join("e.jsonl");
+    std::fs::write(
+        &events,
+        format!("{ACCOUNT}\n{}\n", utility("m1", "2026-10-05T10:00:00Z")),
+    )
+    .unwrap();
+    let out = wabill(
+        &[
+            "rate",
+            "--format",
+            "csv",
+            "--summary",
+            events.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let csv = text(&out.stdout);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "id,waba,phone,user,country,market,pricing_model,category,type,billable,tier,rate,amount,currency,billed_at,conversation_id"
+    );
+    assert_eq!(
+        lines.next().unwrap(),
+        "m1,W1,15550001111,5511988887777,BR,Brazil,PMP,utility,regular,true,,0.0068,0.0068,USD,2026-10-05T10:00:00Z,"
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains("utility") && err.contains("total"), "{err}");
+}
+
+#[test]
+fn imported_tier_cards_price_through_rates_dir() {
+    let dir = tmpdir("import");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../formats/tests/fixtures/meta");
+    let rates = dir.join("rates");
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            fixtures.join("tier_card_usd_2026-10.csv").to_str().unwrap(),
+            "--effective",
+            "2026-10-01",
+            "--into",
+            rates.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let events = dir.join("e.jsonl");
+    std::fs::write(
+        &events,
+        format!("{ACCOUNT}\n{}\n", utility("m1", "2026-10-05T10:00:00Z")),
+    )
+    .unwrap();
+    let out = wabill(
+        &[
+            "rate",
+            "--rates",
+            rates.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    assert!(
+        line.contains(r#""tier":"0:250000","rate":"0.0068""#),
+        "{line}"
+    );
+    // Without the imported tiers the same message has no tier.
+    let out = wabill(&["rate", events.to_str().unwrap()], None);
+    assert!(text(&out.stdout).contains(r#""tier":null"#));
+
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "Market,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nAtlantis,$US,0.1,0.1,0.1,n/a,0.1\n").unwrap();
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            bad.to_str().unwrap(),
+            "--effective",
+            "2026-10-01",
+        ],
+        None,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("Atlantis"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn gen_is_reproducible_and_its_stream_rates_cleanly() {
+    let a = wabill(
+        &[
+            "gen", "--seed", "7", "--events", "3000", "--users", "500", "--wabas", "4",
+        ],
+        None,
+    );
+    let b = wabill(
+        &[
+            "gen", "--seed", "7", "--events", "3000", "--users", "500", "--wabas", "4",
+        ],
+        None,
+    );
+    let c = wabill(
+        &[
+            "gen", "--seed", "8", "--events", "3000", "--users", "500", "--wabas", "4",
+        ],
+        None,
+    );
+    assert_eq!(a.stdout, b.stdout);
+    assert_ne!(a.stdout, c.stdout);
+    let out = wabill(&["rate", "-"], Some(&text(&a.stdout)));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).lines().count() > 500);
+}
+
+#[test]
+fn demo_runs_on_bundled_data() {
+    let out = wabill(&["demo", "--events", "5000"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("total") && s.contains("\"pricing_model\":\"PMP\""),
+        "{s}"
+    );
+}
