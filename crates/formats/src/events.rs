@@ -2,6 +2,7 @@
 //! one per line, into the rating core's types. Every problem is reported with its line number,
 //! the field, and why.
 
+use crate::flat;
 use crate::time::parse_instant;
 use crate::webhook;
 use serde::de::{self, Deserializer, Visitor};
@@ -75,11 +76,14 @@ pub fn parse_line<'a>(text: &'a str, line: u64, sink: &mut Parsed<'a>) -> Result
     if text.trim().is_empty() {
         return Ok(());
     }
-    let raw: RawLine<'a> = serde_json::from_str(text).map_err(|e| LineError {
-        line,
-        field: String::new(),
-        why: format!("not a JSON object: {e}"),
-    })?;
+    let raw: RawLine<'a> = match flat::scan(text) {
+        Some(raw) => raw,
+        None => serde_json::from_str(text).map_err(|e| LineError {
+            line,
+            field: String::new(),
+            why: format!("not a JSON object: {e}"),
+        })?,
+    };
     let mark = (
         sink.events.len(),
         sink.meta_pricing.len(),
@@ -100,48 +104,48 @@ pub fn parse_line<'a>(text: &'a str, line: u64, sink: &mut Parsed<'a>) -> Result
 }
 
 /// One input line, any kind; fields are checked per kind after parsing.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(crate) struct RawLine<'a> {
     #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
+    pub(crate) kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(crate) object: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(crate) entry: Option<Vec<webhook::Entry<'a>>>,
     #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
+    pub(crate) id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    at: Option<TimeValue<'a>>,
+    pub(crate) at: Option<TimeValue<'a>>,
     #[serde(borrow)]
-    waba: Option<Cow<'a, str>>,
+    pub(crate) waba: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    phone: Option<Cow<'a, str>>,
+    pub(crate) phone: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    user: Option<Cow<'a, str>>,
+    pub(crate) user: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    entry_point: Option<Cow<'a, str>>,
+    pub(crate) entry_point: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "type")]
-    message_type: Option<Cow<'a, str>>,
+    pub(crate) message_type: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    category: Option<Cow<'a, str>>,
+    pub(crate) category: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    api: Option<Cow<'a, str>>,
+    pub(crate) api: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
+    pub(crate) status: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    portfolio: Option<Cow<'a, str>>,
+    pub(crate) portfolio: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    timezone: Option<Cow<'a, str>>,
+    pub(crate) timezone: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    currency: Option<Cow<'a, str>>,
+    pub(crate) currency: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    primary_country: Option<Cow<'a, str>>,
+    pub(crate) primary_country: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    auth_international: Option<RawAuthIntl<'a>>,
+    pub(crate) auth_international: Option<RawAuthIntl<'a>>,
 }
 
 #[derive(Deserialize)]
-struct RawAuthIntl<'a> {
+pub(crate) struct RawAuthIntl<'a> {
     #[serde(borrow)]
     start: Option<TimeValue<'a>>,
     #[serde(borrow, default)]
@@ -236,7 +240,7 @@ fn instant(
         .map_err(|why| err(line, field, why))
 }
 
-fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, LineError> {
+pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, LineError> {
     let kind = raw
         .kind
         .as_deref()

@@ -3,6 +3,7 @@
 
 pub mod charges;
 pub mod events;
+mod flat;
 pub mod meta_csv;
 pub mod time;
 pub mod webhook;

@@ -68,7 +68,7 @@ impl Default for GenConfig {
             wabas: 50,
             users: 1_000_000,
             phones_per_waba: 2,
-            start: "2026-10-01".to_string(),
+            start: "2026-10-02".to_string(),
             days: 30,
             duplicate_permille: 5,
             shuffle_statuses: true,

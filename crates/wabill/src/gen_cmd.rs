@@ -22,7 +22,7 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 2)]
     pub phones_per_waba: u32,
     /// First day of the stream (UTC), YYYY-MM-DD.
-    #[arg(long, default_value = "2026-10-01")]
+    #[arg(long, default_value = "2026-10-02")]
     pub start: String,
     /// Number of days the stream spans.
     #[arg(long, default_value_t = 30)]
