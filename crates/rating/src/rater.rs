@@ -150,13 +150,13 @@ pub fn rate<'e>(
     opts: RateOptions,
 ) -> Rated<'e> {
     let mut out = Rated::default();
-    let timeline = Timeline::build(accounts, events, &mut out);
     let mut machine = Machine::new(tariff, opts);
-    for acc in timeline.accounts.values() {
+    for acc in collect_accounts(accounts, events, &mut out).values() {
         if let Err(e) = machine.add_account(acc) {
             out.errors.push(e);
         }
     }
+    let timeline = Timeline::build(events, &machine.account_ids, &mut out);
     out.charges.reserve(timeline.outbound_count);
     for step in &timeline.steps {
         match step.kind {
@@ -174,7 +174,7 @@ pub fn rate<'e>(
                     delivered_at: (step.delivered_at != NEVER).then_some(step.delivered_at),
                     failed: step.failed,
                 };
-                match machine.outbound(step.idx, ob, delivery, events) {
+                match machine.outbound(step.idx, step.account, ob, delivery, events) {
                     Ok(c) => out.charges.push(c),
                     Err(e) => out.errors.push(e),
                 }
@@ -204,8 +204,45 @@ struct Step {
     at: UnixMs,
     delivered_at: UnixMs,
     idx: u32,
+    /// Index of the outbound's account in the machine, or NO_ACCOUNT.
+    account: u32,
     kind: StepKind,
     failed: bool,
+}
+
+const NO_ACCOUNT: u32 = u32::MAX;
+
+/// The accounts given separately and in the stream, one per WABA; a WABA given twice with
+/// different fields is an error and left out.
+fn collect_accounts<'e>(
+    accounts: &'e [Account<'e>],
+    events: &'e [Event<'e>],
+    out: &mut Rated<'e>,
+) -> BTreeMap<&'e str, &'e Account<'e>> {
+    let mut found: BTreeMap<&'e str, &'e Account<'e>> = BTreeMap::new();
+    let mut conflicting = Vec::new();
+    let all = accounts.iter().chain(events.iter().filter_map(|e| match e {
+        Event::Account(a) => Some(&**a),
+        _ => None,
+    }));
+    for a in all {
+        match found.get(a.waba.as_ref()) {
+            None => {
+                found.insert(a.waba.as_ref(), a);
+            }
+            Some(prev) if *prev == a => out.notes.duplicates += 1,
+            Some(_) => conflicting.push(a.waba.as_ref()),
+        }
+    }
+    conflicting.sort_unstable();
+    conflicting.dedup();
+    for waba in conflicting {
+        found.remove(waba);
+        out.errors.push(RatingError::ConflictingAccount {
+            waba: waba.to_string(),
+        });
+    }
+    found
 }
 
 /// What the statuses of one message say.
@@ -216,8 +253,7 @@ pub struct Delivery {
     pub failed: bool,
 }
 
-struct Timeline<'e> {
-    accounts: BTreeMap<&'e str, &'e Account<'e>>,
+struct Timeline {
     steps: Vec<Step>,
     outbound_count: usize,
     orphan_statuses: u64,
@@ -269,7 +305,7 @@ fn splitmix(mut z: u64) -> u64 {
 /// Sorts by (fingerprint, kind, idx): one scatter pass on the top 16 bits, then small sorts.
 /// Sorting keeps the join sequential in memory, where a hash table of millions of ids would not.
 fn sort_keys(keys: Vec<IdKey>) -> Vec<IdKey> {
-    const BITS: u32 = 16;
+    const BITS: u32 = 12;
     let bucket = |k: &IdKey| (k.fp.0 >> (64 - BITS)) as usize;
     let mut starts = vec![0usize; (1 << BITS) + 1];
     for k in &keys {
@@ -293,37 +329,17 @@ fn sort_keys(keys: Vec<IdKey>) -> Vec<IdKey> {
     out
 }
 
-impl<'e> Timeline<'e> {
-    fn build(accounts: &'e [Account<'e>], events: &'e [Event<'e>], out: &mut Rated<'e>) -> Self {
+impl Timeline {
+    fn build<'e>(
+        events: &'e [Event<'e>],
+        account_ids: &FxHashMap<&'e str, u32>,
+        out: &mut Rated<'e>,
+    ) -> Self {
         let mut t = Timeline {
-            accounts: BTreeMap::new(),
             steps: Vec::new(),
             outbound_count: 0,
             orphan_statuses: 0,
         };
-        let mut conflicting_accounts = Vec::new();
-        let account_iter = accounts.iter().chain(events.iter().filter_map(|e| match e {
-            Event::Account(a) => Some(&**a),
-            _ => None,
-        }));
-        for a in account_iter {
-            match t.accounts.get(a.waba.as_ref()) {
-                None => {
-                    t.accounts.insert(a.waba.as_ref(), a);
-                }
-                Some(prev) if *prev == a => out.notes.duplicates += 1,
-                Some(_) => conflicting_accounts.push(a.waba.as_ref()),
-            }
-        }
-        conflicting_accounts.sort_unstable();
-        conflicting_accounts.dedup();
-        for waba in conflicting_accounts {
-            t.accounts.remove(waba);
-            out.errors.push(RatingError::ConflictingAccount {
-                waba: waba.to_string(),
-            });
-        }
-
         // Join: group every event by id, in one sorted pass.
         let keys: Vec<IdKey> = events
             .iter()
@@ -349,6 +365,18 @@ impl<'e> Timeline<'e> {
         let mut conflicts: Vec<(&'e str, &'static str)> = Vec::new();
         for run in keys.chunk_by(|a, b| a.fp == b.fp) {
             t.join_one_id(run, events, out, &mut conflicts);
+        }
+        // Resolve each outbound's account here, where steps are read in order, rather than in
+        // the state machine.
+        for step in &mut t.steps {
+            if let (StepKind::Outbound, Event::Outbound(ob)) =
+                (step.kind, &events[step.idx as usize])
+            {
+                step.account = account_ids
+                    .get(ob.waba.as_ref())
+                    .copied()
+                    .unwrap_or(NO_ACCOUNT);
+            }
         }
         conflicts.sort_unstable();
         for (id, kind) in conflicts {
@@ -381,7 +409,7 @@ impl<'e> Timeline<'e> {
     /// Takes the events of one id (sorted by kind, then position): keeps one inbound and one
     /// outbound (identical repeats are counted, different ones are conflicts), and folds the
     /// statuses into the outbound's delivery.
-    fn join_one_id(
+    fn join_one_id<'e>(
         &mut self,
         run: &[IdKey],
         events: &'e [Event<'e>],
@@ -407,6 +435,7 @@ impl<'e> Timeline<'e> {
                                 at: first.at,
                                 delivered_at: NEVER,
                                 idx: first.idx,
+                                account: NO_ACCOUNT,
                                 kind: StepKind::Inbound,
                                 failed: false,
                             });
@@ -443,6 +472,7 @@ impl<'e> Timeline<'e> {
                     at,
                     delivered_at,
                     idx,
+                    account: NO_ACCOUNT,
                     kind: StepKind::Outbound,
                     failed,
                 });
@@ -659,18 +689,19 @@ impl<'t, 'e> Machine<'t, 'e> {
     fn outbound(
         &mut self,
         idx: u32,
+        acc_id: u32,
         ob: &'e Outbound<'e>,
         delivery: Delivery,
         events: &'e [Event<'e>],
     ) -> Result<Charge<'e>, RatingError> {
         let s = ob.at;
         let id = ob.id.as_ref();
-        let Some(&acc_id) = self.account_ids.get(ob.waba.as_ref()) else {
+        if acc_id == NO_ACCOUNT {
             return Err(RatingError::UnknownAccount {
                 id: id.to_string(),
                 waba: ob.waba.to_string(),
             });
-        };
+        }
         let acc = &mut self.accounts[acc_id as usize];
         let (date, month) = acc.calendar.date_month(s);
         let era = acc.era(s);
