@@ -2,7 +2,7 @@
 //! `docs/events.md` ("Output: charges"). Written by hand: this is the hot path of `wabill rate`.
 
 use crate::time::write_instant;
-use wabill_rating::{Charge, Tariff};
+use wabill_rating::{Charge, Decimal, Tariff};
 
 /// Column order of both formats.
 pub const FIELDS: [&str; 16] = [
@@ -62,13 +62,13 @@ pub fn write_json(out: &mut Vec<u8>, c: &Charge<'_>, tariff: &Tariff) {
     match c.rate {
         Some(r) if c.billable() => {
             out.push(b'"');
-            out.extend_from_slice(r.to_string().as_bytes());
+            write_decimal(out, r);
             out.push(b'"');
         }
         _ => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"amount\":\"");
-    out.extend_from_slice(c.amount.to_string().as_bytes());
+    write_decimal(out, c.amount);
     out.extend_from_slice(b"\",\"currency\":\"");
     out.extend_from_slice(c.currency.as_str().as_bytes());
     out.extend_from_slice(b"\",\"billed_at\":");
@@ -86,6 +86,31 @@ pub fn write_json(out: &mut Vec<u8>, c: &Charge<'_>, tariff: &Tariff) {
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b"}\n");
+}
+
+/// Appends a decimal in its shortest exact form (as `Decimal`'s `Display`), without the
+/// formatting machinery.
+pub fn write_decimal(out: &mut Vec<u8>, d: Decimal) {
+    let nanos = d.nanos();
+    if nanos < 0 {
+        out.push(b'-');
+    }
+    let a = nanos.unsigned_abs();
+    let unit = 10u128.pow(wabill_rating::money::SCALE);
+    let mut n = itoa::Buffer::new();
+    out.extend_from_slice(n.format(a / unit).as_bytes());
+    let mut frac = a % unit;
+    if frac != 0 {
+        let mut digits = wabill_rating::money::SCALE as usize;
+        while frac.is_multiple_of(10) {
+            frac /= 10;
+            digits -= 1;
+        }
+        out.push(b'.');
+        let f = n.format(frac);
+        out.extend(std::iter::repeat_n(b'0', digits - f.len()));
+        out.extend_from_slice(f.as_bytes());
+    }
 }
 
 /// The CSV header line (with its newline).
@@ -173,6 +198,25 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        for s in [
+            "0",
+            "0.0618",
+            "-12.5",
+            "1000",
+            "0.000000001",
+            "123456789.000000009",
+            "-0.1",
+        ] {
+            let d: Decimal = s.parse().unwrap();
+            let mut v = Vec::new();
+            write_decimal(&mut v, d);
+            assert_eq!(String::from_utf8(v).unwrap(), d.to_string());
+            assert_eq!(d.to_string(), s);
+        }
+    }
 
     #[test]
     fn json_strings_are_escaped() {

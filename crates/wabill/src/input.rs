@@ -58,6 +58,9 @@ pub fn parse_text<'a>(
             .map(|(first_line, chunk)| {
                 s.spawn(move || {
                     let mut p = Parsed::default();
+                    let lines = memchr::memchr_iter(b'\n', chunk.as_bytes()).count() + 1;
+                    p.events.reserve(lines);
+                    p.lines.reserve(lines);
                     let mut errors = Vec::new();
                     let mut since = 0usize;
                     for (i, line) in chunk.split('\n').enumerate() {
@@ -83,6 +86,9 @@ pub fn parse_text<'a>(
             .collect()
     });
     let mut all = Parsed::default();
+    all.events
+        .reserve_exact(parts.iter().map(|p| p.0.events.len()).sum());
+    all.lines.reserve_exact(all.events.capacity());
     let mut bad = Vec::new();
     for (p, errors) in parts {
         all.events.extend(p.events);
