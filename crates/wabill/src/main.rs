@@ -10,6 +10,11 @@ mod tariff;
 
 use clap::{Parser, Subcommand};
 
+// Rating a large file allocates and frees hundreds of megabytes in big blocks; mimalloc keeps
+// them for reuse where the system allocator returns them to the kernel and faults them back in.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Rating and billing engine for WhatsApp Business Platform messaging.
 #[derive(Parser, Debug)]
 #[command(name = "wabill", version, about)]
