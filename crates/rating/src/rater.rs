@@ -259,20 +259,65 @@ struct Timeline {
     orphan_statuses: u64,
 }
 
-/// An event reduced to what the join needs, keyed by a 128-bit fingerprint of its id.
-#[derive(Clone, Copy)]
+/// An event reduced to what the join needs, keyed by a 92-bit fingerprint of its id: 24 bytes,
+/// because every byte of this array is written to fresh memory twice per event.
+#[derive(Clone, Copy, Default)]
 struct IdKey {
-    fp: (u64, u64),
+    fp: u64,
     at: UnixMs,
     idx: u32,
-    kind: StepKind,
-    status: Option<DeliveryStatus>,
+    /// 27 more fingerprint bits, then the kind (2 bits), then the status (3 bits).
+    tag: u32,
 }
 
-/// A 128-bit fingerprint of an id: two independent 64-bit mixes of its bytes. Events are
-/// grouped by fingerprint, so the join never reads the ids themselves (which lie scattered in
-/// memory) in fingerprint order. Two different ids share a fingerprint with probability about
-/// n²/2¹²⁹ (10⁻²⁵ for ten million ids): far below the rate of undetected memory errors.
+impl IdKey {
+    fn new(
+        fp: (u64, u64),
+        at: UnixMs,
+        idx: u32,
+        kind: StepKind,
+        status: Option<DeliveryStatus>,
+    ) -> Self {
+        let st = match status {
+            None => 0,
+            Some(DeliveryStatus::Sent) => 1,
+            Some(DeliveryStatus::Delivered) => 2,
+            Some(DeliveryStatus::Read) => 3,
+            Some(DeliveryStatus::Failed) => 4,
+        };
+        IdKey {
+            fp: fp.0,
+            at,
+            idx,
+            tag: ((fp.1 >> 37) as u32) << 5 | (kind as u32) << 3 | st,
+        }
+    }
+    fn same_id(&self, o: &IdKey) -> bool {
+        self.fp == o.fp && self.tag >> 5 == o.tag >> 5
+    }
+    fn kind(&self) -> StepKind {
+        match (self.tag >> 3) & 3 {
+            0 => StepKind::Inbound,
+            1 => StepKind::Outbound,
+            _ => StepKind::Status,
+        }
+    }
+    fn status(&self) -> Option<DeliveryStatus> {
+        match self.tag & 7 {
+            1 => Some(DeliveryStatus::Sent),
+            2 => Some(DeliveryStatus::Delivered),
+            3 => Some(DeliveryStatus::Read),
+            4 => Some(DeliveryStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A 128-bit fingerprint of an id: two independent 64-bit mixes of its bytes, of which the join
+/// keeps 91 bits. Events are grouped by fingerprint, so the join never reads the ids themselves
+/// (which lie scattered in memory) in fingerprint order. Two different ids share 91 bits with
+/// probability about n²/2⁹² (2·10⁻¹⁴ for ten million ids): below the rate of undetected memory
+/// errors.
 fn fingerprint(id: &str) -> (u64, u64) {
     let b = id.as_bytes();
     let mut h1: u64 = 0x243F_6A88_85A3_08D3 ^ b.len() as u64;
@@ -302,28 +347,42 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Sorts by (fingerprint, kind, idx): one scatter pass on the top 16 bits, then small sorts.
-/// Sorting keeps the join sequential in memory, where a hash table of millions of ids would not.
-fn sort_keys(keys: Vec<IdKey>) -> Vec<IdKey> {
+/// Keys of all events but accounts, sorted by (fingerprint, kind, status, idx): a counting pass,
+/// one scatter pass on the top bits straight into the output, then small sorts. Sorting keeps the
+/// join sequential in memory, where a hash table of millions of ids would not.
+fn sorted_keys(events: &[Event<'_>]) -> Vec<IdKey> {
     const BITS: u32 = 12;
-    let bucket = |k: &IdKey| (k.fp.0 >> (64 - BITS)) as usize;
+    let key = |i: usize, e: &Event<'_>| -> Option<IdKey> {
+        let (id, at, kind, status) = match e {
+            Event::Account(_) => return None,
+            Event::Inbound(x) => (&x.id, x.at, StepKind::Inbound, None),
+            Event::Outbound(x) => (&x.id, x.at, StepKind::Outbound, None),
+            Event::Status(x) => (&x.id, x.at, StepKind::Status, Some(x.status)),
+        };
+        Some(IdKey::new(fingerprint(id), at, i as u32, kind, status))
+    };
+    let bucket = |k: &IdKey| (k.fp >> (64 - BITS)) as usize;
     let mut starts = vec![0usize; (1 << BITS) + 1];
-    for k in &keys {
-        starts[bucket(k) + 1] += 1;
+    for (i, e) in events.iter().enumerate() {
+        if let Some(k) = key(i, e) {
+            starts[bucket(&k) + 1] += 1;
+        }
     }
     for i in 1..starts.len() {
         starts[i] += starts[i - 1];
     }
     let mut next = starts.clone();
-    let mut out = keys.clone();
-    for k in keys {
-        let b = bucket(&k);
-        out[next[b]] = k;
-        next[b] += 1;
+    let mut out = vec![IdKey::default(); starts[1 << BITS]];
+    for (i, e) in events.iter().enumerate() {
+        if let Some(k) = key(i, e) {
+            let b = bucket(&k);
+            out[next[b]] = k;
+            next[b] += 1;
+        }
     }
     for w in starts.windows(2) {
         if w[1] - w[0] > 1 {
-            out[w[0]..w[1]].sort_unstable_by_key(|k| (k.fp, k.kind, k.idx));
+            out[w[0]..w[1]].sort_unstable_by_key(|k| (k.fp, k.tag, k.idx));
         }
     }
     out
@@ -341,29 +400,14 @@ impl Timeline {
             orphan_statuses: 0,
         };
         // Join: group every event by id, in one sorted pass.
-        let keys: Vec<IdKey> = events
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                let (id, at, kind, status) = match e {
-                    Event::Account(_) => return None,
-                    Event::Inbound(x) => (&x.id, x.at, StepKind::Inbound, None),
-                    Event::Outbound(x) => (&x.id, x.at, StepKind::Outbound, None),
-                    Event::Status(x) => (&x.id, x.at, StepKind::Status, Some(x.status)),
-                };
-                Some(IdKey {
-                    fp: fingerprint(id),
-                    at,
-                    idx: i as u32,
-                    kind,
-                    status,
-                })
-            })
-            .collect();
-        let keys = sort_keys(keys);
+        assert!(
+            events.len() < u32::MAX as usize,
+            "more events than one batch holds"
+        );
+        let keys = sorted_keys(events);
         t.steps.reserve(keys.len() / 2);
         let mut conflicts: Vec<(&'e str, &'static str)> = Vec::new();
-        for run in keys.chunk_by(|a, b| a.fp == b.fp) {
+        for run in keys.chunk_by(|a, b| a.same_id(b)) {
             t.join_one_id(run, events, out, &mut conflicts);
         }
         // Resolve each outbound's account here, where steps are read in order, rather than in
@@ -420,15 +464,15 @@ impl Timeline {
         let mut failed = false;
         let mut has_status = false;
         let mut outbound: Option<(u32, UnixMs)> = None;
-        for same_kind in run.chunk_by(|a, b| a.kind == b.kind) {
+        for same_kind in run.chunk_by(|a, b| a.kind() == b.kind()) {
             let first = same_kind[0];
-            match first.kind {
+            match first.kind() {
                 StepKind::Inbound | StepKind::Outbound => {
                     // Repeats are rare: only then are the events themselves compared.
                     let e = &events[first.idx as usize];
                     if same_kind[1..].iter().all(|x| events[x.idx as usize] == *e) {
                         out.notes.duplicates += (same_kind.len() - 1) as u64;
-                        if first.kind == StepKind::Outbound {
+                        if first.kind() == StepKind::Outbound {
                             outbound = Some((first.idx, first.at));
                         } else {
                             self.steps.push(Step {
@@ -441,7 +485,7 @@ impl Timeline {
                             });
                         }
                     } else {
-                        let name = if first.kind == StepKind::Inbound {
+                        let name = if first.kind() == StepKind::Inbound {
                             "inbound"
                         } else {
                             "outbound"
@@ -452,7 +496,7 @@ impl Timeline {
                 StepKind::Status => {
                     has_status = true;
                     for x in same_kind {
-                        match x.status {
+                        match x.status() {
                             Some(DeliveryStatus::Delivered | DeliveryStatus::Read) => {
                                 if delivered_at == NEVER || x.at < delivered_at {
                                     delivered_at = x.at;
