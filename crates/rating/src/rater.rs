@@ -410,18 +410,6 @@ impl Timeline {
         for run in keys.chunk_by(|a, b| a.same_id(b)) {
             t.join_one_id(run, events, out, &mut conflicts);
         }
-        // Resolve each outbound's account here, where steps are read in order, rather than in
-        // the state machine.
-        for step in &mut t.steps {
-            if let (StepKind::Outbound, Event::Outbound(ob)) =
-                (step.kind, &events[step.idx as usize])
-            {
-                step.account = account_ids
-                    .get(ob.waba.as_ref())
-                    .copied()
-                    .unwrap_or(NO_ACCOUNT);
-            }
-        }
         conflicts.sort_unstable();
         for (id, kind) in conflicts {
             out.errors.push(RatingError::ConflictingDuplicate {
@@ -447,6 +435,18 @@ impl Timeline {
             }
             i = j;
         }
+        // Resolve each outbound's account now that steps are in time order, close to the
+        // order of the input, rather than in the state machine.
+        for step in &mut t.steps {
+            if let (StepKind::Outbound, Event::Outbound(ob)) =
+                (step.kind, &events[step.idx as usize])
+            {
+                step.account = account_ids
+                    .get(ob.waba.as_ref())
+                    .copied()
+                    .unwrap_or(NO_ACCOUNT);
+            }
+        }
         t
     }
 
@@ -468,9 +468,12 @@ impl Timeline {
             let first = same_kind[0];
             match first.kind() {
                 StepKind::Inbound | StepKind::Outbound => {
-                    // Repeats are rare: only then are the events themselves compared.
-                    let e = &events[first.idx as usize];
-                    if same_kind[1..].iter().all(|x| events[x.idx as usize] == *e) {
+                    // Repeats are rare: only then are the events themselves read and compared
+                    // (here, in fingerprint order, every read would miss the cache).
+                    let e = || &events[first.idx as usize];
+                    if same_kind.len() == 1
+                        || same_kind[1..].iter().all(|x| events[x.idx as usize] == *e())
+                    {
                         out.notes.duplicates += (same_kind.len() - 1) as u64;
                         if first.kind() == StepKind::Outbound {
                             outbound = Some((first.idx, first.at));
@@ -490,7 +493,7 @@ impl Timeline {
                         } else {
                             "outbound"
                         };
-                        conflicts.push((event_id(e), name));
+                        conflicts.push((event_id(e()), name));
                     }
                 }
                 StepKind::Status => {
