@@ -475,3 +475,116 @@ mod tests {
         assert_eq!(s.id, "wamid.A\"q");
     }
 }
+
+/// Writes an event as one events.md JSON line (without a newline), the canonical form wabill
+/// stores: reading it back with [`parse_line`] gives the same event.
+pub fn write_event(out: &mut Vec<u8>, e: &Event<'_>) {
+    use crate::charges::json_str;
+    use crate::time::write_instant;
+    let mut n = itoa::Buffer::new();
+    let at = |out: &mut Vec<u8>, ms: UnixMs| {
+        out.extend_from_slice(b",\"at\":\"");
+        write_instant(out, ms);
+        out.push(b'"');
+    };
+    let field = |out: &mut Vec<u8>, name: &str, v: &str| {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        json_str(out, v);
+    };
+    match e {
+        Event::Account(a) => {
+            out.extend_from_slice(b"{\"kind\":\"account\"");
+            field(out, "waba", &a.waba);
+            field(out, "portfolio", &a.portfolio);
+            field(out, "timezone", a.timezone.name());
+            field(out, "currency", a.currency.as_str());
+            if let Some(c) = &a.primary_country {
+                field(out, "primary_country", c);
+            }
+            if let Some(ai) = &a.auth_international {
+                out.extend_from_slice(b",\"auth_international\":{\"start\":\"");
+                write_instant(out, ai.start);
+                out.extend_from_slice(b"\"");
+                if !ai.exception_countries.is_empty() {
+                    out.extend_from_slice(b",\"exception_countries\":{");
+                    for (i, (c, t)) in ai.exception_countries.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        json_str(out, c);
+                        out.extend_from_slice(b":\"");
+                        write_instant(out, *t);
+                        out.push(b'"');
+                    }
+                    out.push(b'}');
+                }
+                out.push(b'}');
+            }
+        }
+        Event::Inbound(i) => {
+            out.extend_from_slice(b"{\"kind\":\"inbound\"");
+            field(out, "id", &i.id);
+            at(out, i.at);
+            field(out, "waba", &i.waba);
+            field(out, "phone", n.format(i.phone.get()));
+            field(out, "user", n.format(i.user.get()));
+            if let Some(ep) = i.entry_point {
+                field(out, "entry_point", ep.as_str());
+            }
+        }
+        Event::Outbound(o) => {
+            out.extend_from_slice(b"{\"kind\":\"outbound\"");
+            field(out, "id", &o.id);
+            at(out, o.at);
+            field(out, "waba", &o.waba);
+            field(out, "phone", n.format(o.phone.get()));
+            field(out, "user", n.format(o.user.get()));
+            match o.kind {
+                MessageKind::Template(c) => {
+                    field(out, "type", "template");
+                    field(out, "category", c.as_str());
+                }
+                MessageKind::NonTemplate => field(out, "type", "text"),
+            }
+            if o.marketing_messages_api {
+                field(out, "api", "marketing_messages");
+            }
+        }
+        Event::Status(s) => {
+            out.extend_from_slice(b"{\"kind\":\"status\"");
+            field(out, "id", &s.id);
+            at(out, s.at);
+            field(out, "status", s.status.as_str());
+        }
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn written_events_read_back_the_same() {
+        let lines = [
+            r#"{"kind":"account","waba":"W1","portfolio":"B1","timezone":"America/Sao_Paulo","currency":"USD","primary_country":"BR","auth_international":{"start":"2025-03-01T00:00:00Z","exception_countries":{"IN":"2025-05-01T00:00:00Z"}}}"#,
+            r#"{"kind":"account","waba":"W2","currency":"EUR"}"#,
+            r#"{"kind":"inbound","id":"wamid.\"q","at":"2025-07-01T10:00:00.250Z","waba":"W1","phone":"15550001111","user":"5511988887777","entry_point":"page_cta"}"#,
+            r#"{"kind":"outbound","id":"o1","at":1751364300,"waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"marketing","api":"marketing_messages"}"#,
+            r#"{"kind":"outbound","id":"o2","at":"2025-07-01T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"image"}"#,
+            r#"{"kind":"status","id":"o1","at":"2025-07-01T10:05:02Z","status":"failed"}"#,
+        ];
+        for l in lines {
+            let mut p = Parsed::default();
+            parse_line(l, 1, &mut p).unwrap();
+            let mut out = Vec::new();
+            write_event(&mut out, &p.events[0]);
+            let text = String::from_utf8(out).unwrap();
+            let mut q = Parsed::default();
+            parse_line(&text, 1, &mut q).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(p.events, q.events, "{text}");
+        }
+    }
+}
