@@ -472,7 +472,9 @@ impl Timeline {
                     // (here, in fingerprint order, every read would miss the cache).
                     let e = || &events[first.idx as usize];
                     if same_kind.len() == 1
-                        || same_kind[1..].iter().all(|x| events[x.idx as usize] == *e())
+                        || same_kind[1..]
+                            .iter()
+                            .all(|x| events[x.idx as usize] == *e())
                     {
                         out.notes.duplicates += (same_kind.len() - 1) as u64;
                         if first.kind() == StepKind::Outbound {
