@@ -2,6 +2,7 @@
 
 mod bench_cmd;
 mod demo_cmd;
+mod estimate_cmd;
 mod gen_cmd;
 mod import_cmd;
 mod input;
@@ -32,6 +33,8 @@ enum Command {
     Rates(import_cmd::RatesCommand),
     /// Generate an example month of traffic, rate it with the bundled rates, print the bill.
     Demo(demo_cmd::DemoArgs),
+    /// Estimate what a month of expected traffic will cost (rates a synthetic month).
+    Estimate(estimate_cmd::EstimateArgs),
     /// Write a seeded synthetic event stream (JSON Lines) to standard output.
     Gen(gen_cmd::GenArgs),
     /// Time parsing, rating and writing of a generated stream (see BENCHMARKS.md).
@@ -44,6 +47,7 @@ fn main() {
         Command::Rate(args) => rate_cmd::run(&args),
         Command::Rates(cmd) => import_cmd::run(&cmd),
         Command::Demo(args) => demo_cmd::run(&args),
+        Command::Estimate(args) => estimate_cmd::run(&args),
         Command::Gen(args) => gen_cmd::run(&args),
         Command::Bench(args) => bench_cmd::run(&args),
     };
