@@ -7,6 +7,7 @@ mod gen_cmd;
 mod import_cmd;
 mod input;
 mod rate_cmd;
+mod serve_cmd;
 mod tariff;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,11 @@ enum Command {
     /// Manage rate data.
     #[command(subcommand)]
     Rates(import_cmd::RatesCommand),
+    /// Run the rating service: Meta webhooks and events in, charges out (SQLite or PostgreSQL).
+    Serve(serve_cmd::ServeArgs),
+    /// Manage the service's API keys.
+    #[command(subcommand)]
+    Keys(serve_cmd::KeysCommand),
     /// Generate an example month of traffic, rate it with the bundled rates, print the bill.
     Demo(demo_cmd::DemoArgs),
     /// Estimate what a month of expected traffic will cost (rates a synthetic month).
@@ -47,6 +53,8 @@ fn main() {
         Command::Rate(args) => rate_cmd::run(&args),
         Command::Rates(cmd) => import_cmd::run(&cmd),
         Command::Demo(args) => demo_cmd::run(&args),
+        Command::Serve(args) => serve_cmd::serve(&args),
+        Command::Keys(cmd) => serve_cmd::keys(&cmd),
         Command::Estimate(args) => estimate_cmd::run(&args),
         Command::Gen(args) => gen_cmd::run(&args),
         Command::Bench(args) => bench_cmd::run(&args),

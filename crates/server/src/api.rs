@@ -1,0 +1,548 @@
+//! The HTTP routes: Meta's webhook, generic ingest, charges, health and metrics. Every route
+//! but the webhook (authenticated by Meta's signature) and the probes needs an API key.
+
+use crate::engine::Engine;
+use crate::meta;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use wabill_formats::charges::json_str;
+use wabill_formats::{parse_line, Parsed};
+use wabill_rating::{Event, UnixMs};
+use wabill_store::{ChargeCursor, ChargeFilter, ChargeRow, Role};
+
+/// Most events one `POST /v1/events` may carry.
+pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
+/// Largest request body accepted (413 above).
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// What the routes share.
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    /// App secrets accepted for `X-Hub-Signature-256` (two during a rotation). Empty: the
+    /// webhook route refuses every post.
+    pub app_secrets: Vec<Vec<u8>>,
+    pub verify_token: String,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/webhooks/whatsapp", get(webhook_verify).post(webhook_post))
+        .route("/v1/events", post(ingest))
+        .route("/v1/charges", get(charges))
+        .route("/v1/unratable", get(unratable))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// An error as a JSON body with a stable code.
+fn problem(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message.into() } });
+    (status, axum::Json(body)).into_response()
+}
+
+fn observe(state: &AppState, route: &str, started: Instant, resp: Response) -> Response {
+    state.engine.metrics.observe(
+        route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+async fn webhook_verify(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match meta::verify_subscription(
+        q.get("hub.mode").map(String::as_str),
+        q.get("hub.verify_token").map(String::as_str),
+        q.get("hub.challenge").map(String::as_str),
+        &state.verify_token,
+    ) {
+        Some(challenge) => (StatusCode::OK, challenge.to_string()).into_response(),
+        None => problem(
+            StatusCode::FORBIDDEN,
+            "verification_failed",
+            "hub.mode or hub.verify_token does not match",
+        ),
+    }
+}
+
+async fn webhook_post(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let resp = webhook_inner(&state, &headers, &body).await;
+    observe(&state, "/webhooks/whatsapp", started, resp)
+}
+
+async fn webhook_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
+    if state.app_secrets.is_empty() {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhook_disabled",
+            "no app secret is configured (WABILL_APP_SECRET): unsigned posts are never accepted",
+        );
+    }
+    let sig = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = meta::verify_signature(&state.app_secrets, body, sig) {
+        state.engine.metrics.add_unauthorized_webhook();
+        return problem(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string());
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "the body is not UTF-8",
+        );
+    };
+    let mut parsed = Parsed::default();
+    if let Err(e) = parse_line(text.trim(), 1, &mut parsed) {
+        state.engine.metrics.add_rejected(1);
+        return problem(StatusCode::BAD_REQUEST, "invalid_webhook", e.to_string());
+    }
+    let batch: Vec<(usize, Event<'_>)> = parsed.events.into_iter().enumerate().collect();
+    match state.engine.ingest(&batch).await {
+        Ok(_) => (StatusCode::OK, "EVENT_RECEIVED").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "storing a webhook failed");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the event could not be stored; Meta will retry",
+            )
+        }
+    }
+}
+
+/// The caller, from `Authorization: Bearer KEY`.
+pub struct Caller {
+    pub role: Role,
+    /// None: every WABA (admin).
+    pub wabas: Option<Vec<String>>,
+}
+
+impl Caller {
+    fn may_see(&self, waba: &str) -> bool {
+        self.wabas
+            .as_ref()
+            .is_none_or(|w| w.iter().any(|x| x == waba))
+    }
+}
+
+pub fn hash_key(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+// A handler helper's natural error is the response to send; boxing it would only add noise.
+#[allow(clippy::result_large_err)]
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            problem(
+                StatusCode::UNAUTHORIZED,
+                "missing_api_key",
+                "send Authorization: Bearer <api key>",
+            )
+        })?;
+    match state
+        .engine
+        .store()
+        .key_by_hash(&hash_key(key.trim()))
+        .await
+    {
+        Ok(Some(k)) => Ok(Caller {
+            role: k.role,
+            wabas: (k.role != Role::Admin).then_some(k.tenant_wabas),
+        }),
+        Ok(None) => Err(problem(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "unknown or revoked API key",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "key lookup failed");
+            Err(problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "try again",
+            ))
+        }
+    }
+}
+
+async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let resp = ingest_inner(&state, &headers, &body).await;
+    observe(&state, "/v1/events", started, resp)
+}
+
+async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let caller = match authenticate(state, headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if caller.role == Role::Reader {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a reader key cannot send events",
+        );
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "the body is not UTF-8",
+        );
+    };
+    // A JSON array of events, or JSON Lines.
+    let owned: Vec<String>;
+    let lines: Vec<&str> = if text.trim_start().starts_with('[') {
+        match serde_json::from_str::<Vec<serde_json::Value>>(text) {
+            Ok(values) => {
+                owned = values.iter().map(|v| v.to_string()).collect();
+                owned.iter().map(String::as_str).collect()
+            }
+            Err(e) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("not a JSON array of events: {e}"),
+                )
+            }
+        }
+    } else {
+        text.lines().filter(|l| !l.trim().is_empty()).collect()
+    };
+    if lines.len() > MAX_EVENTS_PER_REQUEST {
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+            format!(
+                "at most {MAX_EVENTS_PER_REQUEST} events per request, got {}",
+                lines.len()
+            ),
+        );
+    }
+    let mut errors: Vec<serde_json::Value> = Vec::new();
+    let mut parsed = Parsed::default();
+    let mut index_of = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let before = parsed.events.len();
+        match parse_line(line, i as u64, &mut parsed) {
+            Ok(()) => index_of.extend(std::iter::repeat_n(i, parsed.events.len() - before)),
+            Err(e) => {
+                errors.push(serde_json::json!({"index": i, "field": e.field, "reason": e.why}))
+            }
+        }
+    }
+    let mut batch = Vec::with_capacity(parsed.events.len());
+    for (e, i) in parsed.events.into_iter().zip(index_of) {
+        let waba = match &e {
+            Event::Account(a) => Some(a.waba.as_ref()),
+            Event::Inbound(x) => Some(x.waba.as_ref()),
+            Event::Outbound(x) => Some(x.waba.as_ref()),
+            Event::Status(_) => None,
+        };
+        if let Some(w) = waba {
+            if !caller.may_see(w) {
+                errors.push(serde_json::json!({"index": i, "field": "waba", "reason": format!("this key may not send events for WABA '{w}'")}));
+                continue;
+            }
+        }
+        batch.push((i, e));
+    }
+    state.engine.metrics.add_rejected(errors.len() as u64);
+    match state.engine.ingest(&batch).await {
+        Ok(out) => {
+            for (i, why) in out.conflicts {
+                errors.push(serde_json::json!({"index": i, "field": "id", "reason": why}));
+            }
+            errors.sort_by_key(|e| e["index"].as_u64());
+            let body = serde_json::json!({
+                "stored": out.stored,
+                "duplicates": out.duplicates,
+                "rejected": errors.len(),
+                "errors": errors,
+            });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "storing events failed");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "nothing was stored; send the batch again",
+            )
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ChargesQuery {
+    waba: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+    format: Option<String>,
+}
+
+#[allow(clippy::result_large_err)]
+fn instant_param(v: &Option<String>, name: &str) -> Result<Option<UnixMs>, Response> {
+    v.as_deref()
+        .map(|s| {
+            wabill_formats::time::parse_instant(s).map_err(|why| {
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_parameter",
+                    format!("{name}: {why}"),
+                )
+            })
+        })
+        .transpose()
+}
+
+async fn charges(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<ChargesQuery>,
+) -> Response {
+    let started = Instant::now();
+    let resp = charges_inner(&state, &headers, q).await;
+    observe(&state, "/v1/charges", started, resp)
+}
+
+async fn charges_inner(state: &AppState, headers: &HeaderMap, q: ChargesQuery) -> Response {
+    let caller = match authenticate(state, headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (from_ms, to_ms) = match (instant_param(&q.from, "from"), instant_param(&q.to, "to")) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let after = match q.after.as_deref().map(parse_cursor) {
+        Some(None) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                "after: not a cursor from a previous page",
+            )
+        }
+        Some(Some(c)) => Some(c),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let filter = ChargeFilter {
+        waba: q.waba.clone(),
+        wabas: caller.wabas.clone(),
+        from_ms,
+        to_ms,
+        after,
+        limit,
+    };
+    let rows = match state.engine.store().charges(&filter).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "reading charges failed");
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "try again",
+            );
+        }
+    };
+    let next = (rows.len() as u32 == limit)
+        .then(|| rows.last().map(|r| format_cursor(&r.cursor())))
+        .flatten();
+    if q.format.as_deref() == Some("csv") {
+        let mut out = wabill_formats::charges::csv_header().into_bytes();
+        for r in &rows {
+            write_row_csv(&mut out, r);
+        }
+        let mut resp = (StatusCode::OK, out).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            "text/csv; charset=utf-8".parse().expect("valid"),
+        );
+        if let Some(n) = next {
+            resp.headers_mut()
+                .insert("x-next-cursor", n.parse().expect("ascii cursor"));
+        }
+        return resp;
+    }
+    let mut out = Vec::with_capacity(rows.len() * 340 + 64);
+    out.extend_from_slice(b"{\"charges\":[");
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_row_json(&mut out, r);
+    }
+    out.extend_from_slice(b"],\"next\":");
+    match next {
+        Some(n) => json_str(&mut out, &n),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+    let mut resp = (StatusCode::OK, out).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "application/json".parse().expect("valid"),
+    );
+    resp
+}
+
+fn format_cursor(c: &ChargeCursor) -> String {
+    format!("{}.{}", c.sent_at_ms, hex::encode(c.id.as_bytes()))
+}
+
+fn parse_cursor(s: &str) -> Option<ChargeCursor> {
+    let (at, id) = s.split_once('.')?;
+    Some(ChargeCursor {
+        sent_at_ms: at.parse().ok()?,
+        id: String::from_utf8(hex::decode(id).ok()?).ok()?,
+    })
+}
+
+/// A stored charge in exactly the JSON of `wabill rate` (docs/events.md field order).
+pub fn write_row_json(out: &mut Vec<u8>, r: &ChargeRow) {
+    let s = |out: &mut Vec<u8>, k: &str, v: &str| {
+        out.extend_from_slice(b"\"");
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        json_str(out, v);
+        out.push(b',');
+    };
+    let opt = |out: &mut Vec<u8>, k: &str, v: Option<&str>| {
+        out.extend_from_slice(b"\"");
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        match v {
+            Some(v) => json_str(out, v),
+            None => out.extend_from_slice(b"null"),
+        }
+    };
+    out.push(b'{');
+    s(out, "id", &r.id);
+    s(out, "waba", &r.waba);
+    s(out, "phone", &r.phone);
+    s(out, "user", &r.user);
+    s(out, "country", &r.country);
+    s(out, "market", &r.market);
+    s(out, "pricing_model", &r.pricing_model);
+    s(out, "category", &r.category);
+    s(out, "type", &r.pricing_type);
+    out.extend_from_slice(if r.billable {
+        b"\"billable\":true,"
+    } else {
+        b"\"billable\":false,"
+    });
+    opt(out, "tier", r.tier.as_deref());
+    out.push(b',');
+    opt(out, "rate", r.rate.map(|d| d.to_string()).as_deref());
+    out.push(b',');
+    s(out, "amount", &r.amount.to_string());
+    s(out, "currency", &r.currency);
+    opt(
+        out,
+        "billed_at",
+        r.billed_at_ms
+            .map(wabill_formats::time::format_instant)
+            .as_deref(),
+    );
+    out.push(b',');
+    opt(out, "conversation_id", r.conversation_id.as_deref());
+    out.push(b'}');
+}
+
+fn write_row_csv(out: &mut Vec<u8>, r: &ChargeRow) {
+    let cells = [
+        r.id.clone(),
+        r.waba.clone(),
+        r.phone.clone(),
+        r.user.clone(),
+        r.country.clone(),
+        r.market.clone(),
+        r.pricing_model.clone(),
+        r.category.clone(),
+        r.pricing_type.clone(),
+        r.billable.to_string(),
+        r.tier.clone().unwrap_or_default(),
+        r.rate.map(|d| d.to_string()).unwrap_or_default(),
+        r.amount.to_string(),
+        r.currency.clone(),
+        r.billed_at_ms
+            .map(wabill_formats::time::format_instant)
+            .unwrap_or_default(),
+        r.conversation_id.clone().unwrap_or_default(),
+    ];
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if c.contains([',', '"', '\n', '\r']) {
+            out.push(b'"');
+            out.extend_from_slice(c.replace('"', "\"\"").as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(c.as_bytes());
+        }
+    }
+    out.push(b'\n');
+}
+
+async fn unratable(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let caller = match authenticate(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if caller.role != Role::Admin {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an admin key sees rating errors across portfolios",
+        );
+    }
+    let list = state.engine.unratable().await;
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "unratable": list })),
+    )
+        .into_response()
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.engine.store().max_seq().await {
+        Ok(seq) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "store": state.engine.store().backend().to_string(), "events": seq}))).into_response(),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut resp = state.engine.metrics.render().into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4".parse().expect("valid"),
+    );
+    resp
+}

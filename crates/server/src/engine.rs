@@ -1,0 +1,398 @@
+//! The service's rating engine. Events are stored first (that is what makes an acknowledgement
+//! safe), then the business portfolios and months they touch are marked dirty, and a worker
+//! re-rates each dirty (portfolio, month) from the stored events with the pure rating core,
+//! replacing its charges. Because a month is always re-rated from everything stored for it,
+//! the stored charges converge to exactly what `wabill rate` gives for the same events,
+//! whatever order they arrived in.
+//!
+//! A month's charges depend on the month's own events (volume tiers and free allowances reset
+//! monthly) and on windows and conversations still open at its start. Those last at most
+//! 72 hours and their openers look back at most 24 hours, so each month is rated from
+//! [`LOOKBACK_MS`] before its start; an event near a month's end also dirties the next month.
+
+use crate::metrics::Metrics;
+use chrono_tz::Tz;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use tokio::sync::{Mutex, Notify};
+use wabill_formats::events::write_event;
+use wabill_formats::{parse_line, Parsed};
+use wabill_rating::time::{local_date, local_day_start};
+use wabill_rating::{rate, Charge, Event, Month, RateOptions, Tariff, UnixMs};
+use wabill_store::{ChargeRow, EventKind, NewAccount, NewEvent, Store, StoreError};
+
+/// How far before a month its re-rating starts reading events (see the module comment).
+pub const LOOKBACK_MS: UnixMs = 7 * 24 * 3_600_000;
+
+/// What ingesting a batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Events stored now (accounts included).
+    pub stored: usize,
+    /// Events already stored with the same content: acknowledged, not counted twice.
+    pub duplicates: usize,
+    /// (index in the request, why) for events refused: an id already stored with other content.
+    pub conflicts: Vec<(usize, String)>,
+}
+
+#[derive(Clone)]
+struct AccountInfo {
+    portfolio: String,
+    tz: Tz,
+}
+
+#[derive(Default)]
+struct Dirty {
+    /// Portfolio → months (in each WABA's own calendar) to re-rate.
+    months: BTreeMap<String, BTreeSet<Month>>,
+    /// WABAs with events but no account yet: the instants seen, re-rated when it arrives.
+    waiting: HashMap<String, Vec<UnixMs>>,
+}
+
+/// A message that could not be rated at the last re-rating of its month.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Unratable {
+    pub portfolio: String,
+    pub month: String,
+    pub code: &'static str,
+    pub error: String,
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    tariff: Arc<Tariff>,
+    accounts: Mutex<HashMap<String, AccountInfo>>,
+    dirty: Mutex<Dirty>,
+    unratable: Mutex<BTreeMap<(String, Month), Vec<Unratable>>>,
+    wake: Notify,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Engine {
+    /// An engine over a store, loading the accounts it already holds and re-rating nothing
+    /// until told (a restarted service has consistent charges already).
+    pub async fn new(
+        store: Arc<dyn Store>,
+        tariff: Arc<Tariff>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Engine>, StoreError> {
+        let mut accounts = HashMap::new();
+        for row in store.accounts(None).await? {
+            if let Ok(tz) = row.timezone.parse::<Tz>() {
+                accounts.insert(
+                    row.waba.clone(),
+                    AccountInfo {
+                        portfolio: row.portfolio,
+                        tz,
+                    },
+                );
+            }
+        }
+        Ok(Arc::new(Engine {
+            store,
+            tariff,
+            accounts: Mutex::new(accounts),
+            dirty: Mutex::new(Dirty::default()),
+            unratable: Mutex::new(BTreeMap::new()),
+            wake: Notify::new(),
+            metrics,
+        }))
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    pub fn tariff(&self) -> &Tariff {
+        &self.tariff
+    }
+
+    /// Stores a batch of parsed events (each with its index in the request), durably, then
+    /// marks what they touch for re-rating. Returns once the store has committed.
+    pub async fn ingest(&self, batch: &[(usize, Event<'_>)]) -> Result<IngestOutcome, StoreError> {
+        let mut out = IngestOutcome::default();
+        let mut accounts = Vec::new();
+        let mut events = Vec::new();
+        let mut positions = Vec::new();
+        for (index, e) in batch {
+            let mut raw = Vec::new();
+            write_event(&mut raw, e);
+            let raw = String::from_utf8(raw).expect("written as UTF-8");
+            match e {
+                Event::Account(a) => accounts.push(NewAccount {
+                    waba: a.waba.to_string(),
+                    portfolio: a.portfolio.to_string(),
+                    timezone: a.timezone.name().to_string(),
+                    currency: a.currency.as_str().to_string(),
+                    raw,
+                }),
+                Event::Inbound(i) => {
+                    positions.push(*index);
+                    events.push(NewEvent::inbound(
+                        i.id.as_ref(),
+                        i.at,
+                        i.waba.as_ref(),
+                        i.phone.to_string(),
+                        i.user.to_string(),
+                        raw,
+                    ));
+                }
+                Event::Outbound(o) => {
+                    positions.push(*index);
+                    events.push(NewEvent::outbound(
+                        o.id.as_ref(),
+                        o.at,
+                        o.waba.as_ref(),
+                        o.phone.to_string(),
+                        o.user.to_string(),
+                        raw,
+                    ));
+                }
+                Event::Status(s) => {
+                    positions.push(*index);
+                    events.push(NewEvent::status(
+                        s.id.as_ref(),
+                        s.status.as_str(),
+                        s.at,
+                        raw,
+                    ));
+                }
+            }
+        }
+        if !accounts.is_empty() {
+            let outcomes = self.store.record_accounts(&accounts).await?;
+            let mut cache = self.accounts.lock().await;
+            let mut dirty = self.dirty.lock().await;
+            for (a, o) in accounts.iter().zip(outcomes) {
+                if !o.recorded {
+                    out.duplicates += 1;
+                    continue;
+                }
+                out.stored += 1;
+                let tz: Tz = a.timezone.parse().expect("written from a parsed timezone");
+                let old = cache.insert(
+                    a.waba.clone(),
+                    AccountInfo {
+                        portfolio: a.portfolio.clone(),
+                        tz,
+                    },
+                );
+                // A changed account re-rates every month of its portfolio (and of the one it
+                // left): rare, and nothing less is exact.
+                for p in [Some(a.portfolio.clone()), old.map(|o| o.portfolio)]
+                    .into_iter()
+                    .flatten()
+                {
+                    dirty.months.entry(p).or_default().insert(Month(i32::MIN));
+                }
+                if let Some(times) = dirty.waiting.remove(&a.waba) {
+                    for at in times {
+                        mark(&mut dirty, &a.portfolio, tz, at);
+                    }
+                }
+            }
+        }
+        if !events.is_empty() {
+            let result = self.store.append_events(&events).await?;
+            out.stored += result.inserted.len();
+            out.duplicates += result.duplicates;
+            for (pos, why) in &result.conflicts {
+                out.conflicts.push((positions[*pos], why.clone()));
+            }
+            let refused: BTreeSet<usize> = result.conflicts.iter().map(|c| c.0).collect();
+            let status_ids: Vec<String> = events
+                .iter()
+                .enumerate()
+                .filter(|(i, e)| e.kind == EventKind::Status && !refused.contains(i))
+                .map(|(_, e)| e.id.clone())
+                .collect();
+            let refs = if status_ids.is_empty() {
+                Vec::new()
+            } else {
+                self.store.outbound_refs(&status_ids).await?
+            };
+            let cache = self.accounts.lock().await;
+            let mut dirty = self.dirty.lock().await;
+            let touched = events
+                .iter()
+                .enumerate()
+                .filter(|(i, e)| e.kind != EventKind::Status && !refused.contains(i))
+                .map(|(_, e)| (e.waba.clone().unwrap_or_default(), e.at_ms))
+                .chain(refs.into_iter().map(|r| (r.waba, r.at_ms)));
+            for (waba, at) in touched {
+                match cache.get(&waba) {
+                    Some(info) => mark(&mut dirty, &info.portfolio, info.tz, at),
+                    None => dirty.waiting.entry(waba).or_default().push(at),
+                }
+            }
+        }
+        self.metrics.add_ingested(
+            out.stored as u64,
+            out.duplicates as u64,
+            out.conflicts.len() as u64,
+        );
+        self.wake.notify_one();
+        Ok(out)
+    }
+
+    /// Waits until there may be something to re-rate.
+    pub async fn notified(&self) {
+        self.wake.notified().await
+    }
+
+    /// Re-rates everything marked dirty so far. Returns the number of (portfolio, month) sets
+    /// re-rated.
+    pub async fn rerate_dirty(&self) -> Result<usize, StoreError> {
+        let work = std::mem::take(&mut self.dirty.lock().await.months);
+        let n = work.len();
+        for (portfolio, months) in work {
+            if let Err(e) = self.rerate(&portfolio, &months).await {
+                // Put it back so that it is tried again, and report.
+                let mut dirty = self.dirty.lock().await;
+                dirty.months.entry(portfolio).or_default().extend(months);
+                return Err(e);
+            }
+        }
+        Ok(n)
+    }
+
+    /// Re-rates until nothing is dirty (for tests and shutdown).
+    pub async fn settle(&self) -> Result<(), StoreError> {
+        while self.rerate_dirty().await? > 0 {}
+        Ok(())
+    }
+
+    /// Messages that could not be rated, by portfolio and month.
+    pub async fn unratable(&self) -> Vec<Unratable> {
+        self.unratable
+            .lock()
+            .await
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    async fn rerate(&self, portfolio: &str, months: &BTreeSet<Month>) -> Result<(), StoreError> {
+        let members: Vec<(String, Tz)> = {
+            let cache = self.accounts.lock().await;
+            let mut m: Vec<(String, Tz)> = cache
+                .iter()
+                .filter(|(_, i)| i.portfolio == portfolio)
+                .map(|(w, i)| (w.clone(), i.tz))
+                .collect();
+            m.sort_by(|a, b| a.0.cmp(&b.0));
+            m
+        };
+        if members.is_empty() {
+            return Ok(());
+        }
+        let everything = months.contains(&Month(i32::MIN));
+        let (from, to) = if everything {
+            (i64::MIN / 2, i64::MAX / 2)
+        } else {
+            let first = *months.first().expect("non-empty");
+            let last = *months.last().expect("non-empty");
+            let from = members
+                .iter()
+                .map(|(_, tz)| local_day_start(*tz, first.first_day()))
+                .min()
+                .expect("members")
+                - LOOKBACK_MS;
+            let to = members
+                .iter()
+                .map(|(_, tz)| local_day_start(*tz, last.next().first_day()))
+                .max()
+                .expect("members");
+            (from, to)
+        };
+        let wabas: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
+        let stored = self.store.events_for(&wabas, from, to).await?;
+        let mut parsed = Parsed::default();
+        for (i, e) in stored.iter().enumerate() {
+            // Stored lines were written by wabill itself; one that no longer reads is a bug.
+            parse_line(&e.raw, i as u64 + 1, &mut parsed)
+                .unwrap_or_else(|err| panic!("stored event {} does not read back: {err}", e.seq));
+        }
+        let tz_of: HashMap<&str, Tz> = members.iter().map(|(w, tz)| (w.as_str(), *tz)).collect();
+        let in_scope = |waba: &str, at: UnixMs| -> bool {
+            everything
+                || tz_of
+                    .get(waba)
+                    .is_some_and(|tz| months.contains(&local_date(*tz, at).month()))
+        };
+        let ids: Vec<String> = parsed
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Outbound(o) if in_scope(&o.waba, o.at) => Some(o.id.to_string()),
+                _ => None,
+            })
+            .collect();
+        let rated = rate(&self.tariff, &[], &parsed.events, RateOptions::default());
+        let rows: Vec<ChargeRow> = rated
+            .charges
+            .iter()
+            .filter(|c| in_scope(c.waba, c.sent_at))
+            .map(|c| charge_row(c, &self.tariff))
+            .collect();
+        self.store.replace_charges(&ids, &rows).await?;
+        self.metrics.add_rated(rows.len() as u64);
+        let mut unratable = self.unratable.lock().await;
+        unratable.retain(|(p, m), _| p != portfolio || !(everything || months.contains(m)));
+        for e in &rated.errors {
+            let month = match e {
+                _ if everything => Month(0),
+                _ => *months.first().expect("non-empty"),
+            };
+            unratable
+                .entry((portfolio.to_string(), month))
+                .or_default()
+                .push(Unratable {
+                    portfolio: portfolio.to_string(),
+                    month: if everything {
+                        "all".into()
+                    } else {
+                        month.to_string()
+                    },
+                    code: e.code(),
+                    error: e.to_string(),
+                });
+        }
+        Ok(())
+    }
+}
+
+/// Marks the month of `at` (in the WABA's calendar) dirty, and the next month too when `at` is
+/// within the look-back of its start.
+fn mark(dirty: &mut Dirty, portfolio: &str, tz: Tz, at: UnixMs) {
+    let month = local_date(tz, at).month();
+    let set = dirty.months.entry(portfolio.to_string()).or_default();
+    set.insert(month);
+    let next = month.next();
+    if local_day_start(tz, next.first_day()) - at <= LOOKBACK_MS {
+        set.insert(next);
+    }
+}
+
+/// The stored form of a charge: exactly the fields `wabill rate` prints.
+pub fn charge_row(c: &Charge<'_>, tariff: &Tariff) -> ChargeRow {
+    ChargeRow {
+        id: c.id.to_string(),
+        sent_at_ms: c.sent_at,
+        waba: c.waba.to_string(),
+        phone: c.phone.to_string(),
+        user: c.user.to_string(),
+        country: tariff.markets.iso2(c.country).to_string(),
+        market: tariff.markets.market_name(c.market).to_string(),
+        pricing_model: c.pricing_model.as_str().to_string(),
+        category: c.category.as_str().to_string(),
+        pricing_type: c.pricing_type.as_str().to_string(),
+        billable: c.billable(),
+        tier: c.tier.map(|t| t.to_string()),
+        rate: c.rate.filter(|_| c.billable()),
+        amount: c.amount,
+        currency: c.currency.as_str().to_string(),
+        billed_at_ms: c.billed_at,
+        conversation_id: c.conversation_id.map(str::to_string),
+    }
+}

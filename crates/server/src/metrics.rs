@@ -1,0 +1,89 @@
+//! Counters for `/metrics`, in Prometheus' text format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct Metrics {
+    ingested: AtomicU64,
+    duplicates: AtomicU64,
+    rejected: AtomicU64,
+    rated: AtomicU64,
+    webhook_unauthorized: AtomicU64,
+    /// (route, status class) → (count, total seconds).
+    requests: Mutex<std::collections::BTreeMap<(String, u16), (u64, f64)>>,
+}
+
+impl Metrics {
+    pub fn add_ingested(&self, stored: u64, duplicates: u64, rejected: u64) {
+        self.ingested.fetch_add(stored, Relaxed);
+        self.duplicates.fetch_add(duplicates, Relaxed);
+        self.rejected.fetch_add(rejected, Relaxed);
+    }
+    pub fn add_rejected(&self, n: u64) {
+        self.rejected.fetch_add(n, Relaxed);
+    }
+    pub fn add_rated(&self, n: u64) {
+        self.rated.fetch_add(n, Relaxed);
+    }
+    pub fn add_unauthorized_webhook(&self) {
+        self.webhook_unauthorized.fetch_add(1, Relaxed);
+    }
+    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+        let mut r = self.requests.lock().expect("metrics lock");
+        let e = r.entry((route.to_string(), status)).or_default();
+        e.0 += 1;
+        e.1 += seconds;
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let counter = |s: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter(
+            &mut s,
+            "wabill_events_ingested_total",
+            "Events stored.",
+            self.ingested.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "wabill_events_duplicate_total",
+            "Events received again and counted once.",
+            self.duplicates.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "wabill_events_rejected_total",
+            "Events refused (malformed or conflicting).",
+            self.rejected.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "wabill_charges_rated_total",
+            "Charge rows written by re-rating.",
+            self.rated.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "wabill_webhook_unauthorized_total",
+            "Webhook posts refused for their signature.",
+            self.webhook_unauthorized.load(Relaxed),
+        );
+        let _ = writeln!(s, "# HELP wabill_http_requests_total Requests by route and status.\n# TYPE wabill_http_requests_total counter");
+        let r = self.requests.lock().expect("metrics lock");
+        for ((route, status), (n, _)) in r.iter() {
+            let _ = writeln!(
+                s,
+                "wabill_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let _ = writeln!(s, "# HELP wabill_http_request_seconds_sum Time spent answering, by route.\n# TYPE wabill_http_request_seconds_sum counter");
+        for ((route, status), (_, secs)) in r.iter() {
+            let _ = writeln!(s, "wabill_http_request_seconds_sum{{route=\"{route}\",status=\"{status}\"}} {secs:.6}");
+        }
+        s
+    }
+}

@@ -1,0 +1,78 @@
+//! Small conversions both backends share: the clock for `received_at_ms`, sequence numbers
+//! between `u64` and the databases' signed integers, decimals from their stored text, and the
+//! rules an API key must follow before it is stored.
+
+use crate::error::StoreError;
+use crate::rows::{NewApiKey, Role};
+use std::time::{SystemTime, UNIX_EPOCH};
+use wabill_rating::Decimal;
+
+/// Now, in Unix milliseconds. Only bookkeeping instants (`received_at_ms`, `recorded_at_ms`,
+/// key creation and revocation) come from the clock; rating never sees them.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) fn seq_from_db(v: i64) -> u64 {
+    // Sequence numbers start at 1 and only grow; a negative one would be corruption.
+    u64::try_from(v).unwrap_or(0)
+}
+
+pub(crate) fn seq_to_db(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn decimal(table: &'static str, key: &str, text: &str) -> Result<Decimal, StoreError> {
+    text.parse().map_err(|e| StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+        why: format!("{e}"),
+    })
+}
+
+pub(crate) fn role(key: &str, text: &str) -> Result<Role, StoreError> {
+    Role::parse(text).ok_or_else(|| StoreError::Corrupt {
+        table: "api_keys",
+        key: key.to_string(),
+        why: format!("unknown role '{text}'"),
+    })
+}
+
+/// An admin key sees every WABA; a scoped key must name the WABAs it sees, because an empty
+/// scope read as "no restriction" would hand a tenant everyone's data.
+pub(crate) fn check_key(key: &NewApiKey) -> Result<(), StoreError> {
+    let why = match (key.role, key.tenant_wabas.is_empty()) {
+        (Role::Admin, false) => "an admin key sees every WABA and takes no tenant list",
+        (Role::Reader | Role::Sender, true) => "a reader or sender key needs at least one WABA",
+        _ if key.name.trim().is_empty() => "a key needs a name",
+        _ if key.tenant_wabas.iter().any(|w| w.is_empty()) => "a tenant WABA is empty",
+        _ => return Ok(()),
+    };
+    Err(StoreError::Invalid {
+        table: "api_keys",
+        why: format!("key '{}': {why}", key.name),
+    })
+}
+
+/// A charge row refused before it reaches the database (the schema checks the same).
+pub(crate) fn check_charge_ids(
+    ids: &[String],
+    rows: &[crate::rows::ChargeRow],
+) -> Result<Vec<String>, StoreError> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    for r in rows {
+        if !seen.insert(r.id.as_str()) {
+            return Err(StoreError::Invalid {
+                table: "charges",
+                why: format!("message '{}' has two charge rows in one replacement", r.id),
+            });
+        }
+    }
+    let mut all: Vec<String> = ids.to_vec();
+    all.extend(rows.iter().map(|r| r.id.clone()));
+    all.sort_unstable();
+    all.dedup();
+    Ok(all)
+}

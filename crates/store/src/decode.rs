@@ -1,0 +1,177 @@
+//! Reading rows back into the store's types, once for both backends: every query selects its
+//! columns in the order of the `*_COLUMNS` lists here, and PostgreSQL returns NUMERIC as text
+//! (`amount::text`) so that both backends hand over decimals the same way.
+
+use crate::common::{decimal, role, seq_from_db};
+use crate::error::StoreError;
+use crate::rows::{AccountRow, ApiKeyRow, ChargeRow, EventKind, StoredEvent};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+/// Columns of [`StoredEvent`], for a query on `events e`.
+pub(crate) const EVENT_COLUMNS: &str =
+    "e.seq, e.kind, e.id, e.status, e.at_ms, e.waba, e.phone, e.user_phone, e.raw, e.received_at_ms";
+
+/// Columns of [`AccountRow`], for a query on `accounts a JOIN events e ON e.seq = a.seq`.
+pub(crate) const ACCOUNT_COLUMNS: &str =
+    "a.seq, a.waba, a.portfolio, a.timezone, a.currency, e.raw, e.received_at_ms";
+
+/// Which API keys to read. The SQL uses `$1`, which both SQLite and PostgreSQL accept.
+#[derive(Clone, Copy)]
+pub(crate) enum KeyWhere<'a> {
+    Id(i64),
+    /// The key with this hash, unless revoked.
+    ActiveHash(&'a [u8; 32]),
+    All,
+}
+
+impl KeyWhere<'_> {
+    pub(crate) fn sql(self) -> String {
+        let condition = match self {
+            KeyWhere::Id(_) => "WHERE k.id = $1",
+            KeyWhere::ActiveHash(_) => "WHERE k.key_hash = $1 AND k.revoked_at_ms IS NULL",
+            KeyWhere::All => "",
+        };
+        format!(
+            "SELECT k.id, k.name, k.role, k.created_at_ms, k.revoked_at_ms, w.waba \
+             FROM api_keys k LEFT JOIN api_key_wabas w ON w.key_id = k.id \
+             {condition} ORDER BY k.id, w.waba"
+        )
+    }
+    pub(crate) fn doing(self) -> String {
+        match self {
+            KeyWhere::Id(id) => format!("reading key {id}"),
+            KeyWhere::ActiveHash(_) => "looking a key up by its hash".into(),
+            KeyWhere::All => "listing keys".into(),
+        }
+    }
+}
+
+fn get<'r, R, T>(row: &'r R, i: usize, table: &'static str) -> Result<T, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+{
+    row.try_get(i).map_err(|source| StoreError::Db {
+        table,
+        doing: format!("reading column {i}"),
+        source,
+    })
+}
+
+pub(crate) fn event<'r, R>(row: &'r R) -> Result<StoredEvent, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "events";
+    let seq: i64 = get(row, 0, T)?;
+    let kind: String = get(row, 1, T)?;
+    let status: String = get(row, 3, T)?;
+    Ok(StoredEvent {
+        seq: seq_from_db(seq),
+        kind: EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+            table: T,
+            key: seq.to_string(),
+            why: format!("unknown kind '{kind}'"),
+        })?,
+        id: get(row, 2, T)?,
+        status: (!status.is_empty()).then_some(status),
+        at_ms: get(row, 4, T)?,
+        waba: get(row, 5, T)?,
+        phone: get(row, 6, T)?,
+        user: get(row, 7, T)?,
+        raw: get(row, 8, T)?,
+        received_at_ms: get(row, 9, T)?,
+    })
+}
+
+pub(crate) fn account<'r, R>(row: &'r R) -> Result<AccountRow, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "accounts";
+    Ok(AccountRow {
+        seq: seq_from_db(get(row, 0, T)?),
+        waba: get(row, 1, T)?,
+        portfolio: get(row, 2, T)?,
+        timezone: get(row, 3, T)?,
+        currency: get(row, 4, T)?,
+        raw: get(row, 5, T)?,
+        recorded_at_ms: get(row, 6, T)?,
+    })
+}
+
+pub(crate) fn charge<'r, R>(row: &'r R) -> Result<ChargeRow, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "charges";
+    let id: String = get(row, 0, T)?;
+    let rate: Option<String> = get(row, 12, T)?;
+    let amount: String = get(row, 13, T)?;
+    Ok(ChargeRow {
+        sent_at_ms: get(row, 1, T)?,
+        waba: get(row, 2, T)?,
+        phone: get(row, 3, T)?,
+        user: get(row, 4, T)?,
+        country: get(row, 5, T)?,
+        market: get(row, 6, T)?,
+        pricing_model: get(row, 7, T)?,
+        category: get(row, 8, T)?,
+        pricing_type: get(row, 9, T)?,
+        billable: get(row, 10, T)?,
+        tier: get(row, 11, T)?,
+        rate: rate.map(|r| decimal(T, &id, &r)).transpose()?,
+        amount: decimal(T, &id, &amount)?,
+        currency: get(row, 14, T)?,
+        billed_at_ms: get(row, 15, T)?,
+        conversation_id: get(row, 16, T)?,
+        id,
+    })
+}
+
+/// Folds rows of [`KeyWhere::sql`], ordered by key id, into keys with their WABAs.
+pub(crate) fn keys<'r, R>(rows: &'r [R]) -> Result<Vec<ApiKeyRow>, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "api_keys";
+    let mut out: Vec<ApiKeyRow> = Vec::new();
+    for row in rows {
+        let id: i64 = get(row, 0, T)?;
+        let waba: Option<String> = get(row, 5, T)?;
+        if out.last().is_none_or(|k| k.id != id) {
+            let role_text: String = get(row, 2, T)?;
+            out.push(ApiKeyRow {
+                id,
+                name: get(row, 1, T)?,
+                role: role(&id.to_string(), &role_text)?,
+                tenant_wabas: Vec::new(),
+                created_at_ms: get(row, 3, T)?,
+                revoked_at_ms: get(row, 4, T)?,
+            });
+        }
+        if let (Some(w), Some(k)) = (waba, out.last_mut()) {
+            k.tenant_wabas.push(w);
+        }
+    }
+    Ok(out)
+}

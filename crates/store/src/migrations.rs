@@ -1,0 +1,58 @@
+//! The schema migrations of each backend, embedded in the binary at build time (the SQL files
+//! under `crates/store/migrations/{sqlite,postgres}/`), and run by sqlx's migrator on open.
+//!
+//! They are embedded by hand rather than with `sqlx::migrate!` so that the crate needs no sqlx
+//! macros (and no database, nor migration directory, at build or run time). To add one: add
+//! the file and a line below; never edit a released migration (sqlx checks their checksums).
+
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
+type Source = &'static [(i64, &'static str, &'static str)];
+
+pub(crate) const SQLITE: Source = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+
+pub(crate) const POSTGRES: Source = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+
+#[derive(Debug)]
+struct Embedded(Source);
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<
+        Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 'static>,
+    > {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|&(version, description, sql)| {
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+pub(crate) async fn migrator(source: Source) -> Migrator {
+    Migrator::new(Embedded(source))
+        .await
+        .expect("embedded migrations always resolve")
+}

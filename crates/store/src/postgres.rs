@@ -1,0 +1,708 @@
+//! The PostgreSQL store, chosen with a `postgres://` URL: the same tables and behaviour as the
+//! SQLite store, for deployments that want a database server.
+//!
+//! Durability comes from PostgreSQL's own commit (`synchronous_commit = on`, its default: a
+//! commit returns after the WAL is flushed); the store never turns it off.
+//!
+//! Ordering: writes that assign sequence numbers (events, account versions) take an EXCLUSIVE
+//! lock on `events` first. Writers then commit one after another, so `seq = max + 1` is
+//! gap-free and follows commit order, and a worker reading `seq > cursor` never skips a row
+//! committed late under a smaller number (as it could with a SEQUENCE). Readers are not
+//! blocked (EXCLUSIVE still allows SELECT). Batches are sent as arrays and unnested on the
+//! server, one statement per batch whatever its size.
+
+use crate::append::{self, Existing};
+use crate::common::{check_charge_ids, check_key, now_ms, seq_from_db, seq_to_db};
+use crate::decode::{self, KeyWhere, ACCOUNT_COLUMNS, EVENT_COLUMNS};
+use crate::error::{redact, Backend, StoreError};
+use crate::migrations;
+use crate::rows::{
+    AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeFilter, ChargeRow, NewAccount,
+    NewApiKey, NewEvent, OutboundRef, ReplaceOutcome, StoredEvent,
+};
+use crate::store::{Store, StoreFuture};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The lock that orders sequence numbers (see the module comment).
+const LOCK_EVENTS: &str = "LOCK TABLE events IN EXCLUSIVE MODE";
+
+/// Charge columns, NUMERIC read as text so that both backends hand decimals over alike.
+const CHARGE_SELECT: &str = "SELECT id, sent_at_ms, waba, phone, user_phone, country, market, \
+     pricing_model, category, pricing_type, billable, tier, rate::text, amount::text, currency, \
+     billed_at_ms, conversation_id FROM charges WHERE true";
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:5432/db`) and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        Self::open_with(url, None).await
+    }
+
+    /// Like [`PgStore::open`], with every table in `schema` (created if missing): one
+    /// database can then hold several independent stores, which is how the conformance tests
+    /// run in parallel. The name must be lowercase ASCII letters, digits and `_`.
+    pub async fn open_in_schema(url: &str, schema: &str) -> Result<PgStore, StoreError> {
+        let plain = !schema.is_empty()
+            && !schema.starts_with(|c: char| c.is_ascii_digit())
+            && schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !plain {
+            return Err(StoreError::Url {
+                url: format!("{} (schema '{schema}')", redact(url)),
+                why: "a schema name must be lowercase ASCII letters, digits and '_'",
+            });
+        }
+        Self::open_with(url, Some(schema)).await
+    }
+
+    async fn open_with(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
+        let fail = |source| StoreError::Open {
+            backend: Backend::Postgres,
+            url: redact(url),
+            source,
+        };
+        let mut options = PgConnectOptions::from_str(url).map_err(fail)?;
+        if let Some(s) = schema {
+            options = options.options([("search_path", s)]);
+        }
+        // One plain connection first: it fails at once with the real reason (refused, unknown
+        // host, authentication), where the pool would retry until its timeout and then report
+        // only that it timed out.
+        PgConnection::connect_with(&options)
+            .await
+            .map_err(fail)?
+            .close()
+            .await
+            .map_err(fail)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(fail)?;
+        if let Some(s) = schema {
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+                .execute(&pool)
+                .await
+                .map_err(fail)?;
+        }
+        migrations::migrator(migrations::POSTGRES)
+            .await
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                backend: Backend::Postgres,
+                source,
+            })?;
+        Ok(PgStore { pool })
+    }
+
+    /// A transaction holding the seq lock, and the highest seq under it.
+    async fn begin_sequenced(
+        &self,
+        table: &'static str,
+    ) -> Result<(Transaction<'static, Postgres>, u64), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db(table, "starting a write transaction"))?;
+        sqlx::query(LOCK_EVENTS)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("events", "locking for new sequence numbers"))?;
+        let base: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::db("events", "reading the last seq"))?;
+        Ok((tx, seq_from_db(base)))
+    }
+
+    async fn append(&self, events: &[NewEvent]) -> Result<AppendResult, StoreError> {
+        let plan = append::plan(events)?;
+        if plan.candidates.is_empty() {
+            return Ok(append::finish(events, plan, Vec::new(), 0));
+        }
+        let n = plan.candidates.len();
+        let mut ord = Vec::with_capacity(n);
+        let mut kind = Vec::with_capacity(n);
+        let mut id = Vec::with_capacity(n);
+        let mut status = Vec::with_capacity(n);
+        let mut at_ms = Vec::with_capacity(n);
+        let mut waba = Vec::with_capacity(n);
+        let mut phone = Vec::with_capacity(n);
+        let mut user = Vec::with_capacity(n);
+        let mut raw = Vec::with_capacity(n);
+        for (c, &i) in plan.candidates.iter().enumerate() {
+            let e = &events[i];
+            ord.push(c as i32);
+            kind.push(e.kind.as_str());
+            id.push(e.id.as_str());
+            status.push(e.status_key());
+            at_ms.push(e.at_ms);
+            waba.push(e.waba.as_deref());
+            phone.push(e.phone.as_deref());
+            user.push(e.user.as_deref());
+            raw.push(e.raw.as_str());
+        }
+        let received_at_ms = now_ms();
+        let (mut tx, base) = self.begin_sequenced("events").await?;
+        // One statement: find the candidates already stored (all sub-statements of a WITH see
+        // the same snapshot, so `existing` is what was there before), insert the others
+        // numbered base + 1, base + 2, ... in batch order, and return the found ones.
+        let found: Vec<(i32, i64, bool)> = sqlx::query_as(
+            "WITH input AS ( \
+               SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::int8[], \
+                                    $6::text[], $7::text[], $8::text[], $9::text[]) \
+                 AS u(ord, kind, id, status, at_ms, waba, phone, user_phone, raw)), \
+             existing AS ( \
+               SELECT i.ord, e.seq, e.raw = i.raw AS same FROM input i JOIN events e \
+                 ON e.id = i.id AND e.kind = i.kind AND e.status = i.status \
+               WHERE e.kind <> 'account'), \
+             inserted AS ( \
+               INSERT INTO events (seq, kind, id, status, at_ms, waba, phone, user_phone, raw, received_at_ms) \
+               SELECT $10 + row_number() OVER (ORDER BY i.ord), i.kind, i.id, i.status, i.at_ms, \
+                      i.waba, i.phone, i.user_phone, i.raw, $11 \
+               FROM input i WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.ord = i.ord) \
+               RETURNING 1) \
+             SELECT ord, seq, same FROM existing",
+        )
+        .bind(&ord)
+        .bind(&kind)
+        .bind(&id)
+        .bind(&status)
+        .bind(&at_ms)
+        .bind(&waba)
+        .bind(&phone)
+        .bind(&user)
+        .bind(&raw)
+        .bind(seq_to_db(base))
+        .bind(received_at_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::db(
+            "events",
+            format!("inserting a batch of {} events (the whole batch is rolled back)", events.len()),
+        ))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db("events", "committing a batch"))?;
+        let existing = found
+            .into_iter()
+            .map(|(ord, seq, same)| Existing {
+                candidate: ord as usize,
+                seq: seq_from_db(seq),
+                same,
+            })
+            .collect();
+        Ok(append::finish(events, plan, existing, base))
+    }
+
+    async fn record(&self, accounts: &[NewAccount]) -> Result<Vec<AccountOutcome>, StoreError> {
+        let now = now_ms();
+        let (mut tx, mut last) = self.begin_sequenced("accounts").await?;
+        let mut out = Vec::with_capacity(accounts.len());
+        for a in accounts {
+            let latest: Option<(i64, String)> = sqlx::query_as(
+                "SELECT a.seq, e.raw FROM accounts a JOIN events e ON e.seq = a.seq \
+                 WHERE a.waba = $1 ORDER BY a.seq DESC LIMIT 1",
+            )
+            .bind(a.waba.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::db(
+                "accounts",
+                format!("reading account '{}'", a.waba),
+            ))?;
+            if let Some((seq, _)) = latest.filter(|(_, raw)| *raw == a.raw) {
+                out.push(AccountOutcome {
+                    seq: seq_from_db(seq),
+                    recorded: false,
+                });
+                continue;
+            }
+            last += 1;
+            let doing = format!("recording account '{}'", a.waba);
+            sqlx::query(
+                "INSERT INTO events (seq, kind, id, status, at_ms, waba, raw, received_at_ms) \
+                 VALUES ($1, 'account', $2, '', $3, $2, $4, $3)",
+            )
+            .bind(seq_to_db(last))
+            .bind(a.waba.as_str())
+            .bind(now)
+            .bind(a.raw.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("events", doing.clone()))?;
+            sqlx::query(
+                "INSERT INTO accounts (seq, waba, portfolio, timezone, currency) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(seq_to_db(last))
+            .bind(a.waba.as_str())
+            .bind(a.portfolio.as_str())
+            .bind(a.timezone.as_str())
+            .bind(a.currency.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("accounts", doing))?;
+            out.push(AccountOutcome {
+                seq: last,
+                recorded: true,
+            });
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::db("accounts", "committing account versions"))?;
+        Ok(out)
+    }
+
+    async fn latest_accounts(
+        &self,
+        wabas: Option<&[String]>,
+    ) -> Result<Vec<AccountRow>, StoreError> {
+        let filter = if wabas.is_some() {
+            "WHERE waba = ANY($1)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN events e ON e.seq = a.seq \
+             WHERE a.seq IN (SELECT max(seq) FROM accounts {filter} GROUP BY waba) ORDER BY a.waba"
+        );
+        let mut q = sqlx::query(&sql);
+        if let Some(w) = wabas {
+            q = q.bind(w);
+        }
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("accounts", "reading the latest accounts"))?;
+        rows.iter().map(decode::account).collect()
+    }
+
+    async fn history(&self, waba: &str) -> Result<Vec<AccountRow>, StoreError> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN events e ON e.seq = a.seq \
+             WHERE a.waba = $1 ORDER BY a.seq"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(waba)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(
+                "accounts",
+                format!("reading the history of '{waba}'"),
+            ))?;
+        rows.iter().map(decode::account).collect()
+    }
+
+    async fn load_for(
+        &self,
+        wabas: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!(
+            "WITH msgs AS (SELECT * FROM events WHERE waba = ANY($1) AND at_ms >= $2 AND at_ms < $3 \
+                           AND kind IN ('inbound', 'outbound')) \
+             SELECT {EVENT_COLUMNS} FROM msgs e \
+             UNION ALL \
+             SELECT {EVENT_COLUMNS} FROM msgs o JOIN events e \
+               ON e.id = o.id AND e.kind = 'status' AND e.kind <> 'account' WHERE o.kind = 'outbound' \
+             UNION ALL \
+             SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq IN \
+               (SELECT max(seq) FROM accounts WHERE waba = ANY($1) GROUP BY waba) \
+             ORDER BY 1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(wabas)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(
+                "events",
+                format!(
+                    "loading events of {} WABAs in [{from_ms}, {to_ms})",
+                    wabas.len()
+                ),
+            ))?;
+        rows.iter().map(decode::event).collect()
+    }
+
+    async fn refs(&self, ids: &[String]) -> Result<Vec<OutboundRef>, StoreError> {
+        use sqlx::Row;
+        let rows = sqlx::query("SELECT id, waba, at_ms FROM events WHERE kind = 'outbound' AND id = ANY($1) ORDER BY id")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("events", format!("finding {} outbound messages", ids.len())))?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboundRef {
+                    id: r.try_get(0).map_err(StoreError::db(
+                        "events",
+                        "reading an outbound id".to_string(),
+                    ))?,
+                    waba: r.try_get(1).map_err(StoreError::db(
+                        "events",
+                        "reading an outbound WABA".to_string(),
+                    ))?,
+                    at_ms: r.try_get(2).map_err(StoreError::db(
+                        "events",
+                        "reading an outbound instant".to_string(),
+                    ))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn since(&self, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(seq_to_db(after_seq))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(
+                "events",
+                format!("reading events after seq {after_seq}"),
+            ))?;
+        rows.iter().map(decode::event).collect()
+    }
+
+    async fn replace(
+        &self,
+        ids: &[String],
+        rows: &[ChargeRow],
+    ) -> Result<ReplaceOutcome, StoreError> {
+        let all_ids = check_charge_ids(ids, rows)?;
+        let n = rows.len();
+        let mut c = ChargeColumns::with_capacity(n);
+        for r in rows {
+            c.push(r);
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("charges", "starting a write transaction"))?;
+        let removed = sqlx::query("DELETE FROM charges WHERE id = ANY($1)")
+            .bind(&all_ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(
+                "charges",
+                format!("removing the charges of {} messages", all_ids.len()),
+            ))?
+            .rows_affected();
+        let written = sqlx::query(
+            "INSERT INTO charges (id, sent_at_ms, waba, phone, user_phone, country, market, \
+               pricing_model, category, pricing_type, billable, tier, rate, amount, currency, \
+               billed_at_ms, conversation_id) \
+             SELECT id, sent_at_ms, waba, phone, user_phone, country, market, pricing_model, \
+               category, pricing_type, billable, tier, rate::numeric, amount::numeric, currency, \
+               billed_at_ms, conversation_id \
+             FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
+               $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[], $12::text[], \
+               $13::text[], $14::text[], $15::text[], $16::int8[], $17::text[]) \
+             AS u(id, sent_at_ms, waba, phone, user_phone, country, market, pricing_model, \
+               category, pricing_type, billable, tier, rate, amount, currency, billed_at_ms, \
+               conversation_id)",
+        )
+        .bind(&c.id)
+        .bind(&c.sent_at_ms)
+        .bind(&c.waba)
+        .bind(&c.phone)
+        .bind(&c.user)
+        .bind(&c.country)
+        .bind(&c.market)
+        .bind(&c.pricing_model)
+        .bind(&c.category)
+        .bind(&c.pricing_type)
+        .bind(&c.billable)
+        .bind(&c.tier)
+        .bind(&c.rate)
+        .bind(&c.amount)
+        .bind(&c.currency)
+        .bind(&c.billed_at_ms)
+        .bind(&c.conversation_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("charges", format!("writing {n} charges")))?
+        .rows_affected();
+        tx.commit()
+            .await
+            .map_err(StoreError::db("charges", "committing a replacement"))?;
+        Ok(ReplaceOutcome { removed, written })
+    }
+
+    async fn read_charges(&self, f: &ChargeFilter) -> Result<Vec<ChargeRow>, StoreError> {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(CHARGE_SELECT);
+        if let Some(w) = &f.waba {
+            qb.push(" AND waba = ").push_bind(w.as_str());
+        }
+        if let Some(ws) = &f.wabas {
+            qb.push(" AND waba = ANY(")
+                .push_bind(ws.as_slice())
+                .push(")");
+        }
+        if let Some(from) = f.from_ms {
+            qb.push(" AND sent_at_ms >= ").push_bind(from);
+        }
+        if let Some(to) = f.to_ms {
+            qb.push(" AND sent_at_ms < ").push_bind(to);
+        }
+        if let Some(c) = &f.after {
+            qb.push(" AND (sent_at_ms, id) > (")
+                .push_bind(c.sent_at_ms)
+                .push(", ")
+                .push_bind(c.id.as_str())
+                .push(")");
+        }
+        qb.push(" ORDER BY sent_at_ms, id LIMIT ")
+            .push_bind(i64::from(f.limit));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("charges", "reading charges"))?;
+        rows.iter().map(decode::charge).collect()
+    }
+
+    async fn new_key(&self, key: &NewApiKey) -> Result<ApiKeyRow, StoreError> {
+        check_key(key)?;
+        let doing = format!("creating key '{}'", key.name);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("api_keys", doing.clone()))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_keys (name, role, key_hash, created_at_ms) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(key.name.as_str())
+        .bind(key.role.as_str())
+        .bind(&key.key_hash[..])
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::db("api_keys", doing.clone()))?;
+        sqlx::query(
+            "INSERT INTO api_key_wabas (key_id, waba) SELECT $1, w FROM UNNEST($2::text[]) AS w \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(&key.tenant_wabas)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("api_key_wabas", doing.clone()))?;
+        let found = keys_where(&mut tx, KeyWhere::Id(id)).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db("api_keys", doing))?;
+        found.into_iter().next().ok_or_else(|| StoreError::Corrupt {
+            table: "api_keys",
+            key: id.to_string(),
+            why: "not found right after it was created".into(),
+        })
+    }
+
+    async fn find_key(&self, key_hash: &[u8; 32]) -> Result<Option<ApiKeyRow>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("api_keys", "looking a key up"))?;
+        Ok(keys_where(&mut conn, KeyWhere::ActiveHash(key_hash))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn all_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("api_keys", "listing keys"))?;
+        keys_where(&mut conn, KeyWhere::All).await
+    }
+
+    async fn revoke(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db("api_keys", format!("revoking key {id}")))?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// A batch of charges as one array per column, for `UNNEST`.
+struct ChargeColumns<'a> {
+    id: Vec<&'a str>,
+    sent_at_ms: Vec<i64>,
+    waba: Vec<&'a str>,
+    phone: Vec<&'a str>,
+    user: Vec<&'a str>,
+    country: Vec<&'a str>,
+    market: Vec<&'a str>,
+    pricing_model: Vec<&'a str>,
+    category: Vec<&'a str>,
+    pricing_type: Vec<&'a str>,
+    billable: Vec<bool>,
+    tier: Vec<Option<&'a str>>,
+    rate: Vec<Option<String>>,
+    amount: Vec<String>,
+    currency: Vec<&'a str>,
+    billed_at_ms: Vec<Option<i64>>,
+    conversation_id: Vec<Option<&'a str>>,
+}
+
+impl<'a> ChargeColumns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        ChargeColumns {
+            id: Vec::with_capacity(n),
+            sent_at_ms: Vec::with_capacity(n),
+            waba: Vec::with_capacity(n),
+            phone: Vec::with_capacity(n),
+            user: Vec::with_capacity(n),
+            country: Vec::with_capacity(n),
+            market: Vec::with_capacity(n),
+            pricing_model: Vec::with_capacity(n),
+            category: Vec::with_capacity(n),
+            pricing_type: Vec::with_capacity(n),
+            billable: Vec::with_capacity(n),
+            tier: Vec::with_capacity(n),
+            rate: Vec::with_capacity(n),
+            amount: Vec::with_capacity(n),
+            currency: Vec::with_capacity(n),
+            billed_at_ms: Vec::with_capacity(n),
+            conversation_id: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, r: &'a ChargeRow) {
+        self.id.push(&r.id);
+        self.sent_at_ms.push(r.sent_at_ms);
+        self.waba.push(&r.waba);
+        self.phone.push(&r.phone);
+        self.user.push(&r.user);
+        self.country.push(&r.country);
+        self.market.push(&r.market);
+        self.pricing_model.push(&r.pricing_model);
+        self.category.push(&r.category);
+        self.pricing_type.push(&r.pricing_type);
+        self.billable.push(r.billable);
+        self.tier.push(r.tier.as_deref());
+        self.rate.push(r.rate.map(|d| d.to_string()));
+        self.amount.push(r.amount.to_string());
+        self.currency.push(&r.currency);
+        self.billed_at_ms.push(r.billed_at_ms);
+        self.conversation_id.push(r.conversation_id.as_deref());
+    }
+}
+
+/// Keys (with their WABAs) matching a condition, by id.
+async fn keys_where(
+    conn: &mut PgConnection,
+    which: KeyWhere<'_>,
+) -> Result<Vec<ApiKeyRow>, StoreError> {
+    let sql = which.sql();
+    let q = sqlx::query(&sql);
+    let q = match which {
+        KeyWhere::Id(id) => q.bind(id),
+        KeyWhere::ActiveHash(h) => q.bind(&h[..]),
+        KeyWhere::All => q,
+    };
+    let rows = q
+        .fetch_all(conn)
+        .await
+        .map_err(StoreError::db("api_keys", which.doing()))?;
+    decode::keys(&rows)
+}
+
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+    fn append_events<'a>(&'a self, events: &'a [NewEvent]) -> StoreFuture<'a, AppendResult> {
+        Box::pin(self.append(events))
+    }
+    fn record_accounts<'a>(
+        &'a self,
+        accounts: &'a [NewAccount],
+    ) -> StoreFuture<'a, Vec<AccountOutcome>> {
+        Box::pin(self.record(accounts))
+    }
+    fn accounts<'a>(&'a self, wabas: Option<&'a [String]>) -> StoreFuture<'a, Vec<AccountRow>> {
+        Box::pin(self.latest_accounts(wabas))
+    }
+    fn account_history<'a>(&'a self, waba: &'a str) -> StoreFuture<'a, Vec<AccountRow>> {
+        Box::pin(self.history(waba))
+    }
+    fn events_for<'a>(
+        &'a self,
+        wabas: &'a [String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<StoredEvent>> {
+        Box::pin(self.load_for(wabas, from_ms, to_ms))
+    }
+    fn outbound_refs<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<OutboundRef>> {
+        Box::pin(self.refs(ids))
+    }
+    fn events_since(&self, after_seq: u64, limit: u32) -> StoreFuture<'_, Vec<StoredEvent>> {
+        Box::pin(self.since(after_seq, limit))
+    }
+    fn max_seq(&self) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let v: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(StoreError::db("events", "reading the last seq"))?;
+            Ok(seq_from_db(v))
+        })
+    }
+    fn replace_charges<'a>(
+        &'a self,
+        ids: &'a [String],
+        rows: &'a [ChargeRow],
+    ) -> StoreFuture<'a, ReplaceOutcome> {
+        Box::pin(self.replace(ids, rows))
+    }
+    fn charges<'a>(&'a self, filter: &'a ChargeFilter) -> StoreFuture<'a, Vec<ChargeRow>> {
+        Box::pin(self.read_charges(filter))
+    }
+    fn create_key<'a>(&'a self, key: &'a NewApiKey) -> StoreFuture<'a, ApiKeyRow> {
+        Box::pin(self.new_key(key))
+    }
+    fn key_by_hash<'a>(&'a self, key_hash: &'a [u8; 32]) -> StoreFuture<'a, Option<ApiKeyRow>> {
+        Box::pin(self.find_key(key_hash))
+    }
+    fn list_keys(&self) -> StoreFuture<'_, Vec<ApiKeyRow>> {
+        Box::pin(self.all_keys())
+    }
+    fn revoke_key(&self, id: i64) -> StoreFuture<'_, bool> {
+        Box::pin(self.revoke(id))
+    }
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.pool.close().await;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,322 @@
+//! The store's row types: what goes in and what comes back, in plain strings, integers and
+//! exact decimals, so that the store depends on neither the wire formats nor the rater's
+//! internal types. Instants are Unix milliseconds (`*_ms`); sequence numbers are `u64`.
+
+use wabill_rating::Decimal;
+
+/// What an event line is. Accounts are events too (docs/events.md), recorded with
+/// [`crate::Store::record_accounts`] because they are versioned by WABA rather than
+/// deduplicated by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    Account,
+    Inbound,
+    Outbound,
+    Status,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Account => "account",
+            EventKind::Inbound => "inbound",
+            EventKind::Outbound => "outbound",
+            EventKind::Status => "status",
+        }
+    }
+    pub fn parse(s: &str) -> Option<EventKind> {
+        Some(match s {
+            "account" => EventKind::Account,
+            "inbound" => EventKind::Inbound,
+            "outbound" => EventKind::Outbound,
+            "status" => EventKind::Status,
+            _ => return None,
+        })
+    }
+}
+
+/// A message event to append (inbound, outbound or status).
+///
+/// `raw` is the event's JSON line as received, and it is what decides between a duplicate and
+/// a conflict: the same key with the same `raw` bytes is a repeat, with different bytes a
+/// conflict. A service that splits a Meta webhook envelope into events should therefore store
+/// each event in one canonical form, not the envelope (the same status can arrive in
+/// differently batched envelopes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub id: String,
+    /// The delivery status (`sent`, `delivered`, ...) for a status; `None` otherwise.
+    pub status: Option<String>,
+    pub at_ms: i64,
+    /// The WABA of an inbound or outbound message; statuses carry none.
+    pub waba: Option<String>,
+    /// The business phone number (digits), inbound and outbound only.
+    pub phone: Option<String>,
+    /// The user's number (digits), inbound and outbound only.
+    pub user: Option<String>,
+    pub raw: String,
+}
+
+impl NewEvent {
+    pub fn inbound(
+        id: impl Into<String>,
+        at_ms: i64,
+        waba: impl Into<String>,
+        phone: impl Into<String>,
+        user: impl Into<String>,
+        raw: impl Into<String>,
+    ) -> NewEvent {
+        NewEvent {
+            kind: EventKind::Inbound,
+            id: id.into(),
+            status: None,
+            at_ms,
+            waba: Some(waba.into()),
+            phone: Some(phone.into()),
+            user: Some(user.into()),
+            raw: raw.into(),
+        }
+    }
+
+    pub fn outbound(
+        id: impl Into<String>,
+        at_ms: i64,
+        waba: impl Into<String>,
+        phone: impl Into<String>,
+        user: impl Into<String>,
+        raw: impl Into<String>,
+    ) -> NewEvent {
+        NewEvent {
+            kind: EventKind::Outbound,
+            ..NewEvent::inbound(id, at_ms, waba, phone, user, raw)
+        }
+    }
+
+    pub fn status(
+        id: impl Into<String>,
+        status: impl Into<String>,
+        at_ms: i64,
+        raw: impl Into<String>,
+    ) -> NewEvent {
+        NewEvent {
+            kind: EventKind::Status,
+            id: id.into(),
+            status: Some(status.into()),
+            at_ms,
+            waba: None,
+            phone: None,
+            user: None,
+            raw: raw.into(),
+        }
+    }
+
+    /// The status part of the idempotency key: `""` for anything but a status.
+    pub(crate) fn status_key(&self) -> &str {
+        self.status.as_deref().unwrap_or("")
+    }
+}
+
+/// An event as stored, with its sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Assigned on insert; strictly increasing in commit order, without gaps.
+    pub seq: u64,
+    pub kind: EventKind,
+    /// The message id; for an account version, the WABA.
+    pub id: String,
+    pub status: Option<String>,
+    /// The event's instant; for an account version, when it was recorded.
+    pub at_ms: i64,
+    pub waba: Option<String>,
+    pub phone: Option<String>,
+    pub user: Option<String>,
+    pub raw: String,
+    pub received_at_ms: i64,
+}
+
+/// What [`crate::Store::append_events`] did with a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Sequence numbers of the events stored, in batch order.
+    pub inserted: Vec<u64>,
+    /// Events already stored (or earlier in the batch) with the same key and the same bytes.
+    pub duplicates: usize,
+    /// Events whose key is already stored (or earlier in the batch) with different bytes:
+    /// (position in the batch, why). They are not stored.
+    pub conflicts: Vec<(usize, String)>,
+}
+
+/// An account version to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAccount {
+    pub waba: String,
+    pub portfolio: String,
+    pub timezone: String,
+    pub currency: String,
+    /// The account's JSON line as received.
+    pub raw: String,
+}
+
+/// A recorded account version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRow {
+    pub seq: u64,
+    pub waba: String,
+    pub portfolio: String,
+    pub timezone: String,
+    pub currency: String,
+    pub raw: String,
+    pub recorded_at_ms: i64,
+}
+
+/// What [`crate::Store::record_accounts`] did with one account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountOutcome {
+    /// The version now in force for the WABA.
+    pub seq: u64,
+    /// False when the latest version already had exactly these bytes (nothing was written).
+    pub recorded: bool,
+}
+
+/// The rating result of one outbound message: the fields of `wabill_rating::Charge` as
+/// docs/events.md prints them, plus the send instant the charges are ordered by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChargeRow {
+    pub id: String,
+    pub sent_at_ms: i64,
+    pub waba: String,
+    pub phone: String,
+    pub user: String,
+    /// ISO 3166 alpha-2.
+    pub country: String,
+    pub market: String,
+    /// `CBP` or `PMP`.
+    pub pricing_model: String,
+    pub category: String,
+    /// Meta's pricing type (`regular`, `free_customer_service`, ...), `type` in the output.
+    pub pricing_type: String,
+    pub billable: bool,
+    /// `"lower:upper"` for a volume-tiered rate.
+    pub tier: Option<String>,
+    pub rate: Option<Decimal>,
+    pub amount: Decimal,
+    pub currency: String,
+    pub billed_at_ms: Option<i64>,
+    pub conversation_id: Option<String>,
+}
+
+impl ChargeRow {
+    /// The keyset cursor that continues after this row.
+    pub fn cursor(&self) -> ChargeCursor {
+        ChargeCursor {
+            sent_at_ms: self.sent_at_ms,
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// A position in the (sent_at, id) order of charges. It is a value, not a row reference, so a
+/// page continues correctly even if the row it ended on was re-rated away meanwhile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChargeCursor {
+    pub sent_at_ms: i64,
+    pub id: String,
+}
+
+/// Which charges to read. All conditions hold together; rows come ordered by (sent_at, id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChargeFilter {
+    pub waba: Option<String>,
+    /// Tenant scope: only these WABAs. `Some(vec![])` matches nothing (an empty scope never
+    /// means "everything").
+    pub wabas: Option<Vec<String>>,
+    /// Sent at or after.
+    pub from_ms: Option<i64>,
+    /// Sent strictly before.
+    pub to_ms: Option<i64>,
+    /// Rows strictly after this position.
+    pub after: Option<ChargeCursor>,
+    pub limit: u32,
+}
+
+impl Default for ChargeFilter {
+    fn default() -> Self {
+        ChargeFilter {
+            waba: None,
+            wabas: None,
+            from_ms: None,
+            to_ms: None,
+            after: None,
+            limit: 1000,
+        }
+    }
+}
+
+/// What [`crate::Store::replace_charges`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplaceOutcome {
+    /// Charges that existed for the ids and were removed (some are written again).
+    pub removed: u64,
+    pub written: u64,
+}
+
+/// What an API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Everything, every WABA.
+    Admin,
+    /// Read charges and usage of its WABAs.
+    Reader,
+    /// Send events for its WABAs (and read them).
+    Sender,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Reader => "reader",
+            Role::Sender => "sender",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "admin" => Role::Admin,
+            "reader" => Role::Reader,
+            "sender" => Role::Sender,
+            _ => return None,
+        })
+    }
+}
+
+/// An API key to create. Only the SHA-256 of the key reaches the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub name: String,
+    pub role: Role,
+    /// Empty for an admin; at least one WABA for a reader or a sender.
+    pub tenant_wabas: Vec<String>,
+    pub key_hash: [u8; 32],
+}
+
+/// A stored API key (never its hash or the key itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// Sorted.
+    pub tenant_wabas: Vec<String>,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// Where an outbound message belongs: its WABA and send instant (to know what a late status
+/// of it changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundRef {
+    pub id: String,
+    pub waba: String,
+    pub at_ms: i64,
+}

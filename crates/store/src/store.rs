@@ -1,0 +1,92 @@
+//! The `Store` trait: everything the service persists, as one object-safe interface that the
+//! SQLite and PostgreSQL implementations share and one conformance suite checks.
+//!
+//! Why boxed futures rather than `async fn` in the trait: the service picks its backend at
+//! run time from a URL and holds the store as `Arc<dyn Store>` (in axum state, in a worker
+//! task), and a trait with `async fn` is not object-safe. The alternative, making the whole
+//! server generic over the store, would monomorphise every handler twice for no gain. The
+//! cost of the box is one allocation per call, nothing next to a database round trip, and it
+//! needs no macro crate (`async_trait` does the same thing behind a proc macro).
+
+use crate::error::{Backend, StoreError};
+use crate::rows::{
+    AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeFilter, ChargeRow, NewAccount,
+    NewApiKey, NewEvent, OutboundRef, ReplaceOutcome, StoredEvent,
+};
+use std::future::Future;
+use std::pin::Pin;
+
+/// A store call in flight. `Send` so that axum handlers and spawned tasks can await it.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Durable storage for wabill. Every method that writes does so in one transaction: when it
+/// returns `Ok`, what it wrote survives a crash; when it returns `Err`, nothing of it is stored.
+pub trait Store: Send + Sync {
+    fn backend(&self) -> Backend;
+
+    /// Appends message events, idempotently, in one transaction. Keys (docs/events.md): an
+    /// inbound id, an outbound id, and a status's (id, status) pair each count once. A repeated
+    /// key with the same `raw` bytes is a duplicate; with other bytes a conflict, reported and
+    /// not stored. Any other failure (a row the schema rejects) stores nothing of the batch.
+    /// Account events are refused here: use [`Store::record_accounts`].
+    fn append_events<'a>(&'a self, events: &'a [NewEvent]) -> StoreFuture<'a, AppendResult>;
+
+    /// Records account versions in one transaction, in order. A version whose bytes equal the
+    /// WABA's latest is not written again; any other becomes the latest (history is kept).
+    fn record_accounts<'a>(
+        &'a self,
+        accounts: &'a [NewAccount],
+    ) -> StoreFuture<'a, Vec<AccountOutcome>>;
+
+    /// The latest version of each account, of these WABAs (all WABAs with `None`), by WABA.
+    fn accounts<'a>(&'a self, wabas: Option<&'a [String]>) -> StoreFuture<'a, Vec<AccountRow>>;
+
+    /// Every version of one account, oldest first.
+    fn account_history<'a>(&'a self, waba: &'a str) -> StoreFuture<'a, Vec<AccountRow>>;
+
+    /// What re-rating these WABAs over `[from_ms, to_ms)` needs, ordered by seq: their inbound
+    /// and outbound events in the range, every status of those outbound messages (whenever it
+    /// came), and the latest account version of each WABA (kind `account`).
+    fn events_for<'a>(
+        &'a self,
+        wabas: &'a [String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<StoredEvent>>;
+
+    /// The stored outbound messages among these ids (ids with none are left out), by id.
+    fn outbound_refs<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<OutboundRef>>;
+    /// Events and account versions with `seq > after_seq`, in seq order, at most `limit`.
+    fn events_since(&self, after_seq: u64, limit: u32) -> StoreFuture<'_, Vec<StoredEvent>>;
+
+    /// The highest sequence number stored, 0 for an empty store.
+    fn max_seq(&self) -> StoreFuture<'_, u64>;
+
+    /// Replaces charges in one transaction: afterwards every id in `ids` or in `rows` has
+    /// exactly the row given for it in `rows`, or no charge at all (a message that now fails
+    /// to rate loses its old charge). Two rows with one id are refused.
+    fn replace_charges<'a>(
+        &'a self,
+        ids: &'a [String],
+        rows: &'a [ChargeRow],
+    ) -> StoreFuture<'a, ReplaceOutcome>;
+
+    /// Charges matching the filter, ordered by (sent_at, id), after the cursor, at most `limit`.
+    fn charges<'a>(&'a self, filter: &'a ChargeFilter) -> StoreFuture<'a, Vec<ChargeRow>>;
+
+    /// Creates an API key from its SHA-256. An admin key has no WABAs; a reader or sender key
+    /// has at least one.
+    fn create_key<'a>(&'a self, key: &'a NewApiKey) -> StoreFuture<'a, ApiKeyRow>;
+
+    /// The key with this SHA-256, if it exists and is not revoked.
+    fn key_by_hash<'a>(&'a self, key_hash: &'a [u8; 32]) -> StoreFuture<'a, Option<ApiKeyRow>>;
+
+    /// Every key, revoked ones too, by id.
+    fn list_keys(&self) -> StoreFuture<'_, Vec<ApiKeyRow>>;
+
+    /// Revokes a key. True if it was active; false if it was already revoked or never existed.
+    fn revoke_key(&self, id: i64) -> StoreFuture<'_, bool>;
+
+    /// Closes the connections, waiting for calls in flight.
+    fn close(&self) -> StoreFuture<'_, ()>;
+}

@@ -1,0 +1,1048 @@
+//! The store's conformance suite: every test below runs twice, as `sqlite::NAME` against a
+//! fresh database file in a temporary directory and as `postgres::NAME` against PostgreSQL
+//! (`WABILL_TEST_PG`, default `postgres://postgres@127.0.0.1:5432/test`) in a schema of its
+//! own, dropped afterwards, so that tests run in parallel. Both backends must behave the same;
+//! a behaviour worth having is worth a test here rather than in one backend's module.
+//!
+//! When PostgreSQL cannot be reached the PostgreSQL half fails if `CI` is set (a green CI must
+//! mean both backends were checked), and otherwise prints `SKIPPED postgres: <why>` once.
+
+use sqlx::{Connection, PgConnection};
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+use wabill_rating::Decimal;
+use wabill_store::{
+    AccountRow, ChargeFilter, ChargeRow, EventKind, NewAccount, NewApiKey, NewEvent, PgStore, Role,
+    Store, StoreError, StoredEvent,
+};
+
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+enum Target {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    Postgres {
+        url: String,
+        schema: String,
+    },
+}
+
+/// One test's database: open it as often as the test likes (reopening is how durability is
+/// checked).
+struct Ctx {
+    target: Target,
+}
+
+impl Ctx {
+    async fn open(&self) -> Box<dyn Store> {
+        match &self.target {
+            // Through the URL form the service uses.
+            Target::Sqlite { path, .. } => {
+                wabill_store::open(&format!("sqlite://{}", path.display()))
+                    .await
+                    .expect("open SQLite")
+            }
+            Target::Postgres { url, schema } => Box::new(
+                PgStore::open_in_schema(url, schema)
+                    .await
+                    .expect("open PostgreSQL"),
+            ),
+        }
+    }
+    fn is_sqlite(&self) -> bool {
+        matches!(self.target, Target::Sqlite { .. })
+    }
+}
+
+async fn run_sqlite<F, Fut>(_name: &str, body: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A directory that does not exist yet: opening creates it.
+    let path = dir.path().join("data").join("wabill.db");
+    body(Ctx {
+        target: Target::Sqlite { _dir: dir, path },
+    })
+    .await;
+}
+
+async fn run_postgres<F, Fut>(name: &str, body: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    static SKIP_NOTICE: Once = Once::new();
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let url = std::env::var("WABILL_TEST_PG").unwrap_or_else(|_| DEFAULT_PG.to_string());
+    let connect = tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url));
+    let mut admin = match connect.await {
+        Ok(Ok(conn)) => conn,
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => format!("cannot connect to {url}: {e}"),
+                _ => format!("cannot connect to {url}: no answer in 5 s"),
+            };
+            if std::env::var_os("CI").is_some() {
+                panic!("PostgreSQL half of the store conformance suite could not run and CI is set: {why}. Start PostgreSQL or point WABILL_TEST_PG at one.");
+            }
+            SKIP_NOTICE.call_once(|| {
+                // Straight to the stream: the test harness captures eprintln! of passing tests.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n*** SKIPPED postgres: {why} (set WABILL_TEST_PG; with CI set this fails) ***\n"
+                );
+            });
+            return;
+        }
+    };
+    let schema = format!(
+        "wabill_t_{}_{}_{}",
+        name,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let ctx = Ctx {
+        target: Target::Postgres {
+            url: url.clone(),
+            schema: schema.clone(),
+        },
+    };
+    // Run the body as a task so that a failing assertion still lets us drop the schema.
+    let outcome = tokio::spawn(body(ctx)).await;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(&mut admin)
+        .await
+        .expect("drop the test schema");
+    let _ = admin.close().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::run_sqlite(stringify!($name), super::$name).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::run_postgres(stringify!($name), super::$name).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    appending_twice_stores_once,
+    different_content_is_a_conflict_and_not_stored,
+    keys_are_those_of_the_docs,
+    seq_grows_in_commit_order_without_gaps,
+    a_failing_batch_stores_nothing,
+    everything_survives_reopening,
+    accounts_keep_their_history,
+    charges_replace_and_paginate_in_order,
+    tenant_scope_never_leaks_another_waba,
+    events_for_returns_exactly_what_rating_needs,
+    api_keys_by_hash_and_revocation,
+    money_round_trips_exactly,
+    ten_thousand_events_per_call,
+    concurrent_appends_store_each_key_once,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Builders
+
+const PHONE: &str = "15550001111";
+const USER: &str = "5511988887777";
+
+fn outbound(id: &str, at_ms: i64, waba: &str) -> NewEvent {
+    NewEvent::outbound(
+        id,
+        at_ms,
+        waba,
+        PHONE,
+        USER,
+        format!(
+            r#"{{"kind":"outbound","id":"{id}","at":{at_ms},"waba":"{waba}","phone":"{PHONE}","user":"{USER}","type":"template","category":"utility"}}"#
+        ),
+    )
+}
+
+fn inbound(id: &str, at_ms: i64, waba: &str) -> NewEvent {
+    NewEvent::inbound(
+        id,
+        at_ms,
+        waba,
+        PHONE,
+        USER,
+        format!(
+            r#"{{"kind":"inbound","id":"{id}","at":{at_ms},"waba":"{waba}","phone":"{PHONE}","user":"{USER}"}}"#
+        ),
+    )
+}
+
+fn status(id: &str, status: &str, at_ms: i64) -> NewEvent {
+    NewEvent::status(
+        id,
+        status,
+        at_ms,
+        format!(r#"{{"kind":"status","id":"{id}","at":{at_ms},"status":"{status}"}}"#),
+    )
+}
+
+fn account(waba: &str, timezone: &str) -> NewAccount {
+    NewAccount {
+        waba: waba.into(),
+        portfolio: format!("P-{waba}"),
+        timezone: timezone.into(),
+        currency: "USD".into(),
+        raw: format!(
+            r#"{{"kind":"account","waba":"{waba}","portfolio":"P-{waba}","timezone":"{timezone}","currency":"USD"}}"#
+        ),
+    }
+}
+
+fn dec(s: &str) -> Decimal {
+    s.parse().expect("decimal")
+}
+
+fn charge(id: &str, sent_at_ms: i64, waba: &str, amount: &str) -> ChargeRow {
+    let amount = dec(amount);
+    let paid = amount.is_positive();
+    ChargeRow {
+        id: id.into(),
+        sent_at_ms,
+        waba: waba.into(),
+        phone: PHONE.into(),
+        user: USER.into(),
+        country: "BR".into(),
+        market: "Brazil".into(),
+        pricing_model: "PMP".into(),
+        category: "utility".into(),
+        pricing_type: if paid {
+            "regular"
+        } else {
+            "free_customer_service"
+        }
+        .into(),
+        billable: paid,
+        tier: paid.then(|| "0:250000".to_string()),
+        rate: paid.then_some(amount),
+        amount,
+        currency: "USD".into(),
+        billed_at_ms: Some(sent_at_ms + 2000),
+        conversation_id: None,
+    }
+}
+
+fn key(name: &str, role: Role, wabas: &[&str], seed: u8) -> NewApiKey {
+    NewApiKey {
+        name: name.into(),
+        role,
+        tenant_wabas: wabas.iter().map(|w| w.to_string()).collect(),
+        key_hash: [seed; 32],
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+async fn everything(s: &dyn Store) -> Vec<StoredEvent> {
+    s.events_since(0, u32::MAX).await.expect("events_since")
+}
+
+/// (kind, id, status) of each event, in the order given.
+fn keys_of(events: &[StoredEvent]) -> Vec<(EventKind, String, Option<String>)> {
+    events
+        .iter()
+        .map(|e| (e.kind, e.id.clone(), e.status.clone()))
+        .collect()
+}
+
+async fn all_charges(s: &dyn Store, mut filter: ChargeFilter, page: u32) -> Vec<ChargeRow> {
+    filter.limit = page;
+    let mut out: Vec<ChargeRow> = Vec::new();
+    loop {
+        let rows = s.charges(&filter).await.expect("charges");
+        let done = rows.len() < page as usize;
+        if let Some(last) = rows.last() {
+            filter.after = Some(last.cursor());
+        }
+        out.extend(rows);
+        if done {
+            return out;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+
+/// Idempotency: the same batch appended twice is stored once; the second call reports every
+/// event as a duplicate and assigns no sequence number.
+async fn appending_twice_stores_once(ctx: Ctx) {
+    let s = ctx.open().await;
+    let batch = vec![
+        inbound("wamid.IN1", 1_000, "W1"),
+        outbound("wamid.OUT1", 2_000, "W1"),
+        status("wamid.OUT1", "delivered", 2_500),
+    ];
+    let first = s.append_events(&batch).await.unwrap();
+    assert_eq!(first.inserted, vec![1, 2, 3]);
+    assert_eq!(first.duplicates, 0);
+    assert!(first.conflicts.is_empty());
+
+    let again = s.append_events(&batch).await.unwrap();
+    assert!(again.inserted.is_empty(), "{again:?}");
+    assert_eq!(again.duplicates, 3);
+    assert!(again.conflicts.is_empty());
+    assert_eq!(s.max_seq().await.unwrap(), 3);
+
+    let stored = everything(&*s).await;
+    assert_eq!(stored.len(), 3);
+    for (e, sent) in stored.iter().zip(&batch) {
+        assert_eq!(e.raw, sent.raw);
+        assert_eq!(e.at_ms, sent.at_ms);
+        assert_eq!(e.waba, sent.waba);
+        assert_eq!(e.phone, sent.phone);
+        assert_eq!(e.user, sent.user);
+    }
+    // Repeats inside one batch count once too.
+    let r = s
+        .append_events(&[
+            outbound("wamid.OUT2", 3_000, "W1"),
+            outbound("wamid.OUT2", 3_000, "W1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((r.inserted, r.duplicates), (vec![4], 1));
+}
+
+/// A key already stored with other bytes is a conflict: reported with its batch position,
+/// not stored, and the rest of the batch goes in. The first content stays.
+async fn different_content_is_a_conflict_and_not_stored(ctx: Ctx) {
+    let s = ctx.open().await;
+    s.append_events(&[
+        outbound("o1", 1_000, "W1"),
+        status("o1", "delivered", 1_100),
+    ])
+    .await
+    .unwrap();
+
+    let mut changed = outbound("o1", 1_000, "W1");
+    changed.raw = changed.raw.replace("utility", "marketing");
+    let mut changed_status = status("o1", "delivered", 1_100);
+    changed_status.at_ms = 1_200;
+    changed_status.raw = changed_status.raw.replace("1100", "1200");
+    let r = s
+        .append_events(&[changed.clone(), outbound("o2", 1_500, "W1"), changed_status])
+        .await
+        .unwrap();
+    assert_eq!(r.inserted, vec![3]);
+    assert_eq!(r.duplicates, 0);
+    assert_eq!(
+        r.conflicts.iter().map(|c| c.0).collect::<Vec<_>>(),
+        vec![0, 2]
+    );
+    assert!(r.conflicts[0].1.contains("o1"), "{:?}", r.conflicts);
+
+    let stored = everything(&*s).await;
+    assert_eq!(stored.len(), 3);
+    let o1: Vec<_> = stored
+        .iter()
+        .filter(|e| e.id == "o1" && e.kind == EventKind::Outbound)
+        .collect();
+    assert_eq!(o1.len(), 1);
+    assert!(o1[0].raw.contains("utility"), "the first content stays");
+    let st: Vec<_> = stored
+        .iter()
+        .filter(|e| e.kind == EventKind::Status)
+        .collect();
+    assert_eq!((st.len(), st[0].at_ms), (1, 1_100));
+
+    // Inside one batch: the first content is stored, the different repeat is a conflict.
+    let mut other = outbound("o3", 2_000, "W1");
+    other.raw.push(' ');
+    let r = s
+        .append_events(&[outbound("o3", 2_000, "W1"), other])
+        .await
+        .unwrap();
+    assert_eq!(r.inserted, vec![4]);
+    assert_eq!(r.conflicts.len(), 1);
+    assert_eq!(r.conflicts[0].0, 1);
+}
+
+/// docs/events.md: an outbound id and an inbound id count once each, separately; a status's
+/// (id, status) pair counts once.
+async fn keys_are_those_of_the_docs(ctx: Ctx) {
+    let s = ctx.open().await;
+    let r = s
+        .append_events(&[
+            status("m", "delivered", 10),
+            status("m", "delivered", 10),
+            status("m", "read", 20),
+            status("m", "failed", 30),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((r.inserted.len(), r.duplicates), (3, 1));
+
+    // The same id as inbound, outbound and statuses: all different keys.
+    let r = s
+        .append_events(&[inbound("m", 5, "W1"), outbound("m", 6, "W1")])
+        .await
+        .unwrap();
+    assert_eq!((r.inserted.len(), r.duplicates), (2, 0));
+    let r = s
+        .append_events(&[
+            inbound("m", 5, "W1"),
+            outbound("m", 6, "W1"),
+            status("m", "read", 20),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((r.inserted.len(), r.duplicates), (0, 3));
+
+    let mut kinds: Vec<_> = keys_of(&everything(&*s).await);
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            (EventKind::Inbound, "m".into(), None),
+            (EventKind::Outbound, "m".into(), None),
+            (EventKind::Status, "m".into(), Some("delivered".into())),
+            (EventKind::Status, "m".into(), Some("failed".into())),
+            (EventKind::Status, "m".into(), Some("read".into())),
+        ]
+    );
+    // Accounts are versioned, not appended.
+    let bad = NewEvent {
+        kind: EventKind::Account,
+        ..outbound("W1", 1, "W1")
+    };
+    assert!(matches!(
+        s.append_events(&[bad]).await,
+        Err(StoreError::Invalid { .. })
+    ));
+}
+
+/// Sequence numbers: assigned on insert, strictly increasing across calls, without gaps even
+/// when batches hold duplicates, shared with account versions, and `events_since` pages
+/// through them in order.
+async fn seq_grows_in_commit_order_without_gaps(ctx: Ctx) {
+    let s = ctx.open().await;
+    assert_eq!(s.max_seq().await.unwrap(), 0);
+    let a = s
+        .append_events(
+            &(0..5)
+                .map(|i| outbound(&format!("a{i}"), i, "W1"))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.inserted, vec![1, 2, 3, 4, 5]);
+    let acc = s.record_accounts(&[account("W1", "UTC")]).await.unwrap();
+    assert_eq!(acc[0].seq, 6);
+    // Old and new interleaved: the new ones are numbered next, in batch order.
+    let b = s
+        .append_events(&[
+            outbound("a1", 1, "W1"),
+            outbound("b1", 10, "W1"),
+            outbound("a3", 3, "W1"),
+            outbound("b2", 11, "W1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((b.inserted, b.duplicates), (vec![7, 8], 2));
+    assert_eq!(s.max_seq().await.unwrap(), 8);
+
+    let all = everything(&*s).await;
+    let seqs: Vec<u64> = all.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    assert_eq!(all[5].kind, EventKind::Account);
+    assert_eq!((all[6].id.as_str(), all[7].id.as_str()), ("b1", "b2"));
+
+    let page = s.events_since(3, 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);
+    assert!(s.events_since(8, 10).await.unwrap().is_empty());
+}
+
+/// A batch is one transaction: a row the schema rejects (an inbound without a WABA) fails the
+/// call and stores nothing of the batch, even rows sent in earlier statements of it.
+async fn a_failing_batch_stores_nothing(ctx: Ctx) {
+    let s = ctx.open().await;
+    s.append_events(&[outbound("before", 1, "W1")])
+        .await
+        .unwrap();
+
+    let mut batch: Vec<NewEvent> = (0..2_500)
+        .map(|i| outbound(&format!("m{i}"), 100 + i, "W1"))
+        .collect();
+    batch[2_400] = NewEvent {
+        waba: None,
+        ..inbound("no-waba", 5, "W1")
+    };
+    let err = s.append_events(&batch).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Db {
+                table: "events",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(s.max_seq().await.unwrap(), 1);
+    assert_eq!(everything(&*s).await.len(), 1);
+
+    // Without the bad row the same batch goes in, numbered right after what was there.
+    batch.remove(2_400);
+    let r = s.append_events(&batch).await.unwrap();
+    assert_eq!(r.inserted.len(), 2_499);
+    assert_eq!(r.inserted[0], 2);
+
+    // The same for charges: a row breaking an invariant (billable with a zero amount) fails
+    // the replacement and leaves the old charges in place.
+    s.replace_charges(&[], &[charge("c1", 1, "W1", "0.5")])
+        .await
+        .unwrap();
+    let mut bad = charge("c2", 2, "W1", "0");
+    bad.billable = true;
+    assert!(s
+        .replace_charges(&strings(&["c1"]), &[charge("c1", 1, "W1", "0.7"), bad])
+        .await
+        .is_err());
+    let kept = s.charges(&ChargeFilter::default()).await.unwrap();
+    assert_eq!(kept, vec![charge("c1", 1, "W1", "0.5")]);
+}
+
+/// Durability: close the store, open it again (SQLite: the same file), and everything written
+/// is there; numbering continues where it stopped.
+async fn everything_survives_reopening(ctx: Ctx) {
+    let s = ctx.open().await;
+    s.append_events(&[
+        inbound("i1", 1_000, "W1"),
+        outbound("o1", 2_000, "W1"),
+        status("o1", "read", 3_000),
+    ])
+    .await
+    .unwrap();
+    s.record_accounts(&[account("W1", "America/Sao_Paulo")])
+        .await
+        .unwrap();
+    s.replace_charges(&[], &[charge("o1", 2_000, "W1", "0.0068")])
+        .await
+        .unwrap();
+    let created = s
+        .create_key(&key("ops", Role::Admin, &[], 7))
+        .await
+        .unwrap();
+    let events = everything(&*s).await;
+    s.close().await.unwrap();
+    drop(s);
+
+    let s = ctx.open().await;
+    assert_eq!(everything(&*s).await, events);
+    assert_eq!(
+        s.accounts(None).await.unwrap()[0].timezone,
+        "America/Sao_Paulo"
+    );
+    assert_eq!(
+        s.charges(&ChargeFilter::default()).await.unwrap(),
+        vec![charge("o1", 2_000, "W1", "0.0068")]
+    );
+    assert_eq!(s.key_by_hash(&[7; 32]).await.unwrap(), Some(created));
+    let r = s
+        .append_events(&[outbound("o2", 4_000, "W1")])
+        .await
+        .unwrap();
+    assert_eq!(r.inserted, vec![5]);
+
+    if ctx.is_sqlite() {
+        // The file itself is in WAL mode (a property of the file, seen by any connection).
+        let Target::Sqlite { path, .. } = &ctx.target else {
+            unreachable!()
+        };
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}
+
+/// Accounts: an identical version is not written again, a changed one becomes the latest,
+/// and the history keeps every version in order.
+async fn accounts_keep_their_history(ctx: Ctx) {
+    let s = ctx.open().await;
+    let r = s
+        .record_accounts(&[account("W1", "UTC"), account("W2", "Asia/Kolkata")])
+        .await
+        .unwrap();
+    assert!(r.iter().all(|o| o.recorded));
+    let same = s.record_accounts(&[account("W1", "UTC")]).await.unwrap();
+    assert_eq!((same[0].seq, same[0].recorded), (r[0].seq, false));
+    let v2 = s
+        .record_accounts(&[account("W1", "America/Sao_Paulo")])
+        .await
+        .unwrap();
+    assert!(v2[0].recorded && v2[0].seq > r[1].seq);
+
+    let latest = s.accounts(None).await.unwrap();
+    let brief: Vec<(&str, &str)> = latest
+        .iter()
+        .map(|a| (a.waba.as_str(), a.timezone.as_str()))
+        .collect();
+    assert_eq!(
+        brief,
+        vec![("W1", "America/Sao_Paulo"), ("W2", "Asia/Kolkata")]
+    );
+    assert_eq!(latest[0].raw, account("W1", "America/Sao_Paulo").raw);
+    assert_eq!(latest[0].portfolio, "P-W1");
+    assert_eq!(latest[0].currency, "USD");
+    let only: Vec<AccountRow> = s.accounts(Some(&strings(&["W2", "W9"]))).await.unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].waba, "W2");
+    assert!(s.accounts(Some(&[])).await.unwrap().is_empty());
+
+    let history = s.account_history("W1").await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|a| a.timezone.as_str())
+            .collect::<Vec<_>>(),
+        vec!["UTC", "America/Sao_Paulo"]
+    );
+    // Going back to an earlier version is a change too.
+    let back = s.record_accounts(&[account("W1", "UTC")]).await.unwrap();
+    assert!(back[0].recorded);
+    assert_eq!(s.account_history("W1").await.unwrap().len(), 3);
+    // Versions are events: a worker following seq sees them.
+    let kinds = keys_of(&everything(&*s).await);
+    assert_eq!(
+        kinds.iter().filter(|k| k.0 == EventKind::Account).count(),
+        4
+    );
+}
+
+/// Charges: written wholesale, read back in (sent_at, id) order through keyset pages of any
+/// size, and replaced per message id (a message left without a row loses its charge).
+async fn charges_replace_and_paginate_in_order(ctx: Ctx) {
+    let s = ctx.open().await;
+    let rows = vec![
+        charge("m5", 5_000, "W1", "0.01"),
+        charge("m1", 1_000, "W1", "0"),
+        charge("m3b", 3_000, "W2", "0.02"),
+        charge("m3a", 3_000, "W1", "0.03"),
+        charge("m3c", 3_000, "W1", "0"),
+        charge("m2", 2_000, "W2", "0.04"),
+        charge("m9", 9_000, "W1", "0.05"),
+    ];
+    let r = s.replace_charges(&[], &rows).await.unwrap();
+    assert_eq!((r.removed, r.written), (0, 7));
+
+    let mut sorted = rows.clone();
+    sorted.sort_by(|a, b| (a.sent_at_ms, &a.id).cmp(&(b.sent_at_ms, &b.id)));
+    for page in [1, 2, 3, 7, 100] {
+        assert_eq!(
+            all_charges(&*s, ChargeFilter::default(), page).await,
+            sorted,
+            "page size {page}"
+        );
+    }
+    // Time range: from inclusive, to exclusive.
+    let ranged = all_charges(
+        &*s,
+        ChargeFilter {
+            from_ms: Some(2_000),
+            to_ms: Some(5_000),
+            ..ChargeFilter::default()
+        },
+        2,
+    )
+    .await;
+    assert_eq!(
+        ranged.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        vec!["m2", "m3a", "m3b", "m3c"]
+    );
+
+    // Re-rating m1 and m2: m1 changes, m2 no longer has a charge.
+    let r = s
+        .replace_charges(&strings(&["m1", "m2"]), &[charge("m1", 1_000, "W1", "0.5")])
+        .await
+        .unwrap();
+    assert_eq!((r.removed, r.written), (2, 1));
+    let now = all_charges(&*s, ChargeFilter::default(), 4).await;
+    assert_eq!(now.len(), 6);
+    assert_eq!(now[0], charge("m1", 1_000, "W1", "0.5"));
+    assert!(now.iter().all(|c| c.id != "m2"));
+
+    // Two rows for one message are refused, and nothing changes.
+    let err = s
+        .replace_charges(
+            &[],
+            &[
+                charge("m5", 5_000, "W1", "1"),
+                charge("m5", 5_000, "W1", "2"),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                table: "charges",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(all_charges(&*s, ChargeFilter::default(), 10).await, now);
+}
+
+/// Tenant scoping: a filter on a list of WABAs never returns another WABA's row, on any
+/// page; an empty list returns nothing; the single-WABA filter intersects with the list.
+async fn tenant_scope_never_leaks_another_waba(ctx: Ctx) {
+    let s = ctx.open().await;
+    let mut rows = Vec::new();
+    for i in 0..30 {
+        let waba = ["W1", "W2", "W3"][i % 3];
+        rows.push(charge(
+            &format!("m{i:02}"),
+            1_000 * (i as i64 % 7),
+            waba,
+            "0.01",
+        ));
+    }
+    s.replace_charges(&[], &rows).await.unwrap();
+
+    let scoped = |wabas: &[&str]| ChargeFilter {
+        wabas: Some(strings(wabas)),
+        ..ChargeFilter::default()
+    };
+    let got = all_charges(&*s, scoped(&["W1", "W3"]), 4).await;
+    assert_eq!(got.len(), 20);
+    assert!(got.iter().all(|c| c.waba == "W1" || c.waba == "W3"));
+    assert!(all_charges(&*s, scoped(&[]), 4).await.is_empty());
+    assert!(all_charges(&*s, scoped(&["W9"]), 4).await.is_empty());
+
+    let cross = ChargeFilter {
+        waba: Some("W2".into()),
+        ..scoped(&["W1"])
+    };
+    assert!(s.charges(&cross).await.unwrap().is_empty());
+    let own = ChargeFilter {
+        waba: Some("W1".into()),
+        ..scoped(&["W1", "W2"])
+    };
+    let got = all_charges(&*s, own, 3).await;
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(|c| c.waba == "W1"));
+    // A cursor taken from another tenant's page leaks nothing either.
+    let after_w2 = ChargeFilter {
+        after: Some(rows[1].cursor()),
+        ..scoped(&["W3"])
+    };
+    assert!(s
+        .charges(&after_w2)
+        .await
+        .unwrap()
+        .iter()
+        .all(|c| c.waba == "W3"));
+}
+
+/// Loading for re-rating: the WABAs' inbound and outbound events with `from <= at < to`,
+/// every status of those outbound messages (even one stamped after the range), the latest
+/// account of each WABA, and nothing else (not another WABA's, not an orphan status).
+async fn events_for_returns_exactly_what_rating_needs(ctx: Ctx) {
+    let s = ctx.open().await;
+    s.record_accounts(&[account("W1", "UTC"), account("W2", "UTC")])
+        .await
+        .unwrap();
+    s.append_events(&[
+        status("o1", "delivered", 9_000), // before its outbound arrived
+        inbound("i1", 1_000, "W1"),
+        inbound("i0", 999, "W1"),    // before the range
+        outbound("o1", 2_000, "W1"), // in
+        outbound("o2", 3_000, "W1"), // at `to`: out
+        outbound("o0", 1_000, "W1"), // at `from`: in
+        status("o1", "read", 9_500),
+        status("o2", "delivered", 3_100), // its outbound is out of range
+        status("o9", "delivered", 2_000), // orphan
+        outbound("p1", 2_000, "W2"),
+        status("p1", "delivered", 2_100),
+        inbound("q1", 2_000, "W3"),
+    ])
+    .await
+    .unwrap();
+    s.record_accounts(&[account("W1", "Europe/Madrid")])
+        .await
+        .unwrap();
+
+    let got = s.events_for(&strings(&["W1"]), 1_000, 3_000).await.unwrap();
+    assert!(
+        got.windows(2).all(|w| w[0].seq < w[1].seq),
+        "ordered by seq"
+    );
+    let mut keys = keys_of(&got);
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![
+            (EventKind::Account, "W1".into(), None),
+            (EventKind::Inbound, "i1".into(), None),
+            (EventKind::Outbound, "o0".into(), None),
+            (EventKind::Outbound, "o1".into(), None),
+            (EventKind::Status, "o1".into(), Some("delivered".into())),
+            (EventKind::Status, "o1".into(), Some("read".into())),
+        ]
+    );
+    let acc = got.iter().find(|e| e.kind == EventKind::Account).unwrap();
+    assert!(acc.raw.contains("Europe/Madrid"), "the latest version");
+
+    let both = s
+        .events_for(&strings(&["W1", "W2"]), 1_000, 3_000)
+        .await
+        .unwrap();
+    assert_eq!(both.len(), got.len() + 3);
+    assert!(both
+        .iter()
+        .all(|e| e.id != "q1" && e.id != "o9" && e.id != "o2"));
+    assert!(s.events_for(&[], 0, i64::MAX).await.unwrap().is_empty());
+
+    // A late status finds its message: WABA and send instant, outbound ids only.
+    let refs = s
+        .outbound_refs(&strings(&["o1", "p1", "i1", "o9"]))
+        .await
+        .unwrap();
+    let refs: Vec<(String, String, i64)> =
+        refs.into_iter().map(|r| (r.id, r.waba, r.at_ms)).collect();
+    assert_eq!(
+        refs,
+        vec![
+            ("o1".to_string(), "W1".to_string(), 2_000),
+            ("p1".to_string(), "W2".to_string(), 2_000)
+        ]
+    );
+    assert!(s.outbound_refs(&[]).await.unwrap().is_empty());
+}
+
+/// API keys: looked up by SHA-256 only, scoped keys carry their WABAs, revocation takes
+/// effect at once and is reported once, and keys with an ambiguous scope are refused.
+async fn api_keys_by_hash_and_revocation(ctx: Ctx) {
+    let s = ctx.open().await;
+    let admin = s
+        .create_key(&key("ops", Role::Admin, &[], 1))
+        .await
+        .unwrap();
+    assert_eq!((admin.role, admin.tenant_wabas.len()), (Role::Admin, 0));
+    let reader = s
+        .create_key(&key("acme read", Role::Reader, &["W2", "W1"], 2))
+        .await
+        .unwrap();
+    assert_eq!(reader.tenant_wabas, strings(&["W1", "W2"]));
+    assert_eq!(reader.revoked_at_ms, None);
+    let sender = s
+        .create_key(&key("acme send", Role::Sender, &["W1"], 3))
+        .await
+        .unwrap();
+
+    assert_eq!(s.key_by_hash(&[2; 32]).await.unwrap(), Some(reader.clone()));
+    assert_eq!(s.key_by_hash(&[9; 32]).await.unwrap(), None);
+    assert_eq!(
+        s.list_keys().await.unwrap(),
+        vec![admin.clone(), reader.clone(), sender.clone()]
+    );
+
+    assert!(s.revoke_key(reader.id).await.unwrap());
+    assert!(!s.revoke_key(reader.id).await.unwrap(), "already revoked");
+    assert!(!s.revoke_key(999_999).await.unwrap(), "no such key");
+    assert_eq!(s.key_by_hash(&[2; 32]).await.unwrap(), None);
+    let listed = s.list_keys().await.unwrap();
+    assert!(listed[1].revoked_at_ms.is_some());
+    assert_eq!(listed[2], sender);
+
+    for bad in [
+        key("admin with tenants", Role::Admin, &["W1"], 4),
+        key("reader of nothing", Role::Reader, &[], 5),
+    ] {
+        assert!(matches!(
+            s.create_key(&bad).await,
+            Err(StoreError::Invalid {
+                table: "api_keys",
+                ..
+            })
+        ));
+    }
+    // A hash is one key.
+    assert!(s
+        .create_key(&key("again", Role::Admin, &[], 1))
+        .await
+        .is_err());
+    assert_eq!(s.list_keys().await.unwrap().len(), 3);
+}
+
+/// Money is exact: amounts and rates come back as the same decimals, to the 10⁻⁹, large or
+/// small, and print the same.
+async fn money_round_trips_exactly(ctx: Ctx) {
+    let s = ctx.open().await;
+    let amounts = [
+        "0.000000001",
+        "123456789.123456789",
+        "0.0618",
+        "12345678901234567890.123456789",
+        "0",
+        "1",
+        "0.1",
+    ];
+    let rows: Vec<ChargeRow> = amounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| charge(&format!("m{i}"), i as i64, "W1", a))
+        .collect();
+    s.replace_charges(&[], &rows).await.unwrap();
+    let back = s.charges(&ChargeFilter::default()).await.unwrap();
+    assert_eq!(back, rows);
+    for (row, text) in back.iter().zip(amounts) {
+        assert_eq!(row.amount.to_string(), text);
+        if text != "0" {
+            assert_eq!(row.rate.unwrap().to_string(), text);
+        }
+    }
+}
+
+/// Batch size: 10,000 events in one call, then the same again (all duplicates), then half old
+/// half new. Timings are printed for information, never asserted.
+async fn ten_thousand_events_per_call(ctx: Ctx) {
+    let s = ctx.open().await;
+    let batch = |from: usize| -> Vec<NewEvent> {
+        (from..from + 5_000)
+            .flat_map(|i| {
+                let id = format!("wamid.HBgLMTU1NTAwMDExMTEVAgARGBI{i:012}");
+                [
+                    outbound(&id, 1_700_000_000_000 + i as i64, "W1"),
+                    status(&id, "delivered", 1_700_000_000_500 + i as i64),
+                ]
+            })
+            .collect()
+    };
+    let first = batch(0);
+    let t = Instant::now();
+    let r = s.append_events(&first).await.unwrap();
+    let fresh = t.elapsed();
+    assert_eq!(r.inserted.len(), 10_000);
+    assert_eq!(r.inserted.last(), Some(&10_000));
+
+    let t = Instant::now();
+    let r = s.append_events(&first).await.unwrap();
+    let repeat = t.elapsed();
+    assert_eq!((r.inserted.len(), r.duplicates), (0, 10_000));
+
+    let r = s.append_events(&batch(2_500)).await.unwrap();
+    assert_eq!((r.inserted.len(), r.duplicates), (5_000, 5_000));
+    assert_eq!(r.inserted, (10_001..=15_000).collect::<Vec<_>>());
+    assert_eq!(s.max_seq().await.unwrap(), 15_000);
+    let _ = writeln!(
+        std::io::stderr(),
+        "{:?}: 10,000 new events in {fresh:?}, 10,000 repeats in {repeat:?}",
+        s.backend()
+    );
+}
+
+/// Concurrency: writers appending overlapping batches at the same time (PostgreSQL serves them
+/// on several connections) store each key once, and the sequence numbers handed out are
+/// exactly 1..=N: none twice, none skipped.
+async fn concurrent_appends_store_each_key_once(ctx: Ctx) {
+    let s: Arc<dyn Store> = Arc::from(ctx.open().await);
+    let messages = 600;
+    let mut tasks = Vec::new();
+    for w in 0..4usize {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut totals = (Vec::new(), 0usize);
+            // Each writer sends every message, in its own order and batch size.
+            let mut order: Vec<usize> = (0..messages).collect();
+            order.rotate_left(w * 150);
+            if w % 2 == 1 {
+                order.reverse();
+            }
+            for chunk in order.chunks(50 + 25 * w) {
+                let batch: Vec<NewEvent> = chunk
+                    .iter()
+                    .flat_map(|&m| {
+                        let id = format!("m{m}");
+                        [
+                            outbound(&id, m as i64, "W1"),
+                            status(&id, "read", m as i64 + 1),
+                        ]
+                    })
+                    .collect();
+                let r = s.append_events(&batch).await.unwrap();
+                assert!(r.conflicts.is_empty());
+                totals.0.extend(r.inserted);
+                totals.1 += r.duplicates;
+            }
+            totals
+        }));
+    }
+    let mut seqs = Vec::new();
+    let mut duplicates = 0;
+    for t in tasks {
+        let (inserted, dups) = t.await.unwrap();
+        seqs.extend(inserted);
+        duplicates += dups;
+    }
+    seqs.sort_unstable();
+    let unique = 2 * messages as u64;
+    assert_eq!(seqs, (1..=unique).collect::<Vec<_>>());
+    assert_eq!(duplicates as u64, 3 * unique);
+    assert_eq!(everything(&*s).await.len() as u64, unique);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening, SQLite only: these are about URLs and files, not behaviour.
+
+#[tokio::test]
+async fn open_picks_the_backend_by_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.db");
+    let s = wabill_store::open(plain.to_str().unwrap()).await.unwrap();
+    assert_eq!(s.backend(), wabill_store::Backend::Sqlite);
+    s.close().await.unwrap();
+    assert!(plain.exists());
+
+    for bad in ["mysql://localhost/x", ":memory:", "sqlite::memory:", ""] {
+        match wabill_store::open(bad).await {
+            Err(StoreError::Url { .. }) => {}
+            Err(other) => panic!("{bad}: expected a URL error, got {other}"),
+            Ok(_) => panic!("{bad}: expected a URL error, got a store"),
+        }
+    }
+    let err = wabill_store::open("postgres://u:hunter2@127.0.0.1:1/none")
+        .await
+        .err()
+        .expect("nothing listens on port 1");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}

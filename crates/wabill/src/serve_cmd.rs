@@ -1,0 +1,172 @@
+//! `wabill serve` and `wabill keys`: the service and its API keys. Configuration comes from
+//! flags, else `WABILL_*` environment variables, else defaults.
+
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use wabill_server::{hash_key, Engine, ServeConfig};
+use wabill_store::{NewApiKey, Role};
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Database: a SQLite file (created and migrated on first start) or postgres://...
+    #[arg(long, env = "WABILL_DB", default_value = "wabill.sqlite")]
+    pub db: String,
+    /// Address to listen on.
+    #[arg(long, env = "WABILL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Meta app secret(s) for X-Hub-Signature-256, comma-separated (two during a rotation).
+    /// Without one, the webhook route refuses every post.
+    #[arg(long, env = "WABILL_APP_SECRET", hide_env_values = true)]
+    pub app_secret: Option<String>,
+    /// Token Meta's webhook verification handshake must present.
+    #[arg(
+        long,
+        env = "WABILL_VERIFY_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub verify_token: String,
+    /// Rate data directory instead of the bundled data (see `wabill rates import`).
+    #[arg(long, env = "WABILL_RATES", value_name = "DIR")]
+    pub rates: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create an API key; it is printed once and only its SHA-256 is stored.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["admin", "reader", "sender"])]
+        role: String,
+        /// A WABA the key may use (reader and sender keys; repeat for several).
+        #[arg(long = "waba")]
+        wabas: Vec<String>,
+        #[arg(long, env = "WABILL_DB", default_value = "wabill.sqlite")]
+        db: String,
+    },
+    /// List keys (never the keys themselves).
+    List {
+        #[arg(long, env = "WABILL_DB", default_value = "wabill.sqlite")]
+        db: String,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        id: i64,
+        #[arg(long, env = "WABILL_DB", default_value = "wabill.sqlite")]
+        db: String,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn serve(args: &ServeArgs) -> Result<i32> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WABILL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .json()
+        .init();
+    let tariff = Arc::new(crate::tariff::load(args.rates.as_deref())?);
+    let secrets: Vec<Vec<u8>> = args
+        .app_secret
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    if secrets.is_empty() {
+        eprintln!(
+            "warning: no WABILL_APP_SECRET: the webhook route refuses every post until one is set"
+        );
+    }
+    runtime()?.block_on(async {
+        let store = wabill_store::open(&args.db)
+            .await
+            .with_context(|| format!("opening the database {}", args.db))?;
+        let store: Arc<dyn wabill_store::Store> = Arc::from(store);
+        let engine = Engine::new(store.clone(), tariff, Default::default()).await?;
+        wabill_server::serve(
+            engine,
+            ServeConfig {
+                listen: args.listen,
+                app_secrets: secrets,
+                verify_token: args.verify_token.clone(),
+            },
+        )
+        .await
+        .context("serving")?;
+        store.close().await?;
+        Ok(0)
+    })
+}
+
+pub fn keys(cmd: &KeysCommand) -> Result<i32> {
+    runtime()?.block_on(async {
+        match cmd {
+            KeysCommand::Create {
+                name,
+                role,
+                wabas,
+                db,
+            } => {
+                let store = wabill_store::open(db).await?;
+                let mut raw = [0u8; 24];
+                getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                let key = format!("wbk_{}", hex::encode(raw));
+                let role = Role::parse(role).expect("clap checked the role");
+                let row = store
+                    .create_key(&NewApiKey {
+                        name: name.clone(),
+                        role,
+                        tenant_wabas: wabas.clone(),
+                        key_hash: hash_key(&key),
+                    })
+                    .await?;
+                println!("{key}");
+                eprintln!(
+                    "created key {} ({}, {}); it is shown only now",
+                    row.id,
+                    row.name,
+                    row.role.as_str()
+                );
+            }
+            KeysCommand::List { db } => {
+                let store = wabill_store::open(db).await?;
+                for k in store.list_keys().await? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        k.id,
+                        k.name,
+                        k.role.as_str(),
+                        k.tenant_wabas.join(","),
+                        if k.revoked_at_ms.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
+                    );
+                }
+            }
+            KeysCommand::Revoke { id, db } => {
+                let store = wabill_store::open(db).await?;
+                if store.revoke_key(*id).await? {
+                    eprintln!("revoked key {id}");
+                } else {
+                    anyhow::bail!("key {id} does not exist or was already revoked");
+                }
+            }
+        }
+        Ok(0)
+    })
+}
