@@ -347,10 +347,12 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Keys of all events but accounts, sorted by (fingerprint, kind, status, idx): a counting pass,
-/// one scatter pass on the top bits straight into the output, then small sorts. Sorting keeps the
-/// join sequential in memory, where a hash table of millions of ids would not.
-fn sorted_keys(events: &[Event<'_>]) -> Vec<IdKey> {
+/// Keys of all events but accounts, sorted by (fingerprint, kind, status, idx), and the
+/// account of each outbound event (by event index). Sorting keeps the join sequential in
+/// memory, where a hash table of millions of ids would not: a counting pass (which also
+/// resolves accounts, while each event's text is at hand), a scatter on the top bits straight
+/// into the output, then small sorts of buckets that fit in the cache.
+fn sorted_keys(events: &[Event<'_>], account_ids: &FxHashMap<&str, u32>) -> (Vec<IdKey>, Vec<u32>) {
     const BITS: u32 = 12;
     let key = |i: usize, e: &Event<'_>| -> Option<IdKey> {
         let (id, at, kind, status) = match e {
@@ -363,9 +365,15 @@ fn sorted_keys(events: &[Event<'_>]) -> Vec<IdKey> {
     };
     let bucket = |k: &IdKey| (k.fp >> (64 - BITS)) as usize;
     let mut starts = vec![0usize; (1 << BITS) + 1];
+    let mut account_of = vec![NO_ACCOUNT; events.len()];
     for (i, e) in events.iter().enumerate() {
         if let Some(k) = key(i, e) {
             starts[bucket(&k) + 1] += 1;
+        }
+        if let Event::Outbound(o) = e {
+            if let Some(&a) = account_ids.get(o.waba.as_ref()) {
+                account_of[i] = a;
+            }
         }
     }
     for i in 1..starts.len() {
@@ -385,7 +393,7 @@ fn sorted_keys(events: &[Event<'_>]) -> Vec<IdKey> {
             out[w[0]..w[1]].sort_unstable_by_key(|k| (k.fp, k.tag, k.idx));
         }
     }
-    out
+    (out, account_of)
 }
 
 impl Timeline {
@@ -404,7 +412,7 @@ impl Timeline {
             events.len() < u32::MAX as usize,
             "more events than one batch holds"
         );
-        let keys = sorted_keys(events);
+        let (keys, account_of) = sorted_keys(events, account_ids);
         t.steps.reserve(keys.len() / 2);
         let mut conflicts: Vec<(&'e str, &'static str)> = Vec::new();
         for run in keys.chunk_by(|a, b| a.same_id(b)) {
@@ -435,16 +443,9 @@ impl Timeline {
             }
             i = j;
         }
-        // Resolve each outbound's account now that steps are in time order, close to the
-        // order of the input, rather than in the state machine.
         for step in &mut t.steps {
-            if let (StepKind::Outbound, Event::Outbound(ob)) =
-                (step.kind, &events[step.idx as usize])
-            {
-                step.account = account_ids
-                    .get(ob.waba.as_ref())
-                    .copied()
-                    .unwrap_or(NO_ACCOUNT);
+            if step.kind == StepKind::Outbound {
+                step.account = account_of[step.idx as usize];
             }
         }
         t
