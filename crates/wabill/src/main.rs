@@ -6,6 +6,7 @@ mod estimate_cmd;
 mod gen_cmd;
 mod import_cmd;
 mod input;
+mod load_cmd;
 mod rate_cmd;
 mod serve_cmd;
 mod tariff;
@@ -43,6 +44,8 @@ enum Command {
     Estimate(estimate_cmd::EstimateArgs),
     /// Write a seeded synthetic event stream (JSON Lines) to standard output.
     Gen(gen_cmd::GenArgs),
+    /// Send a generated stream to a running `wabill serve` and measure ingest (BENCHMARKS.md).
+    Load(load_cmd::LoadArgs),
     /// Time parsing, rating and writing of a generated stream (see BENCHMARKS.md).
     Bench(bench_cmd::BenchArgs),
 }
@@ -58,6 +61,7 @@ fn main() {
         Command::Estimate(args) => estimate_cmd::run(&args),
         Command::Gen(args) => gen_cmd::run(&args),
         Command::Bench(args) => bench_cmd::run(&args),
+        Command::Load(args) => load_cmd::run(&args),
     };
     match code {
         Ok(code) => std::process::exit(code),

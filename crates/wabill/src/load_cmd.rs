@@ -1,0 +1,150 @@
+//! `wabill load`: drives a running `wabill serve` from a second process over loopback HTTP, to
+//! measure batched durable ingest (BENCHMARKS.md). A minimal HTTP/1.1 client on keep-alive
+//! connections, one per worker thread: the point is to measure the server, not a client stack.
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use wabill_gen::GenConfig;
+
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// Address of the running service.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// An API key allowed to send events (admin or sender).
+    #[arg(long, env = "WABILL_KEY", hide_env_values = true)]
+    pub key: String,
+    /// Event lines to send (generated with `wabill gen`'s generator).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Events per request.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn run(args: &LoadArgs) -> Result<i32> {
+    let cfg = GenConfig {
+        seed: args.seed,
+        events: args.events,
+        ..GenConfig::default()
+    };
+    let mut stream = Vec::new();
+    wabill_gen::generate(&cfg, &mut stream)?;
+    let text = String::from_utf8(stream)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let batches: Vec<String> = lines
+        .chunks(args.batch.max(1))
+        .map(|c| c.join("\n"))
+        .collect();
+    eprintln!(
+        "{} lines in {} requests over {} connections",
+        lines.len(),
+        batches.len(),
+        args.connections
+    );
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let latencies: Vec<Vec<Duration>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..args.connections.max(1))
+            .map(|_| {
+                s.spawn(|| -> Result<Vec<Duration>> {
+                    let mut conn = Conn::open(args.addr)?;
+                    let mut lat = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(body) = batches.get(i) else {
+                            return Ok(lat);
+                        };
+                        let t = Instant::now();
+                        let (status, resp) = conn.post("/v1/events", &args.key, body.as_bytes())?;
+                        lat.push(t.elapsed());
+                        if status != 200 {
+                            bail!(
+                                "request {i}: HTTP {status}: {}",
+                                String::from_utf8_lossy(&resp)
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker panicked"))
+            .collect::<Result<_>>()
+    })?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut all: Vec<Duration> = latencies.into_iter().flatten().collect();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
+    println!(
+        "{} events in {:.2} s = {:.0} events/s acknowledged (stored durably); request latency p50 {:.1} ms, p99 {:.1} ms",
+        lines.len(),
+        elapsed,
+        lines.len() as f64 / elapsed,
+        pct(0.5),
+        pct(0.99)
+    );
+    Ok(0)
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    addr: SocketAddr,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> Result<Conn> {
+        let s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+        s.set_nodelay(true)?;
+        Ok(Conn {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+            addr,
+        })
+    }
+
+    fn post(&mut self, path: &str, key: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        self.writer.write_all(head.as_bytes())?;
+        self.writer.write_all(body)?;
+        let mut status_line = String::new();
+        self.reader.read_line(&mut status_line)?;
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad status line {status_line:?}"))?;
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse()?;
+                }
+            }
+        }
+        let mut resp = vec![0; len];
+        self.reader.read_exact(&mut resp)?;
+        Ok((status, resp))
+    }
+}
