@@ -1,27 +1,43 @@
-//! The HTTP routes: Meta's webhook, generic ingest, charges, health and metrics. Every route
-//! but the webhook (authenticated by Meta's signature) and the probes needs an API key.
+//! The handlers of the original routes (Meta's webhook, generic ingest, charges, unratable
+//! messages, health and metrics) and what every handler shares: the state, API keys and tenant
+//! scope, request bodies. The list of routes is `routes.rs`; every route but the webhook
+//! (authenticated by Meta's signature), the probes and the OpenAPI document needs an API key.
 
 use crate::engine::Engine;
+use crate::errors::problem;
 use crate::meta;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use wabill_formats::charges::json_str;
-use wabill_formats::{parse_line, Parsed};
+use wabill_formats::{parse_line, MetaPricing, Parsed};
 use wabill_rating::{Event, UnixMs};
-use wabill_store::{ChargeCursor, ChargeFilter, ChargeRow, Role};
+use wabill_store::{ChargeCursor, ChargeFilter, ChargeRow, MetaPricingRow, Role};
+
+pub use crate::routes::router;
 
 /// Most events one `POST /v1/events` may carry.
 pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
-/// Largest request body accepted (413 above).
+/// Largest request body accepted by default (413 above).
 pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// The service's "now": the system clock in production, a fixed instant in tests. Only the
+/// send check reads it, and hands the instant to the rating core as an event's time (the core
+/// itself never reads a clock).
+pub type Clock = fn() -> UnixMs;
+
+/// The system clock, in Unix milliseconds.
+pub fn system_now() -> UnixMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// What the routes share.
 pub struct AppState {
@@ -30,27 +46,25 @@ pub struct AppState {
     /// webhook route refuses every post.
     pub app_secrets: Vec<Vec<u8>>,
     pub verify_token: String,
+    /// Largest request body accepted; larger ones get 413 `payload_too_large`.
+    pub max_body_bytes: usize,
+    pub clock: Clock,
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/webhooks/whatsapp", get(webhook_verify).post(webhook_post))
-        .route("/v1/events", post(ingest))
-        .route("/v1/charges", get(charges))
-        .route("/v1/unratable", get(unratable))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+impl AppState {
+    /// A state with the default body limit and the system clock.
+    pub fn new(engine: Arc<Engine>, app_secrets: Vec<Vec<u8>>, verify_token: String) -> AppState {
+        AppState {
+            engine,
+            app_secrets,
+            verify_token,
+            max_body_bytes: MAX_BODY_BYTES,
+            clock: system_now,
+        }
+    }
 }
 
-/// An error as a JSON body with a stable code.
-fn problem(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message.into() } });
-    (status, axum::Json(body)).into_response()
-}
-
-fn observe(state: &AppState, route: &str, started: Instant, resp: Response) -> Response {
+pub(crate) fn observe(state: &AppState, route: &str, started: Instant, resp: Response) -> Response {
     state.engine.metrics.observe(
         route,
         resp.status().as_u16(),
@@ -59,7 +73,88 @@ fn observe(state: &AppState, route: &str, started: Instant, resp: Response) -> R
     resp
 }
 
-async fn webhook_verify(
+/// The body, or the answer to give when it could not be read: 413 over the limit.
+#[allow(clippy::result_large_err)]
+pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            problem(
+                "payload_too_large",
+                "the request body is larger than the service accepts",
+            )
+        } else {
+            problem("invalid_body", rejection.body_text())
+        }
+    })
+}
+
+/// The rows to store for the pricing objects one input line carried. The WABA of each comes
+/// from the envelope's `entry[].id` that holds the status (MetaPricing does not carry it), so
+/// that reconciliation can scope Meta's side by tenant even for messages wabill never saw.
+pub(crate) fn meta_rows(line: &str, pricing: &[MetaPricing<'_>]) -> Vec<MetaPricingRow> {
+    if pricing.is_empty() {
+        return Vec::new();
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(default)]
+        entry: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        id: Option<String>,
+        #[serde(default)]
+        changes: Vec<Change>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Change {
+        value: Option<Value>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Value {
+        #[serde(default)]
+        statuses: Vec<St>,
+    }
+    #[derive(serde::Deserialize)]
+    struct St {
+        id: Option<String>,
+        status: Option<String>,
+    }
+    let mut waba_of: HashMap<(String, String), String> = HashMap::new();
+    if let Ok(env) = serde_json::from_str::<Envelope>(line) {
+        for e in env.entry {
+            let Some(waba) = e.id else { continue };
+            for st in e
+                .changes
+                .into_iter()
+                .filter_map(|c| c.value)
+                .flat_map(|v| v.statuses)
+            {
+                if let (Some(id), Some(status)) = (st.id, st.status) {
+                    waba_of.insert((id, status), waba.clone());
+                }
+            }
+        }
+    }
+    pricing
+        .iter()
+        .map(|p| MetaPricingRow {
+            id: p.id.to_string(),
+            status: p.status.as_str().to_string(),
+            at_ms: p.at,
+            waba: waba_of
+                .get(&(p.id.to_string(), p.status.as_str().to_string()))
+                .cloned(),
+            billable: p.billable,
+            pricing_model: p.pricing_model.as_deref().map(str::to_string),
+            category: p.category.as_deref().map(str::to_string),
+            pricing_type: p.pricing_type.as_deref().map(str::to_string),
+            conversation_id: p.conversation_id.as_deref().map(str::to_string),
+        })
+        .collect()
+}
+
+pub(crate) async fn webhook_verify(
     State(state): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -71,27 +166,28 @@ async fn webhook_verify(
     ) {
         Some(challenge) => (StatusCode::OK, challenge.to_string()).into_response(),
         None => problem(
-            StatusCode::FORBIDDEN,
             "verification_failed",
             "hub.mode or hub.verify_token does not match",
         ),
     }
 }
 
-async fn webhook_post(
+pub(crate) async fn webhook_post(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let resp = webhook_inner(&state, &headers, &body).await;
+    let resp = match read_body(body) {
+        Ok(body) => webhook_inner(&state, &headers, &body).await,
+        Err(r) => r,
+    };
     observe(&state, "/webhooks/whatsapp", started, resp)
 }
 
 async fn webhook_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
     if state.app_secrets.is_empty() {
         return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
             "webhook_disabled",
             "no app secret is configured (WABILL_APP_SECRET): unsigned posts are never accepted",
         );
@@ -101,27 +197,29 @@ async fn webhook_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Re
         .and_then(|v| v.to_str().ok());
     if let Err(e) = meta::verify_signature(&state.app_secrets, body, sig) {
         state.engine.metrics.add_unauthorized_webhook();
-        return problem(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string());
+        return problem("bad_signature", e.to_string());
     }
     let Ok(text) = std::str::from_utf8(body) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "the body is not UTF-8",
-        );
+        return problem("invalid_body", "the body is not UTF-8");
     };
     let mut parsed = Parsed::default();
     if let Err(e) = parse_line(text.trim(), 1, &mut parsed) {
         state.engine.metrics.add_rejected(1);
-        return problem(StatusCode::BAD_REQUEST, "invalid_webhook", e.to_string());
+        return problem("invalid_webhook", e.to_string());
     }
+    let pricing = meta_rows(text.trim(), &parsed.meta_pricing);
     let batch: Vec<(usize, Event<'_>)> = parsed.events.into_iter().enumerate().collect();
-    match state.engine.ingest(&batch).await {
+    // Events first, then Meta's pricing; the 200 only once both are stored. A failure of the
+    // second leaves stored events that Meta's retry finds again as duplicates.
+    let stored = match state.engine.ingest(&batch).await {
+        Ok(_) => state.engine.store().record_meta_pricing(&pricing).await,
+        Err(e) => Err(e),
+    };
+    match stored {
         Ok(_) => (StatusCode::OK, "EVENT_RECEIVED").into_response(),
         Err(e) => {
             tracing::error!(error = %e, "storing a webhook failed");
             problem(
-                StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 "the event could not be stored; Meta will retry",
             )
@@ -137,7 +235,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    fn may_see(&self, waba: &str) -> bool {
+    pub(crate) fn may_see(&self, waba: &str) -> bool {
         self.wabas
             .as_ref()
             .is_none_or(|w| w.iter().any(|x| x == waba))
@@ -150,18 +248,15 @@ pub fn hash_key(key: &str) -> [u8; 32] {
 
 // A handler helper's natural error is the response to send; boxing it would only add noise.
 #[allow(clippy::result_large_err)]
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Caller, Response> {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            problem(
-                StatusCode::UNAUTHORIZED,
-                "missing_api_key",
-                "send Authorization: Bearer <api key>",
-            )
-        })?;
+        .ok_or_else(|| problem("missing_api_key", "send Authorization: Bearer <api key>"))?;
     match state
         .engine
         .store()
@@ -172,25 +267,24 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, R
             role: k.role,
             wabas: (k.role != Role::Admin).then_some(k.tenant_wabas),
         }),
-        Ok(None) => Err(problem(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_key",
-            "unknown or revoked API key",
-        )),
+        Ok(None) => Err(problem("invalid_api_key", "unknown or revoked API key")),
         Err(e) => {
             tracing::error!(error = %e, "key lookup failed");
-            Err(problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "try again",
-            ))
+            Err(problem("store_unavailable", "try again"))
         }
     }
 }
 
-async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn ingest(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
-    let resp = ingest_inner(&state, &headers, &body).await;
+    let resp = match read_body(body) {
+        Ok(body) => ingest_inner(&state, &headers, &body).await,
+        Err(r) => r,
+    };
     observe(&state, "/v1/events", started, resp)
 }
 
@@ -200,18 +294,10 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
         Err(r) => return r,
     };
     if caller.role == Role::Reader {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "a reader key cannot send events",
-        );
+        return problem("forbidden", "a reader key cannot send events");
     }
     let Ok(text) = std::str::from_utf8(body) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "the body is not UTF-8",
-        );
+        return problem("invalid_body", "the body is not UTF-8");
     };
     // A JSON array of events, or JSON Lines.
     let owned: Vec<String>;
@@ -221,20 +307,13 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
                 owned = values.iter().map(|v| v.to_string()).collect();
                 owned.iter().map(String::as_str).collect()
             }
-            Err(e) => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    format!("not a JSON array of events: {e}"),
-                )
-            }
+            Err(e) => return problem("invalid_body", format!("not a JSON array of events: {e}")),
         }
     } else {
         text.lines().filter(|l| !l.trim().is_empty()).collect()
     };
     if lines.len() > MAX_EVENTS_PER_REQUEST {
         return problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
             "too_many_events",
             format!(
                 "at most {MAX_EVENTS_PER_REQUEST} events per request, got {}",
@@ -245,10 +324,25 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
     let mut errors: Vec<serde_json::Value> = Vec::new();
     let mut parsed = Parsed::default();
     let mut index_of = Vec::new();
+    let mut pricing: Vec<MetaPricingRow> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let before = parsed.events.len();
+        let before_pricing = parsed.meta_pricing.len();
         match parse_line(line, i as u64, &mut parsed) {
-            Ok(()) => index_of.extend(std::iter::repeat_n(i, parsed.events.len() - before)),
+            Ok(()) => {
+                index_of.extend(std::iter::repeat_n(i, parsed.events.len() - before));
+                for row in meta_rows(line, &parsed.meta_pricing[before_pricing..]) {
+                    let visible = match &row.waba {
+                        Some(w) => caller.may_see(w),
+                        None => caller.role == Role::Admin,
+                    };
+                    if visible {
+                        pricing.push(row);
+                    } else {
+                        errors.push(serde_json::json!({"index": i, "field": "entry.id", "reason": format!("this key may not send Meta's pricing for WABA '{}'", row.waba.as_deref().unwrap_or(""))}));
+                    }
+                }
+            }
             Err(e) => {
                 errors.push(serde_json::json!({"index": i, "field": e.field, "reason": e.why}))
             }
@@ -271,7 +365,14 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
         batch.push((i, e));
     }
     state.engine.metrics.add_rejected(errors.len() as u64);
-    match state.engine.ingest(&batch).await {
+    let stored = match state.engine.ingest(&batch).await {
+        Ok(out) => match state.engine.store().record_meta_pricing(&pricing).await {
+            Ok(_) => Ok(out),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match stored {
         Ok(out) => {
             for (i, why) in out.conflicts {
                 errors.push(serde_json::json!({"index": i, "field": "id", "reason": why}));
@@ -288,16 +389,16 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
         Err(e) => {
             tracing::error!(error = %e, "storing events failed");
             problem(
-                StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
-                "nothing was stored; send the batch again",
+                "the batch was not (entirely) stored; send it again: what was stored comes back \
+                 as duplicates",
             )
         }
     }
 }
 
 #[derive(serde::Deserialize)]
-struct ChargesQuery {
+pub(crate) struct ChargesQuery {
     waba: Option<String>,
     from: Option<String>,
     to: Option<String>,
@@ -310,18 +411,13 @@ struct ChargesQuery {
 fn instant_param(v: &Option<String>, name: &str) -> Result<Option<UnixMs>, Response> {
     v.as_deref()
         .map(|s| {
-            wabill_formats::time::parse_instant(s).map_err(|why| {
-                problem(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_parameter",
-                    format!("{name}: {why}"),
-                )
-            })
+            wabill_formats::time::parse_instant(s)
+                .map_err(|why| problem("invalid_parameter", format!("{name}: {why}")))
         })
         .transpose()
 }
 
-async fn charges(
+pub(crate) async fn charges(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(q): Query<ChargesQuery>,
@@ -343,7 +439,6 @@ async fn charges_inner(state: &AppState, headers: &HeaderMap, q: ChargesQuery) -
     let after = match q.after.as_deref().map(parse_cursor) {
         Some(None) => {
             return problem(
-                StatusCode::BAD_REQUEST,
                 "invalid_parameter",
                 "after: not a cursor from a previous page",
             )
@@ -364,11 +459,7 @@ async fn charges_inner(state: &AppState, headers: &HeaderMap, q: ChargesQuery) -
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "reading charges failed");
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "try again",
-            );
+            return problem("store_unavailable", "try again");
         }
     };
     let next = (rows.len() as u32 == limit)
@@ -511,14 +602,13 @@ fn write_row_csv(out: &mut Vec<u8>, r: &ChargeRow) {
     out.push(b'\n');
 }
 
-async fn unratable(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub(crate) async fn unratable(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let caller = match authenticate(&state, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
     if caller.role != Role::Admin {
         return problem(
-            StatusCode::FORBIDDEN,
             "forbidden",
             "only an admin key sees rating errors across portfolios",
         );
@@ -531,14 +621,14 @@ async fn unratable(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         .into_response()
 }
 
-async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+pub(crate) async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     match state.engine.store().max_seq().await {
         Ok(seq) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "store": state.engine.store().backend().to_string(), "events": seq}))).into_response(),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()),
+        Err(e) => problem("store_unavailable", e.to_string()),
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut resp = state.engine.metrics.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -9,12 +9,20 @@
 //! monthly) and on windows and conversations still open at its start. Those last at most
 //! 72 hours and their openers look back at most 24 hours, so each month is rated from
 //! [`LOOKBACK_MS`] before its start; an event near a month's end also dirties the next month.
+//!
+//! Dirty marks live in memory, so a crash would lose them. The store therefore keeps a
+//! watermark, `rated_seq`: every event up to it is reflected in the stored charges. A re-rating
+//! round reads the highest seq under a gate that waits for ingests in flight (commit and
+//! marking happen together under it), so what it takes as work covers every event up to that
+//! seq; once the round succeeds the watermark rises to it. On start, events stored after the
+//! watermark are marked dirty again.
 
 use crate::metrics::Metrics;
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, RwLock};
 use wabill_formats::events::write_event;
 use wabill_formats::{parse_line, Parsed};
 use wabill_rating::time::{local_date, local_day_start};
@@ -65,12 +73,18 @@ pub struct Engine {
     dirty: Mutex<Dirty>,
     unratable: Mutex<BTreeMap<(String, Month), Vec<Unratable>>>,
     wake: Notify,
+    /// Held shared by an ingest from its commit until its marks are made, and exclusively by a
+    /// re-rating round while it reads the highest seq and takes the dirty set.
+    gate: RwLock<()>,
+    /// The watermark last written to the store (to skip writing the same value again).
+    rated_seq: AtomicU64,
     pub metrics: Arc<Metrics>,
 }
 
 impl Engine {
-    /// An engine over a store, loading the accounts it already holds and re-rating nothing
-    /// until told (a restarted service has consistent charges already).
+    /// An engine over a store, loading the accounts it already holds and marking dirty what
+    /// was stored after the store's re-rating watermark (what a crash left unrated); the
+    /// worker (or [`Engine::settle`]) re-rates it.
     pub async fn new(
         store: Arc<dyn Store>,
         tariff: Arc<Tariff>,
@@ -88,15 +102,99 @@ impl Engine {
                 );
             }
         }
-        Ok(Arc::new(Engine {
+        let watermark = store.rated_seq().await?;
+        let engine = Arc::new(Engine {
             store,
             tariff,
             accounts: Mutex::new(accounts),
             dirty: Mutex::new(Dirty::default()),
             unratable: Mutex::new(BTreeMap::new()),
             wake: Notify::new(),
+            gate: RwLock::new(()),
+            rated_seq: AtomicU64::new(watermark),
             metrics,
-        }))
+        });
+        engine.recover(watermark).await?;
+        Ok(engine)
+    }
+
+    /// Marks dirty what every event stored after `watermark` touches.
+    async fn recover(&self, watermark: u64) -> Result<(), StoreError> {
+        const PAGE: u32 = 10_000;
+        let mut after = watermark;
+        let mut recovered = 0u64;
+        loop {
+            let page = self.store.events_since(after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            recovered += page.len() as u64;
+            let status_ids: Vec<String> = page
+                .iter()
+                .filter(|e| e.kind == EventKind::Status)
+                .map(|e| e.id.clone())
+                .collect();
+            let refs = if status_ids.is_empty() {
+                Vec::new()
+            } else {
+                self.store.outbound_refs(&status_ids).await?
+            };
+            let cache = self.accounts.lock().await;
+            let mut dirty = self.dirty.lock().await;
+            for e in &page {
+                let waba = e.waba.clone().unwrap_or_default();
+                match (e.kind, cache.get(&waba)) {
+                    (EventKind::Status, _) => {}
+                    // A new account version re-rates its whole portfolio, as at ingest.
+                    (EventKind::Account, Some(info)) => {
+                        dirty
+                            .months
+                            .entry(info.portfolio.clone())
+                            .or_default()
+                            .insert(Month(i32::MIN));
+                    }
+                    (_, Some(info)) => mark(&mut dirty, &info.portfolio, info.tz, e.at_ms),
+                    (_, None) => dirty.waiting.entry(waba).or_default().push(e.at_ms),
+                }
+            }
+            for r in refs {
+                match cache.get(&r.waba) {
+                    Some(info) => mark(&mut dirty, &info.portfolio, info.tz, r.at_ms),
+                    None => dirty.waiting.entry(r.waba).or_default().push(r.at_ms),
+                }
+            }
+            if page.len() < PAGE as usize {
+                break;
+            }
+        }
+        if recovered > 0 {
+            tracing::info!(
+                events = recovered,
+                after_seq = watermark,
+                "events stored after the last re-rating are marked for re-rating"
+            );
+        }
+        Ok(())
+    }
+
+    /// The portfolio and timezone of a WABA with an account.
+    pub async fn account_info(&self, waba: &str) -> Option<(String, Tz)> {
+        self.accounts
+            .lock()
+            .await
+            .get(waba)
+            .map(|i| (i.portfolio.clone(), i.tz))
+    }
+
+    /// The WABAs of a business portfolio with their timezones, by WABA.
+    pub async fn portfolio_members(&self, portfolio: &str) -> Vec<(String, Tz)> {
+        let cache = self.accounts.lock().await;
+        let mut m: Vec<(String, Tz)> = cache
+            .iter()
+            .filter(|(_, i)| i.portfolio == portfolio)
+            .map(|(w, i)| (w.clone(), i.tz))
+            .collect();
+        m.sort_by(|a, b| a.0.cmp(&b.0));
+        m
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -109,6 +207,8 @@ impl Engine {
     /// Stores a batch of parsed events (each with its index in the request), durably, then
     /// marks what they touch for re-rating. Returns once the store has committed.
     pub async fn ingest(&self, batch: &[(usize, Event<'_>)]) -> Result<IngestOutcome, StoreError> {
+        // Commit and marks under one shared hold of the gate (see the module comment).
+        let _gate = self.gate.read().await;
         let mut out = IngestOutcome::default();
         let mut accounts = Vec::new();
         let mut events = Vec::new();
@@ -242,15 +342,28 @@ impl Engine {
     /// Re-rates everything marked dirty so far. Returns the number of (portfolio, month) sets
     /// re-rated.
     pub async fn rerate_dirty(&self) -> Result<usize, StoreError> {
-        let work = std::mem::take(&mut self.dirty.lock().await.months);
+        let (work, seq) = {
+            let _gate = self.gate.write().await;
+            let seq = self.store.max_seq().await?;
+            (std::mem::take(&mut self.dirty.lock().await.months), seq)
+        };
         let n = work.len();
-        for (portfolio, months) in work {
+        let mut work = work.into_iter();
+        while let Some((portfolio, months)) = work.next() {
             if let Err(e) = self.rerate(&portfolio, &months).await {
-                // Put it back so that it is tried again, and report.
+                // Put it and what was not reached back so that it is tried again, and report.
                 let mut dirty = self.dirty.lock().await;
                 dirty.months.entry(portfolio).or_default().extend(months);
+                for (p, m) in work {
+                    dirty.months.entry(p).or_default().extend(m);
+                }
                 return Err(e);
             }
+        }
+        // Everything up to `seq` was in this round's work or in an earlier one's.
+        if seq > self.rated_seq.load(Ordering::Relaxed) {
+            self.store.set_rated_seq(seq).await?;
+            self.rated_seq.store(seq, Ordering::Relaxed);
         }
         Ok(n)
     }
@@ -273,16 +386,7 @@ impl Engine {
     }
 
     async fn rerate(&self, portfolio: &str, months: &BTreeSet<Month>) -> Result<(), StoreError> {
-        let members: Vec<(String, Tz)> = {
-            let cache = self.accounts.lock().await;
-            let mut m: Vec<(String, Tz)> = cache
-                .iter()
-                .filter(|(_, i)| i.portfolio == portfolio)
-                .map(|(w, i)| (w.clone(), i.tz))
-                .collect();
-            m.sort_by(|a, b| a.0.cmp(&b.0));
-            m
-        };
+        let members = self.portfolio_members(portfolio).await;
         if members.is_empty() {
             return Ok(());
         }

@@ -1,11 +1,20 @@
 //! wabill's HTTP service (`wabill serve`): Meta's webhooks and wabill events in, stored
 //! durably before they are acknowledged, re-rated by the pure rating core into charges that
-//! equal `wabill rate`'s, served back by API. The only crate that knows HTTP.
+//! equal `wabill rate`'s, served back by API, with send checks, usage shaped like Meta's
+//! analytics, reconciliation against Meta's webhook pricing and an OpenAPI document. The only
+//! crate that knows HTTP.
 
 pub mod api;
+pub mod check;
+pub mod config;
 pub mod engine;
+pub mod errors;
 pub mod meta;
 pub mod metrics;
+pub mod openapi;
+pub mod reconcile;
+pub mod routes;
+pub mod usage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +29,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub app_secrets: Vec<Vec<u8>>,
     pub verify_token: String,
+    /// Largest request body accepted (413 above).
+    pub max_body_bytes: usize,
 }
 
 /// Runs the service until Ctrl-C or SIGTERM, then finishes requests in flight and re-rates what
@@ -31,9 +42,12 @@ pub async fn serve(engine: Arc<Engine>, config: ServeConfig) -> std::io::Result<
         );
     }
     let state = Arc::new(AppState {
-        engine: engine.clone(),
-        app_secrets: config.app_secrets.clone(),
-        verify_token: config.verify_token.clone(),
+        max_body_bytes: config.max_body_bytes,
+        ..AppState::new(
+            engine.clone(),
+            config.app_secrets.clone(),
+            config.verify_token.clone(),
+        )
     });
     let worker = tokio::spawn(rerate_loop(engine.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -48,14 +62,21 @@ pub async fn serve(engine: Arc<Engine>, config: ServeConfig) -> std::io::Result<
     Ok(())
 }
 
-/// Re-rates dirty months as they appear, at most every 100 ms, retrying after store errors.
+/// Re-rates dirty months as they appear. Notifications are coalesced for a moment, and after a
+/// pass that took `t` the worker rests at least as long again: re-rating a month reads all of
+/// it, so under sustained ingest it would otherwise take a core from the ingest path. Charges
+/// lag by a few passes at most and converge once ingest pauses.
 pub async fn rerate_loop(engine: Arc<Engine>) {
     loop {
         let _ = tokio::time::timeout(Duration::from_secs(1), engine.notified()).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Err(e) = engine.rerate_dirty().await {
-            tracing::error!(error = %e, "re-rating failed; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        match engine.rerate_dirty().await {
+            Ok(_) => tokio::time::sleep(started.elapsed()).await,
+            Err(e) => {
+                tracing::error!(error = %e, "re-rating failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 }

@@ -19,6 +19,10 @@ struct Service {
 }
 
 async fn service_on(store: Box<dyn Store>, dir: tempfile::TempDir) -> Service {
+    service_with(store, dir, Tariff::bundled()).await
+}
+
+async fn service_with(store: Box<dyn Store>, dir: tempfile::TempDir, tariff: Tariff) -> Service {
     let store: Arc<dyn Store> = Arc::from(store);
     let admin = "admin-key-123".to_string();
     store
@@ -30,14 +34,14 @@ async fn service_on(store: Box<dyn Store>, dir: tempfile::TempDir) -> Service {
         })
         .await
         .unwrap();
-    let engine = Engine::new(store, Arc::new(Tariff::bundled()), Default::default())
+    let engine = Engine::new(store, Arc::new(tariff), Default::default())
         .await
         .unwrap();
-    let state = Arc::new(AppState {
+    let state = Arc::new(AppState::new(
         engine,
-        app_secrets: vec![b"old".to_vec(), SECRET.to_vec()],
-        verify_token: "tok".into(),
-    });
+        vec![b"old".to_vec(), SECRET.to_vec()],
+        "tok".into(),
+    ));
     Service {
         state,
         admin,
@@ -46,11 +50,15 @@ async fn service_on(store: Box<dyn Store>, dir: tempfile::TempDir) -> Service {
 }
 
 async fn sqlite_service() -> Service {
+    sqlite_service_with(Tariff::bundled()).await
+}
+
+async fn sqlite_service_with(tariff: Tariff) -> Service {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("wabill.sqlite").to_str().unwrap())
         .await
         .unwrap();
-    service_on(Box::new(store), dir).await
+    service_with(Box::new(store), dir, tariff).await
 }
 
 /// A PostgreSQL-backed service in a fresh schema, or None (with a loud note) outside CI when
@@ -420,4 +428,1043 @@ async fn a_month_rerated_alone_still_sees_windows_opened_the_month_before() {
     s.state.engine.settle().await.unwrap();
     let got = all_charges(&s, &s.admin, "").await;
     assert!(got.contains(r#""type":"free_customer_service""#), "{got}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Send checks, usage, reconciliation, the OpenAPI document, body limits, crash recovery.
+
+use serde_json::{json, Value};
+use wabill_rating::UnixMs;
+
+const BR_USER: &str = "5511988887777";
+const PHONE: &str = "15550001111";
+
+fn at(s: &str) -> UnixMs {
+    wabill_formats::time::parse_instant(s).unwrap()
+}
+
+fn account_line(waba: &str, portfolio: &str, tz: &str, extra: &str) -> String {
+    format!(
+        r#"{{"kind":"account","waba":"{waba}","portfolio":"{portfolio}","timezone":"{tz}","currency":"USD","primary_country":"BR"{extra}}}"#
+    )
+}
+
+fn inbound_line(id: &str, when: &str, waba: &str, phone: &str, user: &str, ctwa: bool) -> String {
+    let ep = if ctwa { r#","entry_point":"ctwa""# } else { "" };
+    format!(
+        r#"{{"kind":"inbound","id":"{id}","at":"{when}","waba":"{waba}","phone":"{phone}","user":"{user}"{ep}}}"#
+    )
+}
+
+/// An outbound message (`kind` is a template category, or a non-template type such as `text`)
+/// delivered two seconds later.
+fn sent_line(id: &str, when: &str, waba: &str, phone: &str, user: &str, kind: &str) -> String {
+    let what = match kind {
+        "marketing" | "utility" | "authentication" => {
+            format!(r#""type":"template","category":"{kind}""#)
+        }
+        other => format!(r#""type":"{other}""#),
+    };
+    let delivered = wabill_formats::time::format_instant(at(when) + 2000);
+    format!(
+        "{{\"kind\":\"outbound\",\"id\":\"{id}\",\"at\":\"{when}\",\"waba\":\"{waba}\",\"phone\":\"{phone}\",\"user\":\"{user}\",{what}}}\n{{\"kind\":\"status\",\"id\":\"{id}\",\"at\":\"{delivered}\",\"status\":\"delivered\"}}"
+    )
+}
+
+async fn post_ok(s: &Service, body: String) -> Value {
+    let (status, text, _) = call(s, post_events(&s.admin, body)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["rejected"], 0, "{text}");
+    v
+}
+
+async fn get_json(s: &Service, key: &str, uri: &str) -> (StatusCode, Value) {
+    let (status, text, _) = call(
+        s,
+        Request::get(uri)
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{uri}: {e}: {text}")),
+    )
+}
+
+async fn check(s: &Service, key: &str, body: Value) -> (StatusCode, Value) {
+    let (status, text, _) = call(
+        s,
+        Request::post("/v1/sends/check")
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await;
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+fn ask(waba: &str, user: &str, kind: &str, now: &str) -> Value {
+    let mut v = json!({"waba": waba, "phone": PHONE, "user": user, "now": now});
+    match kind {
+        "marketing" | "utility" | "authentication" => {
+            v["type"] = json!("template");
+            v["category"] = json!(kind);
+        }
+        other => v["type"] = json!(other),
+    }
+    v
+}
+
+/// What the rating core says of the same message when it is really sent (under a real id)
+/// and delivered at `now`, rated with `events`: (model, category, type, tier, rate, amount).
+fn core_says(tariff: &Tariff, events: &str, ask: &Value) -> Value {
+    let now = ask["now"].as_str().unwrap();
+    let kind = ask["category"]
+        .as_str()
+        .unwrap_or(ask["type"].as_str().unwrap());
+    let mut lines = events.to_string();
+    lines.push('\n');
+    lines.push_str(
+        &sent_line(
+            "~real",
+            now,
+            ask["waba"].as_str().unwrap(),
+            ask["phone"].as_str().unwrap(),
+            ask["user"].as_str().unwrap(),
+            kind,
+        )
+        .replace(&wabill_formats::time::format_instant(at(now) + 2000), now),
+    );
+    let mut parsed = wabill_formats::Parsed::default();
+    for (i, l) in lines.lines().enumerate() {
+        wabill_formats::parse_line(l, i as u64 + 1, &mut parsed).unwrap();
+    }
+    let rated = rate(tariff, &[], &parsed.events, RateOptions::default());
+    let c = rated
+        .charges
+        .iter()
+        .find(|c| c.id == "~real")
+        .unwrap_or_else(|| panic!("{:?}", rated.errors));
+    json!({
+        "pricing_model": c.pricing_model.as_str(), "category": c.category.as_str(),
+        "type": c.pricing_type.as_str(), "tier": c.tier.map(|t| t.to_string()),
+        "rate": c.rate.filter(|_| c.billable()).map(|r| r.to_string()),
+        "amount": c.amount.to_string(),
+    })
+}
+
+fn priced(answer: &Value) -> Value {
+    let c = &answer["charge"];
+    json!({
+        "pricing_model": c["pricing_model"], "category": c["category"], "type": c["type"],
+        "tier": c["tier"], "rate": c["rate"], "amount": c["amount"],
+    })
+}
+
+async fn send_check_scenario(s: &Service) {
+    let tariff = Tariff::bundled();
+    let events = [
+        account_line("W1", "P1", "UTC", ""),
+        inbound_line("i1", "2025-11-03T10:00:00Z", "W1", PHONE, BR_USER, false),
+        // An ad click from another user, an entry point.
+        inbound_line(
+            "i2",
+            "2025-11-10T08:00:00Z",
+            "W1",
+            PHONE,
+            "5511977770002",
+            true,
+        ),
+        // Under CBP: an open marketing conversation.
+        sent_line(
+            "c1",
+            "2024-03-10T10:00:00Z",
+            "W1",
+            PHONE,
+            "5511977770003",
+            "marketing",
+        ),
+        // From 2026-10-01, utility templates inside the window are charged.
+        inbound_line(
+            "i4",
+            "2026-10-05T10:00:00Z",
+            "W1",
+            PHONE,
+            "5511977770004",
+            false,
+        ),
+    ]
+    .join("\n");
+    post_ok(s, events.clone()).await;
+    s.state.engine.settle().await.unwrap();
+
+    // A utility template inside the window before 2026-10-01: free, and the window's end.
+    let q = ask("W1", BR_USER, "utility", "2025-11-03T12:00:00Z");
+    let (status, a) = check(s, &s.admin, q.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(a["allowed"], true);
+    assert_eq!(a["charge"]["type"], "free_customer_service");
+    assert_eq!(a["charge"]["category"], "utility");
+    assert_eq!(a["charge"]["amount"], "0");
+    assert_eq!(a["charge"]["rate"], Value::Null);
+    assert_eq!(
+        a["windows"]["customer_service"],
+        json!({"open": true, "ends_at": "2025-11-04T10:00:00Z"})
+    );
+    assert_eq!(priced(&a), core_says(&tariff, &events, &q));
+
+    // A text outside the window cannot be sent (Meta's 131047): an answer, 200.
+    let (status, a) = check(
+        s,
+        &s.admin,
+        ask("W1", BR_USER, "text", "2025-11-05T12:00:00Z"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(a["allowed"], false);
+    assert_eq!(a["reason"]["code"], "window_closed");
+    assert_eq!(a["reason"]["meta_error"], 131047);
+    assert_eq!(a["charge"], Value::Null);
+    assert_eq!(a["windows"]["customer_service"]["open"], false);
+
+    // An authentication template is charged at its rate, whatever the window.
+    let q = ask("W1", BR_USER, "authentication", "2025-11-05T12:00:00Z");
+    let (_, a) = check(s, &s.admin, q.clone()).await;
+    assert_eq!(
+        (
+            &a["charge"]["type"],
+            &a["charge"]["rate"],
+            &a["charge"]["amount"]
+        ),
+        (&json!("regular"), &json!("0.0068"), &json!("0.0068")),
+        "{a}"
+    );
+    assert_eq!(
+        (&a["charge"]["market"], &a["charge"]["country"]),
+        (&json!("Brazil"), &json!("BR"))
+    );
+    assert_eq!(a["charge"]["billable"], true);
+    assert_eq!(a["charge"]["tier_position"], 1);
+    assert_eq!(priced(&a), core_says(&tariff, &events, &q));
+
+    // A marketing template answering an ad click opens a free entry point window.
+    let q = ask("W1", "5511977770002", "marketing", "2025-11-10T09:00:00Z");
+    let (_, a) = check(s, &s.admin, q.clone()).await;
+    assert_eq!(a["charge"]["type"], "free_entry_point", "{a}");
+    assert_eq!(a["charge"]["category"], "referral_conversion");
+    assert_eq!(
+        a["windows"]["free_entry_point"],
+        json!({"open": false, "ends_at": "2025-11-13T09:00:00Z", "opened_by_this_message": true})
+    );
+    assert_eq!(priced(&a), core_says(&tariff, &events, &q));
+    // Once such a message is really sent, the next ones ride its window.
+    let fep = sent_line(
+        "m-fep",
+        "2025-11-10T09:00:00Z",
+        "W1",
+        PHONE,
+        "5511977770002",
+        "marketing",
+    );
+    post_ok(s, fep.clone()).await;
+    s.state.engine.settle().await.unwrap();
+    let (_, a) = check(
+        s,
+        &s.admin,
+        ask("W1", "5511977770002", "utility", "2025-11-11T09:00:00Z"),
+    )
+    .await;
+    assert_eq!(a["charge"]["type"], "free_entry_point", "{a}");
+    assert_eq!(a["charge"]["conversation_id"], "m-fep");
+    assert_eq!(
+        a["windows"]["free_entry_point"],
+        json!({"open": true, "ends_at": "2025-11-13T09:00:00Z", "opened_by_this_message": false})
+    );
+
+    // Under CBP a marketing template joins the open marketing conversation; a utility one opens
+    // its own, charged at the conversation rate.
+    let q = ask("W1", "5511977770003", "marketing", "2024-03-10T12:00:00Z");
+    let (_, a) = check(s, &s.admin, q.clone()).await;
+    assert_eq!(
+        (
+            &a["charge"]["pricing_model"],
+            &a["charge"]["amount"],
+            &a["charge"]["conversation_id"]
+        ),
+        (&json!("CBP"), &json!("0"), &json!("c1")),
+        "{a}"
+    );
+    assert_eq!(a["charge"]["opens_conversation"], false);
+    assert_eq!(a["windows"]["conversations"][0]["conversation_id"], "c1");
+    assert_eq!(
+        a["windows"]["conversations"][0]["expires_at"],
+        "2024-03-11T10:00:00Z"
+    );
+    let all_events = format!("{events}\n{fep}");
+    assert_eq!(priced(&a), core_says(&tariff, &all_events, &q));
+    let q = ask("W1", "5511977770003", "utility", "2024-03-10T12:00:00Z");
+    let (_, a) = check(s, &s.admin, q.clone()).await;
+    assert_eq!(a["charge"]["opens_conversation"], true, "{a}");
+    assert_eq!(a["charge"]["billable"], true);
+    assert_eq!(priced(&a), core_says(&tariff, &all_events, &q));
+
+    // From 2026-10-01 a utility template inside the window is charged, and a service reply is
+    // in the number's free monthly allowance.
+    for kind in ["utility", "text"] {
+        let q = ask("W1", "5511977770004", kind, "2026-10-05T11:00:00Z");
+        let (_, a) = check(s, &s.admin, q.clone()).await;
+        assert_eq!(
+            priced(&a),
+            core_says(&tariff, &all_events, &q),
+            "{kind}: {a}"
+        );
+    }
+    let (_, a) = check(
+        s,
+        &s.admin,
+        ask("W1", "5511977770004", "utility", "2026-10-05T11:00:00Z"),
+    )
+    .await;
+    assert_eq!(
+        (&a["charge"]["type"], &a["charge"]["rate"]),
+        (&json!("regular"), &json!("0.0068"))
+    );
+
+    // What cannot be answered, with its code and status from the one table.
+    let mut no_category = ask("W1", BR_USER, "utility", "2025-11-03T12:00:00Z");
+    no_category.as_object_mut().unwrap().remove("category");
+    let (status, a) = check(s, &s.admin, no_category).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(a["error"]["code"], "invalid_request");
+    assert!(
+        a["error"]["message"].as_str().unwrap().contains("category"),
+        "{a}"
+    );
+    let (status, a) = check(
+        s,
+        &s.admin,
+        ask("W9", BR_USER, "utility", "2025-11-03T12:00:00Z"),
+    )
+    .await;
+    assert_eq!(
+        (status, &a["error"]["code"]),
+        (StatusCode::NOT_FOUND, &json!("unknown_account"))
+    );
+    let (status, a) = check(
+        s,
+        &s.admin,
+        ask("W1", BR_USER, "utility", "2022-01-03T12:00:00Z"),
+    )
+    .await;
+    assert_eq!(
+        (status, &a["error"]["code"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("unsupported_date")),
+        "{a}"
+    );
+    let (status, a) = check(s, &s.admin, ask("W1", BR_USER, "utility", "soon")).await;
+    assert_eq!(
+        (status, &a["error"]["code"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_request"))
+    );
+}
+
+#[tokio::test]
+async fn send_checks_answer_what_the_rating_core_says_on_sqlite() {
+    send_check_scenario(&sqlite_service().await).await;
+}
+
+#[tokio::test]
+async fn send_checks_answer_what_the_rating_core_says_on_postgres() {
+    if let Some(s) = postgres_service("check").await {
+        send_check_scenario(&s).await;
+    }
+}
+
+#[tokio::test]
+async fn a_send_check_without_now_uses_the_services_clock() {
+    let s = sqlite_service().await;
+    post_ok(
+        &s,
+        [
+            account_line("W1", "P1", "UTC", ""),
+            inbound_line("i1", "2025-11-03T10:00:00Z", "W1", PHONE, BR_USER, false),
+        ]
+        .join("\n"),
+    )
+    .await;
+    fn fixed() -> UnixMs {
+        1_762_171_200_000 // 2025-11-03T12:00:00Z
+    }
+    let state = Arc::new(AppState {
+        clock: fixed,
+        ..AppState::new(s.state.engine.clone(), vec![], String::new())
+    });
+    let body = json!({"waba": "W1", "phone": PHONE, "user": BR_USER, "type": "template", "category": "utility"});
+    let resp = api::router(state)
+        .oneshot(
+            Request::post("/v1/sends/check")
+                .header("authorization", format!("Bearer {}", s.admin))
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let a: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(a["at"], "2025-11-03T12:00:00Z");
+    assert_eq!(a["charge"]["type"], "free_customer_service", "{a}");
+}
+
+const TIERED: &str =
+    "effective_from,pricing_model,currency,market,category,tier_min,tier_max,rate,source
+2026-11-01,PMP,USD,Brazil,utility,0,2,0.0068,test
+2026-11-01,PMP,USD,Brazil,utility,3,MAX,0.005,test
+";
+
+#[tokio::test]
+async fn tier_positions_count_the_portfolios_charged_messages_of_the_month() {
+    let tariff = || {
+        Tariff::from_csv(
+            wabill_rating::data::MARKETS_CSV,
+            &[
+                ("rates.csv", wabill_rating::data::RATES_CSV),
+                ("tiers.csv", TIERED),
+            ],
+        )
+        .unwrap()
+    };
+    let s = sqlite_service_with(tariff()).await;
+    const P2: &str = "15550002222";
+    let events = [
+        account_line("W1", "P1", "UTC", ""),
+        account_line("W2", "P1", "America/Sao_Paulo", ""),
+        // Another WABA of the portfolio, in its own timezone, two other users.
+        sent_line(
+            "a1",
+            "2026-11-02T12:00:00Z",
+            "W2",
+            P2,
+            "5511900000001",
+            "utility",
+        ),
+        sent_line(
+            "b1",
+            "2026-11-02T13:00:00Z",
+            "W2",
+            P2,
+            "5511900000002",
+            "utility",
+        ),
+        // The asking pair's own earlier message.
+        sent_line(
+            "c1",
+            "2026-11-03T12:00:00Z",
+            "W1",
+            PHONE,
+            "5511900000003",
+            "utility",
+        ),
+        // Another month and another market do not count.
+        sent_line(
+            "z1",
+            "2026-10-30T12:00:00Z",
+            "W1",
+            PHONE,
+            "5511900000009",
+            "utility",
+        ),
+        sent_line(
+            "z2",
+            "2026-11-03T12:00:00Z",
+            "W1",
+            PHONE,
+            "919800000001",
+            "utility",
+        ),
+    ]
+    .join("\n");
+    post_ok(&s, events.clone()).await;
+    s.state.engine.settle().await.unwrap();
+    let t = tariff();
+    for (user, now, n, tier, rate) in [
+        // Three charged before it (two of W2, the pair's own c1): the fourth.
+        ("5511900000003", "2026-11-04T12:00:00Z", 4, "3:MAX", "0.005"),
+        ("5511900000004", "2026-11-04T12:00:00Z", 4, "3:MAX", "0.005"),
+        // Only what was sent up to now counts: between a1 and b1 it is the second.
+        ("5511900000004", "2026-11-02T12:30:00Z", 2, "0:2", "0.0068"),
+    ] {
+        let q = ask("W1", user, "utility", now);
+        let (_, a) = check(&s, &s.admin, q.clone()).await;
+        assert_eq!(a["charge"]["tier_position"], n, "{user} {now}: {a}");
+        assert_eq!(
+            (&a["charge"]["tier"], &a["charge"]["rate"]),
+            (&json!(tier), &json!(rate))
+        );
+        // The core, rating everything with the message really sent, agrees.
+        assert_eq!(priced(&a), core_says(&t, &events, &q), "{user} {now}");
+    }
+}
+
+#[tokio::test]
+async fn the_free_service_allowance_counts_the_whole_numbers_month() {
+    let s = sqlite_service().await;
+    let mut lines = vec![account_line("W1", "P1", "UTC", "")];
+    let base = at("2026-11-02T00:00:00Z");
+    let iso = wabill_formats::time::format_instant;
+    for k in 0..1000i64 {
+        let user = format!("55119{:08}", k);
+        lines.push(inbound_line(
+            &format!("in{k}"),
+            &iso(base + k * 10_000),
+            "W1",
+            PHONE,
+            &user,
+            false,
+        ));
+        lines.push(sent_line(
+            &format!("out{k}"),
+            &iso(base + k * 10_000 + 1000),
+            "W1",
+            PHONE,
+            &user,
+            "text",
+        ));
+    }
+    lines.push(inbound_line(
+        "inX",
+        "2026-11-05T10:00:00Z",
+        "W1",
+        PHONE,
+        BR_USER,
+        false,
+    ));
+    lines.push(inbound_line(
+        "inY",
+        "2026-11-05T10:00:00Z",
+        "W1",
+        "15550002222",
+        BR_USER,
+        false,
+    ));
+    post_ok(&s, lines.join("\n")).await;
+    s.state.engine.settle().await.unwrap();
+    // The number used its 1,000 free service messages this month with other users: the
+    // 1,001st is charged at the service rate, though the pair alone would be free.
+    let (_, a) = check(
+        &s,
+        &s.admin,
+        ask("W1", BR_USER, "text", "2026-11-05T11:00:00Z"),
+    )
+    .await;
+    assert_eq!(
+        (
+            &a["charge"]["type"],
+            &a["charge"]["rate"],
+            &a["charge"]["amount"]
+        ),
+        (&json!("regular"), &json!("0.0068"), &json!("0.0068")),
+        "{a}"
+    );
+    // Another number of the same WABA has its own allowance.
+    let mut other = ask("W1", BR_USER, "text", "2026-11-05T11:00:00Z");
+    other["phone"] = json!("15550002222");
+    let (_, a) = check(&s, &s.admin, other).await;
+    assert_eq!(a["charge"]["type"], "free_tier", "{a}");
+}
+
+/// Usage per WABA: volumes and costs equal the delivered charges, whatever the granularity.
+async fn usage_scenario(s: &Service, seed: u64) {
+    post_ok(s, generated(seed, 2500)).await;
+    s.state.engine.settle().await.unwrap();
+    let charges = all_charges(s, &s.admin, "").await;
+    let start = at("2025-10-01T00:00:00Z") / 1000;
+    let end = at("2025-12-01T00:00:00Z") / 1000;
+    for waba in ["W1", "W2", "W3", "W4"] {
+        let mine: Vec<Value> = charges
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|c| c["waba"] == waba && !c["billed_at"].is_null())
+            .collect();
+        assert!(!mine.is_empty());
+        let expected_cost: wabill_rating::Decimal = mine
+            .iter()
+            .map(|c| {
+                c["amount"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<wabill_rating::Decimal>()
+                    .unwrap()
+            })
+            .sum();
+        for (granularity, align) in [
+            ("HALF_HOUR", "UTC"),
+            ("DAILY", "UTC"),
+            ("MONTHLY", "UTC"),
+            ("MONTHLY", "WABA"),
+        ] {
+            let uri = format!(
+                "/v1/usage?waba={waba}&start={start}&end={end}&granularity={granularity}&align={align}&dimensions=COUNTRY,PHONE,PRICING_CATEGORY,PRICING_TYPE,TIER"
+            );
+            let (status, u) = get_json(s, &s.admin, &uri).await;
+            assert_eq!(status, StatusCode::OK, "{u}");
+            assert_eq!(u["data"].as_array().unwrap().len(), 1, "one currency");
+            assert_eq!(u["data"][0]["currency"], "USD");
+            let points = u["data"][0]["data_points"].as_array().unwrap();
+            let volume: u64 = points.iter().map(|p| p["volume"].as_u64().unwrap()).sum();
+            let cost: wabill_rating::Decimal = points
+                .iter()
+                .map(|p| {
+                    p["cost"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<wabill_rating::Decimal>()
+                        .unwrap()
+                })
+                .sum();
+            assert_eq!(volume, mine.len() as u64, "{waba} {granularity}");
+            assert_eq!(cost, expected_cost, "{waba} {granularity}");
+            for p in points {
+                let t = p["pricing_type"].as_str().unwrap();
+                let c = p["pricing_category"].as_str().unwrap();
+                assert_eq!(t, t.to_uppercase());
+                assert_eq!(c, c.to_uppercase());
+                let free = p["cost"] == "0";
+                assert_eq!(
+                    p.get("tier").is_none(),
+                    free,
+                    "tier omitted exactly for free: {p}"
+                );
+                let st = p["start"].as_i64().unwrap();
+                match (granularity, align) {
+                    ("HALF_HOUR", _) => assert_eq!(st % 1800, 0),
+                    ("MONTHLY", "UTC") => assert!(
+                        [at("2025-10-01T00:00:00Z"), at("2025-11-01T00:00:00Z")]
+                            .contains(&(st * 1000)),
+                        "{p}"
+                    ),
+                    _ => {}
+                }
+            }
+            if (granularity, align, waba) == ("MONTHLY", "WABA", "W1") {
+                // W1 is in Sao Paulo: its months start at 03:00 UTC.
+                assert!(
+                    points
+                        .iter()
+                        .any(|p| p["start"] == at("2025-11-01T03:00:00Z") / 1000),
+                    "{u}"
+                );
+            }
+        }
+        // Without dimensions: one point per bucket, just volume and cost; filters keep a part.
+        let (_, u) = get_json(
+            s,
+            &s.admin,
+            &format!("/v1/usage?waba={waba}&start={start}&end={end}&granularity=MONTHLY"),
+        )
+        .await;
+        let p = &u["data"][0]["data_points"][0];
+        assert!(p.get("country").is_none() && p.get("tier").is_none(), "{p}");
+        let (_, u) = get_json(s, &s.admin, &format!("/v1/usage?waba={waba}&start={start}&end={end}&granularity=DAILY&dimensions=PRICING_CATEGORY&pricing_categories=MARKETING")).await;
+        for p in u["data"][0]["data_points"].as_array().unwrap() {
+            assert_eq!(p["pricing_category"], "MARKETING");
+        }
+    }
+    for (uri, code) in [
+        (
+            format!("/v1/usage?start={start}&end={end}&granularity=DAILY"),
+            "invalid_parameter",
+        ),
+        (
+            format!("/v1/usage?waba=W1&start={start}&end={end}&granularity=WEEKLY"),
+            "invalid_parameter",
+        ),
+        (
+            format!("/v1/usage?waba=W1&start={end}&end={start}&granularity=DAILY"),
+            "invalid_parameter",
+        ),
+        (
+            format!("/v1/usage?waba=W1&start={start}&end={end}&granularity=DAILY&dimensions=COLOR"),
+            "invalid_parameter",
+        ),
+    ] {
+        let (status, v) = get_json(s, &s.admin, &uri).await;
+        assert_eq!(
+            (status, &v["error"]["code"]),
+            (StatusCode::BAD_REQUEST, &json!(code)),
+            "{uri}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn usage_sums_equal_the_charges_on_sqlite() {
+    usage_scenario(&sqlite_service().await, 5).await;
+}
+
+#[tokio::test]
+async fn usage_sums_equal_the_charges_on_postgres() {
+    if let Some(s) = postgres_service("usage").await {
+        usage_scenario(&s, 6).await;
+    }
+}
+
+fn status_envelope(waba: &str, statuses: &[Value]) -> Vec<u8> {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": PHONE, "phone_number_id": "100000000000001"},
+        "statuses": statuses}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+fn meta_status(id: &str, status: &str, when: &str, pricing: Value) -> Value {
+    json!({"id": id, "status": status, "timestamp": (at(when) / 1000).to_string(),
+           "recipient_id": BR_USER, "pricing": pricing})
+}
+
+async fn post_webhook(s: &Service, body: Vec<u8>) {
+    let req = Request::post("/webhooks/whatsapp")
+        .header("x-hub-signature-256", meta::sign(SECRET, &body))
+        .body(Body::from(body))
+        .unwrap();
+    let (status, text, _) = call(s, req).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+}
+
+async fn reconciliation_scenario(s: &Service) {
+    let india = "919800000001";
+    let events = [
+        account_line(
+            "W1",
+            "P1",
+            "UTC",
+            r#","auth_international":{"start":"2025-01-01T00:00:00Z"}"#,
+        ),
+        // m1: a marketing template; Meta will (wrongly) call it utility on delivery.
+        format!(r#"{{"kind":"outbound","id":"m1","at":"2025-11-05T10:00:00Z","waba":"W1","phone":"{PHONE}","user":"{BR_USER}","type":"template","category":"marketing"}}"#),
+        // m2: a utility template inside the window: free.
+        inbound_line("i2", "2025-11-06T09:00:00Z", "W1", PHONE, BR_USER, false),
+        format!(r#"{{"kind":"outbound","id":"m2","at":"2025-11-06T10:00:00Z","waba":"W1","phone":"{PHONE}","user":"{BR_USER}","type":"template","category":"utility"}}"#),
+        // m4: delivered, but no webhook pricing reached wabill.
+        sent_line("m4", "2025-11-07T10:00:00Z", "W1", PHONE, BR_USER, "marketing"),
+        // m5: authentication to India from a Brazilian business: international.
+        format!(r#"{{"kind":"outbound","id":"m5","at":"2025-11-08T10:00:00Z","waba":"W1","phone":"{PHONE}","user":"{india}","type":"template","category":"authentication"}}"#),
+    ]
+    .join("\n");
+    post_ok(s, events).await;
+    let pmp = |category: &str, t: &str, billable: bool| json!({"billable": billable, "pricing_model": "PMP", "category": category, "type": t});
+    post_webhook(
+        s,
+        status_envelope(
+            "W1",
+            &[
+                meta_status(
+                    "m1",
+                    "sent",
+                    "2025-11-05T10:00:01Z",
+                    pmp("marketing", "regular", true),
+                ),
+                meta_status(
+                    "m1",
+                    "delivered",
+                    "2025-11-05T10:00:02Z",
+                    pmp("utility", "regular", true),
+                ),
+                meta_status(
+                    "m2",
+                    "delivered",
+                    "2025-11-06T10:00:02Z",
+                    pmp("utility", "free_customer_service", false),
+                ),
+                // m3: Meta priced a message wabill has no outbound event for.
+                meta_status(
+                    "m3",
+                    "delivered",
+                    "2025-11-09T10:00:02Z",
+                    pmp("marketing", "regular", true),
+                ),
+                meta_status(
+                    "m5",
+                    "delivered",
+                    "2025-11-08T10:00:02Z",
+                    pmp("authentication-international", "regular", true),
+                ),
+            ],
+        ),
+    )
+    .await;
+    // The same status without its pricing object is the same event (D24, D25).
+    let (_, text, _) = call(
+        s,
+        post_events(
+            &s.admin,
+            r#"{"kind":"status","id":"m2","at":"2025-11-06T10:00:02Z","status":"delivered"}"#
+                .into(),
+        ),
+    )
+    .await;
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (&r["stored"], &r["duplicates"], &r["rejected"]),
+        (&json!(0), &json!(1), &json!(0)),
+        "{text}"
+    );
+    s.state.engine.settle().await.unwrap();
+
+    let (status, rep) = get_json(s, &s.admin, "/v1/reconciliation?waba=W1&month=2025-11").await;
+    assert_eq!(status, StatusCode::OK, "{rep}");
+    assert_eq!(
+        rep["totals"],
+        json!({"compared": 3, "agreeing": 2, "disagreeing": 1, "wabill_only": 1, "meta_only": 1}),
+        "{rep}"
+    );
+    let d = &rep["disagreements"][0];
+    assert_eq!(d["id"], "m1");
+    assert_eq!(
+        d["differences"],
+        json!([{"field": "category", "wabill": "marketing", "meta": "utility"}])
+    );
+    assert_eq!(d["wabill"]["amount"], "0.0625");
+    assert_eq!(d["meta"]["status"], "delivered");
+    assert_eq!(rep["meta_only"][0]["id"], "m3");
+    let (_, dec) = get_json(s, &s.admin, "/v1/reconciliation?waba=W1&month=2025-12").await;
+    assert_eq!(dec["totals"]["compared"], 0);
+    assert_eq!(dec["totals"]["meta_only"], 0);
+    for (uri, status, code) in [
+        (
+            "/v1/reconciliation?waba=W1&month=2025-13",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        (
+            "/v1/reconciliation?month=2025-11",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        (
+            "/v1/reconciliation?waba=W9&month=2025-11",
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+        ),
+    ] {
+        let (got, v) = get_json(s, &s.admin, uri).await;
+        assert_eq!((got, &v["error"]["code"]), (status, &json!(code)), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn reconciliation_finds_a_wrong_meta_category_on_sqlite() {
+    reconciliation_scenario(&sqlite_service().await).await;
+}
+
+#[tokio::test]
+async fn reconciliation_finds_a_wrong_meta_category_on_postgres() {
+    if let Some(s) = postgres_service("recon").await {
+        reconciliation_scenario(&s).await;
+    }
+}
+
+#[tokio::test]
+async fn every_new_read_route_keeps_tenants_apart() {
+    let s = sqlite_service().await;
+    post_ok(
+        &s,
+        [
+            account_line("W1", "P1", "UTC", ""),
+            account_line("W2", "P2", "UTC", ""),
+            sent_line(
+                "a",
+                "2025-11-05T10:00:00Z",
+                "W1",
+                PHONE,
+                BR_USER,
+                "marketing",
+            ),
+            sent_line(
+                "b",
+                "2025-11-05T10:00:00Z",
+                "W2",
+                "15550002222",
+                BR_USER,
+                "marketing",
+            ),
+        ]
+        .join("\n"),
+    )
+    .await;
+    s.state.engine.settle().await.unwrap();
+    let store = s.state.engine.store().clone();
+    let range = format!(
+        "start={}&end={}",
+        at("2025-11-01T00:00:00Z") / 1000,
+        at("2025-12-01T00:00:00Z") / 1000
+    );
+    for (key, role) in [("reader-w1", Role::Reader), ("sender-w1", Role::Sender)] {
+        store
+            .create_key(&NewApiKey {
+                name: key.into(),
+                role,
+                tenant_wabas: vec!["W1".into()],
+                key_hash: hash_key(key),
+            })
+            .await
+            .unwrap();
+        for (waba, expected) in [("W1", StatusCode::OK), ("W2", StatusCode::FORBIDDEN)] {
+            let (status, v) = get_json(
+                &s,
+                key,
+                &format!("/v1/usage?waba={waba}&{range}&granularity=MONTHLY"),
+            )
+            .await;
+            assert_eq!(status, expected, "{key} usage {waba}: {v}");
+            let (status, v) = get_json(
+                &s,
+                key,
+                &format!("/v1/reconciliation?waba={waba}&month=2025-11"),
+            )
+            .await;
+            assert_eq!(status, expected, "{key} reconciliation {waba}: {v}");
+            let mut q = ask(waba, BR_USER, "marketing", "2025-11-05T12:00:00Z");
+            if waba == "W2" {
+                q["phone"] = json!("15550002222");
+            }
+            let (status, v) = check(&s, key, q).await;
+            assert_eq!(status, expected, "{key} send check {waba}: {v}");
+            if expected == StatusCode::FORBIDDEN {
+                assert_eq!(v["error"]["code"], "forbidden");
+            }
+        }
+    }
+    let (status, _) = get_json(&s, "nope", "/v1/reconciliation?waba=W1&month=2025-11").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() {
+    let s = sqlite_service().await;
+    let (status, text, _) = call(
+        &s,
+        Request::get("/openapi.json").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = 0;
+    for (path, ops) in paths {
+        for method in ["get", "post", "put", "delete", "patch"] {
+            let req = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(path.as_str())
+                .body(Body::from("{}"))
+                .unwrap();
+            let (status, body, _) = call(&s, req).await;
+            if ops.get(method).is_some() {
+                documented += 1;
+                assert!(
+                    status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                    "documented {method} {path} answers {status}"
+                );
+            } else {
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+                let v: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(v["error"]["code"], "method_not_allowed");
+            }
+        }
+    }
+    // Every route of the router's list is documented, and nothing else.
+    assert_eq!(documented, wabill_server::routes::ROUTES.len());
+    for r in wabill_server::routes::ROUTES {
+        assert!(paths[r.path].get(r.method.as_str()).is_some(), "{}", r.path);
+    }
+    let (status, body, _) =
+        call(&s, Request::get("/v2/nothing").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("not_found"), "{body}");
+    // Error statuses in the document are those of the error table.
+    let check_op = &paths["/v1/sends/check"]["post"]["responses"];
+    assert!(check_op["422"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("missing_rate"));
+    assert!(check_op["404"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("unknown_account"));
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_with_413() {
+    let s = sqlite_service().await;
+    let small = Arc::new(AppState {
+        max_body_bytes: 1024,
+        ..AppState::new(s.state.engine.clone(), vec![SECRET.to_vec()], "tok".into())
+    });
+    let big = "x".repeat(2048);
+    for uri in ["/v1/events", "/v1/sends/check", "/webhooks/whatsapp"] {
+        let resp = api::router(small.clone())
+            .oneshot(
+                Request::post(uri)
+                    .header("authorization", format!("Bearer {}", s.admin))
+                    .header("x-hub-signature-256", meta::sign(SECRET, big.as_bytes()))
+                    .body(Body::from(big.clone()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
+        let v: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(v["error"]["code"], "payload_too_large", "{uri}");
+    }
+    // The default limit holds on the real state too.
+    let too_big = "x".repeat(api::MAX_BODY_BYTES + 1);
+    let (status, _, _) = call(&s, post_events(&s.admin, too_big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_restart_rerates_what_a_crash_left_unrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wabill.sqlite");
+    let lines = generated(11, 1500);
+    {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let engine = Engine::new(
+            store.clone(),
+            Arc::new(Tariff::bundled()),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let mut parsed = wabill_formats::Parsed::default();
+        for (i, l) in lines.lines().enumerate() {
+            wabill_formats::parse_line(l, i as u64 + 1, &mut parsed).unwrap();
+        }
+        let batch: Vec<(usize, wabill_rating::Event<'_>)> =
+            parsed.events.into_iter().enumerate().collect();
+        let half = batch.len() / 2;
+        engine.ingest(&batch[..half]).await.unwrap();
+        engine.settle().await.unwrap();
+        assert_eq!(
+            store.rated_seq().await.unwrap(),
+            store.max_seq().await.unwrap()
+        );
+        // The rest is acknowledged, then the process dies before re-rating it.
+        engine.ingest(&batch[half..]).await.unwrap();
+        store.close().await.unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    let s = service_on(Box::new(store), dir).await;
+    s.state.engine.settle().await.unwrap();
+    let got = all_charges(&s, &s.admin, "").await;
+    assert!(
+        got == batch_rating(&lines),
+        "charges after the restart differ from the batch"
+    );
 }

@@ -4,7 +4,9 @@
 
 use crate::common::{decimal, role, seq_from_db};
 use crate::error::StoreError;
-use crate::rows::{AccountRow, ApiKeyRow, ChargeRow, EventKind, StoredEvent};
+use crate::rows::{
+    AccountRow, ApiKeyRow, ChargeRow, EventKind, MetaPricingRow, StoredEvent, UsageRow,
+};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 /// Columns of [`StoredEvent`], for a query on `events e`.
@@ -14,6 +16,10 @@ pub(crate) const EVENT_COLUMNS: &str =
 /// Columns of [`AccountRow`], for a query on `accounts a JOIN events e ON e.seq = a.seq`.
 pub(crate) const ACCOUNT_COLUMNS: &str =
     "a.seq, a.waba, a.portfolio, a.timezone, a.currency, e.raw, e.received_at_ms";
+
+/// Columns of [`MetaPricingRow`], for a query on `meta_pricing`.
+pub(crate) const META_PRICING_COLUMNS: &str =
+    "id, status, at_ms, waba, billable, pricing_model, category, pricing_type, conversation_id";
 
 /// Which API keys to read. The SQL uses `$1`, which both SQLite and PostgreSQL accept.
 #[derive(Clone, Copy)]
@@ -174,4 +180,54 @@ where
         }
     }
     Ok(out)
+}
+
+pub(crate) fn meta_pricing<'r, R>(row: &'r R) -> Result<MetaPricingRow, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<bool>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "meta_pricing";
+    Ok(MetaPricingRow {
+        id: get(row, 0, T)?,
+        status: get(row, 1, T)?,
+        at_ms: get(row, 2, T)?,
+        waba: get(row, 3, T)?,
+        billable: get(row, 4, T)?,
+        pricing_model: get(row, 5, T)?,
+        category: get(row, 6, T)?,
+        pricing_type: get(row, 7, T)?,
+        conversation_id: get(row, 8, T)?,
+    })
+}
+
+/// A row of the usage query: slot, phone, country, category, pricing_type, tier, amount (as
+/// text), currency, count.
+pub(crate) fn usage<'r, R>(row: &'r R) -> Result<UsageRow, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "charges";
+    let slot: i64 = get(row, 0, T)?;
+    let amount: String = get(row, 6, T)?;
+    let messages: i64 = get(row, 8, T)?;
+    Ok(UsageRow {
+        slot_ms: slot * crate::rows::USAGE_SLOT_MS,
+        phone: get(row, 1, T)?,
+        country: get(row, 2, T)?,
+        category: get(row, 3, T)?,
+        pricing_type: get(row, 4, T)?,
+        tier: get(row, 5, T)?,
+        amount: decimal(T, &format!("usage slot {slot}"), &amount)?,
+        currency: get(row, 7, T)?,
+        messages: u64::try_from(messages).unwrap_or(0),
+    })
 }

@@ -4,6 +4,9 @@
 //! PostgreSQL one (`postgres://...`). Both pass the same conformance suite
 //! (`tests/conformance.rs`).
 //!
+//! It also keeps what Meta's status webhooks said about pricing (`meta_pricing`, for
+//! reconciliation) and the service's re-rating watermark (`engine_state`).
+//!
 //! The store knows nothing of the wire formats or of rating: it keeps each event's raw line
 //! and the few fields it indexes (kind, id, status, instant, WABA, phones), and hands them
 //! back for the rating core to re-read. See `migrations/` for the schema.
@@ -21,8 +24,9 @@ mod store;
 pub use error::{Backend, StoreError};
 pub use postgres::PgStore;
 pub use rows::{
-    AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeCursor, ChargeFilter, ChargeRow,
-    EventKind, NewAccount, NewApiKey, NewEvent, OutboundRef, ReplaceOutcome, Role, StoredEvent,
+    AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeCount, ChargeCursor, ChargeFilter,
+    ChargeRow, EventKind, MetaPricingRow, NewAccount, NewApiKey, NewEvent, OutboundRef,
+    ReplaceOutcome, Role, StoredEvent, UsageRow, WabaRange, USAGE_SLOT_MS,
 };
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreFuture};

@@ -12,17 +12,31 @@ use std::pin::Pin;
 
 type Source = &'static [(i64, &'static str, &'static str)];
 
-pub(crate) const SQLITE: Source = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+pub(crate) const SQLITE: Source = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "service",
+        include_str!("../migrations/sqlite/0002_service.sql"),
+    ),
+];
 
-pub(crate) const POSTGRES: Source = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+pub(crate) const POSTGRES: Source = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "service",
+        include_str!("../migrations/postgres/0002_service.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded(Source);

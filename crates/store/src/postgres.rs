@@ -13,12 +13,13 @@
 
 use crate::append::{self, Existing};
 use crate::common::{check_charge_ids, check_key, now_ms, seq_from_db, seq_to_db};
-use crate::decode::{self, KeyWhere, ACCOUNT_COLUMNS, EVENT_COLUMNS};
+use crate::decode::{self, KeyWhere, ACCOUNT_COLUMNS, EVENT_COLUMNS, META_PRICING_COLUMNS};
 use crate::error::{redact, Backend, StoreError};
 use crate::migrations;
 use crate::rows::{
-    AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeFilter, ChargeRow, NewAccount,
-    NewApiKey, NewEvent, OutboundRef, ReplaceOutcome, StoredEvent,
+    AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeCount, ChargeFilter, ChargeRow,
+    MetaPricingRow, NewAccount, NewApiKey, NewEvent, OutboundRef, ReplaceOutcome, StoredEvent,
+    UsageRow, USAGE_SLOT_MS,
 };
 use crate::store::{Store, StoreFuture};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -635,6 +636,242 @@ async fn keys_where(
     decode::keys(&rows)
 }
 
+/// Meta pricing rows per INSERT statement (10 parameters each, under PostgreSQL's 65,535).
+const META_ROWS_PER_INSERT: usize = 1000;
+
+impl PgStore {
+    async fn load_pair(
+        &self,
+        phone: &str,
+        user: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!(
+            "WITH msgs AS (SELECT * FROM events WHERE phone IS NOT NULL AND phone = $1 \
+               AND user_phone = $2 AND at_ms >= $3 AND at_ms < $4 \
+               AND kind IN ('inbound', 'outbound')) \
+             SELECT {EVENT_COLUMNS} FROM msgs e \
+             UNION ALL \
+             SELECT {EVENT_COLUMNS} FROM msgs o JOIN events e \
+               ON e.id = o.id AND e.kind = 'status' AND e.kind <> 'account' WHERE o.kind = 'outbound' \
+             UNION ALL \
+             SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq IN \
+               (SELECT max(seq) FROM accounts WHERE waba IN (SELECT waba FROM msgs) GROUP BY waba) \
+             ORDER BY 1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(phone)
+            .bind(user)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(
+                "events",
+                format!("loading the events of pair ({phone}, {user}) in [{from_ms}, {to_ms})"),
+            ))?;
+        rows.iter().map(decode::event).collect()
+    }
+
+    async fn count(&self, q: &ChargeCount) -> Result<u64, StoreError> {
+        if q.ranges.is_empty() || q.categories.is_empty() || q.pricing_types.is_empty() {
+            return Ok(0);
+        }
+        let mut qb: QueryBuilder<Postgres> =
+            QueryBuilder::new("SELECT count(*) FROM charges WHERE (");
+        for (i, r) in q.ranges.iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push("(waba = ")
+                .push_bind(r.waba.as_str())
+                .push(" AND sent_at_ms >= ")
+                .push_bind(r.from_ms)
+                .push(" AND sent_at_ms < ")
+                .push_bind(r.to_ms)
+                .push(")");
+        }
+        qb.push(") AND pricing_model = ")
+            .push_bind(q.pricing_model.as_str())
+            .push(" AND category = ANY(")
+            .push_bind(q.categories.as_slice())
+            .push(") AND pricing_type = ANY(")
+            .push_bind(q.pricing_types.as_slice())
+            .push(")");
+        if let Some(p) = &q.phone {
+            qb.push(" AND phone = ").push_bind(p.as_str());
+        }
+        if let Some(m) = &q.market {
+            qb.push(" AND market = ").push_bind(m.as_str());
+        }
+        if q.openers_only {
+            // `id` is COLLATE "C"; say which collation compares the two.
+            qb.push(" AND conversation_id COLLATE \"C\" = id");
+        }
+        if !q.exclude_ids.is_empty() {
+            qb.push(" AND id <> ALL(")
+                .push_bind(q.exclude_ids.as_slice())
+                .push(")");
+        }
+        let n: i64 = qb
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db("charges", "counting charges"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn by_id(&self, ids: &[String]) -> Result<Vec<ChargeRow>, StoreError> {
+        let sql = format!("{CHARGE_SELECT} AND id = ANY($1) ORDER BY sent_at_ms, id");
+        let rows = sqlx::query(&sql)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(
+                "charges",
+                format!("reading the charges of {} messages", ids.len()),
+            ))?;
+        rows.iter().map(decode::charge).collect()
+    }
+
+    async fn read_usage(
+        &self,
+        waba: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT billed_at_ms / $4 AS slot, phone, country, category, pricing_type, tier, \
+               amount::text, currency, count(*) FROM charges \
+             WHERE waba = $1 AND billed_at_ms IS NOT NULL AND billed_at_ms >= $2 AND billed_at_ms < $3 \
+             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8",
+        )
+        .bind(waba)
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(USAGE_SLOT_MS)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db(
+            "charges",
+            format!("summing the usage of '{waba}' in [{from_ms}, {to_ms})"),
+        ))?;
+        rows.iter().map(decode::usage).collect()
+    }
+
+    async fn record_meta(&self, rows: &[MetaPricingRow]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let received_at_ms = now_ms();
+        let mut tx = self.pool.begin().await.map_err(StoreError::db(
+            "meta_pricing",
+            "starting a write transaction",
+        ))?;
+        let mut inserted = 0;
+        for chunk in rows.chunks(META_ROWS_PER_INSERT) {
+            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO meta_pricing (id, status, at_ms, waba, billable, pricing_model, \
+                 category, pricing_type, conversation_id, received_at_ms) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(r.id.as_str())
+                    .push_bind(r.status.as_str())
+                    .push_bind(r.at_ms)
+                    .push_bind(r.waba.as_deref())
+                    .push_bind(r.billable)
+                    .push_bind(r.pricing_model.as_deref())
+                    .push_bind(r.category.as_deref())
+                    .push_bind(r.pricing_type.as_deref())
+                    .push_bind(r.conversation_id.as_deref())
+                    .push_bind(received_at_ms);
+            });
+            qb.push(" ON CONFLICT (id, status) DO NOTHING");
+            inserted += qb
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db(
+                    "meta_pricing",
+                    format!(
+                        "storing the pricing of '{}'..'{}'",
+                        chunk[0].id,
+                        chunk[chunk.len() - 1].id
+                    ),
+                ))?
+                .rows_affected();
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::db("meta_pricing", "committing Meta's pricing"))?;
+        Ok(inserted)
+    }
+
+    async fn meta_by_id(&self, ids: &[String]) -> Result<Vec<MetaPricingRow>, StoreError> {
+        let sql = format!(
+            "SELECT {META_PRICING_COLUMNS} FROM meta_pricing WHERE id = ANY($1) ORDER BY id, status"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(
+                "meta_pricing",
+                format!("reading Meta's pricing of {} messages", ids.len()),
+            ))?;
+        rows.iter().map(decode::meta_pricing).collect()
+    }
+
+    async fn meta_in(
+        &self,
+        waba: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<MetaPricingRow>, StoreError> {
+        let sql = format!(
+            "SELECT {META_PRICING_COLUMNS} FROM meta_pricing \
+             WHERE waba IS NOT NULL AND waba = $1 AND at_ms >= $2 AND at_ms < $3 ORDER BY id, status"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(waba)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(
+                "meta_pricing",
+                format!("reading Meta's pricing of '{waba}' in [{from_ms}, {to_ms})"),
+            ))?;
+        rows.iter().map(decode::meta_pricing).collect()
+    }
+
+    async fn get_rated_seq(&self) -> Result<u64, StoreError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM engine_state WHERE name = 'rated_seq'")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::db("engine_state", "reading rated_seq"))?;
+        Ok(v.map_or(0, seq_from_db))
+    }
+
+    async fn put_rated_seq(&self, seq: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO engine_state (name, value) VALUES ('rated_seq', $1) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value \
+             WHERE engine_state.value < excluded.value",
+        )
+        .bind(seq_to_db(seq))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db(
+            "engine_state",
+            format!("raising rated_seq to {seq}"),
+        ))?;
+        Ok(())
+    }
+}
+
 impl Store for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
@@ -698,6 +935,49 @@ impl Store for PgStore {
     }
     fn revoke_key(&self, id: i64) -> StoreFuture<'_, bool> {
         Box::pin(self.revoke(id))
+    }
+    fn pair_events<'a>(
+        &'a self,
+        phone: &'a str,
+        user: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<StoredEvent>> {
+        Box::pin(self.load_pair(phone, user, from_ms, to_ms))
+    }
+    fn count_charges<'a>(&'a self, q: &'a ChargeCount) -> StoreFuture<'a, u64> {
+        Box::pin(self.count(q))
+    }
+    fn charges_by_id<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<ChargeRow>> {
+        Box::pin(self.by_id(ids))
+    }
+    fn usage<'a>(
+        &'a self,
+        waba: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<UsageRow>> {
+        Box::pin(self.read_usage(waba, from_ms, to_ms))
+    }
+    fn record_meta_pricing<'a>(&'a self, rows: &'a [MetaPricingRow]) -> StoreFuture<'a, u64> {
+        Box::pin(self.record_meta(rows))
+    }
+    fn meta_pricing_by_id<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<MetaPricingRow>> {
+        Box::pin(self.meta_by_id(ids))
+    }
+    fn meta_pricing_in<'a>(
+        &'a self,
+        waba: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<MetaPricingRow>> {
+        Box::pin(self.meta_in(waba, from_ms, to_ms))
+    }
+    fn rated_seq(&self) -> StoreFuture<'_, u64> {
+        Box::pin(self.get_rated_seq())
+    }
+    fn set_rated_seq(&self, seq: u64) -> StoreFuture<'_, ()> {
+        Box::pin(self.put_rated_seq(seq))
     }
     fn close(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {

@@ -320,3 +320,74 @@ pub struct OutboundRef {
     pub waba: String,
     pub at_ms: i64,
 }
+
+/// The pricing object Meta attached to one status webhook of a message (docs/pricing-rules.md
+/// §7), kept apart from the canonical status event so that the same status arriving with and
+/// without it stays one event (decisions.md D24, D25). Keyed by (message id, status); the first
+/// one stored is kept, as for events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaPricingRow {
+    pub id: String,
+    /// `sent`, `delivered`, `read` or `failed`.
+    pub status: String,
+    /// The status's instant.
+    pub at_ms: i64,
+    /// The envelope's `entry[].id`; `None` when the pricing came without one.
+    pub waba: Option<String>,
+    pub billable: Option<bool>,
+    pub pricing_model: Option<String>,
+    /// As Meta wrote it (`authentication-international` is not normalised here).
+    pub category: Option<String>,
+    pub pricing_type: Option<String>,
+    pub conversation_id: Option<String>,
+}
+
+/// Send instants `[from_ms, to_ms)` of one WABA: counters that span a business portfolio take
+/// each WABA's month in its own timezone, so each WABA has its own range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WabaRange {
+    pub waba: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// Which stored charges to count (see [`crate::Store::count_charges`]). All conditions hold
+/// together; an empty `ranges`, `categories` or `pricing_types` counts nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChargeCount {
+    pub ranges: Vec<WabaRange>,
+    /// The business phone number, when the counter is per number.
+    pub phone: Option<String>,
+    /// The market's name, when the counter is per market.
+    pub market: Option<String>,
+    pub pricing_model: String,
+    pub categories: Vec<String>,
+    pub pricing_types: Vec<String>,
+    /// Only messages that opened their conversation (`conversation_id` equal to their id).
+    pub openers_only: bool,
+    /// Messages not to count (those the caller rates itself).
+    pub exclude_ids: Vec<String>,
+}
+
+/// Delivered charges of a WABA grouped by 15-minute slot of their delivery instant and by
+/// everything usage reports can break them down by (see [`crate::Store::usage`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageRow {
+    /// Start of the slot: a multiple of 15 minutes since the epoch. Every UTC offset in use is
+    /// a multiple of 15 minutes, so any half-hour, day or month bucket, in UTC or in a WABA's
+    /// timezone, is a union of whole slots.
+    pub slot_ms: i64,
+    pub phone: String,
+    pub country: String,
+    pub category: String,
+    pub pricing_type: String,
+    pub tier: Option<String>,
+    /// The amount of each message of the group (groups are per amount, so that money is
+    /// summed exactly by the caller).
+    pub amount: Decimal,
+    pub currency: String,
+    pub messages: u64,
+}
+
+/// Length of a [`UsageRow`] slot.
+pub const USAGE_SLOT_MS: i64 = 15 * 60 * 1000;

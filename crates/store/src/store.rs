@@ -10,8 +10,9 @@
 
 use crate::error::{Backend, StoreError};
 use crate::rows::{
-    AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeFilter, ChargeRow, NewAccount,
-    NewApiKey, NewEvent, OutboundRef, ReplaceOutcome, StoredEvent,
+    AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeCount, ChargeFilter, ChargeRow,
+    MetaPricingRow, NewAccount, NewApiKey, NewEvent, OutboundRef, ReplaceOutcome, StoredEvent,
+    UsageRow,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -86,6 +87,60 @@ pub trait Store: Send + Sync {
 
     /// Revokes a key. True if it was active; false if it was already revoked or never existed.
     fn revoke_key(&self, id: i64) -> StoreFuture<'_, bool>;
+
+    /// What rating one (business phone, user) pair as of an instant needs: the pair's inbound
+    /// and outbound events sent in `[from_ms, to_ms)`, every status of those outbound messages
+    /// (whenever it came), and the latest account version of each WABA among them, ordered by
+    /// seq. Used by the send check, which rates the pair with a hypothetical message.
+    fn pair_events<'a>(
+        &'a self,
+        phone: &'a str,
+        user: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<StoredEvent>>;
+
+    /// How many stored charges match (see [`ChargeCount`]): the send check's offset for
+    /// counters that span more than one (phone, user) pair (volume tiers, free allowances).
+    fn count_charges<'a>(&'a self, q: &'a ChargeCount) -> StoreFuture<'a, u64>;
+
+    /// The charges of these message ids (ids without one are left out), by (sent_at, id).
+    fn charges_by_id<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<ChargeRow>>;
+
+    /// Charges of `waba` delivered (`billed_at`) in `[from_ms, to_ms)`, grouped by 15-minute
+    /// slot, phone, country, category, pricing type, tier, amount and currency, in that order.
+    /// Undelivered messages have no delivery instant and are never counted. Amounts come back
+    /// exactly, per group, for the caller to sum (never a SQL sum: SQLite would use floats).
+    fn usage<'a>(
+        &'a self,
+        waba: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<UsageRow>>;
+
+    /// Stores Meta's pricing objects in one transaction, idempotently: a (message id, status)
+    /// already stored keeps its first row. Returns how many rows were new.
+    fn record_meta_pricing<'a>(&'a self, rows: &'a [MetaPricingRow]) -> StoreFuture<'a, u64>;
+
+    /// Meta's pricing rows of these message ids, by (id, status).
+    fn meta_pricing_by_id<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<MetaPricingRow>>;
+
+    /// Meta's pricing rows of `waba` whose status instant is in `[from_ms, to_ms)`, by
+    /// (id, status).
+    fn meta_pricing_in<'a>(
+        &'a self,
+        waba: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<MetaPricingRow>>;
+
+    /// The highest event seq whose effects the stored charges are known to include (0 when
+    /// never set). The service advances it after re-rating and, on start, re-rates what was
+    /// stored after it: dirty marks live in memory and a crash would otherwise lose them.
+    fn rated_seq(&self) -> StoreFuture<'_, u64>;
+
+    /// Raises [`Store::rated_seq`] to `seq` (never lowers it).
+    fn set_rated_seq(&self, seq: u64) -> StoreFuture<'_, ()>;
 
     /// Closes the connections, waiting for calls in flight.
     fn close(&self) -> StoreFuture<'_, ()>;

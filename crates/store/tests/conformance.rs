@@ -16,8 +16,8 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 use wabill_rating::Decimal;
 use wabill_store::{
-    AccountRow, ChargeFilter, ChargeRow, EventKind, NewAccount, NewApiKey, NewEvent, PgStore, Role,
-    Store, StoreError, StoredEvent,
+    AccountRow, ChargeCount, ChargeFilter, ChargeRow, EventKind, MetaPricingRow, NewAccount,
+    NewApiKey, NewEvent, PgStore, Role, Store, StoreError, StoredEvent, WabaRange,
 };
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -163,6 +163,11 @@ conformance!(
     money_round_trips_exactly,
     ten_thousand_events_per_call,
     concurrent_appends_store_each_key_once,
+    pair_events_hold_one_pair_and_its_accounts,
+    charges_are_counted_per_counter,
+    usage_groups_delivered_charges_by_slot,
+    meta_pricing_keeps_the_first_per_status,
+    rated_seq_only_grows_and_survives_reopening,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1045,4 +1050,261 @@ async fn open_picks_the_backend_by_url() {
         .err()
         .expect("nothing listens on port 1");
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the send check, usage, reconciliation and crash recovery read (schema v2)
+
+/// The send check rates one (business phone, user) pair: its messages in a range, their
+/// statuses whenever they came, and the accounts of their WABAs; no other pair's events.
+async fn pair_events_hold_one_pair_and_its_accounts(ctx: Ctx) {
+    let s = ctx.open().await;
+    s.record_accounts(&[account("W1", "UTC"), account("W2", "UTC")])
+        .await
+        .unwrap();
+    let other_user = NewEvent::inbound(
+        "x1",
+        1_500,
+        "W1",
+        PHONE,
+        "5511900000000",
+        r#"{"kind":"inbound","id":"x1"}"#,
+    );
+    let other_phone = NewEvent::outbound(
+        "x2",
+        1_500,
+        "W2",
+        "15550002222",
+        USER,
+        r#"{"kind":"outbound","id":"x2"}"#,
+    );
+    s.append_events(&[
+        inbound("i0", 999, "W1"), // before the range
+        inbound("i1", 1_000, "W1"),
+        outbound("o1", 2_000, "W1"),
+        status("o1", "delivered", 9_000), // after the range: still its status
+        outbound("o2", 3_000, "W1"),      // at `to`: out
+        other_user,
+        other_phone,
+    ])
+    .await
+    .unwrap();
+    let got = s.pair_events(PHONE, USER, 1_000, 3_000).await.unwrap();
+    assert!(got.windows(2).all(|w| w[0].seq < w[1].seq), "by seq");
+    let mut keys = keys_of(&got);
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![
+            (EventKind::Account, "W1".into(), None),
+            (EventKind::Inbound, "i1".into(), None),
+            (EventKind::Outbound, "o1".into(), None),
+            (EventKind::Status, "o1".into(), Some("delivered".into())),
+        ]
+    );
+    assert!(s
+        .pair_events(PHONE, "1999", 0, i64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Counting charges: every condition holds together, each WABA over its own range, and the
+/// ids the caller rates itself are left out.
+async fn charges_are_counted_per_counter(ctx: Ctx) {
+    let s = ctx.open().await;
+    let mut rows = vec![
+        charge("a1", 1_000, "W1", "0.01"),
+        charge("a2", 2_000, "W1", "0.01"),
+        charge("a3", 3_000, "W1", "0"), // free: not counted as regular
+        charge("b1", 1_000, "W2", "0.01"),
+        charge("b2", 9_000, "W2", "0.01"), // outside W2's range
+        charge("c1", 1_000, "W3", "0.01"), // not in the portfolio
+    ];
+    let mut auth = charge("a4", 2_500, "W1", "0.02");
+    auth.category = "authentication_international".into();
+    rows.push(auth);
+    let mut other_market = charge("a5", 2_600, "W1", "0.01");
+    other_market.market = "India".into();
+    rows.push(other_market);
+    let mut opener = charge("a6", 2_700, "W1", "0.01");
+    opener.conversation_id = Some("a6".into());
+    rows.push(opener);
+    s.replace_charges(&[], &rows).await.unwrap();
+    let q = ChargeCount {
+        ranges: vec![
+            WabaRange {
+                waba: "W1".into(),
+                from_ms: 0,
+                to_ms: 5_000,
+            },
+            WabaRange {
+                waba: "W2".into(),
+                from_ms: 0,
+                to_ms: 5_000,
+            },
+        ],
+        phone: None,
+        market: Some("Brazil".into()),
+        pricing_model: "PMP".into(),
+        categories: strings(&["utility"]),
+        pricing_types: strings(&["regular"]),
+        openers_only: false,
+        exclude_ids: vec![],
+    };
+    assert_eq!(s.count_charges(&q).await.unwrap(), 4, "a1 a2 a6 b1");
+    let auth = ChargeCount {
+        categories: strings(&["authentication", "authentication_international"]),
+        ..q.clone()
+    };
+    assert_eq!(s.count_charges(&auth).await.unwrap(), 1);
+    let excluding = ChargeCount {
+        exclude_ids: strings(&["a1", "zz"]),
+        ..q.clone()
+    };
+    assert_eq!(s.count_charges(&excluding).await.unwrap(), 3);
+    let openers = ChargeCount {
+        openers_only: true,
+        ..q.clone()
+    };
+    assert_eq!(s.count_charges(&openers).await.unwrap(), 1);
+    let by_phone = ChargeCount {
+        phone: Some("1999".into()),
+        ..q.clone()
+    };
+    assert_eq!(s.count_charges(&by_phone).await.unwrap(), 0);
+    let any_market = ChargeCount {
+        market: None,
+        pricing_types: strings(&["regular", "free_customer_service"]),
+        ..q.clone()
+    };
+    assert_eq!(s.count_charges(&any_market).await.unwrap(), 6);
+    let nothing = ChargeCount {
+        ranges: vec![],
+        ..q.clone()
+    };
+    assert_eq!(s.count_charges(&nothing).await.unwrap(), 0);
+
+    let found = s
+        .charges_by_id(&strings(&["b1", "a1", "nope"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        vec!["a1", "b1"]
+    );
+    assert_eq!(found[0], rows[0]);
+}
+
+/// Usage: delivered charges of one WABA grouped by 15-minute slot of delivery and by what a
+/// report can break down, with exact amounts; undelivered ones never appear.
+async fn usage_groups_delivered_charges_by_slot(ctx: Ctx) {
+    let s = ctx.open().await;
+    const SLOT: i64 = 15 * 60 * 1000;
+    let mut rows = vec![
+        charge("a1", SLOT - 5_000, "W1", "0.000000001"), // delivered at SLOT - 3000
+        charge("a2", SLOT - 1_000, "W1", "0.000000001"), // delivered at SLOT + 1000
+        charge("a3", SLOT, "W1", "0.000000001"),
+        charge("a4", SLOT, "W1", "0"),
+        charge("b1", SLOT, "W2", "0.5"),
+    ];
+    let mut undelivered = charge("a5", SLOT, "W1", "0");
+    undelivered.billed_at_ms = None;
+    undelivered.pricing_type = "undelivered".into();
+    rows.push(undelivered);
+    s.replace_charges(&[], &rows).await.unwrap();
+    let got = s.usage("W1", 0, 3 * SLOT).await.unwrap();
+    let summary: Vec<(i64, String, String, u64)> = got
+        .iter()
+        .map(|u| {
+            (
+                u.slot_ms,
+                u.pricing_type.clone(),
+                u.amount.to_string(),
+                u.messages,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (0, "regular".into(), "0.000000001".into(), 1),
+            (SLOT, "free_customer_service".into(), "0".into(), 1),
+            (SLOT, "regular".into(), "0.000000001".into(), 2),
+        ]
+    );
+    assert_eq!(got[0].tier.as_deref(), Some("0:250000"));
+    assert_eq!(
+        (got[0].phone.as_str(), got[0].country.as_str()),
+        (PHONE, "BR")
+    );
+    assert!(s.usage("W1", 0, SLOT - 3_000).await.unwrap().is_empty());
+    assert!(s.usage("W9", 0, i64::MAX).await.unwrap().is_empty());
+}
+
+/// Meta's pricing objects: one row per (message, status), the first kept, found by id or by
+/// WABA and instant.
+async fn meta_pricing_keeps_the_first_per_status(ctx: Ctx) {
+    let s = ctx.open().await;
+    let row =
+        |id: &str, status: &str, at_ms: i64, waba: Option<&str>, category: &str| MetaPricingRow {
+            id: id.into(),
+            status: status.into(),
+            at_ms,
+            waba: waba.map(str::to_string),
+            billable: Some(category != "service"),
+            pricing_model: Some("PMP".into()),
+            category: Some(category.into()),
+            pricing_type: Some("regular".into()),
+            conversation_id: None,
+        };
+    let first = vec![
+        row("m1", "sent", 1_000, Some("W1"), "marketing"),
+        row("m1", "delivered", 2_000, Some("W1"), "marketing"),
+        row("m2", "delivered", 5_000, None, "utility"),
+    ];
+    assert_eq!(s.record_meta_pricing(&first).await.unwrap(), 3);
+    let again = vec![
+        row("m1", "sent", 1_000, Some("W1"), "utility"), // same key: the first stays
+        row("m3", "read", 3_000, Some("W2"), "service"),
+    ];
+    assert_eq!(s.record_meta_pricing(&again).await.unwrap(), 1);
+    assert_eq!(s.record_meta_pricing(&[]).await.unwrap(), 0);
+    let got = s
+        .meta_pricing_by_id(&strings(&["m1", "m2", "m9"]))
+        .await
+        .unwrap();
+    let by_key = vec![first[1].clone(), first[0].clone(), first[2].clone()];
+    assert_eq!(got, by_key, "by id then status; the first m1/sent kept");
+    let mut bare = row("m4", "failed", 1, Some("W1"), "x");
+    bare.billable = None;
+    bare.pricing_model = None;
+    bare.category = None;
+    bare.pricing_type = None;
+    bare.conversation_id = Some("c1".into());
+    s.record_meta_pricing(std::slice::from_ref(&bare))
+        .await
+        .unwrap();
+    let w1 = s.meta_pricing_in("W1", 1, 2_000).await.unwrap();
+    assert_eq!(w1, vec![first[0].clone(), bare]);
+    assert!(s
+        .meta_pricing_in("W3", 0, i64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// The re-rating watermark starts at 0, only grows, and is durable.
+async fn rated_seq_only_grows_and_survives_reopening(ctx: Ctx) {
+    let s = ctx.open().await;
+    assert_eq!(s.rated_seq().await.unwrap(), 0);
+    s.set_rated_seq(7).await.unwrap();
+    s.set_rated_seq(5).await.unwrap();
+    assert_eq!(s.rated_seq().await.unwrap(), 7);
+    s.close().await.unwrap();
+    drop(s);
+    let s = ctx.open().await;
+    assert_eq!(s.rated_seq().await.unwrap(), 7);
+    s.set_rated_seq(9).await.unwrap();
+    assert_eq!(s.rated_seq().await.unwrap(), 9);
 }

@@ -6,8 +6,10 @@ mod estimate_cmd;
 mod gen_cmd;
 mod import_cmd;
 mod input;
+mod invoice_cmd;
 mod load_cmd;
 mod rate_cmd;
+mod reconcile_cmd;
 mod serve_cmd;
 mod tariff;
 
@@ -30,6 +32,8 @@ struct Cli {
 enum Command {
     /// Price every outbound message of event files under Meta's rules of its date.
     Rate(rate_cmd::RateArgs),
+    /// Compare wabill's charges with the pricing Meta's status webhooks carried.
+    Reconcile(reconcile_cmd::ReconcileArgs),
     /// Manage rate data.
     #[command(subcommand)]
     Rates(import_cmd::RatesCommand),
@@ -48,6 +52,9 @@ enum Command {
     Load(load_cmd::LoadArgs),
     /// Time parsing, rating and writing of a generated stream (see BENCHMARKS.md).
     Bench(bench_cmd::BenchArgs),
+    /// A tenant's invoice for a month (licences, usage, included budget) from files: JSON, CSV
+    /// or printable HTML.
+    Invoice(invoice_cmd::InvoiceArgs),
 }
 
 fn main() {
@@ -55,6 +62,7 @@ fn main() {
     let code = match cli.command {
         Command::Rate(args) => rate_cmd::run(&args),
         Command::Rates(cmd) => import_cmd::run(&cmd),
+        Command::Reconcile(args) => reconcile_cmd::run(&args),
         Command::Demo(args) => demo_cmd::run(&args),
         Command::Serve(args) => serve_cmd::serve(&args),
         Command::Keys(cmd) => serve_cmd::keys(&cmd),
@@ -62,6 +70,7 @@ fn main() {
         Command::Gen(args) => gen_cmd::run(&args),
         Command::Bench(args) => bench_cmd::run(&args),
         Command::Load(args) => load_cmd::run(&args),
+        Command::Invoice(args) => invoice_cmd::run(&args),
     };
     match code {
         Ok(code) => std::process::exit(code),

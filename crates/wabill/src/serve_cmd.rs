@@ -1,36 +1,59 @@
 //! `wabill serve` and `wabill keys`: the service and its API keys. Configuration comes from
-//! flags, else `WABILL_*` environment variables, else defaults.
+//! flags, else `WABILL_*` environment variables, else the `--config` file, else defaults
+//! (`wabill_server::config`).
 
 use anyhow::{Context, Result};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use wabill_server::config::{Resolved, Settings};
 use wabill_server::{hash_key, Engine, ServeConfig};
 use wabill_store::{NewApiKey, Role};
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
+    /// A JSON configuration file whose keys are these flags' names (flags and environment
+    /// variables win over it).
+    #[arg(long, env = "WABILL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Database: a SQLite file (created and migrated on first start) or postgres://...
-    #[arg(long, env = "WABILL_DB", default_value = "wabill.sqlite")]
-    pub db: String,
-    /// Address to listen on.
-    #[arg(long, env = "WABILL_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// [default: wabill.sqlite]
+    #[arg(long, env = "WABILL_DB")]
+    pub db: Option<String>,
+    /// Address to listen on. [default: 127.0.0.1:8080]
+    #[arg(long, env = "WABILL_LISTEN")]
+    pub listen: Option<String>,
     /// Meta app secret(s) for X-Hub-Signature-256, comma-separated (two during a rotation).
     /// Without one, the webhook route refuses every post.
     #[arg(long, env = "WABILL_APP_SECRET", hide_env_values = true)]
     pub app_secret: Option<String>,
     /// Token Meta's webhook verification handshake must present.
-    #[arg(
-        long,
-        env = "WABILL_VERIFY_TOKEN",
-        hide_env_values = true,
-        default_value = ""
-    )]
-    pub verify_token: String,
+    #[arg(long, env = "WABILL_VERIFY_TOKEN", hide_env_values = true)]
+    pub verify_token: Option<String>,
     /// Rate data directory instead of the bundled data (see `wabill rates import`).
     #[arg(long, env = "WABILL_RATES", value_name = "DIR")]
     pub rates: Option<PathBuf>,
+    /// Largest request body accepted, in bytes (413 above). [default: 16777216]
+    #[arg(long, env = "WABILL_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+impl ServeArgs {
+    /// Flags and environment (clap already let flags win), then the file, then defaults.
+    fn resolve(&self) -> Result<Resolved> {
+        let command_line = Settings {
+            db: self.db.clone(),
+            listen: self.listen.clone(),
+            app_secret: self.app_secret.clone(),
+            verify_token: self.verify_token.clone(),
+            rates: self.rates.as_ref().map(|p| p.display().to_string()),
+            max_body_bytes: self.max_body_bytes,
+        };
+        let file = match &self.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        Ok(command_line.over(file).resolve()?)
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -68,6 +91,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn serve(args: &ServeArgs) -> Result<i32> {
+    let config = args.resolve()?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WABILL_LOG")
@@ -75,33 +99,25 @@ pub fn serve(args: &ServeArgs) -> Result<i32> {
         )
         .json()
         .init();
-    let tariff = Arc::new(crate::tariff::load(args.rates.as_deref())?);
-    let secrets: Vec<Vec<u8>> = args
-        .app_secret
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.as_bytes().to_vec())
-        .collect();
-    if secrets.is_empty() {
+    let tariff = Arc::new(crate::tariff::load(config.rates.as_deref())?);
+    if config.app_secrets.is_empty() {
         eprintln!(
             "warning: no WABILL_APP_SECRET: the webhook route refuses every post until one is set"
         );
     }
     runtime()?.block_on(async {
-        let store = wabill_store::open(&args.db)
+        let store = wabill_store::open(&config.db)
             .await
-            .with_context(|| format!("opening the database {}", args.db))?;
+            .with_context(|| format!("opening the database {}", config.db))?;
         let store: Arc<dyn wabill_store::Store> = Arc::from(store);
         let engine = Engine::new(store.clone(), tariff, Default::default()).await?;
         wabill_server::serve(
             engine,
             ServeConfig {
-                listen: args.listen,
-                app_secrets: secrets,
-                verify_token: args.verify_token.clone(),
+                listen: config.listen,
+                app_secrets: config.app_secrets.clone(),
+                verify_token: config.verify_token.clone(),
+                max_body_bytes: config.max_body_bytes,
             },
         )
         .await

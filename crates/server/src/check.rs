@@ -1,0 +1,546 @@
+//! `POST /v1/sends/check`: may this message be sent now, and what would it cost if it were
+//! delivered now?
+//!
+//! The answer is the rating core's, never a second implementation of the rules: the pair's
+//! stored events of the last [`LOOKBACK_MS`] (windows, conversations and entry points depend on
+//! at most 96 hours, decisions.md D23) are rated together with the hypothetical message,
+//! sent and delivered at "now", under an id that sorts after every real id ([`CHECK_ID`]), so
+//! that it comes last among messages of the same instant.
+//!
+//! Three counters span more than one (business phone, user) pair, and a pair's events alone
+//! cannot say where the message falls in them. Each is offset by the stored charges of the same
+//! counter, sent up to now, that are not among the pair's messages rated here (those the core
+//! just counted itself):
+//! - volume tiers (PMP utility, and authentication with authentication-international): the
+//!   message's place `n` = stored charged messages of the portfolio × market × counter in the
+//!   month (each WABA's month in its own timezone) + its place among the pair's; it is priced
+//!   with the tier holding `n` of the rate version the core used;
+//! - the free service allowance from 2026-10-01 (1,000 free delivered service messages per
+//!   business number and month): used = stored `free_tier` service messages of the number +
+//!   the pair's; the message is charged at the service rate once 1,000 are used;
+//! - the CBP free tier until 2024-10-31 (1,000 service conversations per WABA and month).
+//!
+//! Where it can differ from the final bill: stored charges are those of the last re-rating, so
+//! events stored but not yet re-rated (a second or so) are not counted, nor are messages other
+//! pairs send after the check; the hypothetical is delivered "now" while the real one may be
+//! delivered later (delivery confirms, the send instant decides, rules.md); and events older
+//! than the look-back that still matter (D23's pathological chain) are not seen.
+
+use crate::api::{authenticate, observe, read_body, AppState};
+use crate::engine::{Engine, LOOKBACK_MS};
+use crate::errors::problem;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono_tz::Tz;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+use wabill_formats::time::format_instant;
+use wabill_formats::{parse_line, Parsed};
+use wabill_rating::rater::{
+    CBP_FREE_SERVICE_CONVERSATIONS, FEP_WINDOW_MS, FREE_SERVICE_MESSAGES, WINDOW_MS,
+};
+use wabill_rating::time::{local_date, local_day_start};
+use wabill_rating::{
+    rate, Category, Charge, DeliveryStatus, Event, MessageKind, Month, PricingModel, PricingType,
+    RateKey, RateOptions, RatingError, Status, UnixMs,
+};
+use wabill_store::{ChargeCount, StoreError, WabaRange};
+
+/// The hypothetical message's id: U+10FFFF sorts after every other character, so the message
+/// is rated after every real message sent at the same instant (ties are ordered by id).
+pub const CHECK_ID: &str = "\u{10FFFF}check";
+
+/// Meta's error code for a free-form message outside the customer service window.
+pub const META_WINDOW_CLOSED: u32 = 131_047;
+
+/// What the caller asks.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    pub waba: String,
+    pub phone: String,
+    pub user: String,
+    #[serde(rename = "type")]
+    pub message_type: String,
+    pub category: Option<String>,
+    pub api: Option<String>,
+    /// Check as of this instant instead of the server's clock.
+    pub now: Option<String>,
+}
+
+/// Why no answer could be given.
+#[derive(Debug)]
+pub enum CheckError {
+    /// The request is not a message wabill can read (the field and why).
+    Invalid {
+        field: String,
+        why: String,
+    },
+    UnknownAccount(String),
+    /// The rating core cannot price the message: its stable code and text.
+    Unratable {
+        code: &'static str,
+        message: String,
+    },
+    Store(StoreError),
+}
+
+impl From<StoreError> for CheckError {
+    fn from(e: StoreError) -> Self {
+        CheckError::Store(e)
+    }
+}
+
+/// The answer, as JSON (see the OpenAPI schema `SendCheckAnswer`).
+pub async fn check(engine: &Engine, req: &CheckRequest, now: UnixMs) -> Result<Value, CheckError> {
+    let tariff = engine.tariff();
+    let store = engine.store();
+
+    // The hypothetical message, read by the same parser as every event, so that a check
+    // refuses exactly what POST /v1/events would.
+    let mut line = json!({
+        "kind": "outbound", "id": CHECK_ID, "at": format_instant(now), "waba": req.waba,
+        "phone": req.phone, "user": req.user, "type": req.message_type,
+    });
+    if let Some(c) = &req.category {
+        line["category"] = json!(c);
+    }
+    if let Some(a) = &req.api {
+        line["api"] = json!(a);
+    }
+    let line = line.to_string();
+    let mut hypothetical = Parsed::default();
+    parse_line(&line, 1, &mut hypothetical).map_err(|e| CheckError::Invalid {
+        field: e.field,
+        why: e.why,
+    })?;
+    let Some(Event::Outbound(outbound)) = hypothetical.events.pop() else {
+        unreachable!("an outbound line reads as one outbound event")
+    };
+    let non_template = outbound.kind == MessageKind::NonTemplate;
+
+    let accounts = store
+        .accounts(Some(std::slice::from_ref(&req.waba)))
+        .await?;
+    let Some(account) = accounts.into_iter().next() else {
+        return Err(CheckError::UnknownAccount(req.waba.clone()));
+    };
+    let phone = outbound.phone.to_string();
+    let user = outbound.user.to_string();
+    let stored = store
+        .pair_events(&phone, &user, now - LOOKBACK_MS, now + 1)
+        .await?;
+
+    let mut parsed = Parsed::default();
+    parse_line(&account.raw, 0, &mut parsed)
+        .unwrap_or_else(|e| panic!("stored account of '{}' does not read back: {e}", req.waba));
+    let (portfolio, tz): (String, Tz) = match parsed.events.first() {
+        Some(Event::Account(a)) => (a.portfolio.to_string(), a.timezone),
+        _ => unreachable!("an account line reads as an account"),
+    };
+    for (i, e) in stored.iter().enumerate() {
+        // Stored lines were written by wabill itself; one that no longer reads is a bug.
+        parse_line(&e.raw, i as u64 + 1, &mut parsed)
+            .unwrap_or_else(|err| panic!("stored event {} does not read back: {err}", e.seq));
+    }
+    let pair_ids: Vec<String> = parsed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Outbound(o) => Some(o.id.to_string()),
+            _ => None,
+        })
+        .collect();
+    let last_inbound = parsed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Inbound(i) if i.at <= now => Some(i.at),
+            _ => None,
+        })
+        .max();
+    parsed.events.push(Event::Outbound(outbound));
+    parsed.events.push(Event::Status(Status {
+        id: CHECK_ID.into(),
+        at: now,
+        status: DeliveryStatus::Delivered,
+    }));
+
+    let rated = rate(tariff, &[], &parsed.events, RateOptions::default());
+    let Some(h) = rated.charges.iter().find(|c| c.id == CHECK_ID) else {
+        return Err(unratable(&rated.errors, &req.waba));
+    };
+    let mut charge = h.clone();
+    let month = local_date(tz, now).month();
+    let date = local_date(tz, now);
+    let same_month = |c: &Charge<'_>| local_date(tz, c.sent_at).month() == month;
+    let members = engine.portfolio_members(&portfolio).await;
+    let ranges = month_ranges(&members, &req.waba, tz, month, now);
+    let mut tier_position = None;
+
+    // Volume tiers.
+    let tiered = [
+        Category::Utility,
+        Category::Authentication,
+        Category::AuthenticationInternational,
+    ];
+    if h.pricing_model == PricingModel::Pmp
+        && h.pricing_type == PricingType::Regular
+        && tiered.contains(&h.category)
+    {
+        let counter: &[Category] = if h.category == Category::Utility {
+            &[Category::Utility]
+        } else {
+            &[
+                Category::Authentication,
+                Category::AuthenticationInternational,
+            ]
+        };
+        let in_pair = rated
+            .charges
+            .iter()
+            .filter(|c| {
+                c.pricing_model == PricingModel::Pmp
+                    && c.pricing_type == PricingType::Regular
+                    && c.market == h.market
+                    && counter.contains(&c.category)
+                    && same_month(c)
+            })
+            .count() as u64;
+        let stored = store
+            .count_charges(&ChargeCount {
+                ranges: ranges.clone(),
+                market: Some(tariff.markets.market_name(h.market).to_string()),
+                pricing_model: "PMP".into(),
+                categories: counter.iter().map(|c| c.as_str().to_string()).collect(),
+                pricing_types: vec!["regular".into()],
+                exclude_ids: pair_ids.clone(),
+                ..ChargeCount::default()
+            })
+            .await?;
+        let n = stored + in_pair;
+        let key = RateKey {
+            currency: h.currency,
+            model: PricingModel::Pmp,
+            market: h.market,
+            category: h.category,
+        };
+        let Some((tier, rate)) = tariff.rates.lookup(&key, date).and_then(|v| v.price(n)) else {
+            return Err(missing_rate(tariff, &key, date, Some(n)));
+        };
+        charge.tier = tier;
+        charge.rate = Some(rate);
+        charge.amount = rate;
+        tier_position = Some(n);
+    }
+
+    // The monthly free service allowance (per business number, from 2026-10-01) and the CBP
+    // free tier (per WABA, until 2024-10-31).
+    let pmp_allowance = h.pricing_model == PricingModel::Pmp
+        && h.category == Category::Service
+        && h.pricing_type == PricingType::FreeTier;
+    let cbp_allowance = h.pricing_model == PricingModel::Cbp
+        && h.category == Category::Service
+        && h.pricing_type == PricingType::FreeTier
+        && h.conversation_id == Some(CHECK_ID);
+    if pmp_allowance || cbp_allowance {
+        let (in_pair, count, limit) = if pmp_allowance {
+            let in_pair = rated
+                .charges
+                .iter()
+                .filter(|c| {
+                    c.id != CHECK_ID
+                        && c.pricing_model == PricingModel::Pmp
+                        && c.category == Category::Service
+                        && c.pricing_type == PricingType::FreeTier
+                        && c.phone == h.phone
+                        && same_month(c)
+                })
+                .count() as u64;
+            let q = ChargeCount {
+                ranges: ranges.clone(),
+                phone: Some(phone.clone()),
+                pricing_model: "PMP".into(),
+                categories: vec!["service".into()],
+                pricing_types: vec!["free_tier".into()],
+                exclude_ids: pair_ids.clone(),
+                ..ChargeCount::default()
+            };
+            (in_pair, q, u64::from(FREE_SERVICE_MESSAGES))
+        } else {
+            let in_pair = rated
+                .charges
+                .iter()
+                .filter(|c| {
+                    c.id != CHECK_ID
+                        && c.pricing_model == PricingModel::Cbp
+                        && c.category == Category::Service
+                        && matches!(c.pricing_type, PricingType::FreeTier | PricingType::Regular)
+                        && c.conversation_id == Some(c.id)
+                        && c.waba == req.waba
+                        && same_month(c)
+                })
+                .count() as u64;
+            let own: Vec<WabaRange> = ranges
+                .iter()
+                .filter(|r| r.waba == req.waba)
+                .cloned()
+                .collect();
+            let q = ChargeCount {
+                ranges: own,
+                pricing_model: "CBP".into(),
+                categories: vec!["service".into()],
+                pricing_types: vec!["free_tier".into(), "regular".into()],
+                openers_only: true,
+                exclude_ids: pair_ids.clone(),
+                ..ChargeCount::default()
+            };
+            (in_pair, q, u64::from(CBP_FREE_SERVICE_CONVERSATIONS))
+        };
+        let used = store.count_charges(&count).await? + in_pair;
+        if used >= limit {
+            let key = RateKey {
+                currency: h.currency,
+                model: h.pricing_model,
+                market: h.market,
+                category: Category::Service,
+            };
+            let Some(rate) = tariff
+                .rates
+                .lookup(&key, date)
+                .and_then(|v| v.steps.first().map(|s| s.1))
+            else {
+                return Err(missing_rate(tariff, &key, date, None));
+            };
+            charge.pricing_type = PricingType::Regular;
+            charge.rate = Some(rate);
+            charge.amount = rate;
+        }
+    }
+
+    // Windows as of now.
+    let csw_open = last_inbound.is_some_and(|l| now - l < WINDOW_MS);
+    let free_entry_point = if h.pricing_type == PricingType::FreeEntryPoint {
+        let opener = h.conversation_id.unwrap_or(CHECK_ID);
+        let opened_at = rated
+            .charges
+            .iter()
+            .find(|c| c.id == opener)
+            .map_or(now, |c| c.sent_at);
+        json!({"open": opener != CHECK_ID, "ends_at": format_instant(opened_at + FEP_WINDOW_MS),
+               "opened_by_this_message": opener == CHECK_ID})
+    } else {
+        json!({"open": false, "ends_at": null, "opened_by_this_message": false})
+    };
+    let fep_openers: Vec<UnixMs> = rated
+        .charges
+        .iter()
+        .filter(|c| {
+            c.id != CHECK_ID
+                && c.pricing_type == PricingType::FreeEntryPoint
+                && c.conversation_id == Some(c.id)
+        })
+        .map(|c| c.sent_at)
+        .collect();
+    let conversations: Vec<Value> = rated
+        .charges
+        .iter()
+        .filter(|c| {
+            c.id != CHECK_ID
+                && c.pricing_model == PricingModel::Cbp
+                && c.conversation_id == Some(c.id)
+                && c.billed_at.is_some()
+                && !matches!(
+                    c.pricing_type,
+                    PricingType::FreeEntryPoint | PricingType::Undelivered
+                )
+                && c.sent_at <= now
+                && now < c.sent_at + WINDOW_MS
+                // A free entry point conversation opened since closed it.
+                && !fep_openers.iter().any(|&f| c.sent_at <= f && f <= now)
+        })
+        .map(|c| {
+            json!({"conversation_id": c.id, "category": c.category.as_str(),
+                   "type": c.pricing_type.as_str(), "opened_at": format_instant(c.sent_at),
+                   "expires_at": format_instant(c.sent_at + WINDOW_MS)})
+        })
+        .collect();
+    let windows = json!({
+        "customer_service": {
+            "open": csw_open,
+            "ends_at": if csw_open { json!(format_instant(last_inbound.unwrap_or(now) + WINDOW_MS)) } else { Value::Null },
+        },
+        "free_entry_point": free_entry_point,
+        "conversations": conversations,
+    });
+
+    if non_template && !csw_open {
+        return Ok(json!({
+            "allowed": false,
+            "reason": {
+                "code": "window_closed",
+                "meta_error": META_WINDOW_CLOSED,
+                "message": "a non-template message can only be sent within 24 hours of the \
+                            user's last message; send a template instead",
+            },
+            "at": format_instant(now),
+            "charge": null,
+            "windows": windows,
+        }));
+    }
+    let opens_conversation = charge.conversation_id == Some(CHECK_ID)
+        && charge.pricing_type != PricingType::FreeEntryPoint;
+    Ok(json!({
+        "allowed": true,
+        "reason": null,
+        "at": format_instant(now),
+        "charge": {
+            "pricing_model": charge.pricing_model.as_str(),
+            "category": charge.category.as_str(),
+            "type": charge.pricing_type.as_str(),
+            "billable": charge.billable(),
+            "tier": charge.tier.map(|t| t.to_string()),
+            "rate": charge.rate.filter(|_| charge.billable()).map(|r| r.to_string()),
+            "amount": charge.amount.to_string(),
+            "currency": charge.currency.as_str(),
+            "country": tariff.markets.iso2(charge.country),
+            "market": tariff.markets.market_name(charge.market),
+            "conversation_id": charge.conversation_id.filter(|c| *c != CHECK_ID),
+            "opens_conversation": opens_conversation,
+            "tier_position": tier_position,
+        },
+        "windows": windows,
+    }))
+}
+
+/// Each portfolio member's month `month` (in its own timezone) up to `now` included. The asking
+/// WABA is always there, in case its account arrived after the engine's cache was filled.
+fn month_ranges(
+    members: &[(String, Tz)],
+    waba: &str,
+    tz: Tz,
+    month: Month,
+    now: UnixMs,
+) -> Vec<WabaRange> {
+    let mut all: Vec<(String, Tz)> = members.to_vec();
+    if !all.iter().any(|(w, _)| w == waba) {
+        all.push((waba.to_string(), tz));
+    }
+    all.into_iter()
+        .map(|(w, tz)| WabaRange {
+            waba: w,
+            from_ms: local_day_start(tz, month.first_day()),
+            to_ms: local_day_start(tz, month.next().first_day()).min(now + 1),
+        })
+        .filter(|r| r.from_ms < r.to_ms)
+        .collect()
+}
+
+/// The core's reason for not pricing the hypothetical message.
+fn unratable(errors: &[RatingError], waba: &str) -> CheckError {
+    let mine = errors.iter().find(|e| match e {
+        RatingError::UnknownAccount { id, .. }
+        | RatingError::UnsupportedDate { id, .. }
+        | RatingError::UnknownCountry { id, .. }
+        | RatingError::NoMarket { id, .. }
+        | RatingError::MissingRate { id, .. } => id == CHECK_ID,
+        RatingError::InvalidAccount { waba: w, .. }
+        | RatingError::ConflictingAccount { waba: w } => w == waba,
+        RatingError::ConflictingDuplicate { id, .. } => id == CHECK_ID,
+    });
+    match mine {
+        Some(e) => CheckError::Unratable {
+            code: e.code(),
+            message: e.to_string().replace(CHECK_ID, "to check"),
+        },
+        None => CheckError::Unratable {
+            code: "invalid_account",
+            message: format!("WABA '{waba}' could not be rated"),
+        },
+    }
+}
+
+fn missing_rate(
+    tariff: &wabill_rating::Tariff,
+    key: &RateKey,
+    date: wabill_rating::Date,
+    n: Option<u64>,
+) -> CheckError {
+    CheckError::Unratable {
+        code: "missing_rate",
+        message: format!(
+            "no {} rate for currency {}, market '{}', category {} on {date}{}",
+            key.model.as_str(),
+            key.currency,
+            tariff.markets.market_name(key.market),
+            key.category.as_str(),
+            n.map(|n| format!(" (no tier holds message #{n} of the month)"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// `POST /v1/sends/check`. Any key may check a WABA it sees: a check writes nothing, so a
+/// reader key may ask too.
+pub(crate) async fn send_check(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let resp = match read_body(body) {
+        Ok(body) => check_inner(&state, &headers, &body).await,
+        Err(r) => r,
+    };
+    observe(&state, "/v1/sends/check", started, resp)
+}
+
+async fn check_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let caller = match authenticate(state, headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let req: CheckRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return problem("invalid_request", format!("not a send check: {e}")),
+    };
+    if !caller.may_see(&req.waba) {
+        return problem(
+            "forbidden",
+            format!("this key may not use WABA '{}'", req.waba),
+        );
+    }
+    let now = match req.now.as_deref() {
+        Some(s) => match wabill_formats::time::parse_instant(s) {
+            Ok(t) => t,
+            Err(why) => return problem("invalid_request", format!("now: {why}")),
+        },
+        None => (state.clock)(),
+    };
+    match check(&state.engine, &req, now).await {
+        Ok(answer) => {
+            // A "no" is an answer: its status comes from its code's row of the error table.
+            let status = match answer["reason"]["code"].as_str() {
+                Some(code) => crate::errors::status_of(code),
+                None => StatusCode::OK,
+            };
+            (status, axum::Json(answer)).into_response()
+        }
+        Err(CheckError::Invalid { field, why }) => {
+            problem("invalid_request", format!("{field}: {why}"))
+        }
+        Err(CheckError::UnknownAccount(w)) => problem(
+            "unknown_account",
+            format!("WABA '{w}' has no account event: nothing can be rated for it"),
+        ),
+        Err(CheckError::Unratable { code, message }) => problem(code, message),
+        Err(CheckError::Store(e)) => {
+            tracing::error!(error = %e, "send check failed");
+            problem("store_unavailable", "try again")
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The service's settings and where they come from: flags, else `WABILL_*` environment
+//! variables (both read by the command line), else a configuration file (`--config FILE`), else
+//! defaults. The file is JSON whose keys are the flags' names (`db`, `listen`, `app-secret`,
+//! `verify-token`, `rates`, `max-body-bytes`; `_` may replace `-`); an unknown key is an error,
+//! so that a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default database: a SQLite file in the working directory.
+pub const DEFAULT_DB: &str = "wabill.sqlite";
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Settings from one source; `None` where that source says nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    pub db: Option<String>,
+    pub listen: Option<String>,
+    #[serde(alias = "app_secret")]
+    pub app_secret: Option<String>,
+    #[serde(alias = "verify_token")]
+    pub verify_token: Option<String>,
+    pub rates: Option<String>,
+    #[serde(alias = "max_body_bytes")]
+    pub max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading the configuration file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {why}")]
+    Syntax { path: String, why: String },
+    #[error("{key}: {why}")]
+    Value { key: &'static str, why: String },
+}
+
+/// Settings with every value decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub db: String,
+    pub listen: SocketAddr,
+    /// Comma-separated in the source: two during a rotation.
+    pub app_secrets: Vec<Vec<u8>>,
+    pub verify_token: String,
+    pub rates: Option<PathBuf>,
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    /// Reads a configuration file.
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: shown,
+            why: e.to_string(),
+        })
+    }
+
+    /// These settings, with `lower`'s where these say nothing.
+    pub fn over(self, lower: Settings) -> Settings {
+        Settings {
+            db: self.db.or(lower.db),
+            listen: self.listen.or(lower.listen),
+            app_secret: self.app_secret.or(lower.app_secret),
+            verify_token: self.verify_token.or(lower.verify_token),
+            rates: self.rates.or(lower.rates),
+            max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+        }
+    }
+
+    /// The values, with defaults where no source gave one.
+    pub fn resolve(self) -> Result<Resolved, ConfigError> {
+        let listen = self.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen.parse().map_err(|e| ConfigError::Value {
+            key: "listen",
+            why: format!("'{listen}' is not an address like 127.0.0.1:8080: {e}"),
+        })?;
+        let max_body_bytes = self.max_body_bytes.unwrap_or(crate::api::MAX_BODY_BYTES);
+        if max_body_bytes == 0 {
+            return Err(ConfigError::Value {
+                key: "max-body-bytes",
+                why: "must be at least 1".into(),
+            });
+        }
+        Ok(Resolved {
+            db: self.db.unwrap_or_else(|| DEFAULT_DB.to_string()),
+            listen,
+            app_secrets: self
+                .app_secret
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_bytes().to_vec())
+                .collect(),
+            verify_token: self.verify_token.unwrap_or_default(),
+            rates: self.rates.map(PathBuf::from),
+            max_body_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_environment_win_over_the_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wabill.json");
+        std::fs::write(
+            &path,
+            r#"{"db":"file.sqlite","listen":"127.0.0.1:9000","app-secret":"a, b","verify_token":"tok"}"#,
+        )
+        .unwrap();
+        let file = Settings::from_file(&path).unwrap();
+        let command_line = Settings {
+            listen: Some("127.0.0.1:9100".into()),
+            ..Settings::default()
+        };
+        let r = command_line.over(file).resolve().unwrap();
+        assert_eq!(r.db, "file.sqlite");
+        assert_eq!(r.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(r.app_secrets, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(r.verify_token, "tok");
+        assert_eq!(r.max_body_bytes, crate::api::MAX_BODY_BYTES);
+        let defaults = Settings::default().resolve().unwrap();
+        assert_eq!(
+            (defaults.db.as_str(), defaults.listen.to_string().as_str()),
+            (DEFAULT_DB, DEFAULT_LISTEN)
+        );
+        assert!(defaults.app_secrets.is_empty());
+    }
+
+    #[test]
+    fn a_typo_in_the_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wabill.json");
+        std::fs::write(&path, r#"{"datbase":"x"}"#).unwrap();
+        let e = Settings::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("unknown field `datbase`"), "{e}");
+        let bad = Settings {
+            listen: Some("nowhere".into()),
+            ..Settings::default()
+        };
+        assert!(bad
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .starts_with("listen:"));
+    }
+}

@@ -1,0 +1,398 @@
+//! The one list of routes. The router is built from it and so is the OpenAPI document
+//! (`openapi.rs`), so that the document cannot describe a route the service does not have or
+//! miss one it has. Error answers of each route are codes of `errors.rs`, whose table gives
+//! their HTTP status.
+
+use crate::api::{self, AppState};
+use crate::errors::problem;
+use crate::{check, openapi, reconcile, usage};
+use axum::extract::DefaultBodyLimit;
+use axum::response::Response;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+        }
+    }
+}
+
+/// How a route's caller is authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone (probes, Meta's handshake, this document).
+    None,
+    /// `Authorization: Bearer KEY`.
+    ApiKey,
+    /// Meta's `X-Hub-Signature-256` over the body.
+    MetaSignature,
+}
+
+/// Which handler serves a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    WebhookVerify,
+    WebhookPost,
+    Ingest,
+    Charges,
+    Unratable,
+    SendCheck,
+    Usage,
+    Reconciliation,
+    Healthz,
+    Metrics,
+    OpenApi,
+}
+
+/// A query parameter.
+#[derive(Clone, Copy, Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub required: bool,
+    pub description: &'static str,
+    /// `string` or `integer`.
+    pub kind: &'static str,
+    /// The values it takes, when it is an enumeration.
+    pub values: &'static [&'static str],
+}
+
+const fn param(name: &'static str, required: bool, description: &'static str) -> Param {
+    Param {
+        name,
+        required,
+        description,
+        kind: "string",
+        values: &[],
+    }
+}
+
+/// A route: method, path, handler, and what the OpenAPI document says about it.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub op: Op,
+    pub summary: &'static str,
+    pub auth: Auth,
+    pub params: &'static [Param],
+    /// (content type, schema name in `components.schemas`) of the request body.
+    pub body: Option<(&'static str, &'static str)>,
+    /// (content type, schema name or `""`) of the successful answer.
+    pub ok: (&'static str, &'static str),
+    /// Error codes (`errors::CODES`) the route can answer with.
+    pub codes: &'static [&'static str],
+}
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: Method::Get,
+        path: "/webhooks/whatsapp",
+        op: Op::WebhookVerify,
+        summary: "Meta's webhook verification handshake: echoes hub.challenge for the right \
+                  hub.verify_token",
+        auth: Auth::None,
+        params: &[
+            param("hub.mode", true, "subscribe"),
+            param("hub.verify_token", true, "the configured verify token"),
+            param("hub.challenge", true, "echoed back"),
+        ],
+        body: None,
+        ok: ("text/plain", ""),
+        codes: &["verification_failed"],
+    },
+    Route {
+        method: Method::Post,
+        path: "/webhooks/whatsapp",
+        op: Op::WebhookPost,
+        summary: "A signed Meta webhook envelope: its messages and statuses are stored (with \
+                  the pricing objects Meta attached) before the 200",
+        auth: Auth::MetaSignature,
+        params: &[],
+        body: Some(("application/json", "WebhookEnvelope")),
+        ok: ("text/plain", ""),
+        codes: &[
+            "webhook_disabled",
+            "bad_signature",
+            "invalid_body",
+            "invalid_webhook",
+            "payload_too_large",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Post,
+        path: "/v1/events",
+        op: Op::Ingest,
+        summary: "Events of docs/events.md (or Meta envelopes), as JSON Lines or a JSON array, \
+                  stored idempotently; per-line errors with their index",
+        auth: Auth::ApiKey,
+        params: &[],
+        body: Some(("application/x-ndjson", "EventLines")),
+        ok: ("application/json", "IngestResult"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "forbidden",
+            "invalid_body",
+            "too_many_events",
+            "payload_too_large",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Get,
+        path: "/v1/charges",
+        op: Op::Charges,
+        summary: "Stored charges, exactly as `wabill rate` prints them, by (send instant, id), \
+                  paged",
+        auth: Auth::ApiKey,
+        params: &[
+            param("waba", false, "only this WABA"),
+            param("from", false, "sent at or after (RFC 3339 or Unix seconds)"),
+            param("to", false, "sent before (RFC 3339 or Unix seconds)"),
+            param("after", false, "the `next` cursor of the previous page"),
+            Param {
+                name: "limit",
+                required: false,
+                description: "rows per page, 1 to 10000 (default 1000)",
+                kind: "integer",
+                values: &[],
+            },
+            Param {
+                name: "format",
+                required: false,
+                description: "json (default) or csv (the cursor is then in X-Next-Cursor)",
+                kind: "string",
+                values: &["json", "csv"],
+            },
+        ],
+        body: None,
+        ok: ("application/json", "Charges"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "invalid_parameter",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Get,
+        path: "/v1/unratable",
+        op: Op::Unratable,
+        summary: "Messages the last re-rating could not price, by portfolio and month (admin)",
+        auth: Auth::ApiKey,
+        params: &[],
+        body: None,
+        ok: ("application/json", "Unratable"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "forbidden",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Post,
+        path: "/v1/sends/check",
+        op: Op::SendCheck,
+        summary: "May this message be sent now, and what would it cost if delivered now? \
+                  Rated by the rating core with the pair's stored events; windows included",
+        auth: Auth::ApiKey,
+        params: &[],
+        body: Some(("application/json", "SendCheckRequest")),
+        ok: ("application/json", "SendCheckAnswer"),
+        codes: &[
+            "window_closed",
+            "missing_api_key",
+            "invalid_api_key",
+            "forbidden",
+            "invalid_request",
+            "payload_too_large",
+            "unknown_account",
+            "invalid_account",
+            "conflicting_account",
+            "conflicting_duplicate",
+            "unsupported_date",
+            "unknown_country",
+            "unknown_market",
+            "missing_rate",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Get,
+        path: "/v1/usage",
+        op: Op::Usage,
+        summary: "Delivered messages and their cost, shaped like Meta's pricing_analytics",
+        auth: Auth::ApiKey,
+        params: &[
+            param("waba", true, "the WABA"),
+            param(
+                "start",
+                true,
+                "delivered at or after (Unix seconds, or RFC 3339)",
+            ),
+            param("end", true, "delivered before (Unix seconds, or RFC 3339)"),
+            Param {
+                name: "granularity",
+                required: true,
+                description: "bucket size",
+                kind: "string",
+                values: &["HALF_HOUR", "DAILY", "MONTHLY"],
+            },
+            param(
+                "dimensions",
+                false,
+                "comma-separated breakdowns: COUNTRY, PHONE, PRICING_CATEGORY, PRICING_TYPE, TIER",
+            ),
+            Param {
+                name: "align",
+                required: false,
+                description: "UTC (default, as Meta) or WABA: DAILY and MONTHLY buckets start at \
+                              the WABA's local midnight, as its bill's months do",
+                kind: "string",
+                values: &["UTC", "WABA"],
+            },
+            param(
+                "phone_numbers",
+                false,
+                "comma-separated business numbers to keep",
+            ),
+            param(
+                "country_codes",
+                false,
+                "comma-separated ISO 3166 alpha-2 codes to keep",
+            ),
+            param(
+                "pricing_types",
+                false,
+                "comma-separated pricing types to keep (REGULAR, FREE_CUSTOMER_SERVICE, ...)",
+            ),
+            param(
+                "pricing_categories",
+                false,
+                "comma-separated pricing categories to keep (MARKETING, UTILITY, ...)",
+            ),
+        ],
+        body: None,
+        ok: ("application/json", "Usage"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "forbidden",
+            "invalid_parameter",
+            "unknown_account",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Get,
+        path: "/v1/reconciliation",
+        op: Op::Reconciliation,
+        summary: "Messages of a WABA's month where Meta's webhook pricing disagrees with \
+                  wabill's charge, with totals",
+        auth: Auth::ApiKey,
+        params: &[
+            param("waba", true, "the WABA"),
+            param("month", true, "YYYY-MM, in the WABA's timezone"),
+        ],
+        body: None,
+        ok: ("application/json", "Reconciliation"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "forbidden",
+            "invalid_parameter",
+            "unknown_account",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Get,
+        path: "/healthz",
+        op: Op::Healthz,
+        summary: "Liveness and store reachability",
+        auth: Auth::None,
+        params: &[],
+        body: None,
+        ok: ("application/json", ""),
+        codes: &["store_unavailable"],
+    },
+    Route {
+        method: Method::Get,
+        path: "/metrics",
+        op: Op::Metrics,
+        summary: "Counters in Prometheus' text format",
+        auth: Auth::None,
+        params: &[],
+        body: None,
+        ok: ("text/plain", ""),
+        codes: &[],
+    },
+    Route {
+        method: Method::Get,
+        path: "/openapi.json",
+        op: Op::OpenApi,
+        summary: "This document",
+        auth: Auth::None,
+        params: &[],
+        body: None,
+        ok: ("application/json", ""),
+        codes: &[],
+    },
+];
+
+fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
+    let f = match route.method {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+    };
+    match route.op {
+        Op::WebhookVerify => on(f, api::webhook_verify),
+        Op::WebhookPost => on(f, api::webhook_post),
+        Op::Ingest => on(f, api::ingest),
+        Op::Charges => on(f, api::charges),
+        Op::Unratable => on(f, api::unratable),
+        Op::SendCheck => on(f, check::send_check),
+        Op::Usage => on(f, usage::usage),
+        Op::Reconciliation => on(f, reconcile::reconciliation),
+        Op::Healthz => on(f, api::healthz),
+        Op::Metrics => on(f, api::metrics),
+        Op::OpenApi => on(f, openapi::serve_document),
+    }
+}
+
+async fn not_found() -> Response {
+    problem("not_found", "no such route; see GET /openapi.json")
+}
+
+async fn method_not_allowed() -> Response {
+    problem(
+        "method_not_allowed",
+        "the route exists with another method; see GET /openapi.json",
+    )
+}
+
+/// The service's router: every route of [`ROUTES`], JSON answers for unknown routes and
+/// methods, and the body limit of the state.
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut r = Router::new();
+    for route in ROUTES {
+        // Two routes on one path merge their methods.
+        r = r.route(route.path, method_router(route));
+    }
+    r.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,390 @@
+//! The real binary as an operator runs it: `wabill serve` over real HTTP on a SQLite file,
+//! killed with SIGKILL in the middle of a stream of batches and restarted, must have kept every
+//! batch it acknowledged and converge to what `wabill rate` says of the same events; and
+//! `wabill reconcile`, the command-line twin of the reconciliation route.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn wabill() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wabill"))
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = wabill()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wabill-serve-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.1 exchange (one request per connection): the status and the body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(req.as_bytes())?;
+    s.write_all(body.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no complete answer: {text:?}")))?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line: {head:?}")))?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = rest;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        out
+    } else {
+        rest.to_string()
+    };
+    Ok((status, body))
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(args: &[&str], addr: String, log: &Path) -> Server {
+        let child = wabill()
+            .arg("serve")
+            .args(args)
+            .env("WABILL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        // Owned at once, so that the process is killed and reaped whatever happens next.
+        let server = Server { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(http(&server.addr, "GET", "/healthz", "", ""), Ok((200, _))) {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "wabill serve did not answer on {}: {}",
+            server.addr,
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+
+    /// SIGKILL: no shutdown handler runs, nothing is flushed.
+    fn kill(self) {
+        let pid = self.child.id().to_string();
+        let done = Command::new("kill").args(["-9", &pid]).status().unwrap();
+        assert!(done.success());
+        // Drop reaps it.
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every stored charge, all pages, one JSON value each.
+fn served_charges(addr: &str, key: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (status, body) = http(
+            addr,
+            "GET",
+            &format!("/v1/charges?limit=10000{after}"),
+            key,
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        out.extend(v["charges"].as_array().unwrap().iter().cloned());
+        match v["next"].as_str() {
+            Some(n) => after = format!("&after={n}"),
+            None => return out,
+        }
+    }
+}
+
+/// What `wabill rate` prints for these lines.
+fn rated(lines: &str) -> Vec<Value> {
+    let out = run(&["rate", "-"], Some(lines));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Polls the charges until they equal one of the expected sets (re-rating runs in the
+/// background), and returns which.
+fn settles_to(addr: &str, key: &str, expected: &[&Vec<Value>]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = served_charges(addr, key);
+        if let Some(i) = expected.iter().position(|e| **e == got) {
+            return i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service never settled to the batch result: {} charges, expected {:?}",
+            got.len(),
+            expected.iter().map(|e| e.len()).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn acknowledged_batches_survive_sigkill_and_converge_to_wabill_rate() {
+    let dir = tmpdir("durability");
+    let db = dir.join("wabill.sqlite");
+    let db_s = db.to_str().unwrap().to_string();
+    let key = run(
+        &[
+            "keys", "create", "--name", "ops", "--role", "admin", "--db", &db_s,
+        ],
+        None,
+    );
+    assert_eq!(key.status.code(), Some(0));
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+
+    let stream = run(
+        &[
+            "gen",
+            "--seed",
+            "3",
+            "--events",
+            "5000",
+            "--wabas",
+            "4",
+            "--users",
+            "300",
+            "--start",
+            "2025-10-20",
+            "--days",
+            "20",
+        ],
+        None,
+    );
+    let stream = String::from_utf8(stream.stdout).unwrap();
+    let lines: Vec<&str> = stream.lines().collect();
+    let batches: Vec<String> = lines.chunks(100).map(|c| c.join("\n")).collect();
+    assert!(batches.len() >= 40);
+
+    // First start: everything from a configuration file.
+    let port = free_port();
+    let config = dir.join("wabill.json");
+    std::fs::write(
+        &config,
+        format!(r#"{{"db": {db_s:?}, "listen": "127.0.0.1:{port}"}}"#),
+    )
+    .unwrap();
+    let server = Server::start(
+        &["--config", config.to_str().unwrap()],
+        format!("127.0.0.1:{port}"),
+        &dir.join("serve-1.log"),
+    );
+
+    // A sustained stream of batches from another thread; a batch counts as acknowledged only
+    // once its 200 has been read.
+    let acked = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let sender = {
+        let (acked, batches, addr, key) = (
+            acked.clone(),
+            batches.clone(),
+            server.addr.clone(),
+            key.clone(),
+        );
+        std::thread::spawn(move || {
+            for (i, b) in batches.iter().enumerate() {
+                match http(&addr, "POST", "/v1/events", &key, b) {
+                    Ok((200, body)) => {
+                        let v: Value = serde_json::from_str(&body).unwrap();
+                        assert_eq!(v["rejected"], 0, "{body}");
+                        acked.lock().unwrap().push(i);
+                    }
+                    _ => return,
+                }
+                std::thread::sleep(Duration::from_millis(15));
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acked.lock().unwrap().len() < 12 {
+        assert!(Instant::now() < deadline, "the stream is too slow");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    server.kill();
+    sender.join().unwrap();
+    let acked: Vec<usize> = acked.lock().unwrap().clone();
+    let n = acked.len();
+    assert_eq!(
+        acked,
+        (0..n).collect::<Vec<_>>(),
+        "batches are sent in order"
+    );
+    assert!(n < batches.len(), "killed mid-stream");
+
+    // Restart on the same file, configured by flags this time.
+    let port = free_port();
+    let server = Server::start(
+        &["--db", &db_s, "--listen", &format!("127.0.0.1:{port}")],
+        format!("127.0.0.1:{port}"),
+        &dir.join("serve-2.log"),
+    );
+    // Without any new event, the restarted service re-rates what the kill left unrated: its
+    // charges become those of the acknowledged events (plus the batch in flight at the kill,
+    // if it was committed without its answer getting out).
+    let acked_only = rated(&batches[..n].join("\n"));
+    let with_in_flight = rated(&batches[..=n].join("\n"));
+    settles_to(&server.addr, &key, &[&acked_only, &with_in_flight]);
+
+    // Every acknowledged batch is stored: sent again, it is all duplicates.
+    for b in &batches[..n] {
+        let (status, body) = http(&server.addr, "POST", "/v1/events", &key, b).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["stored"], 0, "an acknowledged batch was lost: {body}");
+        assert_eq!(v["rejected"], 0, "{body}");
+        assert_eq!(v["duplicates"], b.lines().count(), "{body}");
+    }
+    // The rest of the stream, then everything is acknowledged and equals the batch rating.
+    for b in &batches[n..] {
+        let (status, body) = http(&server.addr, "POST", "/v1/events", &key, b).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let everything = rated(&stream);
+    settles_to(&server.addr, &key, &[&everything]);
+    server.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn reconcile_prints_disagreements_and_totals_and_exits_0() {
+    let account = r#"{"kind":"account","waba":"W1","timezone":"UTC","currency":"USD","primary_country":"BR"}"#;
+    let m1 = r#"{"kind":"outbound","id":"m1","at":"2025-11-05T10:00:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"marketing"}"#;
+    let m2 = r#"{"kind":"outbound","id":"m2","at":"2025-11-05T11:00:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"marketing"}"#;
+    let hook = r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","changes":[{"field":"messages","value":{"metadata":{"display_phone_number":"15550001111"},"statuses":[{"id":"m1","status":"delivered","timestamp":"1762336802","recipient_id":"5511988887777","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"utility"}},{"id":"m2","status":"delivered","timestamp":"1762340402","recipient_id":"5511988887777","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}},{"id":"m9","status":"sent","timestamp":"1762340402","recipient_id":"5511988887777","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}}]}}]}]}"#;
+    let dir = tmpdir("reconcile");
+    let events = dir.join("events.jsonl");
+    let hooks = dir.join("webhooks.jsonl");
+    std::fs::write(&events, format!("{account}\n{m1}\n{m2}\n")).unwrap();
+    std::fs::write(&hooks, format!("{hook}\n")).unwrap();
+    let out = run(
+        &[
+            "reconcile",
+            events.to_str().unwrap(),
+            hooks.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["id"], "m1");
+    assert_eq!(lines[0]["differences"][0]["field"], "category");
+    assert_eq!(lines[0]["wabill"]["category"], "marketing");
+    assert_eq!(lines[0]["meta"]["category"], "utility");
+    assert_eq!(lines[1]["id"], "m9");
+    assert_eq!(lines[1]["wabill"], Value::Null);
+    assert!(
+        stderr.contains("compared 2 message(s): 1 agree, 1 disagree; 0 charged by wabill only, 1 priced by Meta only"),
+        "{stderr}"
+    );
+    let table = run(
+        &[
+            "reconcile",
+            "--format",
+            "table",
+            events.to_str().unwrap(),
+            hooks.to_str().unwrap(),
+        ],
+        None,
+    );
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.lines().any(|l| l.starts_with("m1")
+            && l.contains("category")
+            && l.contains("marketing")
+            && l.contains("utility")),
+        "{table}"
+    );
+
+    // Bad input and unratable messages fail like `wabill rate`.
+    let bad = run(&["reconcile", "-"], Some("not json\n"));
+    assert_eq!(bad.status.code(), Some(2));
+    let unratable = run(&["reconcile", "-"], Some(&format!("{m1}\n")));
+    assert_eq!(unratable.status.code(), Some(3));
+    let _ = std::fs::remove_dir_all(&dir);
+}
