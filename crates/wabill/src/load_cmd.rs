@@ -28,6 +28,13 @@ pub struct LoadArgs {
     pub connections: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// `ingest`: send the stream as `POST /v1/events` batches. `check`: send the stream first,
+    /// then `--checks` send checks (`POST /v1/sends/check`) for its users.
+    #[arg(long, value_parser = ["ingest", "check"], default_value = "ingest")]
+    pub mode: String,
+    /// Send checks to make in `check` mode.
+    #[arg(long, default_value_t = 100_000)]
+    pub checks: usize,
 }
 
 pub fn run(args: &LoadArgs) -> Result<i32> {
@@ -40,6 +47,9 @@ pub fn run(args: &LoadArgs) -> Result<i32> {
     wabill_gen::generate(&cfg, &mut stream)?;
     let text = String::from_utf8(stream)?;
     let lines: Vec<&str> = text.lines().collect();
+    if args.mode == "check" {
+        return checks(args, &lines);
+    }
     let batches: Vec<String> = lines
         .chunks(args.batch.max(1))
         .map(|c| c.join("\n"))
@@ -92,6 +102,83 @@ pub fn run(args: &LoadArgs) -> Result<i32> {
         lines.len() as f64 / elapsed,
         pct(0.5),
         pct(0.99)
+    );
+    Ok(0)
+}
+
+/// Stores the stream quietly, then times send checks for (WABA, phone, user) triples of its
+/// outbound messages, as a platform asks before each send.
+fn checks(args: &LoadArgs, lines: &[&str]) -> Result<i32> {
+    let mut conn = Conn::open(args.addr)?;
+    for chunk in lines.chunks(args.batch.max(1)) {
+        let (status, resp) = conn.post("/v1/events", &args.key, chunk.join("\n").as_bytes())?;
+        if status != 200 {
+            bail!(
+                "storing the stream: HTTP {status}: {}",
+                String::from_utf8_lossy(&resp)
+            );
+        }
+    }
+    let mut bodies = Vec::new();
+    for l in lines.iter().filter(|l| l.contains(r#""kind":"outbound""#)) {
+        let v: serde_json::Value = serde_json::from_str(l)?;
+        let at = v["at"].as_str().unwrap_or_default();
+        let kind = match v["category"].as_str() {
+            Some(c) => format!(r#""type":"template","category":"{c}""#),
+            None => r#""type":"text""#.to_string(),
+        };
+        bodies.push(format!(
+            r#"{{"waba":{},"phone":{},"user":{},{kind},"now":"{at}"}}"#,
+            v["waba"], v["phone"], v["user"]
+        ));
+    }
+    anyhow::ensure!(!bodies.is_empty(), "the stream has no outbound messages");
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let latencies: Vec<Vec<Duration>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..args.connections.max(1))
+            .map(|_| {
+                s.spawn(|| -> Result<Vec<Duration>> {
+                    let mut conn = Conn::open(args.addr)?;
+                    let mut lat = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= args.checks {
+                            return Ok(lat);
+                        }
+                        let body = &bodies[i % bodies.len()];
+                        let t = Instant::now();
+                        let (status, resp) =
+                            conn.post("/v1/sends/check", &args.key, body.as_bytes())?;
+                        lat.push(t.elapsed());
+                        if status != 200 && status != 422 {
+                            bail!(
+                                "check {i}: HTTP {status}: {}",
+                                String::from_utf8_lossy(&resp)
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker panicked"))
+            .collect::<Result<_>>()
+    })?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut all: Vec<Duration> = latencies.into_iter().flatten().collect();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
+    println!(
+        "{} send checks in {:.2} s = {:.0} requests/s over {} connections; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        all.len(),
+        elapsed,
+        all.len() as f64 / elapsed,
+        args.connections,
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
     );
     Ok(0)
 }
