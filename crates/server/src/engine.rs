@@ -299,10 +299,23 @@ impl Engine {
                 out.conflicts.push((positions[*pos], why.clone()));
             }
             let refused: BTreeSet<usize> = result.conflicts.iter().map(|c| c.0).collect();
+            // A status whose message is in the same batch (the common case: statuses follow
+            // their message within seconds) marks that message's month with the rest of the
+            // batch; only the others are looked up in the store.
+            let in_batch: std::collections::HashSet<&str> = events
+                .iter()
+                .enumerate()
+                .filter(|(i, e)| e.kind == EventKind::Outbound && !refused.contains(i))
+                .map(|(_, e)| e.id.as_str())
+                .collect();
             let status_ids: Vec<String> = events
                 .iter()
                 .enumerate()
-                .filter(|(i, e)| e.kind == EventKind::Status && !refused.contains(i))
+                .filter(|(i, e)| {
+                    e.kind == EventKind::Status
+                        && !refused.contains(i)
+                        && !in_batch.contains(e.id.as_str())
+                })
                 .map(|(_, e)| e.id.clone())
                 .collect();
             let refs = if status_ids.is_empty() {
