@@ -70,6 +70,9 @@ pub struct CheckRequest {
     pub api: Option<String>,
     /// Check as of this instant instead of the server's clock.
     pub now: Option<String>,
+    /// The agent of the tenant owning the WABA who would send: only a licensed agent may
+    /// (`license_required`, decisions.md D41).
+    pub agent: Option<String>,
 }
 
 /// Why no answer could be given.
@@ -521,6 +524,19 @@ async fn check_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resp
         },
         None => (state.clock)(),
     };
+    if let Some(agent) = &req.agent {
+        match licence_answer(state, &req.waba, agent, now).await {
+            Ok(Some(answer)) => {
+                return (
+                    crate::errors::status_of("license_required"),
+                    axum::Json(answer),
+                )
+                    .into_response()
+            }
+            Ok(None) => {}
+            Err(r) => return r,
+        }
+    }
     match check(&state.engine, &req, now).await {
         Ok(answer) => {
             // A "no" is an answer: its status comes from its code's row of the error table.
@@ -543,4 +559,39 @@ async fn check_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resp
             problem("store_unavailable", "try again")
         }
     }
+}
+
+/// The answer for an agent without a licence at `now`, of the tenant owning the WABA; `None`
+/// when the agent may send (or no tenant owns the WABA: licences are a tenant's).
+async fn licence_answer(
+    state: &AppState,
+    waba: &str,
+    agent: &str,
+    now: UnixMs,
+) -> Result<Option<Value>, Response> {
+    let store = &**state.engine.store();
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "reading the tenant of a send check failed");
+        problem("store_unavailable", "try again")
+    };
+    let Some(tenant) = store
+        .tenant_of_waba(waba)
+        .await
+        .map_err(|e| unavailable(&e))?
+    else {
+        return Ok(None);
+    };
+    let (_, setup) = crate::tenants::load(store, &tenant)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok(setup.may_send(agent, now).err().map(|e| {
+        json!({
+            "allowed": false,
+            "reason": {"code": e.code(), "agent": e.agent, "date": e.date.to_string(),
+                       "message": e.to_string()},
+            "at": format_instant(now),
+            "charge": null,
+            "windows": null,
+        })
+    }))
 }

@@ -13,14 +13,20 @@ pub struct Code {
     pub meaning: &'static str,
 }
 
-/// The table. `window_closed` is the one code that is an answer rather than a failure: the send
-/// check worked and says no, so it comes with 200.
+/// The table. `window_closed` and `license_required` are answers rather than failures: the send
+/// check worked and says no, so they come with 200.
 pub const CODES: &[Code] = &[
     Code {
         code: "window_closed",
         status: 200,
         meaning: "a non-template message outside the customer service window cannot be sent \
                   (Meta's error 131047); an answer of the send check, not a failure",
+    },
+    Code {
+        code: "license_required",
+        status: 200,
+        meaning: "the agent holds no WhatsApp licence of the tenant owning the WABA at that \
+                  instant, so may only read; an answer of the send check, not a failure",
     },
     Code {
         code: "invalid_request",
@@ -73,6 +79,11 @@ pub const CODES: &[Code] = &[
         meaning: "the WABA has no account event yet: nothing can be rated for it",
     },
     Code {
+        code: "unknown_tenant",
+        status: 404,
+        meaning: "no such tenant, or none this key may read",
+    },
+    Code {
         code: "not_found",
         status: 404,
         meaning: "no such route",
@@ -91,6 +102,77 @@ pub const CODES: &[Code] = &[
         code: "too_many_events",
         status: 413,
         meaning: "more events than one POST /v1/events takes",
+    },
+    Code {
+        code: "waba_taken",
+        status: 409,
+        meaning: "a WABA of the set-up belongs to another tenant",
+    },
+    Code {
+        code: "licence_conflict",
+        status: 409,
+        meaning: "licence records are history: one may be added or an open one ended, never \
+                  removed or rewritten",
+    },
+    Code {
+        code: "already_finalized",
+        status: 409,
+        meaning: "the tenant's month is finalized; a finalized invoice never changes",
+    },
+    Code {
+        code: "finalized_later",
+        status: 409,
+        meaning: "a later month of the tenant is finalized: months are finalized in order",
+    },
+    Code {
+        code: "no_plan",
+        status: 422,
+        meaning: "no plan version of the tenant is in force for the month (billing)",
+    },
+    Code {
+        code: "missing_fx_rate",
+        status: 422,
+        meaning: "the set-up's FX table has no rate the invoice needs (billing)",
+    },
+    Code {
+        code: "previous_not_final",
+        status: 422,
+        meaning: "a previous invoice given is a draft (billing)",
+    },
+    Code {
+        code: "previous_after_month",
+        status: 422,
+        meaning: "a previous invoice is not of an earlier month (billing)",
+    },
+    Code {
+        code: "previous_other_tenant",
+        status: 422,
+        meaning: "a previous invoice belongs to another tenant (billing)",
+    },
+    Code {
+        code: "previous_currency",
+        status: 422,
+        meaning: "a previous invoice is in another currency than the tenant's (billing)",
+    },
+    Code {
+        code: "duplicate_previous",
+        status: 422,
+        meaning: "two previous invoices for one month (billing)",
+    },
+    Code {
+        code: "unknown_agent",
+        status: 422,
+        meaning: "a charge names an agent the tenant does not have (billing)",
+    },
+    Code {
+        code: "conflicting_charge",
+        status: 422,
+        meaning: "a charge id appears twice with different content (billing)",
+    },
+    Code {
+        code: "charge_without_instant",
+        status: 422,
+        meaning: "a charge with a cost has neither send nor delivery instant (billing)",
     },
     Code {
         code: "invalid_account",
@@ -189,6 +271,22 @@ mod tests {
             assert!(lookup(code).is_some(), "{code}");
         }
         assert_eq!(status_of("window_closed"), StatusCode::OK);
+        // Every billing code maps to a row, so the tenant routes never answer 500 for one.
+        for code in [
+            "no_plan",
+            "missing_fx_rate",
+            "previous_not_final",
+            "already_finalized",
+            "previous_after_month",
+            "previous_other_tenant",
+            "previous_currency",
+            "duplicate_previous",
+            "unknown_agent",
+            "conflicting_charge",
+            "charge_without_instant",
+        ] {
+            assert!(lookup(code).is_some(), "{code}");
+        }
         assert_eq!(
             status_of("payload_too_large"),
             StatusCode::PAYLOAD_TOO_LARGE
@@ -203,6 +301,7 @@ mod tests {
             include_str!("usage.rs"),
             include_str!("reconcile.rs"),
             include_str!("routes.rs"),
+            include_str!("tenants.rs"),
         ];
         let mut found = 0;
         for src in sources {

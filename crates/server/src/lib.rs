@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod reconcile;
 pub mod routes;
+pub mod tenants;
 pub mod usage;
 
 use std::net::SocketAddr;

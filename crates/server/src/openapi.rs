@@ -47,19 +47,22 @@ fn operation(r: &Route) -> Value {
         "operationId".into(),
         json!(format!("{:?}", r.op).to_lowercase()),
     );
-    if !r.params.is_empty() {
-        let params: Vec<Value> = r
-            .params
-            .iter()
-            .map(|p| {
-                let mut schema = json!({"type": p.kind});
-                if !p.values.is_empty() {
-                    schema["enum"] = json!(p.values);
-                }
-                json!({"name": p.name, "in": "query", "required": p.required,
+    // Path parameters come from the path's `{name}` segments.
+    let mut params: Vec<Value> = r
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    if !r.params.is_empty() || !params.is_empty() {
+        params.extend(r.params.iter().map(|p| {
+            let mut schema = json!({"type": p.kind});
+            if !p.values.is_empty() {
+                schema["enum"] = json!(p.values);
+            }
+            json!({"name": p.name, "in": "query", "required": p.required,
                        "description": p.description, "schema": schema})
-            })
-            .collect();
+        }));
         op.insert("parameters".into(), json!(params));
     }
     if let Some((content_type, schema)) = r.body {
@@ -125,6 +128,25 @@ fn schemas() -> Value {
     let instant = json!({"type": "string", "format": "date-time"});
     let decimal = json!({"type": "string", "description": "exact decimal"});
     json!({
+        "TenantSetup": {
+            "type": "object",
+            "description": "tenant, teams, agents, licences, plans, fx: the set-up document of \
+                            `wabill invoice --setup` (README, Tenant invoices)",
+        },
+        "LicenceRecord": {
+            "type": "object",
+            "description": "{\"id\":\"L4\",\"target\":{\"agent\":\"a1\"},\"from\":\"2026-03-01\",\"to\":null}",
+        },
+        "TenantVersion": {
+            "type": "object",
+            "properties": {"tenant": s("string"), "version": s("integer"),
+                           "recorded_at_ms": s("integer"), "recorded": s("boolean"),
+                           "setup": schema_ref("TenantSetup")},
+        },
+        "Invoice": {
+            "type": "object",
+            "description": "the invoice record of `wabill invoice` (JSON); csv and html render it",
+        },
         "Problem": {
             "type": "object",
             "properties": {"error": {"type": "object", "properties": {
@@ -178,6 +200,7 @@ fn schemas() -> Value {
                              "description": "required for a template"},
                 "api": {"type": "string", "enum": ["marketing_messages"]},
                 "now": {"type": "string", "description": "check as of this instant instead of the server's clock (RFC 3339 or Unix seconds)"},
+                "agent": {"type": "string", "description": "the tenant's agent who would send: without a WhatsApp licence at that instant the answer is license_required"},
             },
         },
         "SendCheckAnswer": {

@@ -5,7 +5,7 @@
 
 use crate::api::{self, AppState};
 use crate::errors::problem;
-use crate::{check, openapi, reconcile, usage};
+use crate::{check, openapi, reconcile, tenants, usage};
 use axum::extract::DefaultBodyLimit;
 use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
@@ -16,6 +16,7 @@ use std::sync::Arc;
 pub enum Method {
     Get,
     Post,
+    Put,
 }
 
 impl Method {
@@ -23,6 +24,7 @@ impl Method {
         match self {
             Method::Get => "get",
             Method::Post => "post",
+            Method::Put => "put",
         }
     }
 }
@@ -49,6 +51,11 @@ pub enum Op {
     SendCheck,
     Usage,
     Reconciliation,
+    TenantPut,
+    TenantGet,
+    LicencePost,
+    InvoiceGet,
+    InvoiceFinalize,
     Healthz,
     Metrics,
     OpenApi,
@@ -213,6 +220,7 @@ pub const ROUTES: &[Route] = &[
         ok: ("application/json", "SendCheckAnswer"),
         codes: &[
             "window_closed",
+            "license_required",
             "missing_api_key",
             "invalid_api_key",
             "forbidden",
@@ -318,6 +326,131 @@ pub const ROUTES: &[Route] = &[
         ],
     },
     Route {
+        method: Method::Put,
+        path: "/v1/tenants/{id}",
+        op: Op::TenantPut,
+        summary: "Records a tenant's billing set-up as its newest version (admin); versions are \
+                  kept, licence records are never removed or rewritten",
+        auth: Auth::ApiKey,
+        params: &[],
+        body: Some(("application/json", "TenantSetup")),
+        ok: ("application/json", "TenantVersion"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "forbidden",
+            "invalid_body",
+            "invalid_request",
+            "payload_too_large",
+            "waba_taken",
+            "licence_conflict",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Get,
+        path: "/v1/tenants/{id}",
+        op: Op::TenantGet,
+        summary: "A tenant's newest set-up (admin, or a key whose WABAs include all the tenant's)",
+        auth: Auth::ApiKey,
+        params: &[],
+        body: None,
+        ok: ("application/json", "TenantVersion"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "unknown_tenant",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Post,
+        path: "/v1/tenants/{id}/licences",
+        op: Op::LicencePost,
+        summary: "Adds a dated licence record to the tenant's set-up, or ends an open one (same \
+                  id, with `to`), as a new version (admin)",
+        auth: Auth::ApiKey,
+        params: &[],
+        body: Some(("application/json", "LicenceRecord")),
+        ok: ("application/json", "TenantVersion"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "forbidden",
+            "invalid_body",
+            "invalid_request",
+            "payload_too_large",
+            "unknown_tenant",
+            "licence_conflict",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Get,
+        path: "/v1/tenants/{id}/invoices/{month}",
+        op: Op::InvoiceGet,
+        summary: "The tenant's invoice of a month (YYYY-MM, tenant calendar): the finalized \
+                  record, else a draft from the stored charges of its WABAs",
+        auth: Auth::ApiKey,
+        params: &[Param {
+            name: "format",
+            required: false,
+            description: "json (default, the invoice record), csv or html (printable)",
+            kind: "string",
+            values: &["json", "csv", "html"],
+        }],
+        body: None,
+        ok: ("application/json", "Invoice"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "invalid_parameter",
+            "unknown_tenant",
+            "no_plan",
+            "missing_fx_rate",
+            "previous_not_final",
+            "previous_after_month",
+            "previous_other_tenant",
+            "previous_currency",
+            "duplicate_previous",
+            "unknown_agent",
+            "conflicting_charge",
+            "charge_without_instant",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Post,
+        path: "/v1/tenants/{id}/invoices/{month}/finalize",
+        op: Op::InvoiceFinalize,
+        summary: "Finalizes the tenant's invoice of a month and stores it, once; months are \
+                  finalized in order (admin)",
+        auth: Auth::ApiKey,
+        params: &[],
+        body: None,
+        ok: ("application/json", "Invoice"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "forbidden",
+            "invalid_parameter",
+            "unknown_tenant",
+            "already_finalized",
+            "finalized_later",
+            "no_plan",
+            "missing_fx_rate",
+            "previous_not_final",
+            "previous_after_month",
+            "previous_other_tenant",
+            "previous_currency",
+            "duplicate_previous",
+            "unknown_agent",
+            "conflicting_charge",
+            "charge_without_instant",
+            "store_unavailable",
+        ],
+    },
+    Route {
         method: Method::Get,
         path: "/healthz",
         op: Op::Healthz,
@@ -356,6 +489,7 @@ fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
     let f = match route.method {
         Method::Get => MethodFilter::GET,
         Method::Post => MethodFilter::POST,
+        Method::Put => MethodFilter::PUT,
     };
     match route.op {
         Op::WebhookVerify => on(f, api::webhook_verify),
@@ -366,6 +500,11 @@ fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
         Op::SendCheck => on(f, check::send_check),
         Op::Usage => on(f, usage::usage),
         Op::Reconciliation => on(f, reconcile::reconciliation),
+        Op::TenantPut => on(f, tenants::put_tenant),
+        Op::TenantGet => on(f, tenants::get_tenant),
+        Op::LicencePost => on(f, tenants::post_licence),
+        Op::InvoiceGet => on(f, tenants::get_invoice),
+        Op::InvoiceFinalize => on(f, tenants::finalize_invoice),
         Op::Healthz => on(f, api::healthz),
         Op::Metrics => on(f, api::metrics),
         Op::OpenApi => on(f, openapi::serve_document),

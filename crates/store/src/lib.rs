@@ -5,7 +5,8 @@
 //! (`tests/conformance.rs`).
 //!
 //! It also keeps what Meta's status webhooks said about pricing (`meta_pricing`, for
-//! reconciliation) and the service's re-rating watermark (`engine_state`).
+//! reconciliation), the service's re-rating watermark (`engine_state`), and tenant billing:
+//! set-up versions per tenant, which tenant owns which WABA, and finalized invoices.
 //!
 //! The store knows nothing of the wire formats or of rating: it keeps each event's raw line
 //! and the few fields it indexes (kind, id, status, instant, WABA, phones), and hands them
@@ -25,8 +26,9 @@ pub use error::{Backend, StoreError};
 pub use postgres::PgStore;
 pub use rows::{
     AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeCount, ChargeCursor, ChargeFilter,
-    ChargeRow, EventKind, MetaPricingRow, NewAccount, NewApiKey, NewEvent, OutboundRef,
-    ReplaceOutcome, Role, StoredEvent, UsageRow, WabaRange, USAGE_SLOT_MS,
+    ChargeRow, EventKind, InvoiceRow, MetaPricingRow, NewAccount, NewApiKey, NewEvent, NewTenant,
+    OutboundRef, ReplaceOutcome, Role, StoredEvent, TenantOutcome, TenantRow, UsageRow, WabaRange,
+    USAGE_SLOT_MS,
 };
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreFuture};

@@ -23,6 +23,11 @@ pub(crate) const SQLITE: Source = &[
         "service",
         include_str!("../migrations/sqlite/0002_service.sql"),
     ),
+    (
+        3,
+        "tenants",
+        include_str!("../migrations/sqlite/0003_tenants.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: Source = &[
@@ -35,6 +40,11 @@ pub(crate) const POSTGRES: Source = &[
         2,
         "service",
         include_str!("../migrations/postgres/0002_service.sql"),
+    ),
+    (
+        3,
+        "tenants",
+        include_str!("../migrations/postgres/0003_tenants.sql"),
     ),
 ];
 

@@ -18,8 +18,8 @@ use crate::error::{redact, Backend, StoreError};
 use crate::migrations;
 use crate::rows::{
     AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeCount, ChargeFilter, ChargeRow,
-    MetaPricingRow, NewAccount, NewApiKey, NewEvent, OutboundRef, ReplaceOutcome, StoredEvent,
-    UsageRow, USAGE_SLOT_MS,
+    InvoiceRow, MetaPricingRow, NewAccount, NewApiKey, NewEvent, NewTenant, OutboundRef,
+    ReplaceOutcome, StoredEvent, TenantOutcome, TenantRow, UsageRow, USAGE_SLOT_MS,
 };
 use crate::store::{Store, StoreFuture};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -872,6 +872,196 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    async fn put_tenant_impl(&self, t: &NewTenant) -> Result<TenantOutcome, StoreError> {
+        if t.tenant.is_empty() || t.wabas.iter().any(|w| w.is_empty()) {
+            return Err(StoreError::Invalid {
+                table: "tenant_setups",
+                why: format!("tenant '{}': empty tenant id or WABA", t.tenant),
+            });
+        }
+        let doing = format!("recording tenant '{}'", t.tenant);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("tenant_setups", "starting a transaction"))?;
+        // Tenant writes are rare: one at a time keeps the version check and the WABA index
+        // consistent.
+        sqlx::query("LOCK TABLE tenant_setups IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("tenant_setups", "locking"))?;
+        let newest: Option<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT version, tenant, setup, recorded_at_ms FROM tenant_setups \
+             WHERE tenant = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(t.tenant.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::db("tenant_setups", doing.clone()))?;
+        let newest = newest.map(tenant_row);
+        let newest_version = newest.as_ref().map_or(0, |r| r.version);
+        if t.expected_version.is_some_and(|v| v != newest_version) {
+            return Ok(TenantOutcome::Stale {
+                newest: newest_version,
+            });
+        }
+        if let Some(row) = newest.filter(|r| r.setup == t.setup) {
+            return Ok(TenantOutcome::Unchanged(row));
+        }
+        for w in &t.wabas {
+            let owner: Option<String> = sqlx::query_scalar(
+                "SELECT tenant FROM tenant_wabas WHERE waba = $1 AND tenant <> $2",
+            )
+            .bind(w.as_str())
+            .bind(t.tenant.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::db("tenant_wabas", doing.clone()))?;
+            if let Some(tenant) = owner {
+                return Ok(TenantOutcome::WabaTaken {
+                    waba: w.clone(),
+                    tenant,
+                });
+            }
+        }
+        let now = now_ms();
+        let version: i64 = sqlx::query_scalar(
+            "INSERT INTO tenant_setups (tenant, setup, recorded_at_ms) VALUES ($1, $2, $3) \
+             RETURNING version",
+        )
+        .bind(t.tenant.as_str())
+        .bind(t.setup.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::db("tenant_setups", doing.clone()))?;
+        sqlx::query("DELETE FROM tenant_wabas WHERE tenant = $1")
+            .bind(t.tenant.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("tenant_wabas", doing.clone()))?;
+        for w in &t.wabas {
+            sqlx::query(
+                "INSERT INTO tenant_wabas (waba, tenant) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(w.as_str())
+            .bind(t.tenant.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("tenant_wabas", doing.clone()))?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::db("tenant_setups", doing))?;
+        Ok(TenantOutcome::Recorded(TenantRow {
+            version,
+            tenant: t.tenant.clone(),
+            setup: t.setup.clone(),
+            recorded_at_ms: now,
+        }))
+    }
+
+    async fn tenant_versions(
+        &self,
+        tenant: Option<&str>,
+        newest_only: bool,
+    ) -> Result<Vec<TenantRow>, StoreError> {
+        let sql = match (tenant.is_some(), newest_only) {
+            (true, true) => {
+                "SELECT version, tenant, setup, recorded_at_ms FROM tenant_setups \
+                 WHERE tenant = $1 ORDER BY version DESC LIMIT 1"
+            }
+            (true, false) => {
+                "SELECT version, tenant, setup, recorded_at_ms FROM tenant_setups \
+                 WHERE tenant = $1 ORDER BY version"
+            }
+            (false, _) => {
+                "SELECT version, tenant, setup, recorded_at_ms FROM tenant_setups \
+                 WHERE version IN (SELECT max(version) FROM tenant_setups GROUP BY tenant) \
+                 ORDER BY tenant"
+            }
+        };
+        let mut q = sqlx::query_as::<_, (i64, String, String, i64)>(sql);
+        if let Some(t) = tenant {
+            q = q.bind(t);
+        }
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("tenant_setups", "reading tenant set-ups"))?;
+        Ok(rows.into_iter().map(tenant_row).collect())
+    }
+
+    async fn owner_of(&self, waba: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT tenant FROM tenant_wabas WHERE waba = $1")
+            .bind(waba)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db(
+                "tenant_wabas",
+                format!("finding the tenant of '{waba}'"),
+            ))
+    }
+
+    async fn store_invoice(&self, inv: &InvoiceRow) -> Result<bool, StoreError> {
+        let doing = format!("finalizing {} {}", inv.tenant, inv.month);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("tenant_invoices", "starting a transaction"))?;
+        let done = sqlx::query(
+            "INSERT INTO tenant_invoices (tenant, month, invoice, finalized_at_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, month) DO NOTHING",
+        )
+        .bind(inv.tenant.as_str())
+        .bind(inv.month.as_str())
+        .bind(inv.invoice.as_str())
+        .bind(inv.finalized_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("tenant_invoices", doing.clone()))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db("tenant_invoices", doing))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn read_invoices(&self, tenant: &str) -> Result<Vec<InvoiceRow>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT tenant, month, invoice, finalized_at_ms FROM tenant_invoices \
+             WHERE tenant = $1 ORDER BY month",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db(
+            "tenant_invoices",
+            format!("reading the invoices of '{tenant}'"),
+        ))?;
+        Ok(rows
+            .into_iter()
+            .map(|(tenant, month, invoice, finalized_at_ms)| InvoiceRow {
+                tenant,
+                month,
+                invoice,
+                finalized_at_ms,
+            })
+            .collect())
+    }
+}
+
+fn tenant_row((version, tenant, setup, recorded_at_ms): (i64, String, String, i64)) -> TenantRow {
+    TenantRow {
+        version,
+        tenant,
+        setup,
+        recorded_at_ms,
+    }
+}
+
 impl Store for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
@@ -978,6 +1168,33 @@ impl Store for PgStore {
     }
     fn set_rated_seq(&self, seq: u64) -> StoreFuture<'_, ()> {
         Box::pin(self.put_rated_seq(seq))
+    }
+    fn put_tenant<'a>(&'a self, t: &'a NewTenant) -> StoreFuture<'a, TenantOutcome> {
+        Box::pin(self.put_tenant_impl(t))
+    }
+    fn tenant<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Option<TenantRow>> {
+        Box::pin(async move {
+            Ok(self
+                .tenant_versions(Some(tenant), true)
+                .await?
+                .into_iter()
+                .next())
+        })
+    }
+    fn tenant_history<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Vec<TenantRow>> {
+        Box::pin(self.tenant_versions(Some(tenant), false))
+    }
+    fn tenants(&self) -> StoreFuture<'_, Vec<TenantRow>> {
+        Box::pin(self.tenant_versions(None, true))
+    }
+    fn tenant_of_waba<'a>(&'a self, waba: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(self.owner_of(waba))
+    }
+    fn finalize_invoice<'a>(&'a self, inv: &'a InvoiceRow) -> StoreFuture<'a, bool> {
+        Box::pin(self.store_invoice(inv))
+    }
+    fn invoices<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Vec<InvoiceRow>> {
+        Box::pin(self.read_invoices(tenant))
     }
     fn close(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {

@@ -391,3 +391,50 @@ pub struct UsageRow {
 
 /// Length of a [`UsageRow`] slot.
 pub const USAGE_SLOT_MS: i64 = 15 * 60 * 1000;
+
+/// One version of a tenant's billing set-up: the JSON document as given (the billing crate
+/// reads it), append-only like account versions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantRow {
+    /// Increases with every version recorded (of any tenant).
+    pub version: i64,
+    pub tenant: String,
+    pub setup: String,
+    pub recorded_at_ms: i64,
+}
+
+/// A set-up version to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTenant {
+    pub tenant: String,
+    /// The WABAs the tenant owns in this version (each owned by at most one tenant).
+    pub wabas: Vec<String>,
+    pub setup: String,
+    /// Record only if the tenant's newest version is still this one (`Some(0)`: only if the
+    /// tenant has none yet); `None` records whatever the newest is.
+    pub expected_version: Option<i64>,
+}
+
+/// What [`crate::Store::put_tenant`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TenantOutcome {
+    /// A new version, now in force.
+    Recorded(TenantRow),
+    /// The newest version already had exactly these bytes: nothing was written.
+    Unchanged(TenantRow),
+    /// A WABA of the set-up belongs to another tenant: nothing was written.
+    WabaTaken { waba: String, tenant: String },
+    /// `expected_version` is no longer the newest (another write came first): nothing was
+    /// written.
+    Stale { newest: i64 },
+}
+
+/// A finalized invoice, as stored: the invoice record (JSON), written once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvoiceRow {
+    pub tenant: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub invoice: String,
+    pub finalized_at_ms: i64,
+}

@@ -11,8 +11,8 @@
 use crate::error::{Backend, StoreError};
 use crate::rows::{
     AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeCount, ChargeFilter, ChargeRow,
-    MetaPricingRow, NewAccount, NewApiKey, NewEvent, OutboundRef, ReplaceOutcome, StoredEvent,
-    UsageRow,
+    InvoiceRow, MetaPricingRow, NewAccount, NewApiKey, NewEvent, NewTenant, OutboundRef,
+    ReplaceOutcome, StoredEvent, TenantOutcome, TenantRow, UsageRow,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -141,6 +141,30 @@ pub trait Store: Send + Sync {
 
     /// Raises [`Store::rated_seq`] to `seq` (never lowers it).
     fn set_rated_seq(&self, seq: u64) -> StoreFuture<'_, ()>;
+
+    /// Records a version of a tenant's set-up in one transaction, and makes its WABAs the
+    /// tenant's (and only its). Versions are never changed or removed; a version whose bytes
+    /// equal the newest is not written again. See [`TenantOutcome`] for the refusals.
+    fn put_tenant<'a>(&'a self, t: &'a NewTenant) -> StoreFuture<'a, TenantOutcome>;
+
+    /// The newest set-up version of a tenant.
+    fn tenant<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Option<TenantRow>>;
+
+    /// Every set-up version of a tenant, oldest first.
+    fn tenant_history<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Vec<TenantRow>>;
+
+    /// The newest version of every tenant, by tenant id.
+    fn tenants(&self) -> StoreFuture<'_, Vec<TenantRow>>;
+
+    /// The tenant that owns a WABA (in its newest set-up), if any.
+    fn tenant_of_waba<'a>(&'a self, waba: &'a str) -> StoreFuture<'a, Option<String>>;
+
+    /// Stores a finalized invoice. False, and nothing written, when the tenant's month is
+    /// already finalized: a finalized invoice never changes.
+    fn finalize_invoice<'a>(&'a self, inv: &'a InvoiceRow) -> StoreFuture<'a, bool>;
+
+    /// The tenant's finalized invoices, by month.
+    fn invoices<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Vec<InvoiceRow>>;
 
     /// Closes the connections, waiting for calls in flight.
     fn close(&self) -> StoreFuture<'_, ()>;

@@ -16,8 +16,9 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 use wabill_rating::Decimal;
 use wabill_store::{
-    AccountRow, ChargeCount, ChargeFilter, ChargeRow, EventKind, MetaPricingRow, NewAccount,
-    NewApiKey, NewEvent, PgStore, Role, Store, StoreError, StoredEvent, WabaRange,
+    AccountRow, ChargeCount, ChargeFilter, ChargeRow, EventKind, InvoiceRow, MetaPricingRow,
+    NewAccount, NewApiKey, NewEvent, NewTenant, PgStore, Role, Store, StoreError, StoredEvent,
+    TenantOutcome, WabaRange,
 };
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -168,6 +169,8 @@ conformance!(
     usage_groups_delivered_charges_by_slot,
     meta_pricing_keeps_the_first_per_status,
     rated_seq_only_grows_and_survives_reopening,
+    tenant_setups_are_versioned_and_own_their_wabas,
+    finalized_invoices_are_written_once,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1307,4 +1310,110 @@ async fn rated_seq_only_grows_and_survives_reopening(ctx: Ctx) {
     assert_eq!(s.rated_seq().await.unwrap(), 7);
     s.set_rated_seq(9).await.unwrap();
     assert_eq!(s.rated_seq().await.unwrap(), 9);
+}
+
+fn new_tenant(id: &str, wabas: &[&str], setup: &str, expected: Option<i64>) -> NewTenant {
+    NewTenant {
+        tenant: id.into(),
+        wabas: strings(wabas),
+        setup: setup.into(),
+        expected_version: expected,
+    }
+}
+
+async fn tenant_setups_are_versioned_and_own_their_wabas(ctx: Ctx) {
+    let s = ctx.open().await;
+    let TenantOutcome::Recorded(v1) = s
+        .put_tenant(&new_tenant("acme", &["W1"], r#"{"v":1}"#, Some(0)))
+        .await
+        .unwrap()
+    else {
+        panic!("first version recorded")
+    };
+    // Same bytes: nothing written; a stale expectation: refused.
+    assert!(matches!(
+        s.put_tenant(&new_tenant("acme", &["W1"], r#"{"v":1}"#, None)).await.unwrap(),
+        TenantOutcome::Unchanged(r) if r.version == v1.version
+    ));
+    assert_eq!(
+        s.put_tenant(&new_tenant("acme", &["W1"], r#"{"v":9}"#, Some(0)))
+            .await
+            .unwrap(),
+        TenantOutcome::Stale { newest: v1.version }
+    );
+    // Another tenant cannot take W1, and nothing of it is written.
+    assert_eq!(
+        s.put_tenant(&new_tenant("globex", &["W9", "W1"], r#"{"g":1}"#, None))
+            .await
+            .unwrap(),
+        TenantOutcome::WabaTaken {
+            waba: "W1".into(),
+            tenant: "acme".into()
+        }
+    );
+    assert_eq!(s.tenant("globex").await.unwrap(), None);
+    assert_eq!(s.tenant_of_waba("W9").await.unwrap(), None);
+    // A second version moves acme from W1 to W2; the first is kept.
+    let TenantOutcome::Recorded(v2) = s
+        .put_tenant(&new_tenant("acme", &["W2"], r#"{"v":2}"#, Some(v1.version)))
+        .await
+        .unwrap()
+    else {
+        panic!("second version recorded")
+    };
+    assert!(v2.version > v1.version);
+    assert_eq!(s.tenant_of_waba("W1").await.unwrap(), None);
+    assert_eq!(
+        s.tenant_of_waba("W2").await.unwrap().as_deref(),
+        Some("acme")
+    );
+    assert!(matches!(
+        s.put_tenant(&new_tenant("globex", &["W1"], r#"{"g":1}"#, None))
+            .await
+            .unwrap(),
+        TenantOutcome::Recorded(_)
+    ));
+    drop(s);
+    let s = ctx.open().await;
+    let history = s.tenant_history("acme").await.unwrap();
+    assert_eq!(
+        history.iter().map(|r| r.setup.as_str()).collect::<Vec<_>>(),
+        [r#"{"v":1}"#, r#"{"v":2}"#]
+    );
+    assert_eq!(s.tenant("acme").await.unwrap().unwrap(), v2);
+    let all = s.tenants().await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|r| (r.tenant.as_str(), r.setup.as_str()))
+            .collect::<Vec<_>>(),
+        [("acme", r#"{"v":2}"#), ("globex", r#"{"g":1}"#)]
+    );
+    assert_eq!(
+        s.tenant_of_waba("W1").await.unwrap().as_deref(),
+        Some("globex")
+    );
+}
+
+async fn finalized_invoices_are_written_once(ctx: Ctx) {
+    let s = ctx.open().await;
+    let inv = |month: &str, body: &str| InvoiceRow {
+        tenant: "acme".into(),
+        month: month.into(),
+        invoice: body.into(),
+        finalized_at_ms: 1,
+    };
+    assert!(s.finalize_invoice(&inv("2026-02", "feb")).await.unwrap());
+    assert!(s.finalize_invoice(&inv("2026-01", "jan")).await.unwrap());
+    // A second finalize of the month is refused and the first record stays.
+    assert!(!s.finalize_invoice(&inv("2026-02", "other")).await.unwrap());
+    drop(s);
+    let s = ctx.open().await;
+    let got = s.invoices("acme").await.unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|r| (r.month.as_str(), r.invoice.as_str()))
+            .collect::<Vec<_>>(),
+        [("2026-01", "jan"), ("2026-02", "feb")]
+    );
+    assert!(s.invoices("globex").await.unwrap().is_empty());
 }

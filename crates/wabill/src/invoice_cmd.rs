@@ -19,8 +19,20 @@ use wabill_rating::Month;
     wabill invoice --render acme-2026-02.json --format csv")]
 pub struct InvoiceArgs {
     /// The tenant set-up: JSON with tenant, teams, agents, licences, plans and fx.
-    #[arg(long, value_name = "FILE", required_unless_present = "render")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["render", "tenant"])]
     pub setup: Option<String>,
+    /// Invoice a tenant stored in the service's database (`wabill tenants put`) from its
+    /// stored charges instead of files; with --finalize the invoice is stored, once.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["setup", "charges", "previous", "render"])]
+    pub tenant: Option<String>,
+    /// The service's database, for --tenant.
+    #[arg(
+        long,
+        env = "WABILL_DB",
+        default_value = "wabill.sqlite",
+        requires = "tenant"
+    )]
+    pub db: String,
     /// Charge lines (`wabill rate` output, JSON Lines), repeatable; `-` for standard input.
     #[arg(long, value_name = "FILE")]
     pub charges: Vec<String>,
@@ -75,6 +87,13 @@ pub fn run(args: &InvoiceArgs) -> Result<i32> {
                 format_name(args.format)
             )?;
             return Ok(EXIT_INVALID);
+        }
+        if let Some(tenant) = &args.tenant {
+            let month = args.month.expect("clap requires --month");
+            match crate::tenants_cmd::invoice_from_store(&args.db, tenant, month, args.finalize)? {
+                Ok(inv) => return write_out(args, &inv),
+                Err(code) => return Ok(code),
+            }
         }
         let setup_path = args.setup.as_deref().expect("clap requires --setup");
         let source = read_source(setup_path)?;
@@ -136,10 +155,14 @@ pub fn run(args: &InvoiceArgs) -> Result<i32> {
             }
         }
     };
+    write_out(args, &invoice)
+}
+
+fn write_out(args: &InvoiceArgs, invoice: &Invoice) -> Result<i32> {
     let text = match args.format {
-        InvoiceFormat::Json => render::json(&invoice),
-        InvoiceFormat::Csv => render::csv(&invoice),
-        InvoiceFormat::Html => render::html(&invoice),
+        InvoiceFormat::Json => render::json(invoice),
+        InvoiceFormat::Csv => render::csv(invoice),
+        InvoiceFormat::Html => render::html(invoice),
     };
     match &args.output {
         Some(path) => std::fs::write(path, text.as_bytes())

@@ -12,6 +12,7 @@ mod rate_cmd;
 mod reconcile_cmd;
 mod serve_cmd;
 mod tariff;
+mod tenants_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -55,6 +56,9 @@ enum Command {
     /// A tenant's invoice for a month (licences, usage, included budget) from files: JSON, CSV
     /// or printable HTML.
     Invoice(invoice_cmd::InvoiceArgs),
+    /// Manage tenant set-ups and licence records in the service's store.
+    #[command(subcommand)]
+    Tenants(tenants_cmd::TenantsCommand),
 }
 
 fn main() {
@@ -71,6 +75,7 @@ fn main() {
         Command::Bench(args) => bench_cmd::run(&args),
         Command::Load(args) => load_cmd::run(&args),
         Command::Invoice(args) => invoice_cmd::run(&args),
+        Command::Tenants(cmd) => tenants_cmd::run(&cmd),
     };
     match code {
         Ok(code) => std::process::exit(code),
