@@ -366,9 +366,13 @@ fn sorted_keys(events: &[Event<'_>], account_ids: &FxHashMap<&str, u32>) -> (Vec
     let bucket = |k: &IdKey| (k.fp >> (64 - BITS)) as usize;
     let mut starts = vec![0usize; (1 << BITS) + 1];
     let mut account_of = vec![NO_ACCOUNT; events.len()];
+    // Each id is read once, here: ids lie scattered through the input, so a second reading
+    // would miss the cache again for every event.
+    let mut keys = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
         if let Some(k) = key(i, e) {
             starts[bucket(&k) + 1] += 1;
+            keys.push(k);
         }
         if let Event::Outbound(o) = e {
             if let Some(&a) = account_ids.get(o.waba.as_ref()) {
@@ -380,13 +384,11 @@ fn sorted_keys(events: &[Event<'_>], account_ids: &FxHashMap<&str, u32>) -> (Vec
         starts[i] += starts[i - 1];
     }
     let mut next = starts.clone();
-    let mut out = vec![IdKey::default(); starts[1 << BITS]];
-    for (i, e) in events.iter().enumerate() {
-        if let Some(k) = key(i, e) {
-            let b = bucket(&k);
-            out[next[b]] = k;
-            next[b] += 1;
-        }
+    let mut out = vec![IdKey::default(); keys.len()];
+    for k in keys {
+        let b = bucket(&k);
+        out[next[b]] = k;
+        next[b] += 1;
     }
     for w in starts.windows(2) {
         if w[1] - w[0] > 1 {
