@@ -2,7 +2,7 @@
 //! the current spend, which alerts to emit now. Each threshold fires at most once per month of
 //! the tenant's calendar (docs/decisions.md D40). Delivering them (a webhook signed with
 //! HMAC-SHA256, retried until acknowledged, deduplicated by [`Alert::key`]) is the service's
-//! job and not built yet.
+//! job (`wabill-server`'s `alerts` module, D42).
 
 use crate::exact::{percent_of, reaches_percent};
 use crate::serde_text::{opt_text, text};

@@ -73,6 +73,8 @@ pub struct Engine {
     dirty: Mutex<Dirty>,
     unratable: Mutex<BTreeMap<(String, Month), Vec<Unratable>>>,
     wake: Notify,
+    /// Signalled after a re-rating round that re-rated something (budget alerts listen).
+    rerated: Notify,
     /// Held shared by an ingest from its commit until its marks are made, and exclusively by a
     /// re-rating round while it reads the highest seq and takes the dirty set.
     gate: RwLock<()>,
@@ -110,6 +112,7 @@ impl Engine {
             dirty: Mutex::new(Dirty::default()),
             unratable: Mutex::new(BTreeMap::new()),
             wake: Notify::new(),
+            rerated: Notify::new(),
             gate: RwLock::new(()),
             rated_seq: AtomicU64::new(watermark),
             metrics,
@@ -352,6 +355,16 @@ impl Engine {
         self.wake.notified().await
     }
 
+    /// Waits until a re-rating round has re-rated something (or [`Engine::notify_rerated`]).
+    pub async fn rerated(&self) {
+        self.rerated.notified().await
+    }
+
+    /// Wakes what waits on [`Engine::rerated`] (budget alerts, after their settings change).
+    pub fn notify_rerated(&self) {
+        self.rerated.notify_one();
+    }
+
     /// Re-rates everything marked dirty so far. Returns the number of (portfolio, month) sets
     /// re-rated.
     pub async fn rerate_dirty(&self) -> Result<usize, StoreError> {
@@ -377,6 +390,9 @@ impl Engine {
         if seq > self.rated_seq.load(Ordering::Relaxed) {
             self.store.set_rated_seq(seq).await?;
             self.rated_seq.store(seq, Ordering::Relaxed);
+        }
+        if n > 0 {
+            self.rerated.notify_one();
         }
         Ok(n)
     }

@@ -302,6 +302,7 @@ mod tests {
             include_str!("reconcile.rs"),
             include_str!("routes.rs"),
             include_str!("tenants.rs"),
+            include_str!("alerts.rs"),
         ];
         let mut found = 0;
         for src in sources {

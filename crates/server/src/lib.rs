@@ -1,9 +1,11 @@
 //! wabill's HTTP service (`wabill serve`): Meta's webhooks and wabill events in, stored
 //! durably before they are acknowledged, re-rated by the pure rating core into charges that
 //! equal `wabill rate`'s, served back by API, with send checks, usage shaped like Meta's
-//! analytics, reconciliation against Meta's webhook pricing and an OpenAPI document. The only
+//! analytics, reconciliation against Meta's webhook pricing, tenant invoices, budget alert
+//! webhooks and an OpenAPI document. The only
 //! crate that knows HTTP.
 
+pub mod alerts;
 pub mod api;
 pub mod check;
 pub mod config;
@@ -51,12 +53,17 @@ pub async fn serve(engine: Arc<Engine>, config: ServeConfig) -> std::io::Result<
         )
     });
     let worker = tokio::spawn(rerate_loop(engine.clone()));
+    let alerts = tokio::spawn(alerts::alert_loop(
+        engine.clone(),
+        alerts::AlertConfig::default(),
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "wabill serving");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     worker.abort();
+    alerts.abort();
     if let Err(e) = engine.settle().await {
         tracing::error!(error = %e, "re-rating at shutdown failed; it resumes at the next start");
     }

@@ -123,6 +123,12 @@ fn schema_ref(name: &str) -> Value {
 }
 
 fn schemas() -> Value {
+    let mut all = base_schemas();
+    alert_schemas(&mut all);
+    all
+}
+
+fn base_schemas() -> Value {
     let s = |t: &str| json!({"type": t});
     let nullable = |t: &str| json!({"type": t, "nullable": true});
     let instant = json!({"type": "string", "format": "date-time"});
@@ -256,6 +262,53 @@ fn schemas() -> Value {
             },
         },
     })
+}
+
+/// The budget alert routes' schemas (apart: one `json!` of everything exceeds the macro's
+/// recursion limit).
+fn alert_schemas(all: &mut Value) {
+    let s = |t: &str| json!({"type": t});
+    let nullable = |t: &str| json!({"type": t, "nullable": true});
+    let instant = json!({"type": "string", "format": "date-time"});
+    let decimal = json!({"type": "string", "description": "exact decimal"});
+    let more = json!({
+        "AlertSettingsRequest": {
+            "type": "object",
+            "required": ["url", "thresholds"],
+            "properties": {
+                "url": {"type": "string", "description": "http:// only (https through a TLS-terminating proxy)"},
+                "secret": {"type": "string", "description": "HMAC-SHA256 key of X-Wabill-Signature-256; required the first time, kept when omitted"},
+                "thresholds": {"type": "array", "items": {"type": "object",
+                    "description": "{\"percent\":\"80\"} of the included budget, or {\"spend\":\"500\"} in the tenant's currency"}},
+            },
+        },
+        "AlertSettings": {
+            "type": "object",
+            "properties": {"tenant": s("string"), "settings": {"type": "object", "properties": {
+                "url": s("string"), "thresholds": {"type": "array", "items": {"type": "object"}},
+                "secret_set": s("boolean"), "updated_at": instant.clone()}}},
+        },
+        "Alerts": {
+            "type": "object",
+            "properties": {
+                "tenant": s("string"),
+                "settings": {"type": "object", "nullable": true},
+                "alerts": {"type": "array", "items": {"type": "object", "properties": {
+                    "tenant": s("string"), "month": s("string"), "key": s("string"),
+                    "threshold": {"type": "object"}, "spend": decimal.clone(),
+                    "budget": {"type": "string", "nullable": true}, "currency": s("string"),
+                    "at": instant.clone(),
+                    "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                    "attempts": s("integer"), "created_at": instant.clone(),
+                    "delivered_at": {"type": "string", "format": "date-time", "nullable": true},
+                    "next_attempt_at": {"type": "string", "format": "date-time", "nullable": true},
+                    "last_error": nullable("string")}}},
+            },
+        },
+    });
+    for (k, v) in more.as_object().expect("an object") {
+        all[k] = v.clone();
+    }
 }
 
 /// `GET /openapi.json`.

@@ -5,7 +5,7 @@
 
 use crate::api::{self, AppState};
 use crate::errors::problem;
-use crate::{check, openapi, reconcile, tenants, usage};
+use crate::{alerts, check, openapi, reconcile, tenants, usage};
 use axum::extract::DefaultBodyLimit;
 use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
@@ -56,6 +56,8 @@ pub enum Op {
     LicencePost,
     InvoiceGet,
     InvoiceFinalize,
+    AlertSettingsPut,
+    AlertsGet,
     Healthz,
     Metrics,
     OpenApi,
@@ -451,6 +453,45 @@ pub const ROUTES: &[Route] = &[
         ],
     },
     Route {
+        method: Method::Put,
+        path: "/v1/tenants/{id}/alerts/settings",
+        op: Op::AlertSettingsPut,
+        summary: "Sets the tenant's budget alerts: thresholds (percent of the included budget \
+                  or absolute spend), an http:// webhook URL and its signing secret, which is \
+                  never returned (admin)",
+        auth: Auth::ApiKey,
+        params: &[],
+        body: Some(("application/json", "AlertSettingsRequest")),
+        ok: ("application/json", "AlertSettings"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "forbidden",
+            "invalid_body",
+            "invalid_request",
+            "payload_too_large",
+            "unknown_tenant",
+            "store_unavailable",
+        ],
+    },
+    Route {
+        method: Method::Get,
+        path: "/v1/tenants/{id}/alerts",
+        op: Op::AlertsGet,
+        summary: "The tenant's alert settings (without the secret) and every budget alert \
+                  emitted, with its delivery state: pending, delivered, failed",
+        auth: Auth::ApiKey,
+        params: &[],
+        body: None,
+        ok: ("application/json", "Alerts"),
+        codes: &[
+            "missing_api_key",
+            "invalid_api_key",
+            "unknown_tenant",
+            "store_unavailable",
+        ],
+    },
+    Route {
         method: Method::Get,
         path: "/healthz",
         op: Op::Healthz,
@@ -505,6 +546,8 @@ fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
         Op::LicencePost => on(f, tenants::post_licence),
         Op::InvoiceGet => on(f, tenants::get_invoice),
         Op::InvoiceFinalize => on(f, tenants::finalize_invoice),
+        Op::AlertSettingsPut => on(f, alerts::put_settings),
+        Op::AlertsGet => on(f, alerts::get_alerts),
         Op::Healthz => on(f, api::healthz),
         Op::Metrics => on(f, api::metrics),
         Op::OpenApi => on(f, openapi::serve_document),

@@ -331,7 +331,7 @@ pub async fn month_invoice(
 // ---------------------------------------------------------------------------------------------
 // Routes
 
-fn answer_error(e: TenantError) -> Response {
+pub(crate) fn answer_error(e: TenantError) -> Response {
     if let TenantError::Store(s) = &e {
         tracing::error!(error = %s, "tenant store call failed");
         return problem("store_unavailable", "try again");
@@ -352,7 +352,7 @@ fn may_read(caller: &Caller, setup: &TenantSetup) -> bool {
 }
 
 #[allow(clippy::result_large_err)]
-fn admin(caller: &Caller) -> Result<(), Response> {
+pub(crate) fn admin(caller: &Caller) -> Result<(), Response> {
     if caller.role == Role::Admin {
         Ok(())
     } else {
@@ -362,7 +362,7 @@ fn admin(caller: &Caller) -> Result<(), Response> {
 
 /// Reads the tenant for a caller; a tenant the caller may not read is answered exactly as a
 /// missing one, so that a key learns nothing of other tenants.
-async fn readable(
+pub(crate) async fn readable(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,

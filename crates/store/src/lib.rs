@@ -6,7 +6,8 @@
 //!
 //! It also keeps what Meta's status webhooks said about pricing (`meta_pricing`, for
 //! reconciliation), the service's re-rating watermark (`engine_state`), and tenant billing:
-//! set-up versions per tenant, which tenant owns which WABA, and finalized invoices.
+//! set-up versions per tenant, which tenant owns which WABA, finalized invoices, and budget
+//! alerts (settings per tenant, each alert emitted once with its delivery state).
 //!
 //! The store knows nothing of the wire formats or of rating: it keeps each event's raw line
 //! and the few fields it indexes (kind, id, status, instant, WABA, phones), and hands them
@@ -25,10 +26,10 @@ mod store;
 pub use error::{Backend, StoreError};
 pub use postgres::PgStore;
 pub use rows::{
-    AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeCount, ChargeCursor, ChargeFilter,
-    ChargeRow, EventKind, InvoiceRow, MetaPricingRow, NewAccount, NewApiKey, NewEvent, NewTenant,
-    OutboundRef, ReplaceOutcome, Role, StoredEvent, TenantOutcome, TenantRow, UsageRow, WabaRange,
-    USAGE_SLOT_MS,
+    AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
+    ChargeCount, ChargeCursor, ChargeFilter, ChargeRow, EventKind, InvoiceRow, MetaPricingRow,
+    NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, Role,
+    StoredEvent, TenantOutcome, TenantRow, UsageRow, WabaRange, USAGE_SLOT_MS,
 };
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreFuture};

@@ -28,6 +28,11 @@ pub(crate) const SQLITE: Source = &[
         "tenants",
         include_str!("../migrations/sqlite/0003_tenants.sql"),
     ),
+    (
+        4,
+        "alerts",
+        include_str!("../migrations/sqlite/0004_alerts.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: Source = &[
@@ -45,6 +50,11 @@ pub(crate) const POSTGRES: Source = &[
         3,
         "tenants",
         include_str!("../migrations/postgres/0003_tenants.sql"),
+    ),
+    (
+        4,
+        "alerts",
+        include_str!("../migrations/postgres/0004_alerts.sql"),
     ),
 ];
 

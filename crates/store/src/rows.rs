@@ -438,3 +438,57 @@ pub struct InvoiceRow {
     pub invoice: String,
     pub finalized_at_ms: i64,
 }
+
+/// A tenant's budget alert settings. `thresholds` is the JSON array the billing crate reads
+/// (`[{"percent":"80"},{"spend":"500"}]`); `secret` signs the webhooks and is never shown by
+/// the API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertSettingsRow {
+    pub tenant: String,
+    pub thresholds: String,
+    pub url: String,
+    pub secret: String,
+    pub updated_at_ms: i64,
+}
+
+/// An alert to record, once per (tenant, month, threshold).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAlert {
+    pub tenant: String,
+    /// `YYYY-MM`, tenant calendar.
+    pub month: String,
+    /// The threshold's key (`percent:80`, `spend:500`).
+    pub threshold: String,
+    /// The webhook body, exactly as signed and sent at every attempt.
+    pub payload: String,
+    pub created_at_ms: i64,
+}
+
+/// An alert as stored, with its delivery state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRow {
+    pub tenant: String,
+    pub month: String,
+    pub threshold: String,
+    pub payload: String,
+    pub created_at_ms: i64,
+    pub attempts: u32,
+    /// When the next attempt is due; `None` once delivered or given up.
+    pub next_attempt_at_ms: Option<i64>,
+    pub delivered_at_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// The outcome of one delivery attempt (see [`crate::Store::record_alert_attempt`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertAttempt {
+    pub tenant: String,
+    pub month: String,
+    pub threshold: String,
+    pub at_ms: i64,
+    /// True when the receiver acknowledged it (a 2xx answer).
+    pub delivered: bool,
+    pub error: Option<String>,
+    /// When to try again; `None` to give up (ignored when delivered).
+    pub next_attempt_at_ms: Option<i64>,
+}

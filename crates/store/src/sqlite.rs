@@ -20,9 +20,10 @@ use crate::decode::{self, KeyWhere, ACCOUNT_COLUMNS, EVENT_COLUMNS, META_PRICING
 use crate::error::{redact, Backend, StoreError};
 use crate::migrations;
 use crate::rows::{
-    AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeCount, ChargeFilter, ChargeRow,
-    InvoiceRow, MetaPricingRow, NewAccount, NewApiKey, NewEvent, NewTenant, OutboundRef,
-    ReplaceOutcome, StoredEvent, TenantOutcome, TenantRow, UsageRow, USAGE_SLOT_MS,
+    AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
+    ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow, NewAccount, NewAlert,
+    NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent, TenantOutcome,
+    TenantRow, UsageRow, USAGE_SLOT_MS,
 };
 use crate::store::{Store, StoreFuture};
 use sqlx::sqlite::{
@@ -1205,11 +1206,210 @@ impl Store for SqliteStore {
     fn invoices<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Vec<InvoiceRow>> {
         Box::pin(self.read_invoices(tenant))
     }
+    fn put_alert_settings<'a>(&'a self, s: &'a AlertSettingsRow) -> StoreFuture<'a, ()> {
+        Box::pin(self.put_settings_impl(s))
+    }
+    fn alert_settings<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Option<AlertSettingsRow>> {
+        Box::pin(async move { Ok(self.settings_impl(Some(tenant)).await?.into_iter().next()) })
+    }
+    fn all_alert_settings(&self) -> StoreFuture<'_, Vec<AlertSettingsRow>> {
+        Box::pin(self.settings_impl(None))
+    }
+    fn record_alerts<'a>(&'a self, alerts: &'a [NewAlert]) -> StoreFuture<'a, u64> {
+        Box::pin(self.record_alerts_impl(alerts))
+    }
+    fn alerts<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Vec<AlertRow>> {
+        Box::pin(self.alerts_impl(tenant))
+    }
+    fn alerts_due<'a>(&'a self, now_ms: i64, limit: u32) -> StoreFuture<'a, Vec<AlertRow>> {
+        Box::pin(self.alerts_due_impl(now_ms, limit))
+    }
+    fn record_alert_attempt<'a>(&'a self, a: &'a AlertAttempt) -> StoreFuture<'a, bool> {
+        Box::pin(self.attempt_impl(a))
+    }
     fn close(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             self.read.close().await;
             self.write.close().await;
             Ok(())
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Budget alerts
+
+type AlertTuple = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+const ALERT_COLUMNS: &str = "tenant, month, threshold, payload, created_at_ms, attempts, \
+                             next_attempt_at_ms, delivered_at_ms, last_error";
+
+fn alert_row(t: AlertTuple) -> AlertRow {
+    AlertRow {
+        tenant: t.0,
+        month: t.1,
+        threshold: t.2,
+        payload: t.3,
+        created_at_ms: t.4,
+        attempts: u32::try_from(t.5).unwrap_or(u32::MAX),
+        next_attempt_at_ms: t.6,
+        delivered_at_ms: t.7,
+        last_error: t.8,
+    }
+}
+
+fn settings_row(
+    (tenant, thresholds, url, secret, updated_at_ms): (String, String, String, String, i64),
+) -> AlertSettingsRow {
+    AlertSettingsRow {
+        tenant,
+        thresholds,
+        url,
+        secret,
+        updated_at_ms,
+    }
+}
+
+impl SqliteStore {
+    async fn put_settings_impl(&self, s: &AlertSettingsRow) -> Result<(), StoreError> {
+        let doing = format!("recording the alert settings of '{}'", s.tenant);
+        let mut tx = self.begin_write("alert_settings").await?;
+        sqlx::query(
+            "INSERT INTO alert_settings (tenant, thresholds, url, secret, updated_at_ms) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant) DO UPDATE SET \
+             thresholds = excluded.thresholds, url = excluded.url, secret = excluded.secret, \
+             updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(s.tenant.as_str())
+        .bind(s.thresholds.as_str())
+        .bind(s.url.as_str())
+        .bind(s.secret.as_str())
+        .bind(s.updated_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("alert_settings", doing.clone()))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db("alert_settings", doing))?;
+        Ok(())
+    }
+
+    async fn settings_impl(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<AlertSettingsRow>, StoreError> {
+        let sql = if tenant.is_some() {
+            "SELECT tenant, thresholds, url, secret, updated_at_ms FROM alert_settings \
+             WHERE tenant = ?"
+        } else {
+            "SELECT tenant, thresholds, url, secret, updated_at_ms FROM alert_settings \
+             ORDER BY tenant"
+        };
+        let mut q = sqlx::query_as::<_, (String, String, String, String, i64)>(sql);
+        if let Some(t) = tenant {
+            q = q.bind(t);
+        }
+        let rows = q
+            .fetch_all(&self.read)
+            .await
+            .map_err(StoreError::db("alert_settings", "reading alert settings"))?;
+        Ok(rows.into_iter().map(settings_row).collect())
+    }
+
+    async fn record_alerts_impl(&self, alerts: &[NewAlert]) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write("alerts").await?;
+        let mut new = 0;
+        for a in alerts {
+            let done = sqlx::query(
+                "INSERT INTO alerts (tenant, month, threshold, payload, created_at_ms, \
+                 next_attempt_at_ms) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (tenant, month, threshold) DO NOTHING",
+            )
+            .bind(a.tenant.as_str())
+            .bind(a.month.as_str())
+            .bind(a.threshold.as_str())
+            .bind(a.payload.as_str())
+            .bind(a.created_at_ms)
+            .bind(a.created_at_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(
+                "alerts",
+                format!("recording alert {} {} {}", a.tenant, a.month, a.threshold),
+            ))?;
+            new += done.rows_affected();
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::db("alerts", "committing alerts"))?;
+        Ok(new)
+    }
+
+    async fn alerts_impl(&self, tenant: &str) -> Result<Vec<AlertRow>, StoreError> {
+        let rows: Vec<AlertTuple> = sqlx::query_as(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE tenant = ? ORDER BY month, threshold"
+        ))
+        .bind(tenant)
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::db(
+            "alerts",
+            format!("reading the alerts of '{tenant}'"),
+        ))?;
+        Ok(rows.into_iter().map(alert_row).collect())
+    }
+
+    async fn alerts_due_impl(&self, now_ms: i64, limit: u32) -> Result<Vec<AlertRow>, StoreError> {
+        let rows: Vec<AlertTuple> = sqlx::query_as(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE next_attempt_at_ms IS NOT NULL \
+             AND next_attempt_at_ms <= ? AND delivered_at_ms IS NULL \
+             ORDER BY next_attempt_at_ms, tenant, month, threshold LIMIT ?"
+        ))
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::db("alerts", "reading the alerts due"))?;
+        Ok(rows.into_iter().map(alert_row).collect())
+    }
+
+    async fn attempt_impl(&self, a: &AlertAttempt) -> Result<bool, StoreError> {
+        let doing = format!(
+            "recording an attempt of {} {} {}",
+            a.tenant, a.month, a.threshold
+        );
+        let mut tx = self.begin_write("alerts").await?;
+        let next = if a.delivered {
+            None
+        } else {
+            a.next_attempt_at_ms
+        };
+        let delivered = a.delivered.then_some(a.at_ms);
+        let done = sqlx::query(
+            "UPDATE alerts SET attempts = attempts + 1, next_attempt_at_ms = ?, \
+             delivered_at_ms = ?, last_error = ? \
+             WHERE tenant = ? AND month = ? AND threshold = ? AND delivered_at_ms IS NULL",
+        )
+        .bind(next)
+        .bind(delivered)
+        .bind(a.error.as_deref())
+        .bind(a.tenant.as_str())
+        .bind(a.month.as_str())
+        .bind(a.threshold.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("alerts", doing.clone()))?;
+        tx.commit().await.map_err(StoreError::db("alerts", doing))?;
+        Ok(done.rows_affected() == 1)
     }
 }

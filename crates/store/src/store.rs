@@ -10,9 +10,10 @@
 
 use crate::error::{Backend, StoreError};
 use crate::rows::{
-    AccountOutcome, AccountRow, ApiKeyRow, AppendResult, ChargeCount, ChargeFilter, ChargeRow,
-    InvoiceRow, MetaPricingRow, NewAccount, NewApiKey, NewEvent, NewTenant, OutboundRef,
-    ReplaceOutcome, StoredEvent, TenantOutcome, TenantRow, UsageRow,
+    AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
+    ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow, NewAccount, NewAlert,
+    NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent, TenantOutcome,
+    TenantRow, UsageRow,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -165,6 +166,31 @@ pub trait Store: Send + Sync {
 
     /// The tenant's finalized invoices, by month.
     fn invoices<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Vec<InvoiceRow>>;
+
+    /// Records (or replaces) a tenant's budget alert settings.
+    fn put_alert_settings<'a>(&'a self, s: &'a AlertSettingsRow) -> StoreFuture<'a, ()>;
+
+    /// A tenant's budget alert settings, if any.
+    fn alert_settings<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Option<AlertSettingsRow>>;
+
+    /// Every tenant's budget alert settings, by tenant.
+    fn all_alert_settings(&self) -> StoreFuture<'_, Vec<AlertSettingsRow>>;
+
+    /// Records alerts in one transaction, each due at once (`next_attempt_at_ms` =
+    /// `created_at_ms`). An alert whose (tenant, month, threshold) is already stored is left as
+    /// it is: each is emitted once. Returns how many were new.
+    fn record_alerts<'a>(&'a self, alerts: &'a [NewAlert]) -> StoreFuture<'a, u64>;
+
+    /// A tenant's alerts, by (month, threshold).
+    fn alerts<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Vec<AlertRow>>;
+
+    /// Alerts not delivered and not given up whose next attempt is due at `now_ms`, oldest
+    /// first, at most `limit`.
+    fn alerts_due<'a>(&'a self, now_ms: i64, limit: u32) -> StoreFuture<'a, Vec<AlertRow>>;
+
+    /// Records one delivery attempt: attempts + 1, the error, and either delivered (at
+    /// `at_ms`) or the next attempt. An alert already delivered is left as it is; false then.
+    fn record_alert_attempt<'a>(&'a self, a: &'a AlertAttempt) -> StoreFuture<'a, bool>;
 
     /// Closes the connections, waiting for calls in flight.
     fn close(&self) -> StoreFuture<'_, ()>;

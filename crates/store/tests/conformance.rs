@@ -16,9 +16,9 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 use wabill_rating::Decimal;
 use wabill_store::{
-    AccountRow, ChargeCount, ChargeFilter, ChargeRow, EventKind, InvoiceRow, MetaPricingRow,
-    NewAccount, NewApiKey, NewEvent, NewTenant, PgStore, Role, Store, StoreError, StoredEvent,
-    TenantOutcome, WabaRange,
+    AccountRow, AlertAttempt, AlertSettingsRow, ChargeCount, ChargeFilter, ChargeRow, EventKind,
+    InvoiceRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, PgStore,
+    Role, Store, StoreError, StoredEvent, TenantOutcome, WabaRange,
 };
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -171,6 +171,7 @@ conformance!(
     rated_seq_only_grows_and_survives_reopening,
     tenant_setups_are_versioned_and_own_their_wabas,
     finalized_invoices_are_written_once,
+    alerts_are_recorded_once_and_track_delivery,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1416,4 +1417,120 @@ async fn finalized_invoices_are_written_once(ctx: Ctx) {
         [("2026-01", "jan"), ("2026-02", "feb")]
     );
     assert!(s.invoices("globex").await.unwrap().is_empty());
+}
+
+async fn alerts_are_recorded_once_and_track_delivery(ctx: Ctx) {
+    let s = ctx.open().await;
+    assert_eq!(s.alert_settings("acme").await.unwrap(), None);
+    let mut settings = AlertSettingsRow {
+        tenant: "acme".into(),
+        thresholds: r#"[{"percent":"80"}]"#.into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: "s1".into(),
+        updated_at_ms: 1,
+    };
+    s.put_alert_settings(&settings).await.unwrap();
+    settings.secret = "s2".into();
+    settings.updated_at_ms = 2;
+    s.put_alert_settings(&settings).await.unwrap();
+    assert_eq!(
+        s.alert_settings("acme").await.unwrap(),
+        Some(settings.clone())
+    );
+    assert_eq!(s.all_alert_settings().await.unwrap(), [settings]);
+
+    let alert = |month: &str, threshold: &str, payload: &str, at: i64| NewAlert {
+        tenant: "acme".into(),
+        month: month.into(),
+        threshold: threshold.into(),
+        payload: payload.into(),
+        created_at_ms: at,
+    };
+    let first = [
+        alert("2026-02", "percent:80", "p80", 100),
+        alert("2026-02", "spend:5", "s5", 100),
+    ];
+    assert_eq!(s.record_alerts(&first).await.unwrap(), 2);
+    // The same (tenant, month, threshold) again is not recorded, whatever its payload.
+    let again = [
+        alert("2026-02", "percent:80", "other", 200),
+        alert("2026-03", "percent:80", "mar", 200),
+    ];
+    assert_eq!(s.record_alerts(&again).await.unwrap(), 1);
+    assert_eq!(s.alerts_due(99, 10).await.unwrap(), []);
+    let due = s.alerts_due(150, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|a| a.payload.as_str()).collect::<Vec<_>>(),
+        ["p80", "s5"]
+    );
+    // A failed attempt is retried later; a delivered one is never due again nor changed.
+    let attempt = |threshold: &str, at: i64, delivered: bool, next: Option<i64>| AlertAttempt {
+        tenant: "acme".into(),
+        month: "2026-02".into(),
+        threshold: threshold.into(),
+        at_ms: at,
+        delivered,
+        error: (!delivered).then(|| "HTTP 500".to_string()),
+        next_attempt_at_ms: next,
+    };
+    assert!(s
+        .record_alert_attempt(&attempt("percent:80", 150, false, Some(1150)))
+        .await
+        .unwrap());
+    assert!(s
+        .record_alert_attempt(&attempt("spend:5", 150, true, None))
+        .await
+        .unwrap());
+    assert!(!s
+        .record_alert_attempt(&attempt("spend:5", 160, false, Some(170)))
+        .await
+        .unwrap());
+    let due = s.alerts_due(1000, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|a| a.payload.as_str()).collect::<Vec<_>>(),
+        ["mar"]
+    );
+    assert_eq!(
+        s.alerts_due(1150, 10).await.unwrap().len(),
+        2,
+        "mar and p80"
+    );
+    assert!(s
+        .record_alert_attempt(&attempt("percent:80", 1150, false, None))
+        .await
+        .unwrap());
+    drop(s);
+    let s = ctx.open().await;
+    let all = s.alerts("acme").await.unwrap();
+    let view: Vec<_> = all
+        .iter()
+        .map(|a| {
+            (
+                a.month.as_str(),
+                a.threshold.as_str(),
+                a.payload.as_str(),
+                a.attempts,
+                a.next_attempt_at_ms,
+                a.delivered_at_ms,
+                a.last_error.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        [
+            (
+                "2026-02",
+                "percent:80",
+                "p80",
+                2,
+                None,
+                None,
+                Some("HTTP 500")
+            ),
+            ("2026-02", "spend:5", "s5", 1, None, Some(150), None),
+            ("2026-03", "percent:80", "mar", 0, Some(200), None, None),
+        ]
+    );
+    assert!(s.alerts("globex").await.unwrap().is_empty());
 }

@@ -1,0 +1,565 @@
+//! Budget alerts delivered (issue #4 point 5, decisions.md D42). Per tenant: thresholds (a
+//! percentage of the month's included budget, or an absolute spend in the tenant's currency),
+//! a webhook URL and a signing secret. After re-rating, or on a timer, each tenant's month is
+//! evaluated: its spend is read from the draft invoice (the billing core), `alerts_due` says
+//! which thresholds are newly reached, and those are recorded in the store first, one row per
+//! (tenant, month, threshold), so that each is emitted once even across restarts. Pending
+//! alerts are then POSTed, signed like Meta signs its webhooks
+//! (`X-Wabill-Signature-256: sha256=<hex HMAC-SHA256 of the body>`), and retried with
+//! exponential backoff until a 2xx answer or the last attempt.
+//!
+//! The HTTP client is a minimal HTTP/1.1 POST over a TCP stream, for `http://` URLs only: an
+//! `https://` receiver needs a TLS-terminating proxy in front of it.
+
+use crate::api::{authenticate, read_body, system_now, AppState};
+use crate::errors::problem;
+use crate::tenants::{self, TenantError};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wabill_billing::{alerts_due, AlertState, Invoice, LineKind, Threshold};
+use wabill_formats::time::format_instant;
+use wabill_rating::time::local_date;
+use wabill_rating::Decimal;
+use wabill_store::{AlertAttempt, AlertRow, AlertSettingsRow, NewAlert, Store, StoreError};
+
+/// How alerts are evaluated and delivered.
+#[derive(Clone, Debug)]
+pub struct AlertConfig {
+    /// Wait after the first failed attempt; doubled after each further one.
+    pub backoff_base: Duration,
+    /// The longest wait between two attempts.
+    pub backoff_max: Duration,
+    /// Attempts before an alert is given up (`failed`).
+    pub max_attempts: u32,
+    /// Connecting, sending and reading the status line of one attempt.
+    pub timeout: Duration,
+    /// How often due deliveries are looked for.
+    pub tick: Duration,
+    /// How often tenants are evaluated when nothing was re-rated.
+    pub evaluate_every: Duration,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        AlertConfig {
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(600),
+            max_attempts: 12,
+            timeout: Duration::from_secs(10),
+            tick: Duration::from_secs(1),
+            evaluate_every: Duration::from_secs(60),
+        }
+    }
+}
+
+impl AlertConfig {
+    /// When to try again after the `attempts`-th failed attempt, or `None` to give up.
+    pub fn next_attempt(&self, attempts: u32, now_ms: i64) -> Option<i64> {
+        if attempts >= self.max_attempts {
+            return None;
+        }
+        let factor = 1u32 << attempts.saturating_sub(1).min(20);
+        let wait = self
+            .backoff_base
+            .saturating_mul(factor)
+            .min(self.backoff_max);
+        Some(now_ms + wait.as_millis() as i64)
+    }
+}
+
+/// What `PUT /v1/tenants/{id}/alerts/settings` takes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsBody {
+    url: String,
+    /// Omitted: the stored secret is kept.
+    #[serde(default)]
+    secret: Option<String>,
+    thresholds: Vec<Threshold>,
+}
+
+/// An `http://` URL, split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+/// Reads an `http://host[:port][/path]` URL.
+pub fn parse_http_url(url: &str) -> Result<HttpUrl, String> {
+    if url.len() >= 8 && url[..8].eq_ignore_ascii_case("https://") {
+        return Err(
+            "https:// is not supported: point the URL at a TLS-terminating proxy over http://"
+                .into(),
+        );
+    }
+    let rest = match url.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("http://") => &url[7..],
+        _ => return Err(format!("'{url}' is not an http:// URL")),
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        None => (rest, "/".to_string()),
+    };
+    if authority.is_empty() || authority.contains('@') || path.chars().any(char::is_whitespace) {
+        return Err(format!("'{url}' has no host, credentials or a space"));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let end = v6
+            .find(']')
+            .ok_or_else(|| format!("'{url}': unclosed '['"))?;
+        let port = &v6[end + 1..];
+        (v6[..end].to_string(), port.strip_prefix(':').unwrap_or(""))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p),
+            None => (authority.to_string(), ""),
+        }
+    };
+    let port = if port.is_empty() {
+        80
+    } else {
+        port.parse()
+            .map_err(|_| format!("'{url}': '{port}' is not a port"))?
+    };
+    if host.is_empty() {
+        return Err(format!("'{url}' has no host"));
+    }
+    Ok(HttpUrl { host, port, path })
+}
+
+/// POSTs `body` with `headers`; the status code answered, or why there is none.
+pub async fn post(
+    url: &HttpUrl,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<u16, String> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
+            .await
+            .map_err(|e| format!("connecting to {}:{}: {e}", url.host, url.port))?;
+        let host = if url.host.contains(':') {
+            format!("[{}]:{}", url.host, url.port)
+        } else {
+            format!("{}:{}", url.host, url.port)
+        };
+        let mut head = format!(
+            "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: wabill\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            url.path,
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        stream
+            .write_all(&request)
+            .await
+            .map_err(|e| format!("sending: {e}"))?;
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.windows(2).any(|w| w == b"\r\n") && answer.len() < 8192 {
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| format!("reading the answer: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&answer);
+        let line = line.lines().next().unwrap_or("");
+        let mut parts = line.split_whitespace();
+        match (
+            parts.next(),
+            parts.next().and_then(|c| c.parse::<u16>().ok()),
+        ) {
+            (Some(v), Some(code)) if v.starts_with("HTTP/1.") => Ok(code),
+            _ => Err(format!(
+                "not an HTTP answer: '{}'",
+                line.chars().take(80).collect::<String>()
+            )),
+        }
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer in {} ms", timeout.as_millis())))
+}
+
+/// The month's spend and included budget, from the tenant's invoice of the month: the budget
+/// summary's usage at cost under a budget plan, else the sum of the usage lines (as billed).
+pub fn spend_of(inv: &Invoice) -> (Decimal, Option<Decimal>) {
+    match &inv.budget {
+        Some(b) => (b.used, Some(b.included)),
+        None => (
+            inv.lines
+                .iter()
+                .filter(|l| l.kind == LineKind::Usage)
+                .fold(Decimal::ZERO, |sum, l| sum + l.amount),
+            None,
+        ),
+    }
+}
+
+fn thresholds_of(row: &AlertSettingsRow) -> Result<Vec<Threshold>, StoreError> {
+    serde_json::from_str(&row.thresholds).map_err(|e| StoreError::Corrupt {
+        table: "alert_settings",
+        key: row.tenant.clone(),
+        why: e.to_string(),
+    })
+}
+
+/// Evaluates every tenant with alert settings at `now_ms` (each in its own calendar's month)
+/// and records the alerts newly due. Returns how many were recorded. A tenant whose invoice
+/// cannot be computed (no plan, a missing FX rate) is skipped and logged.
+pub async fn evaluate(store: &dyn Store, now_ms: i64) -> Result<u64, StoreError> {
+    let mut recorded = 0;
+    for settings in store.all_alert_settings().await? {
+        let id = settings.tenant.as_str();
+        let thresholds = thresholds_of(&settings)?;
+        let setup = match tenants::load(store, id).await {
+            Ok((_, s)) => s,
+            Err(TenantError::Store(e)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(tenant = id, error = %e, "budget alerts: no set-up");
+                continue;
+            }
+        };
+        let month = local_date(setup.tenant.timezone, now_ms).month();
+        let inv = match tenants::month_invoice(store, id, month, false).await {
+            Ok(inv) => inv,
+            Err(TenantError::Store(e)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(tenant = id, %month, error = %e, "budget alerts: no invoice");
+                continue;
+            }
+        };
+        let (spend, budget) = spend_of(&inv);
+        let month_text = month.to_string();
+        let stored = store.alerts(id).await?;
+        let mut fired: Vec<Threshold> = thresholds
+            .iter()
+            .copied()
+            .filter(|t| {
+                stored
+                    .iter()
+                    .any(|a| a.month == month_text && a.threshold == t.key())
+            })
+            .collect();
+        fired.sort();
+        let state = AlertState {
+            month: Some(month),
+            fired,
+        };
+        let (due, _) = alerts_due(&thresholds, budget, &state, month, spend);
+        if due.is_empty() {
+            continue;
+        }
+        let rows: Vec<NewAlert> = due
+            .iter()
+            .map(|a| {
+                let payload = json!({
+                    "tenant": id,
+                    "month": month_text,
+                    "key": a.key(),
+                    "threshold": a.threshold,
+                    "spend": a.spend.to_string(),
+                    "budget": a.budget.map(|b| b.to_string()),
+                    "currency": setup.tenant.currency.as_str(),
+                    "at": format_instant(now_ms),
+                });
+                NewAlert {
+                    tenant: id.to_string(),
+                    month: month_text.clone(),
+                    threshold: a.threshold.key(),
+                    payload: payload.to_string(),
+                    created_at_ms: now_ms,
+                }
+            })
+            .collect();
+        recorded += store.record_alerts(&rows).await?;
+    }
+    Ok(recorded)
+}
+
+/// Sends the alerts due at `now_ms`, once each; returns how many were delivered now.
+pub async fn deliver(
+    store: &dyn Store,
+    config: &AlertConfig,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    let mut delivered = 0;
+    let mut settings: HashMap<String, Option<AlertSettingsRow>> = HashMap::new();
+    for alert in store.alerts_due(now_ms, 100).await? {
+        if !settings.contains_key(&alert.tenant) {
+            let s = store.alert_settings(&alert.tenant).await?;
+            settings.insert(alert.tenant.clone(), s);
+        }
+        let Some(s) = &settings[&alert.tenant] else {
+            continue;
+        };
+        let outcome = match parse_http_url(&s.url) {
+            Ok(url) => {
+                let signature = crate::meta::sign(s.secret.as_bytes(), alert.payload.as_bytes());
+                let key = format!("{}/{}", alert.month, alert.threshold);
+                let headers = [
+                    ("X-Wabill-Signature-256", signature.as_str()),
+                    ("X-Wabill-Alert", key.as_str()),
+                ];
+                post(&url, &headers, alert.payload.as_bytes(), config.timeout).await
+            }
+            Err(e) => Err(e),
+        };
+        let ok = matches!(outcome, Ok(200..=299));
+        let error = match outcome {
+            Ok(200..=299) => None,
+            Ok(code) => Some(format!("HTTP {code}")),
+            Err(e) => Some(e),
+        };
+        let attempts = alert.attempts + 1;
+        if let Some(e) = &error {
+            tracing::warn!(tenant = %alert.tenant, month = %alert.month,
+                threshold = %alert.threshold, attempts, error = %e, "budget alert not delivered");
+        }
+        store
+            .record_alert_attempt(&AlertAttempt {
+                tenant: alert.tenant.clone(),
+                month: alert.month.clone(),
+                threshold: alert.threshold.clone(),
+                at_ms: now_ms,
+                delivered: ok,
+                error,
+                next_attempt_at_ms: config.next_attempt(attempts, now_ms),
+            })
+            .await?;
+        delivered += u64::from(ok);
+    }
+    Ok(delivered)
+}
+
+/// One round: evaluate every tenant, then deliver what is due.
+pub async fn run_once(
+    store: &dyn Store,
+    config: &AlertConfig,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    evaluate(store, now_ms).await?;
+    deliver(store, config, now_ms).await
+}
+
+/// The service's alert worker: evaluates after each re-rating pass that changed something (and
+/// every `evaluate_every` otherwise), and delivers what is due every `tick`.
+pub async fn alert_loop(engine: Arc<crate::Engine>, config: AlertConfig) {
+    let mut last_evaluation: Option<std::time::Instant> = None;
+    loop {
+        let rerated = tokio::time::timeout(config.tick, engine.rerated())
+            .await
+            .is_ok();
+        let store = &**engine.store();
+        let stale = match last_evaluation {
+            None => true,
+            Some(t) => t.elapsed() >= config.evaluate_every,
+        };
+        if rerated || stale {
+            last_evaluation = Some(std::time::Instant::now());
+            if let Err(e) = evaluate(store, system_now()).await {
+                tracing::error!(error = %e, "budget alerts: evaluation failed; retrying");
+            }
+        }
+        if let Err(e) = deliver(store, &config, system_now()).await {
+            tracing::error!(error = %e, "budget alerts: delivery failed; retrying");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+fn settings_view(s: &AlertSettingsRow) -> Value {
+    let thresholds: Value = serde_json::from_str(&s.thresholds).unwrap_or(Value::Null);
+    json!({
+        "url": s.url,
+        "thresholds": thresholds,
+        "secret_set": !s.secret.is_empty(),
+        "updated_at": format_instant(s.updated_at_ms),
+    })
+}
+
+fn alert_view(a: &AlertRow) -> Value {
+    let mut v: Value = serde_json::from_str(&a.payload).unwrap_or_else(|_| json!({}));
+    let state = match (a.delivered_at_ms, a.next_attempt_at_ms) {
+        (Some(_), _) => "delivered",
+        (None, Some(_)) => "pending",
+        (None, None) => "failed",
+    };
+    v["state"] = json!(state);
+    v["attempts"] = json!(a.attempts);
+    v["created_at"] = json!(format_instant(a.created_at_ms));
+    v["delivered_at"] = json!(a.delivered_at_ms.map(format_instant));
+    v["next_attempt_at"] = json!(a.next_attempt_at_ms.map(format_instant));
+    v["last_error"] = json!(a.last_error);
+    v
+}
+
+/// `PUT /v1/tenants/{id}/alerts/settings` (admin).
+pub(crate) async fn put_settings(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let caller = match authenticate(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(r) = tenants::admin(&caller) {
+        return r;
+    }
+    let body = match read_body(body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let parsed: SettingsBody = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return problem("invalid_request", format!("not alert settings: {e}")),
+    };
+    let store = &**state.engine.store();
+    if let Err(e) = tenants::load(store, &id).await {
+        return tenants::answer_error(e);
+    }
+    if let Err(e) = parse_http_url(&parsed.url) {
+        return problem("invalid_request", format!("url: {e}"));
+    }
+    if parsed.thresholds.is_empty() {
+        return problem("invalid_request", "thresholds: at least one is needed");
+    }
+    if let Some(t) = parsed.thresholds.iter().find(|t| match t {
+        Threshold::Percent(d) | Threshold::Spend(d) => !d.is_positive(),
+    }) {
+        return problem(
+            "invalid_request",
+            format!("thresholds: '{}' is not positive", t.key()),
+        );
+    }
+    let secret = match parsed.secret {
+        Some(s) if s.is_empty() => return problem("invalid_request", "secret: empty"),
+        Some(s) => s,
+        None => match store.alert_settings(&id).await {
+            Ok(Some(old)) => old.secret,
+            Ok(None) => return problem("invalid_request", "secret: needed the first time"),
+            Err(e) => return tenants::answer_error(e.into()),
+        },
+    };
+    let mut thresholds = parsed.thresholds;
+    thresholds.sort();
+    thresholds.dedup();
+    let row = AlertSettingsRow {
+        tenant: id.clone(),
+        thresholds: serde_json::to_string(&thresholds).expect("thresholds serialize"),
+        url: parsed.url,
+        secret,
+        updated_at_ms: system_now(),
+    };
+    if let Err(e) = store.put_alert_settings(&row).await {
+        return tenants::answer_error(e.into());
+    }
+    // What is already due is recorded now rather than at the next evaluation.
+    state.engine.notify_rerated();
+    let v = json!({"tenant": id, "settings": settings_view(&row)});
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+/// `GET /v1/tenants/{id}/alerts`.
+pub(crate) async fn get_alerts(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = tenants::readable(&state, &headers, &id).await {
+        return r;
+    }
+    let store = &**state.engine.store();
+    let settings = match store.alert_settings(&id).await {
+        Ok(s) => s,
+        Err(e) => return tenants::answer_error(e.into()),
+    };
+    let alerts = match store.alerts(&id).await {
+        Ok(a) => a,
+        Err(e) => return tenants::answer_error(e.into()),
+    };
+    let v = json!({
+        "tenant": id,
+        "settings": settings.as_ref().map(settings_view),
+        "alerts": alerts.iter().map(alert_view).collect::<Vec<_>>(),
+    });
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_then_gives_up() {
+        let c = AlertConfig {
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(5),
+            max_attempts: 5,
+            ..AlertConfig::default()
+        };
+        let waits: Vec<Option<i64>> = (1..=5).map(|n| c.next_attempt(n, 0)).collect();
+        assert_eq!(
+            waits,
+            [Some(1000), Some(2000), Some(4000), Some(5000), None]
+        );
+    }
+
+    #[test]
+    fn only_http_urls() {
+        assert_eq!(
+            parse_http_url("http://127.0.0.1:8080/hooks/a?x=1").unwrap(),
+            HttpUrl {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                path: "/hooks/a?x=1".into()
+            }
+        );
+        assert_eq!(
+            parse_http_url("HTTP://example.com").unwrap(),
+            HttpUrl {
+                host: "example.com".into(),
+                port: 80,
+                path: "/".into()
+            }
+        );
+        assert_eq!(parse_http_url("http://[::1]:9/h").unwrap().host, "::1");
+        assert!(parse_http_url("https://example.com/")
+            .unwrap_err()
+            .contains("TLS-terminating proxy"));
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://u:p@h/",
+            "http://h:99999/",
+            "x",
+        ] {
+            assert!(parse_http_url(bad).is_err(), "{bad}");
+        }
+    }
+}
