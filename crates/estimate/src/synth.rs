@@ -255,6 +255,7 @@ pub fn synthesize(
                 user,
                 kind: line.category.message_kind(),
                 marketing_messages_api: false,
+                agent: None,
             }));
             stats.outbound += 1;
             stats.statuses += 1;

@@ -4,8 +4,8 @@
 use crate::time::write_instant;
 use wabill_rating::{Charge, Decimal, Tariff};
 
-/// Column order of both formats.
-pub const FIELDS: [&str; 16] = [
+/// Column order of both formats (JSON lines omit `agent` when there is none).
+pub const FIELDS: [&str; 17] = [
     "id",
     "waba",
     "phone",
@@ -22,6 +22,7 @@ pub const FIELDS: [&str; 16] = [
     "currency",
     "billed_at",
     "conversation_id",
+    "agent",
 ];
 
 /// Appends one charge as a JSON line (with its newline).
@@ -85,6 +86,12 @@ pub fn write_json(out: &mut Vec<u8>, c: &Charge<'_>, tariff: &Tariff) {
         Some(id) => json_str(out, id),
         None => out.extend_from_slice(b"null"),
     }
+    // `agent` is an extension for tenant billing (docs/decisions.md D44): written only when the
+    // outbound event named one, so lines without it are exactly those of docs/events.md.
+    if let Some(a) = c.agent {
+        out.extend_from_slice(b",\"agent\":");
+        json_str(out, a);
+    }
     out.extend_from_slice(b"}\n");
 }
 
@@ -132,7 +139,7 @@ pub fn write_csv(out: &mut Vec<u8>, c: &Charge<'_>, tariff: &Tariff) {
         .billed_at
         .map(crate::time::format_instant)
         .unwrap_or_default();
-    let cells: [&str; 16] = [
+    let cells: [&str; 17] = [
         c.id,
         c.waba,
         &c.phone.to_string(),
@@ -149,6 +156,7 @@ pub fn write_csv(out: &mut Vec<u8>, c: &Charge<'_>, tariff: &Tariff) {
         c.currency.as_str(),
         &billed_at,
         c.conversation_id.unwrap_or(""),
+        c.agent.unwrap_or(""),
     ];
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {

@@ -133,6 +133,8 @@ pub(crate) struct RawLine<'a> {
     #[serde(borrow)]
     pub(crate) status: Option<Cow<'a, str>>,
     #[serde(borrow)]
+    pub(crate) agent: Option<Cow<'a, str>>,
+    #[serde(borrow)]
     pub(crate) portfolio: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(crate) timezone: Option<Cow<'a, str>>,
@@ -312,6 +314,10 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                 user: msisdn(required(&raw.user, line, "user", k)?, line, "user")?,
                 kind,
                 marketing_messages_api,
+                agent: match raw.agent {
+                    Some(a) if a.trim().is_empty() => return Err(err(line, "agent", "is empty")),
+                    a => a,
+                },
             }))
         }
         "status" => {
@@ -425,6 +431,11 @@ mod tests {
         let Event::Outbound(o) = one(r#"{"kind":"outbound","id":"wamid.OUT1","at":1751364300,"waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"utility"}"#).unwrap() else { panic!() };
         assert_eq!(o.kind, MessageKind::Template(Category::Utility));
         assert_eq!(o.at, 1_751_364_300_000);
+        assert_eq!(o.agent, None);
+        let Event::Outbound(o) = one(r#"{"kind":"outbound","id":"wamid.OUT2","at":1751364300,"waba":"W1","phone":"15550001111","user":"5511988887777","type":"text","agent":"a\u00e9"}"#).unwrap() else { panic!() };
+        assert_eq!(o.agent.as_deref(), Some("aé"));
+        let e = one(r#"{"kind":"outbound","id":"x","at":1751364300,"waba":"W1","phone":"1555","user":"5511","type":"text","agent":" "}"#).unwrap_err();
+        assert_eq!(e.field, "agent");
         let Event::Status(s) =
             one(r#"{"kind":"status","id":"wamid.OUT1","at":"1751364302","status":"delivered"}"#)
                 .unwrap()
@@ -551,6 +562,9 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event<'_>) {
             if o.marketing_messages_api {
                 field(out, "api", "marketing_messages");
             }
+            if let Some(a) = &o.agent {
+                field(out, "agent", a);
+            }
         }
         Event::Status(s) => {
             out.extend_from_slice(b"{\"kind\":\"status\"");
@@ -572,7 +586,7 @@ mod write_tests {
             r#"{"kind":"account","waba":"W1","portfolio":"B1","timezone":"America/Sao_Paulo","currency":"USD","primary_country":"BR","auth_international":{"start":"2025-03-01T00:00:00Z","exception_countries":{"IN":"2025-05-01T00:00:00Z"}}}"#,
             r#"{"kind":"account","waba":"W2","currency":"EUR"}"#,
             r#"{"kind":"inbound","id":"wamid.\"q","at":"2025-07-01T10:00:00.250Z","waba":"W1","phone":"15550001111","user":"5511988887777","entry_point":"page_cta"}"#,
-            r#"{"kind":"outbound","id":"o1","at":1751364300,"waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"marketing","api":"marketing_messages"}"#,
+            r#"{"kind":"outbound","id":"o1","at":1751364300,"waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"marketing","api":"marketing_messages","agent":"ana"}"#,
             r#"{"kind":"outbound","id":"o2","at":"2025-07-01T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"image"}"#,
             r#"{"kind":"status","id":"o1","at":"2025-07-01T10:05:02Z","status":"failed"}"#,
         ];

@@ -129,6 +129,7 @@ fn assign<'a>(raw: &mut RawLine<'a>, key: &str, v: Value<'a>) -> Option<u32> {
         "timezone" => (1 << 11, text(&mut raw.timezone, v)),
         "currency" => (1 << 12, text(&mut raw.currency, v)),
         "primary_country" => (1 << 13, text(&mut raw.primary_country, v)),
+        "agent" => (1 << 15, text(&mut raw.agent, v)),
         "at" => (
             1 << 14,
             match v {
@@ -173,6 +174,10 @@ mod tests {
             r#"{"kind":"status","id":"x","at":01751364302,"status":"read"}"#,
             r#"{"kind":"status","id":"x","at":-5,"status":"read"}"#,
             r#"{}"#,
+            r#"{"kind":"outbound","id":"o","at":"2025-07-01T10:05:00Z","waba":"W1","phone":"1555","user":"5511","type":"text","agent":"ana"}"#,
+            r#"{"kind":"outbound","id":"o","at":"2025-07-01T10:05:00Z","waba":"W1","phone":"1555","user":"5511","type":"text","agent":null}"#,
+            r#"{"kind":"outbound","id":"o","at":"2025-07-01T10:05:00Z","waba":"W1","phone":"1555","user":"5511","type":"text","agent":""}"#,
+            r#"{"kind":"outbound","id":"o","at":"2025-07-01T10:05:00Z","waba":"W1","phone":"1555","user":"5511","type":"text","agent":7}"#,
             r#"{"kind":"account","waba":"W1","currency":"USD","auth_international":{"start":"2025-01-01T00:00:00Z"}}"#,
         ];
         let mut fast_taken = 0;
@@ -198,6 +203,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(fast_taken, 5, "the plain lines take the fast path");
+        assert_eq!(fast_taken, 8, "the plain lines take the fast path");
     }
 }

@@ -95,6 +95,8 @@ pub struct Outbound<'a> {
     pub kind: MessageKind,
     /// Sent through the Marketing Messages API (`"api":"marketing_messages"`).
     pub marketing_messages_api: bool,
+    /// The platform's agent who sent the message, for tenant billing; not used for rating.
+    pub agent: Option<Cow<'a, str>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

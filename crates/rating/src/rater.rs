@@ -51,6 +51,8 @@ pub struct Charge<'e> {
     pub currency: Currency,
     pub billed_at: Option<UnixMs>,
     pub conversation_id: Option<&'e str>,
+    /// The outbound event's `agent`, carried for tenant billing; never used for pricing.
+    pub agent: Option<&'e str>,
 }
 
 impl Charge<'_> {
@@ -842,6 +844,7 @@ impl<'t, 'e> Machine<'t, 'e> {
             currency,
             billed_at: None,
             conversation_id: None,
+            agent: ob.agent.as_deref(),
         };
 
         let delivered_at = match delivery.delivered_at {

@@ -8,8 +8,8 @@
 //! (`X-Wabill-Signature-256: sha256=<hex HMAC-SHA256 of the body>`), and retried with
 //! exponential backoff until a 2xx answer or the last attempt.
 //!
-//! The HTTP client is a minimal HTTP/1.1 POST over a TCP stream, for `http://` URLs only: an
-//! `https://` receiver needs a TLS-terminating proxy in front of it.
+//! The HTTP client is `reqwest` over rustls (certificates checked against the bundled webpki
+//! roots), for `http://` and `https://` URLs, with the configured timeout per attempt.
 
 use crate::api::{authenticate, read_body, system_now, AppState};
 use crate::errors::problem;
@@ -23,7 +23,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wabill_billing::{alerts_due, AlertState, Invoice, LineKind, Threshold};
 use wabill_formats::time::format_instant;
 use wabill_rating::time::local_date;
@@ -39,7 +38,7 @@ pub struct AlertConfig {
     pub backoff_max: Duration,
     /// Attempts before an alert is given up (`failed`).
     pub max_attempts: u32,
-    /// Connecting, sending and reading the status line of one attempt.
+    /// Connecting, sending and reading the answer of one attempt.
     pub timeout: Duration,
     /// How often due deliveries are looked for.
     pub tick: Duration,
@@ -86,34 +85,48 @@ struct SettingsBody {
     thresholds: Vec<Threshold>,
 }
 
-/// An `http://` URL, split.
+/// A webhook URL, split and checked: `http` or `https`, a host, no credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpUrl {
+    /// `true` for `https://`.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// Path and query, starting with `/`.
     pub path: String,
 }
 
-/// Reads an `http://host[:port][/path]` URL.
-pub fn parse_http_url(url: &str) -> Result<HttpUrl, String> {
-    if url.len() >= 8 && url[..8].eq_ignore_ascii_case("https://") {
-        return Err(
-            "https:// is not supported: point the URL at a TLS-terminating proxy over http://"
-                .into(),
-        );
+impl HttpUrl {
+    /// The URL as sent (scheme in lower case, port always written).
+    pub fn to_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        if self.host.contains(':') {
+            format!("{scheme}://[{}]:{}{}", self.host, self.port, self.path)
+        } else {
+            format!("{scheme}://{}:{}{}", self.host, self.port, self.path)
+        }
     }
-    let rest = match url.get(..7) {
-        Some(p) if p.eq_ignore_ascii_case("http://") => &url[7..],
-        _ => return Err(format!("'{url}' is not an http:// URL")),
+}
+
+/// Reads an `http://host[:port][/path]` or `https://host[:port][/path]` URL.
+pub fn parse_http_url(url: &str) -> Result<HttpUrl, String> {
+    let (tls, rest) = match (url.get(..7), url.get(..8)) {
+        (_, Some(p)) if p.eq_ignore_ascii_case("https://") => (true, &url[8..]),
+        (Some(p), _) if p.eq_ignore_ascii_case("http://") => (false, &url[7..]),
+        _ => return Err(format!("'{url}' is not an http:// or https:// URL")),
     };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
         Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
         None => (rest, "/".to_string()),
     };
-    if authority.is_empty() || authority.contains('@') || path.chars().any(char::is_whitespace) {
-        return Err(format!("'{url}' has no host, credentials or a space"));
+    if authority.is_empty()
+        || authority.contains('@')
+        || path.chars().any(|c| c.is_whitespace() || c == '#')
+    {
+        return Err(format!(
+            "'{url}' has no host, credentials, a fragment or a space"
+        ));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let end = v6
@@ -128,7 +141,11 @@ pub fn parse_http_url(url: &str) -> Result<HttpUrl, String> {
         }
     };
     let port = if port.is_empty() {
-        80
+        if tls {
+            443
+        } else {
+            80
+        }
     } else {
         port.parse()
             .map_err(|_| format!("'{url}': '{port}' is not a port"))?
@@ -136,70 +153,61 @@ pub fn parse_http_url(url: &str) -> Result<HttpUrl, String> {
     if host.is_empty() {
         return Err(format!("'{url}' has no host"));
     }
-    Ok(HttpUrl { host, port, path })
+    let parsed = HttpUrl {
+        tls,
+        host,
+        port,
+        path,
+    };
+    // What the client will be given must read back as the same URL.
+    reqwest::Url::parse(&parsed.to_url()).map_err(|e| format!("'{url}': {e}"))?;
+    Ok(parsed)
+}
+
+/// The HTTP client of alert deliveries (HTTP/1.1 and TLS through rustls with the webpki roots;
+/// no redirects followed, no proxy from the environment).
+pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent("wabill")
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))
 }
 
 /// POSTs `body` with `headers`; the status code answered, or why there is none.
 pub async fn post(
+    client: &reqwest::Client,
     url: &HttpUrl,
     headers: &[(&str, &str)],
     body: &[u8],
     timeout: Duration,
 ) -> Result<u16, String> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
-            .await
-            .map_err(|e| format!("connecting to {}:{}: {e}", url.host, url.port))?;
-        let host = if url.host.contains(':') {
-            format!("[{}]:{}", url.host, url.port)
-        } else {
-            format!("{}:{}", url.host, url.port)
-        };
-        let mut head = format!(
-            "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: wabill\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-            url.path,
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut request = head.into_bytes();
-        request.extend_from_slice(body);
-        stream
-            .write_all(&request)
-            .await
-            .map_err(|e| format!("sending: {e}"))?;
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !answer.windows(2).any(|w| w == b"\r\n") && answer.len() < 8192 {
-            let n = stream
-                .read(&mut buf)
-                .await
-                .map_err(|e| format!("reading the answer: {e}"))?;
-            if n == 0 {
-                break;
+    let mut request = client
+        .post(url.to_url())
+        .timeout(timeout)
+        .header("Content-Type", "application/json")
+        .body(body.to_vec());
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    match request.send().await {
+        Ok(answer) => Ok(answer.status().as_u16()),
+        Err(e) if e.is_timeout() => Err(format!("no answer in {} ms", timeout.as_millis())),
+        Err(e) => {
+            // The whole chain: reqwest's top-level message alone hides the cause.
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why.push_str(": ");
+                why.push_str(&s.to_string());
+                source = s.source();
             }
-            answer.extend_from_slice(&buf[..n]);
+            Err(why)
         }
-        let line = String::from_utf8_lossy(&answer);
-        let line = line.lines().next().unwrap_or("");
-        let mut parts = line.split_whitespace();
-        match (
-            parts.next(),
-            parts.next().and_then(|c| c.parse::<u16>().ok()),
-        ) {
-            (Some(v), Some(code)) if v.starts_with("HTTP/1.") => Ok(code),
-            _ => Err(format!(
-                "not an HTTP answer: '{}'",
-                line.chars().take(80).collect::<String>()
-            )),
-        }
-    };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer in {} ms", timeout.as_millis())))
+    }
 }
 
 /// The month's spend and included budget, from the tenant's invoice of the month: the budget
@@ -305,6 +313,7 @@ pub async fn deliver(
     now_ms: i64,
 ) -> Result<u64, StoreError> {
     let mut delivered = 0;
+    let mut http: Option<Result<reqwest::Client, String>> = None;
     let mut settings: HashMap<String, Option<AlertSettingsRow>> = HashMap::new();
     for alert in store.alerts_due(now_ms, 100).await? {
         if !settings.contains_key(&alert.tenant) {
@@ -314,17 +323,25 @@ pub async fn deliver(
         let Some(s) = &settings[&alert.tenant] else {
             continue;
         };
-        let outcome = match parse_http_url(&s.url) {
-            Ok(url) => {
+        let client = http.get_or_insert_with(|| client(config.timeout)).clone();
+        let outcome = match client.and_then(|c| parse_http_url(&s.url).map(|u| (c, u))) {
+            Err(e) => Err(e),
+            Ok((client, url)) => {
                 let signature = crate::meta::sign(s.secret.as_bytes(), alert.payload.as_bytes());
                 let key = format!("{}/{}", alert.month, alert.threshold);
                 let headers = [
                     ("X-Wabill-Signature-256", signature.as_str()),
                     ("X-Wabill-Alert", key.as_str()),
                 ];
-                post(&url, &headers, alert.payload.as_bytes(), config.timeout).await
+                post(
+                    &client,
+                    &url,
+                    &headers,
+                    alert.payload.as_bytes(),
+                    config.timeout,
+                )
+                .await
             }
-            Err(e) => Err(e),
         };
         let ok = matches!(outcome, Ok(200..=299));
         let error = match outcome {
@@ -531,10 +548,11 @@ mod tests {
     }
 
     #[test]
-    fn only_http_urls() {
+    fn http_and_https_urls() {
         assert_eq!(
             parse_http_url("http://127.0.0.1:8080/hooks/a?x=1").unwrap(),
             HttpUrl {
+                tls: false,
                 host: "127.0.0.1".into(),
                 port: 8080,
                 path: "/hooks/a?x=1".into()
@@ -543,17 +561,34 @@ mod tests {
         assert_eq!(
             parse_http_url("HTTP://example.com").unwrap(),
             HttpUrl {
+                tls: false,
                 host: "example.com".into(),
                 port: 80,
                 path: "/".into()
             }
         );
         assert_eq!(parse_http_url("http://[::1]:9/h").unwrap().host, "::1");
-        assert!(parse_http_url("https://example.com/")
-            .unwrap_err()
-            .contains("TLS-terminating proxy"));
+        let https = parse_http_url("HTTPS://hooks.example.com/w?a=1").unwrap();
+        assert_eq!(
+            https,
+            HttpUrl {
+                tls: true,
+                host: "hooks.example.com".into(),
+                port: 443,
+                path: "/w?a=1".into()
+            }
+        );
+        assert_eq!(https.to_url(), "https://hooks.example.com:443/w?a=1");
+        assert_eq!(
+            parse_http_url("https://[::1]:8443").unwrap().to_url(),
+            "https://[::1]:8443/"
+        );
         for bad in [
             "ftp://x",
+            "https://",
+            "https://u:p@h/",
+            "https://h/#frag",
+            "ws://h/",
             "http://",
             "http://u:p@h/",
             "http://h:99999/",
@@ -561,5 +596,37 @@ mod tests {
         ] {
             assert!(parse_http_url(bad).is_err(), "{bad}");
         }
+    }
+
+    /// An `https://` URL is spoken TLS to: a plain-HTTP answer is a handshake failure, never a
+    /// delivery.
+    #[tokio::test]
+    async fn https_speaks_tls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut stream, _)) = listener.accept().await {
+                // The whole request (or a TLS ClientHello), then a plain-HTTP answer.
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while got.first() != Some(&0x16) && !got.ends_with(b"\r\n\r\n{}") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let timeout = Duration::from_secs(5);
+        let client = client(timeout).unwrap();
+        let url = parse_http_url(&format!("https://127.0.0.1:{port}/hook")).unwrap();
+        let r = post(&client, &url, &[("X-A", "1")], b"{}", timeout).await;
+        assert!(r.is_err(), "{r:?}");
+        let url = parse_http_url(&format!("http://127.0.0.1:{port}/hook")).unwrap();
+        assert_eq!(post(&client, &url, &[], b"{}", timeout).await, Ok(204));
     }
 }

@@ -563,6 +563,11 @@ pub fn write_row_json(out: &mut Vec<u8>, r: &ChargeRow) {
     );
     out.push(b',');
     opt(out, "conversation_id", r.conversation_id.as_deref());
+    // As `wabill rate` writes it: `agent` only when the message named one (D44).
+    if let Some(a) = r.agent.as_deref() {
+        out.push(b',');
+        opt(out, "agent", Some(a));
+    }
     out.push(b'}');
 }
 
@@ -586,6 +591,7 @@ fn write_row_csv(out: &mut Vec<u8>, r: &ChargeRow) {
             .map(wabill_formats::time::format_instant)
             .unwrap_or_default(),
         r.conversation_id.clone().unwrap_or_default(),
+        r.agent.clone().unwrap_or_default(),
     ];
     for (i, c) in cells.iter().enumerate() {
         if i > 0 {

@@ -527,5 +527,6 @@ pub fn charge_row(c: &Charge<'_>, tariff: &Tariff) -> ChargeRow {
         currency: c.currency.as_str().to_string(),
         billed_at_ms: c.billed_at,
         conversation_id: c.conversation_id.map(str::to_string),
+        agent: c.agent.map(str::to_string),
     }
 }

@@ -184,6 +184,7 @@ fn base_schemas() -> Value {
                 "tier": nullable("string"), "rate": decimal.clone(), "amount": decimal.clone(),
                 "currency": s("string"), "billed_at": instant.clone(),
                 "conversation_id": nullable("string"),
+                "agent": nullable("string"),
             },
         },
         "Charges": {
@@ -276,7 +277,7 @@ fn alert_schemas(all: &mut Value) {
             "type": "object",
             "required": ["url", "thresholds"],
             "properties": {
-                "url": {"type": "string", "description": "http:// only (https through a TLS-terminating proxy)"},
+                "url": {"type": "string", "description": "an http:// or https:// URL, without credentials"},
                 "secret": {"type": "string", "description": "HMAC-SHA256 key of X-Wabill-Signature-256; required the first time, kept when omitted"},
                 "thresholds": {"type": "array", "items": {"type": "object",
                     "description": "{\"percent\":\"80\"} of the included budget, or {\"spend\":\"500\"} in the tenant's currency"}},

@@ -369,6 +369,7 @@ mod tests {
             currency: "USD".into(),
             billed_at_ms: Some(1),
             conversation_id: None,
+            agent: None,
         }
     }
 

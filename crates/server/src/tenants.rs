@@ -235,7 +235,7 @@ async fn usage(
                 currency,
                 sent_at: Some(r.sent_at_ms),
                 billed_at: r.billed_at_ms,
-                agent: None,
+                agent: r.agent.clone(),
             });
         }
         match rows.last() {

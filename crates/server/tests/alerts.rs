@@ -247,7 +247,8 @@ async fn scenario(db: Db) {
     let (st, _) = call(&s, "PUT", put, ACME, &settings).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     for bad in [
-        json!({"url": "https://example.com/", "secret": "x", "thresholds": [{"percent": "50"}]}),
+        json!({"url": "ftp://example.com/", "secret": "x", "thresholds": [{"percent": "50"}]}),
+        json!({"url": "https://u:p@example.com/", "secret": "x", "thresholds": [{"percent": "50"}]}),
         json!({"url": url, "thresholds": [{"percent": "50"}]}),
         json!({"url": url, "secret": "x", "thresholds": []}),
         json!({"url": url, "secret": "x", "thresholds": [{"percent": "50"}], "extra": 1}),

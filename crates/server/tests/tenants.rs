@@ -411,6 +411,88 @@ async fn scenario(s: &Service) {
     );
 }
 
+/// Under a plan whose active-agent rule is `sent`, the agents named on the month's stored
+/// charges are the active ones (decisions.md D36, D44): the outbound events' `agent` is kept on
+/// the charges, shown by `/v1/charges`, and read back by the tenant's invoice.
+async fn sent_agents(s: &Service) {
+    let with_agent = |id: &str, when: &str, agent: Option<&str>| {
+        let line = sent(id, when, "W1");
+        match agent {
+            Some(a) => line.replacen(
+                "\"category\":\"marketing\"}",
+                &format!("\"category\":\"marketing\",\"agent\":\"{a}\"}}"),
+                1,
+            ),
+            None => line,
+        }
+    };
+    ingest(
+        s,
+        format!(
+            "{}\n{}{}{}{}",
+            r#"{"kind":"account","waba":"W1","portfolio":"P1","timezone":"UTC","currency":"USD","primary_country":"BR"}"#,
+            with_agent("s1", "2026-02-10T12:00:00Z", Some("a1")),
+            with_agent("s2", "2026-02-11T12:00:00Z", Some("a3")),
+            with_agent("s3", "2026-02-12T12:00:00Z", Some("a1")),
+            with_agent("s4", "2026-02-13T12:00:00Z", None),
+        ),
+    )
+    .await;
+    let (_, charges) = json_call(s, "GET", "/v1/charges?waba=W1", ADMIN, "").await;
+    let agents: Vec<Value> = charges["charges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["agent"].clone())
+        .collect();
+    assert_eq!(
+        agents,
+        [json!("a1"), json!("a3"), json!("a1"), Value::Null],
+        "{charges}"
+    );
+    let (_, csv, _) = call(s, "GET", "/v1/charges?waba=W1&format=csv", ADMIN, "").await;
+    assert!(csv.lines().nth(1).unwrap().ends_with(",a1"), "{csv}");
+
+    let setup = json!({
+        "tenant": {"id": "acme", "timezone": "UTC", "currency": "USD", "wabas": ["W1"]},
+        "agents": [{"id": "a1"}, {"id": "a2"}, {"id": "a3"}],
+        "licences": [],
+        "plans": [{"effective_from": "2026-01-01", "active_agent_rule": "sent",
+                   "budget": {"per_agents": 1, "amount": "7", "currency": "USD"}}],
+    })
+    .to_string();
+    let (st, v) = json_call(s, "PUT", "/v1/tenants/acme", ADMIN, &setup).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, inv) = json_call(s, "GET", "/v1/tenants/acme/invoices/2026-02", ACME, "").await;
+    assert_eq!(st, StatusCode::OK, "{inv}");
+    // a1 and a3 sent (a1 twice), a2 did not: two agents, two blocks of 7 USD.
+    assert_eq!(inv["budget"]["active_agent_rule"], "sent", "{inv}");
+    assert_eq!(inv["budget"]["active_agents"], 2, "{inv}");
+    assert_eq!(inv["budget"]["blocks"], 2, "{inv}");
+    assert_eq!(inv["budget"]["included"], "14", "{inv}");
+    // The line without an agent is counted in a note, not silently.
+    assert!(
+        inv["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["code"] == "charges_without_agent"),
+        "{inv}"
+    );
+}
+
+#[tokio::test]
+async fn sent_agents_are_counted_from_stored_charges_on_sqlite() {
+    sent_agents(&sqlite_service().await).await;
+}
+
+#[tokio::test]
+async fn sent_agents_are_counted_from_stored_charges_on_postgres() {
+    if let Some(s) = postgres_service("sent").await {
+        sent_agents(&s).await;
+    }
+}
+
 #[tokio::test]
 async fn tenants_are_billed_from_stored_charges_on_sqlite() {
     scenario(&sqlite_service().await).await;

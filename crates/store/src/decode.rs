@@ -145,6 +145,7 @@ where
         currency: get(row, 14, T)?,
         billed_at_ms: get(row, 15, T)?,
         conversation_id: get(row, 16, T)?,
+        agent: get(row, 17, T)?,
         id,
     })
 }

@@ -33,6 +33,11 @@ pub(crate) const SQLITE: Source = &[
         "alerts",
         include_str!("../migrations/sqlite/0004_alerts.sql"),
     ),
+    (
+        5,
+        "charge_agent",
+        include_str!("../migrations/sqlite/0005_charge_agent.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: Source = &[
@@ -55,6 +60,11 @@ pub(crate) const POSTGRES: Source = &[
         4,
         "alerts",
         include_str!("../migrations/postgres/0004_alerts.sql"),
+    ),
+    (
+        5,
+        "charge_agent",
+        include_str!("../migrations/postgres/0005_charge_agent.sql"),
     ),
 ];
 

@@ -34,7 +34,7 @@ const LOCK_EVENTS: &str = "LOCK TABLE events IN EXCLUSIVE MODE";
 /// Charge columns, NUMERIC read as text so that both backends hand decimals over alike.
 const CHARGE_SELECT: &str = "SELECT id, sent_at_ms, waba, phone, user_phone, country, market, \
      pricing_model, category, pricing_type, billable, tier, rate::text, amount::text, currency, \
-     billed_at_ms, conversation_id FROM charges WHERE true";
+     billed_at_ms, conversation_id, agent FROM charges WHERE true";
 
 pub struct PgStore {
     pool: PgPool,
@@ -410,16 +410,17 @@ impl PgStore {
         let written = sqlx::query(
             "INSERT INTO charges (id, sent_at_ms, waba, phone, user_phone, country, market, \
                pricing_model, category, pricing_type, billable, tier, rate, amount, currency, \
-               billed_at_ms, conversation_id) \
+               billed_at_ms, conversation_id, agent) \
              SELECT id, sent_at_ms, waba, phone, user_phone, country, market, pricing_model, \
                category, pricing_type, billable, tier, rate::numeric, amount::numeric, currency, \
-               billed_at_ms, conversation_id \
+               billed_at_ms, conversation_id, agent \
              FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
                $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[], $12::text[], \
-               $13::text[], $14::text[], $15::text[], $16::int8[], $17::text[]) \
+               $13::text[], $14::text[], $15::text[], $16::int8[], $17::text[], \
+               $18::text[]) \
              AS u(id, sent_at_ms, waba, phone, user_phone, country, market, pricing_model, \
                category, pricing_type, billable, tier, rate, amount, currency, billed_at_ms, \
-               conversation_id)",
+               conversation_id, agent)",
         )
         .bind(&c.id)
         .bind(&c.sent_at_ms)
@@ -438,6 +439,7 @@ impl PgStore {
         .bind(&c.currency)
         .bind(&c.billed_at_ms)
         .bind(&c.conversation_id)
+        .bind(&c.agent)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::db("charges", format!("writing {n} charges")))?
@@ -572,6 +574,7 @@ struct ChargeColumns<'a> {
     currency: Vec<&'a str>,
     billed_at_ms: Vec<Option<i64>>,
     conversation_id: Vec<Option<&'a str>>,
+    agent: Vec<Option<&'a str>>,
 }
 
 impl<'a> ChargeColumns<'a> {
@@ -594,6 +597,7 @@ impl<'a> ChargeColumns<'a> {
             currency: Vec::with_capacity(n),
             billed_at_ms: Vec::with_capacity(n),
             conversation_id: Vec::with_capacity(n),
+            agent: Vec::with_capacity(n),
         }
     }
 
@@ -615,6 +619,7 @@ impl<'a> ChargeColumns<'a> {
         self.currency.push(&r.currency);
         self.billed_at_ms.push(r.billed_at_ms);
         self.conversation_id.push(r.conversation_id.as_deref());
+        self.agent.push(r.agent.as_deref());
     }
 }
 

@@ -204,6 +204,8 @@ pub struct ChargeRow {
     pub currency: String,
     pub billed_at_ms: Option<i64>,
     pub conversation_id: Option<String>,
+    /// The outbound event's `agent` (who sent the message), for tenant billing.
+    pub agent: Option<String>,
 }
 
 impl ChargeRow {

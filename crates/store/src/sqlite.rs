@@ -41,7 +41,7 @@ use std::time::Duration;
 const EVENT_ROWS_PER_INSERT: usize = 1000;
 /// Rows per statement when looking up which events of a batch were already stored.
 const LOOKUP_ROWS: usize = 1000;
-/// Charges per INSERT statement (17 parameters each).
+/// Charges per INSERT statement (18 parameters each).
 const CHARGE_ROWS_PER_INSERT: usize = 500;
 
 /// SQLite's page cache for the writer, in KiB (negative `cache_size` means KiB): index pages
@@ -394,7 +394,7 @@ impl SqliteStore {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO charges (id, sent_at_ms, waba, phone, user_phone, country, market, \
                  pricing_model, category, pricing_type, billable, tier, rate, amount, currency, \
-                 billed_at_ms, conversation_id) ",
+                 billed_at_ms, conversation_id, agent) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(r.id.as_str())
@@ -413,7 +413,8 @@ impl SqliteStore {
                     .push_bind(r.amount.to_string())
                     .push_bind(r.currency.as_str())
                     .push_bind(r.billed_at_ms)
-                    .push_bind(r.conversation_id.as_deref());
+                    .push_bind(r.conversation_id.as_deref())
+                    .push_bind(r.agent.as_deref());
             });
             written += qb
                 .build()
@@ -439,7 +440,7 @@ impl SqliteStore {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT id, sent_at_ms, waba, phone, user_phone, country, market, pricing_model, \
              category, pricing_type, billable, tier, rate, amount, currency, billed_at_ms, \
-             conversation_id FROM charges WHERE 1 = 1",
+             conversation_id, agent FROM charges WHERE 1 = 1",
         );
         if let Some(w) = &f.waba {
             qb.push(" AND waba = ").push_bind(w.as_str());
@@ -650,7 +651,7 @@ fn json_list(items: &[String]) -> String {
 /// The columns of [`ChargeRow`], in `decode::charge` order.
 const CHARGE_SELECT: &str = "SELECT id, sent_at_ms, waba, phone, user_phone, country, market, \
      pricing_model, category, pricing_type, billable, tier, rate, amount, currency, billed_at_ms, \
-     conversation_id FROM charges";
+     conversation_id, agent FROM charges";
 
 /// Meta pricing rows per INSERT statement (10 parameters each).
 const META_ROWS_PER_INSERT: usize = 1000;

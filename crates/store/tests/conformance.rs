@@ -257,6 +257,8 @@ fn charge(id: &str, sent_at_ms: i64, waba: &str, amount: &str) -> ChargeRow {
         currency: "USD".into(),
         billed_at_ms: Some(sent_at_ms + 2000),
         conversation_id: None,
+        // Both a named agent and none go through every backend.
+        agent: paid.then(|| "agent \"é\"".to_string()),
     }
 }
 

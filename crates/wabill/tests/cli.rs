@@ -112,11 +112,11 @@ fn csv_output_has_the_json_fields_in_order_and_summary_goes_to_stderr() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "id,waba,phone,user,country,market,pricing_model,category,type,billable,tier,rate,amount,currency,billed_at,conversation_id"
+        "id,waba,phone,user,country,market,pricing_model,category,type,billable,tier,rate,amount,currency,billed_at,conversation_id,agent"
     );
     assert_eq!(
         lines.next().unwrap(),
-        "m1,W1,15550001111,5511988887777,BR,Brazil,PMP,utility,regular,true,,0.0068,0.0068,USD,2026-10-05T10:00:00Z,"
+        "m1,W1,15550001111,5511988887777,BR,Brazil,PMP,utility,regular,true,,0.0068,0.0068,USD,2026-10-05T10:00:00Z,,"
     );
     let err = text(&out.stderr);
     assert!(err.contains("utility") && err.contains("total"), "{err}");
@@ -221,4 +221,50 @@ fn demo_runs_on_bundled_data() {
         s.contains("total") && s.contains("\"pricing_model\":\"PMP\""),
         "{s}"
     );
+}
+
+/// An outbound event's `agent` comes out as the last field of its charge (absent when none),
+/// and `wabill invoice` reads it back from that output (docs/events.md).
+#[test]
+fn rate_carries_the_agent_through() {
+    let with_agent = utility("m1", "2026-10-05T10:00:00Z").replacen(
+        "\"category\":\"utility\"}",
+        "\"category\":\"utility\",\"agent\":\"ana \\\"b\\\"\"}",
+        1,
+    );
+    let input = format!(
+        "{ACCOUNT}\n{with_agent}\n{}\n",
+        utility("m2", "2026-10-05T11:00:00Z")
+    );
+    let out = wabill(&["rate", "-"], Some(&input));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["agent"], "ana \"b\"");
+    let all = text(&out.stdout);
+    let second = all.lines().nth(1).unwrap();
+    assert!(
+        second.ends_with(r#","conversation_id":null}"#) && !second.contains("agent"),
+        "a line without an agent is exactly events.md's: {second}"
+    );
+    let first = all.lines().next().unwrap();
+    assert!(
+        first.ends_with(r#","conversation_id":null,"agent":"ana \"b\""}"#),
+        "{first}"
+    );
+    // The charges read back as billing input keep it.
+    let charges = wabill_billing::parse_charges(&text(&out.stdout)).unwrap();
+    assert_eq!(charges[0].agent.as_deref(), Some("ana \"b\""));
+    assert_eq!(charges[1].agent, None);
+    // CSV: the last column.
+    let out = wabill(&["rate", "--format", "csv", "-"], Some(&input));
+    let csv = text(&out.stdout);
+    assert!(
+        csv.lines().nth(1).unwrap().ends_with(",\"ana \"\"b\"\"\""),
+        "{csv}"
+    );
+    assert!(csv.lines().nth(2).unwrap().ends_with(",,"), "{csv}");
 }
