@@ -52,13 +52,21 @@ pub fn parse_text<'a>(
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> (Parsed<'a>, Vec<BadLine>) {
     let chunks = split_lines(text, threads.max(1));
+    // The first chunk's vectors are sized for every line, so that the others are appended to
+    // them without moving the first chunk's events again.
+    let total_lines = memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1;
     let parts: Vec<(Parsed<'a>, Vec<LineError>)> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|(first_line, chunk)| {
+            .enumerate()
+            .map(|(n, (first_line, chunk))| {
                 s.spawn(move || {
                     let mut p = Parsed::default();
-                    let lines = memchr::memchr_iter(b'\n', chunk.as_bytes()).count() + 1;
+                    let lines = if n == 0 {
+                        total_lines
+                    } else {
+                        memchr::memchr_iter(b'\n', chunk.as_bytes()).count() + 1
+                    };
                     p.events.reserve(lines);
                     p.lines.reserve(lines);
                     let mut errors = Vec::new();
@@ -85,11 +93,15 @@ pub fn parse_text<'a>(
             .map(|h| h.join().expect("parser thread panicked"))
             .collect()
     });
-    let mut all = Parsed::default();
-    all.events
-        .reserve_exact(parts.iter().map(|p| p.0.events.len()).sum());
-    all.lines.reserve_exact(all.events.capacity());
-    let mut bad = Vec::new();
+    let mut parts = parts.into_iter();
+    let (mut all, first_errors) = parts.next().expect("at least one chunk");
+    let mut bad: Vec<BadLine> = first_errors
+        .into_iter()
+        .map(|error| BadLine {
+            source: source.to_string(),
+            error,
+        })
+        .collect();
     for (p, errors) in parts {
         all.events.extend(p.events);
         all.lines.extend(p.lines);
