@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use std::io::Read;
 use std::path::Path;
 use wabill_formats::{parse_line, LineError, Parsed};
+use wabill_rating::{Account, Event};
 
 /// The text of one input, kept alive while events borrow from it.
 pub struct Source {
@@ -36,6 +37,88 @@ pub fn read_source(path: &str) -> Result<Source> {
         anyhow::anyhow!("{name}: line {line}: not UTF-8 text")
     })?;
     Ok(Source { name, text })
+}
+
+/// Reads an optional file of account events and the event files (`-` for standard input).
+pub fn read_sources(accounts: Option<&str>, files: &[String]) -> Result<Vec<Source>> {
+    let mut sources = Vec::new();
+    if let Some(a) = accounts {
+        sources.push(read_source(a)?);
+    }
+    for f in files {
+        sources.push(read_source(f)?);
+    }
+    Ok(sources)
+}
+
+/// Parses sources read by [`read_sources`]: with `accounts_first`, the first source holds only
+/// account events (anything else in it is a bad line). Returns the events, the separate
+/// accounts and the malformed lines.
+pub fn parse_sources<'a>(
+    sources: &'a [Source],
+    accounts_first: bool,
+    on_progress: &(dyn Fn(u64) + Sync),
+) -> (Parsed<'a>, Vec<Account<'a>>, Vec<BadLine>) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut parsed = Parsed::default();
+    let mut bad: Vec<BadLine> = Vec::new();
+    let mut accounts: Vec<Account<'a>> = Vec::new();
+    for (i, src) in sources.iter().enumerate() {
+        let (p, b) = parse_text(&src.name, &src.text, threads, on_progress);
+        bad.extend(b);
+        if i == 0 && accounts_first {
+            for (e, line) in p.events.into_iter().zip(p.lines) {
+                match e {
+                    Event::Account(a) => accounts.push(*a),
+                    _ => bad.push(BadLine {
+                        source: src.name.clone(),
+                        error: LineError {
+                            line,
+                            field: "kind".into(),
+                            why: "the --accounts file holds only account events".into(),
+                        },
+                    }),
+                }
+            }
+            continue;
+        }
+        if i == usize::from(accounts_first) {
+            // The first event source: keep its vectors (sized for its lines) as they are.
+            parsed = p;
+            continue;
+        }
+        parsed.events.extend(p.events);
+        parsed.lines.extend(p.lines);
+        parsed.meta_pricing.extend(p.meta_pricing);
+        parsed.ignored_webhook_items += p.ignored_webhook_items;
+    }
+    (parsed, accounts, bad)
+}
+
+/// Lists malformed lines on `w`. Returns the exit code to stop with, or `None` to go on
+/// (`--skip-invalid`). `what` names the work not done, e.g. "rated".
+pub fn report_bad_lines(
+    w: &mut impl std::io::Write,
+    bad: &[BadLine],
+    skip_invalid: bool,
+    what: &str,
+) -> std::io::Result<Option<i32>> {
+    if bad.is_empty() {
+        return Ok(None);
+    }
+    for b in bad {
+        writeln!(w, "{}: {}", b.source, b.error)?;
+    }
+    if !skip_invalid {
+        writeln!(
+            w,
+            "error: {} malformed line(s); nothing was {what} (use --skip-invalid to skip them)",
+            bad.len()
+        )?;
+        return Ok(Some(crate::rate_cmd::EXIT_INVALID));
+    }
+    writeln!(w, "skipped {} malformed line(s), listed above", bad.len())?;
+    Ok(None)
 }
 
 /// A malformed line of a named input.

@@ -1,13 +1,13 @@
 //! `wabill rate`: events in, one charge per outbound message out.
 
-use crate::input::{self, BadLine, Source};
+use crate::input;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use wabill_formats::{charges, Parsed};
-use wabill_rating::{rate, Account, Charge, Decimal, Event, RateOptions, Rated, Tariff};
+use wabill_formats::charges;
+use wabill_rating::{rate, Charge, Decimal, RateOptions, Rated, Tariff};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RateArgs {
@@ -47,64 +47,17 @@ pub const EXIT_UNRATABLE: i32 = 3;
 
 pub fn run(args: &RateArgs) -> Result<i32> {
     let tariff = crate::tariff::load(args.rates.as_deref())?;
-    let mut sources: Vec<Source> = Vec::new();
-    if let Some(a) = &args.accounts {
-        sources.push(input::read_source(a)?);
-    }
-    for f in &args.files {
-        sources.push(input::read_source(f)?);
-    }
+    let sources = input::read_sources(args.accounts.as_deref(), &args.files)?;
     let total: u64 = sources.iter().map(|s| s.text.len() as u64).sum();
     let progress = progress_bar(total);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-
-    let mut parsed = Parsed::default();
-    let mut bad: Vec<BadLine> = Vec::new();
-    let mut separate_accounts: Vec<Account<'_>> = Vec::new();
-    for (i, src) in sources.iter().enumerate() {
-        let (p, b) = input::parse_text(&src.name, &src.text, threads, &|n| progress.inc(n));
-        bad.extend(b);
-        if i == 0 && args.accounts.is_some() {
-            for (e, line) in p.events.into_iter().zip(p.lines) {
-                match e {
-                    Event::Account(a) => separate_accounts.push(*a),
-                    _ => bad.push(BadLine {
-                        source: src.name.clone(),
-                        error: wabill_formats::LineError {
-                            line,
-                            field: "kind".into(),
-                            why: "the --accounts file holds only account events".into(),
-                        },
-                    }),
-                }
-            }
-            continue;
-        }
-        parsed.events.extend(p.events);
-        parsed.lines.extend(p.lines);
-        parsed.meta_pricing.extend(p.meta_pricing);
-        parsed.ignored_webhook_items += p.ignored_webhook_items;
-    }
+    let (parsed, separate_accounts, bad) =
+        input::parse_sources(&sources, args.accounts.is_some(), &|n| progress.inc(n));
     progress.finish_and_clear();
 
     let stderr = &mut std::io::stderr().lock();
-    if !bad.is_empty() {
-        for b in &bad {
-            writeln!(stderr, "{}: {}", b.source, b.error)?;
-        }
-        if !args.skip_invalid {
-            writeln!(
-                stderr,
-                "error: {} malformed line(s); nothing was rated (use --skip-invalid to skip them)",
-                bad.len()
-            )?;
-            return Ok(EXIT_INVALID);
-        }
-        writeln!(
-            stderr,
-            "skipped {} malformed line(s), listed above",
-            bad.len()
-        )?;
+    if let Some(code) = input::report_bad_lines(stderr, &bad, args.skip_invalid, "rated")? {
+        return Ok(code);
     }
 
     let rated = rate(

@@ -4,13 +4,12 @@
 //! (`wabill_server::reconcile`, decisions.md D27). Disagreements are the output, so finding
 //! some still exits 0; malformed input exits 2 and unratable messages 3, as `wabill rate` does.
 
-use crate::input::{self, BadLine, Source};
-use crate::rate_cmd::{EXIT_INVALID, EXIT_UNRATABLE};
+use crate::input;
+use crate::rate_cmd::EXIT_UNRATABLE;
 use anyhow::Result;
 use std::io::Write;
 use std::path::PathBuf;
-use wabill_formats::Parsed;
-use wabill_rating::{rate, Account, Event, RateOptions};
+use wabill_rating::{rate, RateOptions};
 use wabill_server::reconcile::{reconcile, JsonValue, Report};
 use wabill_store::{ChargeRow, MetaPricingRow};
 
@@ -42,58 +41,12 @@ pub enum Format {
 
 pub fn run(args: &ReconcileArgs) -> Result<i32> {
     let tariff = crate::tariff::load(args.rates.as_deref())?;
-    let mut sources: Vec<Source> = Vec::new();
-    if let Some(a) = &args.accounts {
-        sources.push(input::read_source(a)?);
-    }
-    for f in &args.files {
-        sources.push(input::read_source(f)?);
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut parsed = Parsed::default();
-    let mut bad: Vec<BadLine> = Vec::new();
-    let mut separate_accounts: Vec<Account<'_>> = Vec::new();
-    for (i, src) in sources.iter().enumerate() {
-        let (p, b) = input::parse_text(&src.name, &src.text, threads, &|_| {});
-        bad.extend(b);
-        if i == 0 && args.accounts.is_some() {
-            for (e, line) in p.events.into_iter().zip(p.lines) {
-                match e {
-                    Event::Account(a) => separate_accounts.push(*a),
-                    _ => bad.push(BadLine {
-                        source: src.name.clone(),
-                        error: wabill_formats::LineError {
-                            line,
-                            field: "kind".into(),
-                            why: "the --accounts file holds only account events".into(),
-                        },
-                    }),
-                }
-            }
-            continue;
-        }
-        parsed.events.extend(p.events);
-        parsed.lines.extend(p.lines);
-        parsed.meta_pricing.extend(p.meta_pricing);
-    }
+    let sources = input::read_sources(args.accounts.as_deref(), &args.files)?;
+    let (parsed, separate_accounts, bad) =
+        input::parse_sources(&sources, args.accounts.is_some(), &|_| {});
     let stderr = &mut std::io::stderr().lock();
-    if !bad.is_empty() {
-        for b in &bad {
-            writeln!(stderr, "{}: {}", b.source, b.error)?;
-        }
-        if !args.skip_invalid {
-            writeln!(
-                stderr,
-                "error: {} malformed line(s); nothing was compared (use --skip-invalid to skip them)",
-                bad.len()
-            )?;
-            return Ok(EXIT_INVALID);
-        }
-        writeln!(
-            stderr,
-            "skipped {} malformed line(s), listed above",
-            bad.len()
-        )?;
+    if let Some(code) = input::report_bad_lines(stderr, &bad, args.skip_invalid, "compared")? {
+        return Ok(code);
     }
 
     let rated = rate(
