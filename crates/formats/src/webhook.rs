@@ -253,3 +253,106 @@ mod tests {
         assert!(p.events.is_empty() && p.meta_pricing.is_empty());
     }
 }
+
+#[cfg(test)]
+mod era_shapes {
+    //! Status payload shapes of each era, as Meta's documentation shows them
+    //! (docs/pricing-rules.md §7): what is kept for reconciliation, and that none is lost.
+    use crate::events::{parse_line, Parsed};
+    use wabill_rating::{DeliveryStatus, Event};
+
+    fn envelope(statuses: &[&str]) -> String {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550001111","phone_number_id":"1"}},"statuses":[{}]}}}}]}}]}}"#,
+            statuses.join(",")
+        )
+    }
+
+    #[test]
+    fn every_era_reads_and_keeps_what_meta_said() {
+        let cbp_sent = r#"{"id":"wamid.AAA","status":"sent","timestamp":"1717236000","recipient_id":"5511988887777","conversation":{"id":"c0nv0001","expiration_timestamp":"1717322400","origin":{"type":"utility"}},"pricing":{"billable":true,"pricing_model":"CBP","category":"utility"}}"#;
+        let pmp_v23 = r#"{"id":"wamid.BBB","status":"delivered","timestamp":"1752400000","recipient_id":"919800000001","conversation":{"id":"m5g0001","origin":{"type":"utility"}},"pricing":{"billable":false,"pricing_model":"PMP","type":"free_customer_service","category":"utility"}}"#;
+        let pmp_v24 = r#"{"id":"wamid.CCC","status":"delivered","timestamp":"1752400100","recipient_id":"5215500000002","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}}"#;
+        let fep = r#"{"id":"wamid.DDD","status":"sent","timestamp":"1752400200","recipient_id":"6281200000003","conversation":{"id":"fep-win-77","expiration_timestamp":"1752659400","origin":{"type":"referral_conversion"}},"pricing":{"billable":false,"pricing_model":"PMP","type":"free_entry_point","category":"referral_conversion"}}"#;
+        let no_pricing = r#"{"id":"wamid.EEE","status":"read","timestamp":"1791000000","recipient_id":"5511977776666"}"#;
+        let failed = r#"{"id":"wamid.FFF","status":"failed","timestamp":"1791000001","recipient_id":"5511977776666","errors":[{"code":131049,"title":"This message was not delivered to maintain healthy ecosystem engagement."}]}"#;
+        let line = envelope(&[cbp_sent, pmp_v23, pmp_v24, fep, no_pricing, failed]);
+        let mut p = Parsed::default();
+        parse_line(&line, 1, &mut p).unwrap();
+        let statuses: Vec<(String, DeliveryStatus)> = p
+            .events
+            .iter()
+            .map(|e| match e {
+                Event::Status(s) => (s.id.to_string(), s.status),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            statuses.len(),
+            6,
+            "every status is an event, with or without pricing"
+        );
+        assert_eq!(statuses[5], ("wamid.FFF".into(), DeliveryStatus::Failed));
+        let kept: Vec<(&str, Option<&str>, Option<&str>, Option<&str>)> = p
+            .meta_pricing
+            .iter()
+            .map(|m| {
+                (
+                    m.id.as_ref(),
+                    m.pricing_model.as_deref(),
+                    m.pricing_type.as_deref(),
+                    m.conversation_id.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                ("wamid.AAA", Some("CBP"), None, Some("c0nv0001")),
+                (
+                    "wamid.BBB",
+                    Some("PMP"),
+                    Some("free_customer_service"),
+                    Some("m5g0001")
+                ),
+                ("wamid.CCC", Some("PMP"), Some("regular"), None),
+                (
+                    "wamid.DDD",
+                    Some("PMP"),
+                    Some("free_entry_point"),
+                    Some("fep-win-77")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_of_many_entries_keeps_every_item_in_order() {
+        let entries: Vec<String> = (0..50)
+            .map(|i| {
+                format!(
+                    r#"{{"id":"W{i}","changes":[{{"field":"messages","value":{{"metadata":{{"display_phone_number":"1555000{i:04}"}},"messages":[{{"from":"5511988887777","id":"in{i}","timestamp":"1752400000","type":"text"}}],"statuses":[{{"id":"out{i}","status":"delivered","timestamp":"1752400001"}}]}}}},{{"field":"account_update","value":{{}}}}]}}"#
+                )
+            })
+            .collect();
+        let line = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{}]}}"#,
+            entries.join(",")
+        );
+        let mut p = Parsed::default();
+        parse_line(&line, 1, &mut p).unwrap();
+        assert_eq!(p.events.len(), 100);
+        assert_eq!(
+            p.ignored_webhook_items, 50,
+            "the account_update changes are counted"
+        );
+        let Event::Inbound(first) = &p.events[0] else {
+            panic!()
+        };
+        assert_eq!((first.waba.as_ref(), first.id.as_ref()), ("W0", "in0"));
+        let Event::Status(last) = &p.events[99] else {
+            panic!()
+        };
+        assert_eq!(last.id, "out49");
+    }
+}
