@@ -293,7 +293,9 @@ mod era_shapes {
             "every status is an event, with or without pricing"
         );
         assert_eq!(statuses[5], ("wamid.FFF".into(), DeliveryStatus::Failed));
-        let kept: Vec<(&str, Option<&str>, Option<&str>, Option<&str>)> = p
+        // (id, pricing_model, type, conversation id)
+        type Kept<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+        let kept: Vec<Kept> = p
             .meta_pricing
             .iter()
             .map(|m| {
