@@ -195,3 +195,188 @@ pub trait Store: Send + Sync {
     /// Closes the connections, waiting for calls in flight.
     fn close(&self) -> StoreFuture<'_, ()>;
 }
+
+/// The `Store` impl of a backend: every method forwards to the backend's inherent async method
+/// of the same purpose, boxed. Both backends share it, so their trait surface cannot drift.
+macro_rules! forward_store {
+    ($ty:ty, $backend:expr) => {
+        impl $crate::store::Store for $ty {
+            fn backend(&self) -> Backend {
+                $backend
+            }
+            fn append_events<'a>(
+                &'a self,
+                events: &'a [NewEvent],
+            ) -> StoreFuture<'a, AppendResult> {
+                Box::pin(self.append(events))
+            }
+            fn record_accounts<'a>(
+                &'a self,
+                accounts: &'a [NewAccount],
+            ) -> StoreFuture<'a, Vec<AccountOutcome>> {
+                Box::pin(self.record(accounts))
+            }
+            fn accounts<'a>(
+                &'a self,
+                wabas: Option<&'a [String]>,
+            ) -> StoreFuture<'a, Vec<AccountRow>> {
+                Box::pin(self.latest_accounts(wabas))
+            }
+            fn account_history<'a>(&'a self, waba: &'a str) -> StoreFuture<'a, Vec<AccountRow>> {
+                Box::pin(self.history(waba))
+            }
+            fn events_for<'a>(
+                &'a self,
+                wabas: &'a [String],
+                from_ms: i64,
+                to_ms: i64,
+            ) -> StoreFuture<'a, Vec<StoredEvent>> {
+                Box::pin(self.load_for(wabas, from_ms, to_ms))
+            }
+            fn outbound_refs<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<OutboundRef>> {
+                Box::pin(self.refs(ids))
+            }
+            fn events_since(
+                &self,
+                after_seq: u64,
+                limit: u32,
+            ) -> StoreFuture<'_, Vec<StoredEvent>> {
+                Box::pin(self.since(after_seq, limit))
+            }
+            fn max_seq(&self) -> StoreFuture<'_, u64> {
+                Box::pin(self.last_seq())
+            }
+            fn replace_charges<'a>(
+                &'a self,
+                ids: &'a [String],
+                rows: &'a [ChargeRow],
+            ) -> StoreFuture<'a, ReplaceOutcome> {
+                Box::pin(self.replace(ids, rows))
+            }
+            fn charges<'a>(&'a self, filter: &'a ChargeFilter) -> StoreFuture<'a, Vec<ChargeRow>> {
+                Box::pin(self.read_charges(filter))
+            }
+            fn create_key<'a>(&'a self, key: &'a NewApiKey) -> StoreFuture<'a, ApiKeyRow> {
+                Box::pin(self.new_key(key))
+            }
+            fn key_by_hash<'a>(
+                &'a self,
+                key_hash: &'a [u8; 32],
+            ) -> StoreFuture<'a, Option<ApiKeyRow>> {
+                Box::pin(self.find_key(key_hash))
+            }
+            fn list_keys(&self) -> StoreFuture<'_, Vec<ApiKeyRow>> {
+                Box::pin(self.all_keys())
+            }
+            fn revoke_key(&self, id: i64) -> StoreFuture<'_, bool> {
+                Box::pin(self.revoke(id))
+            }
+            fn pair_events<'a>(
+                &'a self,
+                phone: &'a str,
+                user: &'a str,
+                from_ms: i64,
+                to_ms: i64,
+            ) -> StoreFuture<'a, Vec<StoredEvent>> {
+                Box::pin(self.load_pair(phone, user, from_ms, to_ms))
+            }
+            fn count_charges<'a>(&'a self, q: &'a ChargeCount) -> StoreFuture<'a, u64> {
+                Box::pin(self.count(q))
+            }
+            fn charges_by_id<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<ChargeRow>> {
+                Box::pin(self.by_id(ids))
+            }
+            fn usage<'a>(
+                &'a self,
+                waba: &'a str,
+                from_ms: i64,
+                to_ms: i64,
+            ) -> StoreFuture<'a, Vec<UsageRow>> {
+                Box::pin(self.read_usage(waba, from_ms, to_ms))
+            }
+            fn record_meta_pricing<'a>(
+                &'a self,
+                rows: &'a [MetaPricingRow],
+            ) -> StoreFuture<'a, u64> {
+                Box::pin(self.record_meta(rows))
+            }
+            fn meta_pricing_by_id<'a>(
+                &'a self,
+                ids: &'a [String],
+            ) -> StoreFuture<'a, Vec<MetaPricingRow>> {
+                Box::pin(self.meta_by_id(ids))
+            }
+            fn meta_pricing_in<'a>(
+                &'a self,
+                waba: &'a str,
+                from_ms: i64,
+                to_ms: i64,
+            ) -> StoreFuture<'a, Vec<MetaPricingRow>> {
+                Box::pin(self.meta_in(waba, from_ms, to_ms))
+            }
+            fn rated_seq(&self) -> StoreFuture<'_, u64> {
+                Box::pin(self.get_rated_seq())
+            }
+            fn set_rated_seq(&self, seq: u64) -> StoreFuture<'_, ()> {
+                Box::pin(self.put_rated_seq(seq))
+            }
+            fn put_tenant<'a>(&'a self, t: &'a NewTenant) -> StoreFuture<'a, TenantOutcome> {
+                Box::pin(self.put_tenant_impl(t))
+            }
+            fn tenant<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Option<TenantRow>> {
+                Box::pin(async move {
+                    Ok(self
+                        .tenant_versions(Some(tenant), true)
+                        .await?
+                        .into_iter()
+                        .next())
+                })
+            }
+            fn tenant_history<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Vec<TenantRow>> {
+                Box::pin(self.tenant_versions(Some(tenant), false))
+            }
+            fn tenants(&self) -> StoreFuture<'_, Vec<TenantRow>> {
+                Box::pin(self.tenant_versions(None, true))
+            }
+            fn tenant_of_waba<'a>(&'a self, waba: &'a str) -> StoreFuture<'a, Option<String>> {
+                Box::pin(self.owner_of(waba))
+            }
+            fn finalize_invoice<'a>(&'a self, inv: &'a InvoiceRow) -> StoreFuture<'a, bool> {
+                Box::pin(self.store_invoice(inv))
+            }
+            fn invoices<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Vec<InvoiceRow>> {
+                Box::pin(self.read_invoices(tenant))
+            }
+            fn put_alert_settings<'a>(&'a self, s: &'a AlertSettingsRow) -> StoreFuture<'a, ()> {
+                Box::pin(self.put_settings_impl(s))
+            }
+            fn alert_settings<'a>(
+                &'a self,
+                tenant: &'a str,
+            ) -> StoreFuture<'a, Option<AlertSettingsRow>> {
+                Box::pin(
+                    async move { Ok(self.settings_impl(Some(tenant)).await?.into_iter().next()) },
+                )
+            }
+            fn all_alert_settings(&self) -> StoreFuture<'_, Vec<AlertSettingsRow>> {
+                Box::pin(self.settings_impl(None))
+            }
+            fn record_alerts<'a>(&'a self, alerts: &'a [NewAlert]) -> StoreFuture<'a, u64> {
+                Box::pin(self.record_alerts_impl(alerts))
+            }
+            fn alerts<'a>(&'a self, tenant: &'a str) -> StoreFuture<'a, Vec<AlertRow>> {
+                Box::pin(self.alerts_impl(tenant))
+            }
+            fn alerts_due<'a>(&'a self, now_ms: i64, limit: u32) -> StoreFuture<'a, Vec<AlertRow>> {
+                Box::pin(self.alerts_due_impl(now_ms, limit))
+            }
+            fn record_alert_attempt<'a>(&'a self, a: &'a AlertAttempt) -> StoreFuture<'a, bool> {
+                Box::pin(self.attempt_impl(a))
+            }
+            fn close(&self) -> StoreFuture<'_, ()> {
+                Box::pin(self.shut())
+            }
+        }
+    };
+}
+pub(crate) use forward_store;
