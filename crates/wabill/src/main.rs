@@ -53,8 +53,8 @@ enum Command {
     Load(load_cmd::LoadArgs),
     /// Time parsing, rating and writing of a generated stream (see BENCHMARKS.md).
     Bench(bench_cmd::BenchArgs),
-    /// A tenant's invoice for a month (licences, usage, included budget) from files: JSON, CSV
-    /// or printable HTML.
+    /// A tenant's invoice for a month (licences, usage, included budget), from files or the
+    /// service's store: JSON, CSV or printable HTML.
     Invoice(invoice_cmd::InvoiceArgs),
     /// Manage tenant set-ups and licence records in the service's store.
     #[command(subcommand)]
