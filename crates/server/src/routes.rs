@@ -457,8 +457,8 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/tenants/{id}/alerts/settings",
         op: Op::AlertSettingsPut,
         summary: "Sets the tenant's budget alerts: thresholds (percent of the included budget \
-                  or absolute spend), an http:// webhook URL and its signing secret, which is \
-                  never returned (admin)",
+                  or absolute spend), an http:// or https:// webhook URL and its signing \
+                  secret, which is never returned (admin)",
         auth: Auth::ApiKey,
         params: &[],
         body: Some(("application/json", "AlertSettingsRequest")),
