@@ -49,22 +49,38 @@ pub struct AppState {
     /// Largest request body accepted; larger ones get 413 `payload_too_large`.
     pub max_body_bytes: usize,
     pub clock: Clock,
+    pub keys: KeyCache,
 }
+
+/// API keys looked up recently, by hash: a request within [`KEY_CACHE_TTL`] of the lookup
+/// reads no store. A revoked key (or a changed tenant) therefore takes effect within that
+/// time. Unknown keys are not kept.
+#[derive(Default)]
+pub struct KeyCache(std::sync::Mutex<rustc_hash::FxHashMap<[u8; 32], (Instant, Caller)>>);
+
+/// How long an API key lookup is trusted.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl AppState {
     /// A state with the default body limit and the system clock.
     pub fn new(engine: Arc<Engine>, app_secrets: Vec<Vec<u8>>, verify_token: String) -> AppState {
         AppState {
-            engine,
             app_secrets,
             verify_token,
             max_body_bytes: MAX_BODY_BYTES,
-            clock: system_now,
+            clock: engine.clock,
+            keys: KeyCache::default(),
+            engine,
         }
     }
 }
 
-pub(crate) fn observe(state: &AppState, route: &str, started: Instant, resp: Response) -> Response {
+pub(crate) fn observe(
+    state: &AppState,
+    route: &'static str,
+    started: Instant,
+    resp: Response,
+) -> Response {
     state.engine.metrics.observe(
         route,
         resp.status().as_u16(),
@@ -228,6 +244,7 @@ async fn webhook_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Re
 }
 
 /// The caller, from `Authorization: Bearer KEY`.
+#[derive(Clone, Debug)]
 pub struct Caller {
     pub role: Role,
     /// None: every WABA (admin).
@@ -257,16 +274,23 @@ pub(crate) async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| problem("missing_api_key", "send Authorization: Bearer <api key>"))?;
-    match state
-        .engine
-        .store()
-        .key_by_hash(&hash_key(key.trim()))
-        .await
-    {
-        Ok(Some(k)) => Ok(Caller {
-            role: k.role,
-            wabas: (k.role != Role::Admin).then_some(k.tenant_wabas),
-        }),
+    let hash = hash_key(key.trim());
+    if let Some((at, caller)) = state.keys.0.lock().expect("not poisoned").get(&hash) {
+        if at.elapsed() < KEY_CACHE_TTL {
+            return Ok(caller.clone());
+        }
+    }
+    match state.engine.store().key_by_hash(&hash).await {
+        Ok(Some(k)) => {
+            let caller = Caller {
+                role: k.role,
+                wabas: (k.role != Role::Admin).then_some(k.tenant_wabas),
+            };
+            let mut cache = state.keys.0.lock().expect("not poisoned");
+            cache.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
+            cache.insert(hash, (Instant::now(), caller.clone()));
+            Ok(caller)
+        }
         Ok(None) => Err(problem("invalid_api_key", "unknown or revoked API key")),
         Err(e) => {
             tracing::error!(error = %e, "key lookup failed");

@@ -29,12 +29,14 @@
 use crate::api::{authenticate, observe, read_body, AppState};
 use crate::engine::{Engine, LOOKBACK_MS};
 use crate::errors::problem;
+use crate::hot::{CounterKey, Line};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono_tz::Tz;
+use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
@@ -98,8 +100,40 @@ impl From<StoreError> for CheckError {
     }
 }
 
+/// Where a check reads the pair's events and the counters from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The engine's working set in memory ([`crate::hot`]) where it can answer, else the store.
+    Auto,
+    /// The store only: the reference the working set is tested against.
+    Store,
+}
+
 /// The answer, as JSON (see the OpenAPI schema `SendCheckAnswer`).
 pub async fn check(engine: &Engine, req: &CheckRequest, now: UnixMs) -> Result<Value, CheckError> {
+    check_from(engine, req, now, Source::Auto).await
+}
+
+/// [`check`], reading from `source`.
+pub async fn check_from(
+    engine: &Engine,
+    req: &CheckRequest,
+    now: UnixMs,
+    source: Source,
+) -> Result<Value, CheckError> {
+    let mut read_store = false;
+    let answer = answer(engine, req, now, source, &mut read_store).await;
+    engine.metrics.add_check(!read_store);
+    answer
+}
+
+async fn answer(
+    engine: &Engine,
+    req: &CheckRequest,
+    now: UnixMs,
+    source: Source,
+    read_store: &mut bool,
+) -> Result<Value, CheckError> {
     let tariff = engine.tariff();
     let store = engine.store();
 
@@ -126,54 +160,106 @@ pub async fn check(engine: &Engine, req: &CheckRequest, now: UnixMs) -> Result<V
     };
     let non_template = outbound.kind == MessageKind::NonTemplate;
 
-    let accounts = store
-        .accounts(Some(std::slice::from_ref(&req.waba)))
-        .await?;
-    let Some(account) = accounts.into_iter().next() else {
+    let account: Option<Arc<str>> = match source {
+        Source::Auto => engine.account_line(&req.waba).await,
+        Source::Store => {
+            *read_store = true;
+            store
+                .accounts(Some(std::slice::from_ref(&req.waba)))
+                .await?
+                .into_iter()
+                .next()
+                .map(|a| a.raw.into())
+        }
+    };
+    let Some(account) = account else {
         return Err(CheckError::UnknownAccount(req.waba.clone()));
     };
     let phone = outbound.phone.to_string();
     let user = outbound.user.to_string();
-    let stored = store
-        .pair_events(&phone, &user, now - LOOKBACK_MS, now + 1)
-        .await?;
+    let from = now - LOOKBACK_MS;
+    let held = match source {
+        Source::Auto => engine
+            .hot
+            .pair((outbound.phone.get(), outbound.user.get()), from, now + 1),
+        Source::Store => None,
+    };
+    let hot = held.is_some();
+    *read_store |= !hot;
+    let lines: Vec<Line> = match held {
+        Some(lines) => lines,
+        None => store
+            .pair_events(&phone, &user, from, now + 1)
+            .await?
+            .into_iter()
+            .map(|e| Line {
+                at: e.at_ms,
+                seq: e.seq,
+                raw: e.raw.into(),
+            })
+            .collect(),
+    };
 
     let mut parsed = Parsed::default();
-    parse_line(&account.raw, 0, &mut parsed)
+    parse_line(&account, 0, &mut parsed)
         .unwrap_or_else(|e| panic!("stored account of '{}' does not read back: {e}", req.waba));
     let (portfolio, tz): (String, Tz) = match parsed.events.first() {
         Some(Event::Account(a)) => (a.portfolio.to_string(), a.timezone),
         _ => unreachable!("an account line reads as an account"),
     };
-    for (i, e) in stored.iter().enumerate() {
-        // Stored lines were written by wabill itself; one that no longer reads is a bug.
-        parse_line(&e.raw, i as u64 + 1, &mut parsed)
-            .unwrap_or_else(|err| panic!("stored event {} does not read back: {err}", e.seq));
+    // Stored lines were written by wabill itself; one that no longer reads is a bug.
+    let mut pair = Parsed::default();
+    let mut seq_of: FxHashMap<String, u64> = FxHashMap::default();
+    for (i, l) in lines.iter().enumerate() {
+        let before = pair.events.len();
+        parse_line(&l.raw, i as u64 + 1, &mut pair)
+            .unwrap_or_else(|err| panic!("stored event {} does not read back: {err}", l.seq));
+        for e in &pair.events[before..] {
+            if let Event::Outbound(o) = e {
+                seq_of.insert(o.id.to_string(), l.seq);
+            }
+        }
     }
-    let pair_ids: Vec<String> = parsed
-        .events
+    // The working set holds statuses by message id; the store gave them with the pair.
+    let status_lines: Vec<Line> = if hot {
+        seq_of
+            .keys()
+            .flat_map(|id| engine.hot.statuses(id))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut statuses = Parsed::default();
+    for (i, l) in status_lines.iter().enumerate() {
+        parse_line(&l.raw, i as u64 + 1, &mut statuses)
+            .unwrap_or_else(|err| panic!("stored event {} does not read back: {err}", l.seq));
+    }
+    let mut events = parsed.events;
+    events.append(&mut pair.events);
+    events.append(&mut statuses.events);
+
+    let pair_ids: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
             Event::Outbound(o) => Some(o.id.to_string()),
             _ => None,
         })
         .collect();
-    let last_inbound = parsed
-        .events
+    let last_inbound = events
         .iter()
         .filter_map(|e| match e {
             Event::Inbound(i) if i.at <= now => Some(i.at),
             _ => None,
         })
         .max();
-    parsed.events.push(Event::Outbound(outbound));
-    parsed.events.push(Event::Status(Status {
+    events.push(Event::Outbound(outbound));
+    events.push(Event::Status(Status {
         id: CHECK_ID.into(),
         at: now,
         status: DeliveryStatus::Delivered,
     }));
 
-    let rated = rate(tariff, &[], &parsed.events, RateOptions::default());
+    let rated = rate(tariff, &[], &events, RateOptions::default());
     let Some(h) = rated.charges.iter().find(|c| c.id == CHECK_ID) else {
         return Err(unratable(&rated.errors, &req.waba));
     };
@@ -181,8 +267,29 @@ pub async fn check(engine: &Engine, req: &CheckRequest, now: UnixMs) -> Result<V
     let month = local_date(tz, now).month();
     let date = local_date(tz, now);
     let same_month = |c: &Charge<'_>| local_date(tz, c.sent_at).month() == month;
-    let members = engine.portfolio_members(&portfolio).await;
-    let ranges = month_ranges(&members, &req.waba, tz, month, now);
+    // The counters: the working set's, when the pair came from it and its re-rating counted
+    // nothing sent after `now`; else the store's.
+    let counters = if hot {
+        engine
+            .hot
+            .counters(&portfolio, month)
+            .filter(|s| now >= s.max_at)
+    } else {
+        None
+    };
+    // A pair's message the counters do not count yet (the store's never do: it is left out
+    // of the query by id).
+    let fresh = |c: &Charge<'_>| match &counters {
+        None => true,
+        Some(set) => c.id == CHECK_ID || seq_of.get(c.id).is_none_or(|&seq| seq > set.seq),
+    };
+    let ranges = match counters {
+        Some(_) => Vec::new(),
+        None => {
+            let members = engine.portfolio_members(&portfolio).await;
+            month_ranges(&members, &req.waba, tz, month, now)
+        }
+    };
     let mut tier_position = None;
 
     // Volume tiers.
@@ -212,19 +319,29 @@ pub async fn check(engine: &Engine, req: &CheckRequest, now: UnixMs) -> Result<V
                     && c.market == h.market
                     && counter.contains(&c.category)
                     && same_month(c)
+                    && fresh(c)
             })
             .count() as u64;
-        let stored = store
-            .count_charges(&ChargeCount {
-                ranges: ranges.clone(),
-                market: Some(tariff.markets.market_name(h.market).to_string()),
-                pricing_model: "PMP".into(),
-                categories: counter.iter().map(|c| c.as_str().to_string()).collect(),
-                pricing_types: vec!["regular".into()],
-                exclude_ids: pair_ids.clone(),
-                ..ChargeCount::default()
-            })
-            .await?;
+        let stored = match &counters {
+            Some(set) => set.get(&CounterKey::Tier {
+                market: h.market,
+                auth: h.category != Category::Utility,
+            }),
+            None => {
+                *read_store = true;
+                store
+                    .count_charges(&ChargeCount {
+                        ranges: ranges.clone(),
+                        market: Some(tariff.markets.market_name(h.market).to_string()),
+                        pricing_model: "PMP".into(),
+                        categories: counter.iter().map(|c| c.as_str().to_string()).collect(),
+                        pricing_types: vec!["regular".into()],
+                        exclude_ids: pair_ids.clone(),
+                        ..ChargeCount::default()
+                    })
+                    .await?
+            }
+        };
         let n = stored + in_pair;
         let key = RateKey {
             currency: h.currency,
@@ -251,7 +368,7 @@ pub async fn check(engine: &Engine, req: &CheckRequest, now: UnixMs) -> Result<V
         && h.pricing_type == PricingType::FreeTier
         && h.conversation_id == Some(CHECK_ID);
     if pmp_allowance || cbp_allowance {
-        let (in_pair, count, limit) = if pmp_allowance {
+        let (in_pair, count, key, limit) = if pmp_allowance {
             let in_pair = rated
                 .charges
                 .iter()
@@ -262,6 +379,7 @@ pub async fn check(engine: &Engine, req: &CheckRequest, now: UnixMs) -> Result<V
                         && c.pricing_type == PricingType::FreeTier
                         && c.phone == h.phone
                         && same_month(c)
+                        && fresh(c)
                 })
                 .count() as u64;
             let q = ChargeCount {
@@ -273,7 +391,10 @@ pub async fn check(engine: &Engine, req: &CheckRequest, now: UnixMs) -> Result<V
                 exclude_ids: pair_ids.clone(),
                 ..ChargeCount::default()
             };
-            (in_pair, q, u64::from(FREE_SERVICE_MESSAGES))
+            let key = CounterKey::FreeService {
+                phone: h.phone.get(),
+            };
+            (in_pair, q, key, u64::from(FREE_SERVICE_MESSAGES))
         } else {
             let in_pair = rated
                 .charges
@@ -286,6 +407,7 @@ pub async fn check(engine: &Engine, req: &CheckRequest, now: UnixMs) -> Result<V
                         && c.conversation_id == Some(c.id)
                         && c.waba == req.waba
                         && same_month(c)
+                        && fresh(c)
                 })
                 .count() as u64;
             let own: Vec<WabaRange> = ranges
@@ -302,9 +424,19 @@ pub async fn check(engine: &Engine, req: &CheckRequest, now: UnixMs) -> Result<V
                 exclude_ids: pair_ids.clone(),
                 ..ChargeCount::default()
             };
-            (in_pair, q, u64::from(CBP_FREE_SERVICE_CONVERSATIONS))
+            let key = CounterKey::CbpService {
+                waba: req.waba.as_str().into(),
+            };
+            (in_pair, q, key, u64::from(CBP_FREE_SERVICE_CONVERSATIONS))
         };
-        let used = store.count_charges(&count).await? + in_pair;
+        let used = in_pair
+            + match &counters {
+                Some(set) => set.get(&key),
+                None => {
+                    *read_store = true;
+                    store.count_charges(&count).await?
+                }
+            };
         if used >= limit {
             let key = RateKey {
                 currency: h.currency,

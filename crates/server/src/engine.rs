@@ -17,8 +17,11 @@
 //! seq; once the round succeeds the watermark rises to it. On start, events stored after the
 //! watermark are marked dirty again.
 
+use crate::api::{system_now, Clock};
+use crate::hot::{CounterKey, CounterSet, Hot, Line};
 use crate::metrics::Metrics;
 use chrono_tz::Tz;
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,7 +29,9 @@ use tokio::sync::{Mutex, Notify, RwLock};
 use wabill_formats::events::write_event;
 use wabill_formats::{parse_line, Parsed};
 use wabill_rating::time::{local_date, local_day_start};
-use wabill_rating::{rate, Charge, Event, Month, RateOptions, Tariff, UnixMs};
+use wabill_rating::{
+    rate, Category, Charge, Event, Month, PricingModel, PricingType, RateOptions, Tariff, UnixMs,
+};
 use wabill_store::{ChargeRow, EventKind, NewAccount, NewEvent, Store, StoreError};
 
 /// How far before a month its re-rating starts reading events (see the module comment).
@@ -47,6 +52,8 @@ pub struct IngestOutcome {
 struct AccountInfo {
     portfolio: String,
     tz: Tz,
+    /// The latest version's canonical line.
+    raw: Arc<str>,
 }
 
 #[derive(Default)]
@@ -80,6 +87,11 @@ pub struct Engine {
     gate: RwLock<()>,
     /// The watermark last written to the store (to skip writing the same value again).
     rated_seq: AtomicU64,
+    /// The send check's working set (see [`crate::hot`]).
+    pub hot: Hot,
+    /// The highest seq stored when the engine started: what ingest has not added to `hot`.
+    start_seq: u64,
+    pub clock: Clock,
     pub metrics: Arc<Metrics>,
 }
 
@@ -92,6 +104,16 @@ impl Engine {
         tariff: Arc<Tariff>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Engine>, StoreError> {
+        Engine::with_clock(store, tariff, metrics, system_now).await
+    }
+
+    /// [`Engine::new`] with another clock (the send check's working set follows it).
+    pub async fn with_clock(
+        store: Arc<dyn Store>,
+        tariff: Arc<Tariff>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Result<Arc<Engine>, StoreError> {
         let mut accounts = HashMap::new();
         for row in store.accounts(None).await? {
             if let Ok(tz) = row.timezone.parse::<Tz>() {
@@ -100,11 +122,21 @@ impl Engine {
                     AccountInfo {
                         portfolio: row.portfolio,
                         tz,
+                        raw: row.raw.into(),
                     },
                 );
             }
         }
         let watermark = store.rated_seq().await?;
+        let start_seq = store.max_seq().await?;
+        let hot = Hot::new(clock());
+        let wabas: Vec<String> = accounts.keys().cloned().collect();
+        if !wabas.is_empty() {
+            let recent = store
+                .events_for(&wabas, hot.horizon(), i64::MAX / 2)
+                .await?;
+            hot.load(&recent, start_seq);
+        }
         let engine = Arc::new(Engine {
             store,
             tariff,
@@ -115,10 +147,29 @@ impl Engine {
             rerated: Notify::new(),
             gate: RwLock::new(()),
             rated_seq: AtomicU64::new(watermark),
+            hot,
+            start_seq,
+            clock,
             metrics,
         });
         engine.recover(watermark).await?;
+        engine.mark_current_months().await;
         Ok(engine)
+    }
+
+    /// Marks every portfolio's current month dirty, so that re-rating builds the counters the
+    /// send check needs (until then checks read them from the store).
+    async fn mark_current_months(&self) {
+        let now = (self.clock)();
+        let cache = self.accounts.lock().await;
+        let mut dirty = self.dirty.lock().await;
+        for info in cache.values() {
+            dirty
+                .months
+                .entry(info.portfolio.clone())
+                .or_default()
+                .insert(local_date(info.tz, now).month());
+        }
     }
 
     /// Marks dirty what every event stored after `watermark` touches.
@@ -186,6 +237,22 @@ impl Engine {
             .await
             .get(waba)
             .map(|i| (i.portfolio.clone(), i.tz))
+    }
+
+    /// Lets the send check's working set go of what the clock has left behind (events older
+    /// than the look-back, counters of months long ended) and reports its size.
+    pub fn maintain(&self) {
+        let now = (self.clock)();
+        self.hot.evict(now);
+        self.hot
+            .forget_months_before(local_date(chrono_tz::UTC, now - 35 * 86_400_000).month());
+        let (pairs, _, lines) = self.hot.size();
+        self.metrics.set_working_set(pairs as u64, lines as u64);
+    }
+
+    /// The latest account line of a WABA, as stored.
+    pub async fn account_line(&self, waba: &str) -> Option<Arc<str>> {
+        self.accounts.lock().await.get(waba).map(|i| i.raw.clone())
     }
 
     /// The WABAs of a business portfolio with their timezones, by WABA.
@@ -261,6 +328,7 @@ impl Engine {
                 }
             }
         }
+        let mut new_wabas = Vec::new();
         if !accounts.is_empty() {
             let outcomes = self.store.record_accounts(&accounts).await?;
             let mut cache = self.accounts.lock().await;
@@ -277,8 +345,12 @@ impl Engine {
                     AccountInfo {
                         portfolio: a.portfolio.clone(),
                         tz,
+                        raw: a.raw.as_str().into(),
                     },
                 );
+                if old.is_none() && self.start_seq > 0 {
+                    new_wabas.push(a.waba.clone());
+                }
                 // A changed account re-rates every month of its portfolio (and of the one it
                 // left): rare, and nothing less is exact.
                 for p in [Some(a.portfolio.clone()), old.map(|o| o.portfolio)]
@@ -294,8 +366,34 @@ impl Engine {
                 }
             }
         }
+        if !new_wabas.is_empty() {
+            // WABAs seen for the first time since the start: what was stored of them before
+            // it is not in the send check's working set yet.
+            let recent = self
+                .store
+                .events_for(&new_wabas, self.hot.horizon(), i64::MAX / 2)
+                .await?;
+            self.hot.load(&recent, self.start_seq);
+        }
         if !events.is_empty() {
             let result = self.store.append_events(&events).await?;
+            for (&seq, &i) in result.inserted.iter().zip(&result.inserted_at) {
+                let e = &events[i];
+                let pair = match (&e.phone, &e.user) {
+                    (Some(p), Some(u)) => p.parse().ok().zip(u.parse().ok()),
+                    _ => None,
+                };
+                self.hot.add(
+                    e.kind,
+                    &e.id,
+                    pair,
+                    Line {
+                        at: e.at_ms,
+                        seq,
+                        raw: e.raw.as_str().into(),
+                    },
+                );
+            }
             out.stored += result.inserted.len();
             out.duplicates += result.duplicates;
             for (pos, why) in &result.conflicts {
@@ -376,7 +474,7 @@ impl Engine {
         let n = work.len();
         let mut work = work.into_iter();
         while let Some((portfolio, months)) = work.next() {
-            if let Err(e) = self.rerate(&portfolio, &months).await {
+            if let Err(e) = self.rerate(&portfolio, &months, seq).await {
                 // Put it and what was not reached back so that it is tried again, and report.
                 let mut dirty = self.dirty.lock().await;
                 dirty.months.entry(portfolio).or_default().extend(months);
@@ -414,7 +512,12 @@ impl Engine {
             .collect()
     }
 
-    async fn rerate(&self, portfolio: &str, months: &BTreeSet<Month>) -> Result<(), StoreError> {
+    async fn rerate(
+        &self,
+        portfolio: &str,
+        months: &BTreeSet<Month>,
+        seq: u64,
+    ) -> Result<(), StoreError> {
         let members = self.portfolio_members(portfolio).await;
         if members.is_empty() {
             return Ok(());
@@ -470,6 +573,31 @@ impl Engine {
             .collect();
         self.store.replace_charges(&ids, &rows).await?;
         self.metrics.add_rated(rows.len() as u64);
+        // Every month re-rated gets its counters, empty ones too; re-rating everything covers
+        // at least the current month.
+        let mut sets: FxHashMap<Month, CounterSet> = FxHashMap::default();
+        if everything {
+            let now = (self.clock)();
+            for (_, tz) in &members {
+                sets.entry(local_date(*tz, now).month()).or_default();
+            }
+        } else {
+            for m in months {
+                sets.insert(*m, CounterSet::default());
+            }
+        }
+        for c in rated.charges.iter().filter(|c| in_scope(c.waba, c.sent_at)) {
+            let Some(key) = counter_of(c) else { continue };
+            let month = local_date(tz_of[c.waba], c.sent_at).month();
+            let set = sets.entry(month).or_default();
+            *set.counts.entry(key).or_default() += 1;
+            set.max_at = set.max_at.max(c.sent_at);
+        }
+        for set in sets.values_mut() {
+            set.seq = seq;
+        }
+        self.hot
+            .replace_counters(portfolio, months.iter().copied(), everything, sets);
         let mut unratable = self.unratable.lock().await;
         unratable.retain(|(p, m), _| p != portfolio || !(everything || months.contains(m)));
         for e in &rated.errors {
@@ -492,6 +620,34 @@ impl Engine {
                 });
         }
         Ok(())
+    }
+}
+
+/// The counter a charge counts in, if any (see [`CounterKey`] and `check.rs`).
+fn counter_of(c: &Charge<'_>) -> Option<CounterKey> {
+    use Category::*;
+    match (c.pricing_model, c.category, c.pricing_type) {
+        (PricingModel::Pmp, Utility, PricingType::Regular) => Some(CounterKey::Tier {
+            market: c.market,
+            auth: false,
+        }),
+        (PricingModel::Pmp, Authentication | AuthenticationInternational, PricingType::Regular) => {
+            Some(CounterKey::Tier {
+                market: c.market,
+                auth: true,
+            })
+        }
+        (PricingModel::Pmp, Service, PricingType::FreeTier) => Some(CounterKey::FreeService {
+            phone: c.phone.get(),
+        }),
+        (PricingModel::Cbp, Service, PricingType::FreeTier | PricingType::Regular)
+            if c.conversation_id == Some(c.id) =>
+        {
+            Some(CounterKey::CbpService {
+                waba: c.waba.into(),
+            })
+        }
+        _ => None,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod check;
 pub mod config;
 pub mod engine;
 pub mod errors;
+pub mod hot;
 pub mod meta;
 pub mod metrics;
 pub mod openapi;
@@ -53,6 +54,17 @@ pub async fn serve(engine: Arc<Engine>, config: ServeConfig) -> std::io::Result<
         )
     });
     let worker = tokio::spawn(rerate_loop(engine.clone()));
+    let maintenance = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                let engine = engine.clone();
+                // A sweep locks one shard at a time; off the async workers all the same.
+                let _ = tokio::task::spawn_blocking(move || engine.maintain()).await;
+            }
+        }
+    });
     let alerts = tokio::spawn(alerts::alert_loop(
         engine.clone(),
         alerts::AlertConfig::default(),
@@ -64,6 +76,7 @@ pub async fn serve(engine: Arc<Engine>, config: ServeConfig) -> std::io::Result<
         .await?;
     worker.abort();
     alerts.abort();
+    maintenance.abort();
     if let Err(e) = engine.settle().await {
         tracing::error!(error = %e, "re-rating at shutdown failed; it resumes at the next start");
     }

@@ -4,6 +4,9 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
+/// (route, status) → (count, total seconds).
+type Requests = std::collections::BTreeMap<(&'static str, u16), (u64, f64)>;
+
 #[derive(Default)]
 pub struct Metrics {
     ingested: AtomicU64,
@@ -12,7 +15,11 @@ pub struct Metrics {
     rated: AtomicU64,
     webhook_unauthorized: AtomicU64,
     /// (route, status class) → (count, total seconds).
-    requests: Mutex<std::collections::BTreeMap<(String, u16), (u64, f64)>>,
+    requests: Mutex<Requests>,
+    checks_memory: AtomicU64,
+    checks_store: AtomicU64,
+    working_pairs: AtomicU64,
+    working_lines: AtomicU64,
 }
 
 impl Metrics {
@@ -30,9 +37,28 @@ impl Metrics {
     pub fn add_unauthorized_webhook(&self) {
         self.webhook_unauthorized.fetch_add(1, Relaxed);
     }
-    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+    /// A send check answered from the working set in memory (`true`) or from the store.
+    pub fn add_check(&self, from_memory: bool) {
+        match from_memory {
+            true => self.checks_memory.fetch_add(1, Relaxed),
+            false => self.checks_store.fetch_add(1, Relaxed),
+        };
+    }
+    /// Send checks answered so far from memory and from the store.
+    pub fn checks(&self) -> (u64, u64) {
+        (
+            self.checks_memory.load(Relaxed),
+            self.checks_store.load(Relaxed),
+        )
+    }
+    /// The size of the send check's working set.
+    pub fn set_working_set(&self, pairs: u64, lines: u64) {
+        self.working_pairs.store(pairs, Relaxed);
+        self.working_lines.store(lines, Relaxed);
+    }
+    pub fn observe(&self, route: &'static str, status: u16, seconds: f64) {
         let mut r = self.requests.lock().expect("metrics lock");
-        let e = r.entry((route.to_string(), status)).or_default();
+        let e = r.entry((route, status)).or_default();
         e.0 += 1;
         e.1 += seconds;
     }
@@ -71,6 +97,30 @@ impl Metrics {
             "wabill_webhook_unauthorized_total",
             "Webhook posts refused for their signature.",
             self.webhook_unauthorized.load(Relaxed),
+        );
+        let _ = writeln!(
+            s,
+            "# HELP wabill_send_checks_total Send checks answered, by where the pair's events \
+             and counters were read.\n# TYPE wabill_send_checks_total counter\n\
+             wabill_send_checks_total{{source=\"memory\"}} {}\n\
+             wabill_send_checks_total{{source=\"store\"}} {}",
+            self.checks_memory.load(Relaxed),
+            self.checks_store.load(Relaxed)
+        );
+        let gauge = |s: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        gauge(
+            &mut s,
+            "wabill_working_set_pairs",
+            "(business phone, user) pairs with a message in the send check's working set.",
+            self.working_pairs.load(Relaxed),
+        );
+        gauge(
+            &mut s,
+            "wabill_working_set_lines",
+            "Event lines held in the send check's working set.",
+            self.working_lines.load(Relaxed),
         );
         let _ = writeln!(s, "# HELP wabill_http_requests_total Requests by route and status.\n# TYPE wabill_http_requests_total counter");
         let r = self.requests.lock().expect("metrics lock");

@@ -86,6 +86,7 @@ pub(crate) fn finish(
     existing.sort_unstable_by_key(|x| x.candidate);
     let mut result = AppendResult {
         inserted: Vec::with_capacity(plan.candidates.len() - existing.len()),
+        inserted_at: Vec::with_capacity(plan.candidates.len() - existing.len()),
         duplicates: plan.duplicates,
         conflicts: plan.conflicts,
     };
@@ -111,6 +112,7 @@ pub(crate) fn finish(
             _ => {
                 next += 1;
                 result.inserted.push(next);
+                result.inserted_at.push(i);
             }
         }
     }
@@ -154,6 +156,7 @@ mod tests {
             10,
         );
         assert_eq!(r.inserted, vec![11, 12, 13]);
+        assert_eq!(r.inserted_at, vec![0, 4, 5]);
         assert_eq!(r.duplicates, 2);
         assert_eq!(
             r.conflicts.iter().map(|c| c.0).collect::<Vec<_>>(),

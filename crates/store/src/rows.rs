@@ -140,6 +140,8 @@ pub struct StoredEvent {
 pub struct AppendResult {
     /// Sequence numbers of the events stored, in batch order.
     pub inserted: Vec<u64>,
+    /// The position in the batch of each event of `inserted`.
+    pub inserted_at: Vec<usize>,
     /// Events already stored (or earlier in the batch) with the same key and the same bytes.
     pub duplicates: usize,
     /// Events whose key is already stored (or earlier in the batch) with different bytes:
