@@ -20,6 +20,12 @@
 //!   the pair's; the message is charged at the service rate once 1,000 are used;
 //! - the CBP free tier until 2024-10-31 (1,000 service conversations per WABA and month).
 //!
+//! A check as of the present reads all of this from the engine's working set in memory
+//! ([`crate::hot`], decisions.md D45): the pair's lines, the statuses of its messages, and the
+//! counters of the portfolio's month as its last re-rating left them, to which the pair's own
+//! messages stored since are added. [`Source::Store`] reads the store instead; so does a check
+//! the working set cannot answer for (an earlier instant, a month not re-rated since the start).
+//!
 //! Where it can differ from the final bill: stored charges are those of the last re-rating, so
 //! events stored but not yet re-rated (a second or so) are not counted, nor are messages other
 //! pairs send after the check; the hypothetical is delivered "now" while the real one may be

@@ -222,8 +222,11 @@ impl Conn {
             self.addr,
             body.len()
         );
-        self.writer.write_all(head.as_bytes())?;
-        self.writer.write_all(body)?;
+        // One write, so that a request is one segment on the wire, as a client library sends it.
+        let mut request = Vec::with_capacity(head.len() + body.len());
+        request.extend_from_slice(head.as_bytes());
+        request.extend_from_slice(body);
+        self.writer.write_all(&request)?;
         let mut status_line = String::new();
         self.reader.read_line(&mut status_line)?;
         let status: u16 = status_line
