@@ -30,7 +30,8 @@ use wabill_formats::events::write_event;
 use wabill_formats::{parse_line, Parsed};
 use wabill_rating::time::{local_date, local_day_start};
 use wabill_rating::{
-    rate, Category, Charge, Event, Month, PricingModel, PricingType, RateOptions, Tariff, UnixMs,
+    rate, Category, Charge, Event, Month, PricingModel, PricingType, RateOptions, RatingError,
+    Tariff, UnixMs,
 };
 use wabill_store::{ChargeRow, EventKind, NewAccount, NewEvent, Store, StoreError};
 
@@ -512,6 +513,10 @@ impl Engine {
             .collect()
     }
 
+    /// Re-rates a portfolio's dirty months, one month at a time, so that a round holds at most
+    /// one month of a portfolio (and its look-back) in memory. "Everything" (an account
+    /// changed) is every month from the portfolio's first message to its last, and the
+    /// current one.
     async fn rerate(
         &self,
         portfolio: &str,
@@ -522,25 +527,61 @@ impl Engine {
         if members.is_empty() {
             return Ok(());
         }
-        let everything = months.contains(&Month(i32::MIN));
-        let (from, to) = if everything {
-            (i64::MIN / 2, i64::MAX / 2)
-        } else {
-            let first = *months.first().expect("non-empty");
-            let last = *months.last().expect("non-empty");
-            let from = members
-                .iter()
-                .map(|(_, tz)| local_day_start(*tz, first.first_day()))
-                .min()
-                .expect("members")
-                - LOOKBACK_MS;
-            let to = members
-                .iter()
-                .map(|(_, tz)| local_day_start(*tz, last.next().first_day()))
-                .max()
-                .expect("members");
-            (from, to)
-        };
+        let mut list: BTreeSet<Month> = months.clone();
+        if list.remove(&Month(i32::MIN)) {
+            let wabas: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
+            let now = (self.clock)();
+            for (_, tz) in &members {
+                list.insert(local_date(*tz, now).month());
+            }
+            if let Some((first, last)) = self.store.event_span(&wabas).await? {
+                let month_of = |at: UnixMs, pick: fn(Month, Month) -> Month| {
+                    members
+                        .iter()
+                        .map(|(_, tz)| local_date(*tz, at).month())
+                        .reduce(pick)
+                        .expect("members")
+                };
+                let last = month_of(last, Month::max);
+                let mut m = month_of(first, Month::min);
+                while m <= last {
+                    list.insert(m);
+                    m = m.next();
+                }
+            }
+            // What the portfolio had before (a WABA may have left it) goes; each month re-rated
+            // below puts its own back.
+            self.hot
+                .replace_counters(portfolio, [], true, FxHashMap::default());
+            self.unratable
+                .lock()
+                .await
+                .retain(|(p, _), _| p != portfolio);
+        }
+        for month in list {
+            self.rerate_month(portfolio, &members, month, seq).await?;
+        }
+        Ok(())
+    }
+
+    async fn rerate_month(
+        &self,
+        portfolio: &str,
+        members: &[(String, Tz)],
+        month: Month,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        let from = members
+            .iter()
+            .map(|(_, tz)| local_day_start(*tz, month.first_day()))
+            .min()
+            .expect("members")
+            - LOOKBACK_MS;
+        let to = members
+            .iter()
+            .map(|(_, tz)| local_day_start(*tz, month.next().first_day()))
+            .max()
+            .expect("members");
         let wabas: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
         let stored = self.store.events_for(&wabas, from, to).await?;
         let mut parsed = Parsed::default();
@@ -551,10 +592,9 @@ impl Engine {
         }
         let tz_of: HashMap<&str, Tz> = members.iter().map(|(w, tz)| (w.as_str(), *tz)).collect();
         let in_scope = |waba: &str, at: UnixMs| -> bool {
-            everything
-                || tz_of
-                    .get(waba)
-                    .is_some_and(|tz| months.contains(&local_date(*tz, at).month()))
+            tz_of
+                .get(waba)
+                .is_some_and(|tz| local_date(*tz, at).month() == month)
         };
         let ids: Vec<String> = parsed
             .events
@@ -573,48 +613,48 @@ impl Engine {
             .collect();
         self.store.replace_charges(&ids, &rows).await?;
         self.metrics.add_rated(rows.len() as u64);
-        // Every month re-rated gets its counters, empty ones too; re-rating everything covers
-        // at least the current month.
-        let mut sets: FxHashMap<Month, CounterSet> = FxHashMap::default();
-        if everything {
-            let now = (self.clock)();
-            for (_, tz) in &members {
-                sets.entry(local_date(*tz, now).month()).or_default();
-            }
-        } else {
-            for m in months {
-                sets.insert(*m, CounterSet::default());
-            }
-        }
+        // The month's counters, empty ones too.
+        let mut set = CounterSet {
+            seq,
+            ..CounterSet::default()
+        };
         for c in rated.charges.iter().filter(|c| in_scope(c.waba, c.sent_at)) {
             let Some(key) = counter_of(c) else { continue };
-            let month = local_date(tz_of[c.waba], c.sent_at).month();
-            let set = sets.entry(month).or_default();
             *set.counts.entry(key).or_default() += 1;
             set.max_at = set.max_at.max(c.sent_at);
         }
-        for set in sets.values_mut() {
-            set.seq = seq;
-        }
-        self.hot
-            .replace_counters(portfolio, months.iter().copied(), everything, sets);
+        self.hot.replace_counters(
+            portfolio,
+            [month],
+            false,
+            FxHashMap::from_iter([(month, set)]),
+        );
+        // Messages of the look-back belong to the month before: their errors are its own.
+        let elsewhere: std::collections::HashSet<&str> = parsed
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Outbound(o) if !in_scope(&o.waba, o.at) => Some(o.id.as_ref()),
+                _ => None,
+            })
+            .collect();
         let mut unratable = self.unratable.lock().await;
-        unratable.retain(|(p, m), _| p != portfolio || !(everything || months.contains(m)));
-        for e in &rated.errors {
-            let month = match e {
-                _ if everything => Month(0),
-                _ => *months.first().expect("non-empty"),
-            };
+        unratable.remove(&(portfolio.to_string(), month));
+        for e in rated.errors.iter().filter(|e| match e {
+            RatingError::UnknownAccount { id, .. }
+            | RatingError::ConflictingDuplicate { id, .. }
+            | RatingError::UnsupportedDate { id, .. }
+            | RatingError::UnknownCountry { id, .. }
+            | RatingError::NoMarket { id, .. }
+            | RatingError::MissingRate { id, .. } => !elsewhere.contains(id.as_str()),
+            RatingError::InvalidAccount { .. } | RatingError::ConflictingAccount { .. } => true,
+        }) {
             unratable
                 .entry((portfolio.to_string(), month))
                 .or_default()
                 .push(Unratable {
                     portfolio: portfolio.to_string(),
-                    month: if everything {
-                        "all".into()
-                    } else {
-                        month.to_string()
-                    },
+                    month: month.to_string(),
                     code: e.code(),
                     error: e.to_string(),
                 });

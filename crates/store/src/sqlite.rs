@@ -1074,6 +1074,30 @@ fn tenant_row((version, tenant, setup, recorded_at_ms): (i64, String, String, i6
 }
 
 impl SqliteStore {
+    async fn span(&self, wabas: &[String]) -> Result<Option<(i64, i64)>, StoreError> {
+        let mut span: Option<(i64, i64)> = None;
+        for waba in wabas {
+            // Two single-aggregate subqueries, each walking the (waba, at_ms) index from one end.
+            let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+                "SELECT (SELECT min(at_ms) FROM events WHERE waba IS NOT NULL AND waba = ?1 \
+                         AND kind IN ('inbound', 'outbound')), \
+                        (SELECT max(at_ms) FROM events WHERE waba IS NOT NULL AND waba = ?1 \
+                         AND kind IN ('inbound', 'outbound'))",
+            )
+            .bind(waba)
+            .fetch_one(&self.read)
+            .await
+            .map_err(StoreError::db(
+                "events",
+                "reading the span of a WABA's events",
+            ))?;
+            if let (Some(f), Some(l)) = (first, last) {
+                span = Some(span.map_or((f, l), |(a, b)| (a.min(f), b.max(l))));
+            }
+        }
+        Ok(span)
+    }
+
     async fn last_seq(&self) -> Result<u64, StoreError> {
         let v: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
             .fetch_one(&self.read)

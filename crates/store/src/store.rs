@@ -56,6 +56,10 @@ pub trait Store: Send + Sync {
         to_ms: i64,
     ) -> StoreFuture<'a, Vec<StoredEvent>>;
 
+    /// The earliest and the latest instant of the inbound and outbound events of these WABAs
+    /// (`None` when none is stored): the months a re-rating of everything must cover.
+    fn event_span<'a>(&'a self, wabas: &'a [String]) -> StoreFuture<'a, Option<(i64, i64)>>;
+
     /// The stored outbound messages among these ids (ids with none are left out), by id.
     fn outbound_refs<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<OutboundRef>>;
     /// Events and account versions with `seq > after_seq`, in seq order, at most `limit`.
@@ -232,6 +236,12 @@ macro_rules! forward_store {
                 to_ms: i64,
             ) -> StoreFuture<'a, Vec<StoredEvent>> {
                 Box::pin(self.load_for(wabas, from_ms, to_ms))
+            }
+            fn event_span<'a>(
+                &'a self,
+                wabas: &'a [String],
+            ) -> StoreFuture<'a, Option<(i64, i64)>> {
+                Box::pin(self.span(wabas))
             }
             fn outbound_refs<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<OutboundRef>> {
                 Box::pin(self.refs(ids))

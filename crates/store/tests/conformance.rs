@@ -843,6 +843,18 @@ async fn events_for_returns_exactly_what_rating_needs(ctx: Ctx) {
         .all(|e| e.id != "q1" && e.id != "o9" && e.id != "o2"));
     assert!(s.events_for(&[], 0, i64::MAX).await.unwrap().is_empty());
 
+    // The span of a WABA's messages (accounts and statuses aside), over several WABAs too.
+    assert_eq!(
+        s.event_span(&strings(&["W1"])).await.unwrap(),
+        Some((999, 3_000))
+    );
+    assert_eq!(
+        s.event_span(&strings(&["W2", "W3"])).await.unwrap(),
+        Some((2_000, 2_000))
+    );
+    assert_eq!(s.event_span(&strings(&["W9"])).await.unwrap(), None);
+    assert_eq!(s.event_span(&[]).await.unwrap(), None);
+
     // A late status finds its message: WABA and send instant, outbound ids only.
     let refs = s
         .outbound_refs(&strings(&["o1", "p1", "i1", "o9"]))
