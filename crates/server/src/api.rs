@@ -388,6 +388,51 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
         }
         batch.push((i, e));
     }
+    // A status names only a message id: a scoped key may send those of its own WABAs' messages
+    // (in this batch or stored), not another tenant's (decisions.md D46).
+    if let Some(wabas) = &caller.wabas {
+        let own: std::collections::HashSet<&str> = batch
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Outbound(o) => Some(o.id.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let ask: Vec<String> = batch
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Status(s) if !own.contains(s.id.as_ref()) => Some(s.id.to_string()),
+                _ => None,
+            })
+            .collect();
+        let foreign: std::collections::HashMap<String, String> = if ask.is_empty() {
+            Default::default()
+        } else {
+            match state.engine.store().outbound_refs(&ask).await {
+                Ok(refs) => refs
+                    .into_iter()
+                    .filter(|r| !wabas.contains(&r.waba))
+                    .map(|r| (r.id, r.waba))
+                    .collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "looking up the messages of statuses failed");
+                    return problem("store_unavailable", "nothing was stored; send it again");
+                }
+            }
+        };
+        if !foreign.is_empty() {
+            batch.retain(|(i, e)| match e {
+                Event::Status(s) => match foreign.get(s.id.as_ref()) {
+                    Some(w) => {
+                        errors.push(serde_json::json!({"index": i, "field": "id", "reason": format!("this key may not send statuses of WABA '{w}''s messages")}));
+                        false
+                    }
+                    None => true,
+                },
+                _ => true,
+            });
+        }
+    }
     state.engine.metrics.add_rejected(errors.len() as u64);
     let stored = match state.engine.ingest(&batch).await {
         Ok(out) => match state.engine.store().record_meta_pricing(&pricing).await {

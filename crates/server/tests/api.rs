@@ -384,6 +384,43 @@ async fn a_tenant_key_never_sees_or_writes_another_tenants_wabas() {
     );
     let all = all_charges(&s, &s.admin, "").await;
     assert!(all.lines().any(|l| l.contains(r#""waba":"W2""#)));
+
+    // Statuses name only a message: a scoped key may send those of its own WABAs' messages,
+    // not of another tenant's stored message (a failed status would make it free).
+    let id_of = |waba: &str| -> String {
+        let l = lines
+            .lines()
+            .find(|l| {
+                l.contains(r#""kind":"outbound""#) && l.contains(&format!(r#""waba":"{waba}""#))
+            })
+            .unwrap();
+        serde_json::from_str::<Value>(l).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let failed = |id: &str| {
+        format!(r#"{{"kind":"status","id":"{id}","at":"2026-10-03T10:00:00Z","status":"failed"}}"#)
+    };
+    let body = [
+        failed(&id_of("W2")),
+        failed(&id_of("W1")),
+        failed("wamid.not-yet-stored"),
+    ]
+    .join("\n");
+    let (status, text, _) = call(&s, post_events("sender-w1", body)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (r["stored"].as_u64(), r["rejected"].as_u64()),
+        (Some(2), Some(1)),
+        "{text}"
+    );
+    assert_eq!(r["errors"][0]["index"], 0, "{text}");
+    assert!(
+        text.contains("may not send statuses of WABA 'W2'"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
