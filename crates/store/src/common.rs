@@ -70,9 +70,48 @@ pub(crate) fn check_charge_ids(
             });
         }
     }
-    let mut all: Vec<String> = ids.to_vec();
-    all.extend(rows.iter().map(|r| r.id.clone()));
-    all.sort_unstable();
-    all.dedup();
-    Ok(all)
+    let mut gone: Vec<String> = ids
+        .iter()
+        .filter(|id| !seen.contains(id.as_str()))
+        .cloned()
+        .collect();
+    gone.sort_unstable();
+    gone.dedup();
+    Ok(gone)
+}
+
+/// The charge columns but `id`, in the order of the INSERT statements.
+pub(crate) const CHARGE_VALUE_COLUMNS: [&str; 17] = [
+    "sent_at_ms",
+    "waba",
+    "phone",
+    "user_phone",
+    "country",
+    "market",
+    "pricing_model",
+    "category",
+    "pricing_type",
+    "billable",
+    "tier",
+    "rate",
+    "amount",
+    "currency",
+    "billed_at_ms",
+    "conversation_id",
+    "agent",
+];
+
+/// ` ON CONFLICT (id) DO UPDATE SET ... WHERE <the row differs>`: a re-rating rewrites only
+/// the charges that changed. `distinct` is the dialect's null-safe inequality of row values.
+pub(crate) fn charge_upsert_clause(distinct: &str) -> String {
+    let cols = CHARGE_VALUE_COLUMNS;
+    let set: Vec<String> = cols.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+    let old: Vec<String> = cols.iter().map(|c| format!("charges.{c}")).collect();
+    let new: Vec<String> = cols.iter().map(|c| format!("excluded.{c}")).collect();
+    format!(
+        " ON CONFLICT (id) DO UPDATE SET {} WHERE ({}) {distinct} ({})",
+        set.join(", "),
+        old.join(", "),
+        new.join(", ")
+    )
 }

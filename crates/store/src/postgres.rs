@@ -387,7 +387,7 @@ impl PgStore {
         ids: &[String],
         rows: &[ChargeRow],
     ) -> Result<ReplaceOutcome, StoreError> {
-        let all_ids = check_charge_ids(ids, rows)?;
+        let gone = check_charge_ids(ids, rows)?;
         let n = rows.len();
         let mut c = ChargeColumns::with_capacity(n);
         for r in rows {
@@ -399,16 +399,19 @@ impl PgStore {
             .await
             .map_err(StoreError::db("charges", "starting a write transaction"))?;
         let removed = sqlx::query("DELETE FROM charges WHERE id = ANY($1)")
-            .bind(&all_ids)
+            .bind(&gone)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(
                 "charges",
-                format!("removing the charges of {} messages", all_ids.len()),
+                format!("removing the charges of {} messages", gone.len()),
             ))?
             .rows_affected();
-        let written = sqlx::query(
-            "INSERT INTO charges (id, sent_at_ms, waba, phone, user_phone, country, market, \
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "{}{}",
+                "INSERT INTO charges (id, sent_at_ms, waba, phone, user_phone, country, market, \
                pricing_model, category, pricing_type, billable, tier, rate, amount, currency, \
                billed_at_ms, conversation_id, agent) \
              SELECT id, sent_at_ms, waba, phone, user_phone, country, market, pricing_model, \
@@ -421,29 +424,32 @@ impl PgStore {
              AS u(id, sent_at_ms, waba, phone, user_phone, country, market, pricing_model, \
                category, pricing_type, billable, tier, rate, amount, currency, billed_at_ms, \
                conversation_id, agent)",
-        )
-        .bind(&c.id)
-        .bind(&c.sent_at_ms)
-        .bind(&c.waba)
-        .bind(&c.phone)
-        .bind(&c.user)
-        .bind(&c.country)
-        .bind(&c.market)
-        .bind(&c.pricing_model)
-        .bind(&c.category)
-        .bind(&c.pricing_type)
-        .bind(&c.billable)
-        .bind(&c.tier)
-        .bind(&c.rate)
-        .bind(&c.amount)
-        .bind(&c.currency)
-        .bind(&c.billed_at_ms)
-        .bind(&c.conversation_id)
-        .bind(&c.agent)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::db("charges", format!("writing {n} charges")))?
-        .rows_affected();
+                crate::common::charge_upsert_clause("IS DISTINCT FROM")
+            )
+        });
+        let written = sqlx::query(sql)
+            .bind(&c.id)
+            .bind(&c.sent_at_ms)
+            .bind(&c.waba)
+            .bind(&c.phone)
+            .bind(&c.user)
+            .bind(&c.country)
+            .bind(&c.market)
+            .bind(&c.pricing_model)
+            .bind(&c.category)
+            .bind(&c.pricing_type)
+            .bind(&c.billable)
+            .bind(&c.tier)
+            .bind(&c.rate)
+            .bind(&c.amount)
+            .bind(&c.currency)
+            .bind(&c.billed_at_ms)
+            .bind(&c.conversation_id)
+            .bind(&c.agent)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("charges", format!("writing {n} charges")))?
+            .rows_affected();
         tx.commit()
             .await
             .map_err(StoreError::db("charges", "committing a replacement"))?;

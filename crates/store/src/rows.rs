@@ -260,8 +260,9 @@ impl Default for ChargeFilter {
 /// What [`crate::Store::replace_charges`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReplaceOutcome {
-    /// Charges that existed for the ids and were removed (some are written again).
+    /// Charges removed: of the ids given without a row.
     pub removed: u64,
+    /// Rows inserted or changed; a row equal to the stored one is not written again.
     pub written: u64,
 }
 

@@ -377,24 +377,28 @@ impl SqliteStore {
         ids: &[String],
         rows: &[ChargeRow],
     ) -> Result<ReplaceOutcome, StoreError> {
-        let all_ids = check_charge_ids(ids, rows)?;
+        let gone = check_charge_ids(ids, rows)?;
         let mut tx = self.begin_write("charges").await?;
         let removed =
             sqlx::query("DELETE FROM charges WHERE id IN (SELECT value FROM json_each(?))")
-                .bind(json_list(&all_ids))
+                .bind(json_list(&gone))
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::db(
                     "charges",
-                    format!("removing the charges of {} messages", all_ids.len()),
+                    format!("removing the charges of {} messages", gone.len()),
                 ))?
                 .rows_affected();
+        static UPSERT: OnceLock<String> = OnceLock::new();
+        // `OR FAIL`: a rejected row fails the statement without SQLite copying every page it
+        // touches into a statement journal first; the transaction is then rolled back whole.
+        let upsert = UPSERT.get_or_init(|| crate::common::charge_upsert_clause("IS NOT"));
         let mut written = 0;
         for chunk in rows.chunks(CHARGE_ROWS_PER_INSERT) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO charges (id, sent_at_ms, waba, phone, user_phone, country, market, \
-                 pricing_model, category, pricing_type, billable, tier, rate, amount, currency, \
-                 billed_at_ms, conversation_id, agent) ",
+                "INSERT OR FAIL INTO charges (id, sent_at_ms, waba, phone, user_phone, country, \
+                 market, pricing_model, category, pricing_type, billable, tier, rate, amount, \
+                 currency, billed_at_ms, conversation_id, agent) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(r.id.as_str())
@@ -416,6 +420,7 @@ impl SqliteStore {
                     .push_bind(r.conversation_id.as_deref())
                     .push_bind(r.agent.as_deref());
             });
+            qb.push(upsert.as_str());
             written += qb
                 .build()
                 .execute(&mut *tx)
@@ -558,8 +563,10 @@ async fn max_seq(tx: &mut Transaction<'static, Sqlite>) -> Result<u64, StoreErro
 fn insert_events_sql(rows: usize) -> std::borrow::Cow<'static, str> {
     fn build(rows: usize) -> String {
         let mut s = String::with_capacity(160 + rows * 22);
+        // `OR FAIL` keeps SQLite from journalling every page the statement touches (see
+        // `replace`); a violation still fails the batch, which is rolled back whole.
         s.push_str(
-            "INSERT INTO events (kind, id, status, at_ms, waba, phone, user_phone, raw, received_at_ms) VALUES ",
+            "INSERT OR FAIL INTO events (kind, id, status, at_ms, waba, phone, user_phone, raw, received_at_ms) VALUES ",
         );
         for i in 0..rows {
             if i > 0 {
