@@ -584,63 +584,113 @@ impl Engine {
             .expect("members");
         let wabas: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
         let stored = self.store.events_for(&wabas, from, to).await?;
-        let mut parsed = Parsed::default();
-        for (i, e) in stored.iter().enumerate() {
-            // Stored lines were written by wabill itself; one that no longer reads is a bug.
-            parse_line(&e.raw, i as u64 + 1, &mut parsed)
-                .unwrap_or_else(|err| panic!("stored event {} does not read back: {err}", e.seq));
-        }
-        let tz_of: HashMap<&str, Tz> = members.iter().map(|(w, tz)| (w.as_str(), *tz)).collect();
-        let in_scope = |waba: &str, at: UnixMs| -> bool {
-            tz_of
-                .get(waba)
-                .is_some_and(|tz| local_date(*tz, at).month() == month)
-        };
-        let ids: Vec<String> = parsed
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Outbound(o) if in_scope(&o.waba, o.at) => Some(o.id.to_string()),
-                _ => None,
-            })
-            .collect();
-        let rated = rate(&self.tariff, &[], &parsed.events, RateOptions::default());
-        let rows: Vec<ChargeRow> = rated
-            .charges
-            .iter()
-            .filter(|c| in_scope(c.waba, c.sent_at))
-            .map(|c| charge_row(c, &self.tariff))
-            .collect();
-        self.store.replace_charges(&ids, &rows).await?;
-        self.metrics.add_rated(rows.len() as u64);
-        // The month's counters, empty ones too.
-        let mut set = CounterSet {
-            seq,
-            ..CounterSet::default()
-        };
-        for c in rated.charges.iter().filter(|c| in_scope(c.waba, c.sent_at)) {
-            let Some(key) = counter_of(c) else { continue };
-            *set.counts.entry(key).or_default() += 1;
-            set.max_at = set.max_at.max(c.sent_at);
-        }
+        // Parsing and rating a month is CPU work of up to seconds: off the async workers, so
+        // that requests (send checks above all) are not queued behind it.
+        let tariff = self.tariff.clone();
+        let members = members.to_vec();
+        let rating =
+            tokio::task::spawn_blocking(move || rate_month(&tariff, &members, month, seq, stored))
+                .await
+                .expect("rating a month does not panic");
+        self.store
+            .replace_charges(&rating.ids, &rating.rows)
+            .await?;
+        self.metrics.add_rated(rating.rows.len() as u64);
         self.hot.replace_counters(
             portfolio,
             [month],
             false,
-            FxHashMap::from_iter([(month, set)]),
+            FxHashMap::from_iter([(month, rating.counters)]),
         );
-        // Messages of the look-back belong to the month before: their errors are its own.
-        let elsewhere: std::collections::HashSet<&str> = parsed
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Outbound(o) if !in_scope(&o.waba, o.at) => Some(o.id.as_ref()),
-                _ => None,
-            })
-            .collect();
         let mut unratable = self.unratable.lock().await;
         unratable.remove(&(portfolio.to_string(), month));
-        for e in rated.errors.iter().filter(|e| match e {
+        if !rating.errors.is_empty() {
+            unratable.insert(
+                (portfolio.to_string(), month),
+                rating
+                    .errors
+                    .into_iter()
+                    .map(|(code, error)| Unratable {
+                        portfolio: portfolio.to_string(),
+                        month: month.to_string(),
+                        code,
+                        error,
+                    })
+                    .collect(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What re-rating one portfolio's month produced.
+struct MonthRating {
+    /// The month's outbound messages: their charges are replaced.
+    ids: Vec<String>,
+    rows: Vec<ChargeRow>,
+    counters: CounterSet,
+    /// (code, message) of what could not be rated.
+    errors: Vec<(&'static str, String)>,
+}
+
+/// Rates a portfolio's month from its stored events (the month and its look-back).
+fn rate_month(
+    tariff: &Tariff,
+    members: &[(String, Tz)],
+    month: Month,
+    seq: u64,
+    stored: Vec<wabill_store::StoredEvent>,
+) -> MonthRating {
+    let mut parsed = Parsed::default();
+    for (i, e) in stored.iter().enumerate() {
+        // Stored lines were written by wabill itself; one that no longer reads is a bug.
+        parse_line(&e.raw, i as u64 + 1, &mut parsed)
+            .unwrap_or_else(|err| panic!("stored event {} does not read back: {err}", e.seq));
+    }
+    let tz_of: HashMap<&str, Tz> = members.iter().map(|(w, tz)| (w.as_str(), *tz)).collect();
+    let in_scope = |waba: &str, at: UnixMs| -> bool {
+        tz_of
+            .get(waba)
+            .is_some_and(|tz| local_date(*tz, at).month() == month)
+    };
+    let ids: Vec<String> = parsed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Outbound(o) if in_scope(&o.waba, o.at) => Some(o.id.to_string()),
+            _ => None,
+        })
+        .collect();
+    let rated = rate(tariff, &[], &parsed.events, RateOptions::default());
+    let rows: Vec<ChargeRow> = rated
+        .charges
+        .iter()
+        .filter(|c| in_scope(c.waba, c.sent_at))
+        .map(|c| charge_row(c, tariff))
+        .collect();
+    // The month's counters, empty ones too.
+    let mut counters = CounterSet {
+        seq,
+        ..CounterSet::default()
+    };
+    for c in rated.charges.iter().filter(|c| in_scope(c.waba, c.sent_at)) {
+        let Some(key) = counter_of(c) else { continue };
+        *counters.counts.entry(key).or_default() += 1;
+        counters.max_at = counters.max_at.max(c.sent_at);
+    }
+    // Messages of the look-back belong to the month before: their errors are its own.
+    let elsewhere: std::collections::HashSet<&str> = parsed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Outbound(o) if !in_scope(&o.waba, o.at) => Some(o.id.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let errors = rated
+        .errors
+        .iter()
+        .filter(|e| match e {
             RatingError::UnknownAccount { id, .. }
             | RatingError::ConflictingDuplicate { id, .. }
             | RatingError::UnsupportedDate { id, .. }
@@ -648,18 +698,14 @@ impl Engine {
             | RatingError::NoMarket { id, .. }
             | RatingError::MissingRate { id, .. } => !elsewhere.contains(id.as_str()),
             RatingError::InvalidAccount { .. } | RatingError::ConflictingAccount { .. } => true,
-        }) {
-            unratable
-                .entry((portfolio.to_string(), month))
-                .or_default()
-                .push(Unratable {
-                    portfolio: portfolio.to_string(),
-                    month: month.to_string(),
-                    code: e.code(),
-                    error: e.to_string(),
-                });
-        }
-        Ok(())
+        })
+        .map(|e| (e.code(), e.to_string()))
+        .collect();
+    MonthRating {
+        ids,
+        rows,
+        counters,
+        errors,
     }
 }
 
