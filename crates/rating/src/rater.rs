@@ -181,7 +181,9 @@ pub fn rate<'e>(
                     Err(e) => out.errors.push(e),
                 }
             }
-            StepKind::Status => unreachable!("statuses are folded into their outbound step"),
+            StepKind::Status | StepKind::Dropped => {
+                unreachable!("statuses are folded into their outbound step")
+            }
         }
     }
     out.notes.non_template_outside_window = machine.non_template_outside_window;
@@ -198,6 +200,8 @@ enum StepKind {
     Inbound = 0,
     Outbound = 1,
     Status = 2,
+    /// A repeated or conflicting inbound or outbound event, left out of the timeline.
+    Dropped = 3,
 }
 
 /// One inbound or outbound message on the timeline, with (for outbound) what its statuses say.
@@ -349,38 +353,64 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Keys of all events but accounts, sorted by (fingerprint, kind, status, idx), and the
-/// account of each outbound event (by event index). Sorting keeps the join sequential in
-/// memory, where a hash table of millions of ids would not: a counting pass (which also
-/// resolves accounts, while each event's text is at hand), a scatter on the top bits straight
-/// into the output, then small sorts of buckets that fit in the cache.
-fn sorted_keys(events: &[Event<'_>], account_ids: &FxHashMap<&str, u32>) -> (Vec<IdKey>, Vec<u32>) {
+/// Keys of all events but accounts, sorted by (fingerprint, kind, status, position), and the
+/// inbound and outbound steps in input order. A key's `idx` is the position of its step for an
+/// inbound or outbound event (the event itself is the step's `idx`), the event's index for a
+/// status. Sorting keeps the join sequential in memory, where a hash table of millions of ids
+/// would not: a counting pass (which also resolves accounts and lays out the steps, while each
+/// event's text is at hand), a scatter on the top bits straight into the output, then small
+/// sorts of buckets that fit in the cache.
+fn sorted_keys(
+    events: &[Event<'_>],
+    account_ids: &FxHashMap<&str, u32>,
+) -> (Vec<IdKey>, Vec<Step>) {
     const BITS: u32 = 12;
-    let key = |i: usize, e: &Event<'_>| -> Option<IdKey> {
-        let (id, at, kind, status) = match e {
-            Event::Account(_) => return None,
-            Event::Inbound(x) => (&x.id, x.at, StepKind::Inbound, None),
-            Event::Outbound(x) => (&x.id, x.at, StepKind::Outbound, None),
-            Event::Status(x) => (&x.id, x.at, StepKind::Status, Some(x.status)),
-        };
-        Some(IdKey::new(fingerprint(id), at, i as u32, kind, status))
-    };
     let bucket = |k: &IdKey| (k.fp >> (64 - BITS)) as usize;
     let mut starts = vec![0usize; (1 << BITS) + 1];
-    let mut account_of = vec![NO_ACCOUNT; events.len()];
+    let mut steps = Vec::with_capacity(events.len() / 2);
     // Each id is read once, here: ids lie scattered through the input, so a second reading
     // would miss the cache again for every event.
     let mut keys = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
-        if let Some(k) = key(i, e) {
-            starts[bucket(&k) + 1] += 1;
-            keys.push(k);
-        }
-        if let Event::Outbound(o) = e {
-            if let Some(&a) = account_ids.get(o.waba.as_ref()) {
-                account_of[i] = a;
+        let k = match e {
+            Event::Account(_) => continue,
+            Event::Inbound(x) => {
+                let pos = steps.len() as u32;
+                steps.push(Step {
+                    at: x.at,
+                    delivered_at: NEVER,
+                    idx: i as u32,
+                    account: NO_ACCOUNT,
+                    kind: StepKind::Inbound,
+                    failed: false,
+                });
+                IdKey::new(fingerprint(&x.id), x.at, pos, StepKind::Inbound, None)
             }
-        }
+            Event::Outbound(x) => {
+                let pos = steps.len() as u32;
+                steps.push(Step {
+                    at: x.at,
+                    delivered_at: NEVER,
+                    idx: i as u32,
+                    account: account_ids
+                        .get(x.waba.as_ref())
+                        .copied()
+                        .unwrap_or(NO_ACCOUNT),
+                    kind: StepKind::Outbound,
+                    failed: false,
+                });
+                IdKey::new(fingerprint(&x.id), x.at, pos, StepKind::Outbound, None)
+            }
+            Event::Status(x) => IdKey::new(
+                fingerprint(&x.id),
+                x.at,
+                i as u32,
+                StepKind::Status,
+                Some(x.status),
+            ),
+        };
+        starts[bucket(&k) + 1] += 1;
+        keys.push(k);
     }
     for i in 1..starts.len() {
         starts[i] += starts[i - 1];
@@ -397,7 +427,7 @@ fn sorted_keys(events: &[Event<'_>], account_ids: &FxHashMap<&str, u32>) -> (Vec
             out[w[0]..w[1]].sort_unstable_by_key(|k| (k.fp, k.tag, k.idx));
         }
     }
-    (out, account_of)
+    (out, steps)
 }
 
 impl Timeline {
@@ -406,22 +436,24 @@ impl Timeline {
         account_ids: &FxHashMap<&'e str, u32>,
         out: &mut Rated<'e>,
     ) -> Self {
-        let mut t = Timeline {
-            steps: Vec::new(),
-            outbound_count: 0,
-            orphan_statuses: 0,
-        };
-        // Join: group every event by id, in one sorted pass.
+        // Join: group every event by id, in one sorted pass. The join marks repeats and
+        // conflicts as dropped and writes each outbound's delivery into its step.
         assert!(
             events.len() < u32::MAX as usize,
             "more events than one batch holds"
         );
-        let (keys, account_of) = sorted_keys(events, account_ids);
-        t.steps.reserve(keys.len() / 2);
+        let (keys, steps) = sorted_keys(events, account_ids);
+        let mut t = Timeline {
+            steps,
+            outbound_count: 0,
+            orphan_statuses: 0,
+        };
+        let mut dropped = false;
         let mut conflicts: Vec<(&'e str, &'static str)> = Vec::new();
         for run in keys.chunk_by(|a, b| a.same_id(b)) {
-            t.join_one_id(run, events, out, &mut conflicts);
+            dropped |= t.join_one_id(run, events, out, &mut conflicts);
         }
+        drop(keys);
         conflicts.sort_unstable();
         for (id, kind) in conflicts {
             out.errors.push(RatingError::ConflictingDuplicate {
@@ -431,7 +463,7 @@ impl Timeline {
         }
         // Order by (instant, kind), then by id within runs of equal (instant, kind) only, so
         // that ids (strings elsewhere in memory) are read just where they decide.
-        t.steps.sort_unstable_by_key(|s| (s.at, s.kind, s.idx));
+        order_steps(&mut t.steps, dropped);
         let mut i = 0;
         while i < t.steps.len() {
             let mut j = i + 1;
@@ -447,60 +479,57 @@ impl Timeline {
             }
             i = j;
         }
-        for step in &mut t.steps {
-            if step.kind == StepKind::Outbound {
-                step.account = account_of[step.idx as usize];
-            }
-        }
         t
     }
 
     /// Takes the events of one id (sorted by kind, then position): keeps one inbound and one
-    /// outbound (identical repeats are counted, different ones are conflicts), and folds the
-    /// statuses into the outbound's delivery.
+    /// outbound (identical repeats are counted, different ones are conflicts), marks the other
+    /// steps dropped, and folds the statuses into the outbound's step. True when a step was
+    /// dropped.
     fn join_one_id<'e>(
         &mut self,
         run: &[IdKey],
         events: &'e [Event<'e>],
         out: &mut Rated<'e>,
         conflicts: &mut Vec<(&'e str, &'static str)>,
-    ) {
+    ) -> bool {
         let mut delivered_at = NEVER;
         let mut failed = false;
         let mut has_status = false;
-        let mut outbound: Option<(u32, UnixMs)> = None;
+        let mut outbound: Option<u32> = None;
+        let mut dropped = false;
         for same_kind in run.chunk_by(|a, b| a.kind() == b.kind()) {
             let first = same_kind[0];
             match first.kind() {
                 StepKind::Inbound | StepKind::Outbound => {
                     // Repeats are rare: only then are the events themselves read and compared
                     // (here, in fingerprint order, every read would miss the cache).
-                    let e = || &events[first.idx as usize];
-                    if same_kind.len() == 1
-                        || same_kind[1..]
-                            .iter()
-                            .all(|x| events[x.idx as usize] == *e())
-                    {
-                        out.notes.duplicates += (same_kind.len() - 1) as u64;
-                        if first.kind() == StepKind::Outbound {
-                            outbound = Some((first.idx, first.at));
-                        } else {
-                            self.steps.push(Step {
-                                at: first.at,
-                                delivered_at: NEVER,
-                                idx: first.idx,
-                                account: NO_ACCOUNT,
-                                kind: StepKind::Inbound,
-                                failed: false,
-                            });
-                        }
-                    } else {
+                    let steps = &mut self.steps;
+                    let event = |k: &IdKey| &events[steps[k.idx as usize].idx as usize];
+                    let keep = same_kind.len() == 1 || {
+                        let e = event(&first);
+                        same_kind[1..].iter().all(|x| event(x) == e)
+                    };
+                    if !keep {
                         let name = if first.kind() == StepKind::Inbound {
                             "inbound"
                         } else {
                             "outbound"
                         };
-                        conflicts.push((event_id(e()), name));
+                        conflicts.push((event_id(event(&first)), name));
+                    }
+                    if same_kind.len() > 1 {
+                        if keep {
+                            out.notes.duplicates += (same_kind.len() - 1) as u64;
+                        }
+                        let skip = usize::from(keep);
+                        for x in &same_kind[skip..] {
+                            steps[x.idx as usize].kind = StepKind::Dropped;
+                        }
+                        dropped = true;
+                    }
+                    if keep && first.kind() == StepKind::Outbound {
+                        outbound = Some(first.idx);
                     }
                 }
                 StepKind::Status => {
@@ -517,22 +546,70 @@ impl Timeline {
                         }
                     }
                 }
+                StepKind::Dropped => unreachable!("keys are never dropped"),
             }
         }
         match outbound {
-            Some((idx, at)) => {
+            Some(pos) => {
                 self.outbound_count += 1;
-                self.steps.push(Step {
-                    at,
-                    delivered_at,
-                    idx,
-                    account: NO_ACCOUNT,
-                    kind: StepKind::Outbound,
-                    failed,
-                });
+                if has_status {
+                    let step = &mut self.steps[pos as usize];
+                    step.delivered_at = delivered_at;
+                    step.failed = failed;
+                }
             }
             None if has_status => self.orphan_statuses += 1,
             None => {}
+        }
+        dropped
+    }
+}
+
+/// Sorts steps by (instant, kind), leaving out dropped ones. The steps come in input order,
+/// which is mostly time order with some late lines: one pass keeps the steps that extend the
+/// ordered sequence in place and sets the others aside (a step that is ahead of its successor
+/// goes aside too, so that one early line cannot send all that follow aside); the few set
+/// aside are sorted and merged in from the back. Any input order gives the same result, only
+/// slower when it is far from time order.
+fn order_steps(steps: &mut Vec<Step>, dropped: bool) {
+    let key = |s: &Step| (s.at, s.kind as u8);
+    let n = steps.len();
+    let mut aside = Vec::new();
+    let mut w = 0;
+    for r in 0..n {
+        let s = steps[r];
+        if dropped && s.kind == StepKind::Dropped {
+            continue;
+        }
+        let k = key(&s);
+        let fits = w == 0 || key(&steps[w - 1]) <= k;
+        let ahead = r + 1 < n && {
+            let next = key(&steps[r + 1]);
+            next < k && (w == 0 || key(&steps[w - 1]) <= next)
+        };
+        if fits && !ahead {
+            steps[w] = s;
+            w += 1;
+        } else {
+            aside.push(s);
+        }
+    }
+    steps.truncate(w);
+    if aside.is_empty() {
+        return;
+    }
+    aside.sort_unstable_by_key(key);
+    steps.extend_from_slice(&aside);
+    let (mut i, mut j) = (w, aside.len());
+    let mut k = steps.len();
+    while j > 0 {
+        k -= 1;
+        if i > 0 && key(&steps[i - 1]) > key(&aside[j - 1]) {
+            steps[k] = steps[i - 1];
+            i -= 1;
+        } else {
+            steps[k] = aside[j - 1];
+            j -= 1;
         }
     }
 }
