@@ -422,9 +422,41 @@ fn sorted_keys(
         out[next[b]] = k;
         next[b] += 1;
     }
+    // Each bucket fits in the cache: a second scatter on the next bits, through a small
+    // buffer, leaves runs of a few keys for insertion sorts.
+    const SUB_BITS: u32 = 8;
+    let sub_bucket =
+        |k: &IdKey| ((k.fp >> (64 - BITS - SUB_BITS)) & ((1 << SUB_BITS) - 1)) as usize;
+    let full_key = |k: &IdKey| (k.fp, k.tag, k.idx);
+    let mut tmp: Vec<IdKey> = Vec::new();
+    let mut sub = [0usize; (1 << SUB_BITS) + 1];
     for w in starts.windows(2) {
-        if w[1] - w[0] > 1 {
-            out[w[0]..w[1]].sort_unstable_by_key(|k| (k.fp, k.tag, k.idx));
+        let b = &mut out[w[0]..w[1]];
+        if b.len() <= 64 {
+            if b.len() > 1 {
+                b.sort_unstable_by_key(full_key);
+            }
+            continue;
+        }
+        sub.fill(0);
+        for k in b.iter() {
+            sub[sub_bucket(k) + 1] += 1;
+        }
+        for i in 1..sub.len() {
+            sub[i] += sub[i - 1];
+        }
+        tmp.clear();
+        tmp.extend_from_slice(b);
+        let mut at = sub;
+        for k in &tmp {
+            let s = sub_bucket(k);
+            b[at[s]] = *k;
+            at[s] += 1;
+        }
+        for r in sub.windows(2) {
+            if r[1] - r[0] > 1 {
+                b[r[0]..r[1]].sort_unstable_by_key(full_key);
+            }
         }
     }
     (out, steps)
