@@ -151,6 +151,31 @@ pub fn rate<'e>(
     events: &'e [Event<'e>],
     opts: RateOptions,
 ) -> Rated<'e> {
+    rate_chunks(tariff, accounts, &[events], opts)
+}
+
+/// Rates a set of events given in several slices (as parsed in parallel, for instance), as
+/// [`rate`] rates them joined, without joining them.
+pub fn rate_chunks<'e>(
+    tariff: &Tariff,
+    accounts: &'e [Account<'e>],
+    chunks: &[&'e [Event<'e>]],
+    opts: RateOptions,
+) -> Rated<'e> {
+    let mut ends = Vec::with_capacity(chunks.len());
+    let mut total = 0usize;
+    for c in chunks {
+        total += c.len();
+        assert!(
+            total < u32::MAX as usize,
+            "more events than one batch holds"
+        );
+        ends.push(total as u32);
+    }
+    let events = Events {
+        chunks,
+        ends: &ends,
+    };
     let mut out = Rated::default();
     let mut machine = Machine::new(tariff, opts);
     for acc in collect_accounts(accounts, events, &mut out).values() {
@@ -163,13 +188,13 @@ pub fn rate<'e>(
     for step in &timeline.steps {
         match step.kind {
             StepKind::Inbound => {
-                let Event::Inbound(ib) = &events[step.idx as usize] else {
+                let Event::Inbound(ib) = events.get(step.idx) else {
                     unreachable!()
                 };
                 machine.inbound(ib);
             }
             StepKind::Outbound => {
-                let Event::Outbound(ob) = &events[step.idx as usize] else {
+                let Event::Outbound(ob) = events.get(step.idx) else {
                     unreachable!()
                 };
                 let delivery = Delivery {
@@ -190,6 +215,34 @@ pub fn rate<'e>(
     out.state = machine.stats();
     out.notes.orphan_statuses = timeline.orphan_statuses;
     out
+}
+
+/// The events, in one or more slices, indexed as if joined.
+#[derive(Clone, Copy)]
+struct Events<'s, 'e> {
+    chunks: &'s [&'e [Event<'e>]],
+    /// Index one past each chunk's last event.
+    ends: &'s [u32],
+}
+
+impl<'e> Events<'_, 'e> {
+    #[inline]
+    fn get(&self, idx: u32) -> &'e Event<'e> {
+        let (chunk, start) = match self.ends {
+            [_] => (0, 0),
+            ends => {
+                let c = ends.partition_point(|&e| e <= idx);
+                (c, if c == 0 { 0 } else { ends[c - 1] })
+            }
+        };
+        &self.chunks[chunk][(idx - start) as usize]
+    }
+    fn len(&self) -> usize {
+        self.ends.last().map_or(0, |&e| e as usize)
+    }
+    fn iter(&self) -> impl Iterator<Item = &'e Event<'e>> + '_ {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,7 +275,7 @@ const NO_ACCOUNT: u32 = u32::MAX;
 /// different fields is an error and left out.
 fn collect_accounts<'e>(
     accounts: &'e [Account<'e>],
-    events: &'e [Event<'e>],
+    events: Events<'_, 'e>,
     out: &mut Rated<'e>,
 ) -> BTreeMap<&'e str, &'e Account<'e>> {
     let mut found: BTreeMap<&'e str, &'e Account<'e>> = BTreeMap::new();
@@ -361,7 +414,7 @@ fn splitmix(mut z: u64) -> u64 {
 /// event's text is at hand), a scatter on the top bits straight into the output, then small
 /// sorts of buckets that fit in the cache.
 fn sorted_keys(
-    events: &[Event<'_>],
+    events: Events<'_, '_>,
     account_ids: &FxHashMap<&str, u32>,
 ) -> (Vec<IdKey>, Vec<Step>) {
     const BITS: u32 = 12;
@@ -464,7 +517,7 @@ fn sorted_keys(
 
 impl Timeline {
     fn build<'e>(
-        events: &'e [Event<'e>],
+        events: Events<'_, 'e>,
         account_ids: &FxHashMap<&'e str, u32>,
         out: &mut Rated<'e>,
     ) -> Self {
@@ -506,7 +559,7 @@ impl Timeline {
             }
             if j - i > 1 {
                 t.steps[i..j].sort_unstable_by(|a, b| {
-                    event_id(&events[a.idx as usize]).cmp(event_id(&events[b.idx as usize]))
+                    event_id(events.get(a.idx)).cmp(event_id(events.get(b.idx)))
                 });
             }
             i = j;
@@ -521,7 +574,7 @@ impl Timeline {
     fn join_one_id<'e>(
         &mut self,
         run: &[IdKey],
-        events: &'e [Event<'e>],
+        events: Events<'_, 'e>,
         out: &mut Rated<'e>,
         conflicts: &mut Vec<(&'e str, &'static str)>,
     ) -> bool {
@@ -537,7 +590,7 @@ impl Timeline {
                     // Repeats are rare: only then are the events themselves read and compared
                     // (here, in fingerprint order, every read would miss the cache).
                     let steps = &mut self.steps;
-                    let event = |k: &IdKey| &events[steps[k.idx as usize].idx as usize];
+                    let event = |k: &IdKey| events.get(steps[k.idx as usize].idx);
                     let keep = same_kind.len() == 1 || {
                         let e = event(&first);
                         same_kind[1..].iter().all(|x| event(x) == e)
@@ -855,7 +908,7 @@ impl<'t, 'e> Machine<'t, 'e> {
         acc_id: u32,
         ob: &'e Outbound<'e>,
         delivery: Delivery,
-        events: &'e [Event<'e>],
+        events: Events<'_, 'e>,
     ) -> Result<Charge<'e>, RatingError> {
         let s = ob.at;
         let id = ob.id.as_ref();
@@ -1001,7 +1054,7 @@ impl<'t, 'e> Machine<'t, 'e> {
             };
             charge.category = Category::ReferralConversion;
             charge.pricing_type = PricingType::FreeEntryPoint;
-            charge.conversation_id = Some(event_id(&events[opener as usize]));
+            charge.conversation_id = Some(event_id(events.get(opener)));
             return Ok(charge);
         }
 
@@ -1029,15 +1082,15 @@ impl<'t, 'e> Machine<'t, 'e> {
                     MessageKind::NonTemplate => convs
                         .iter()
                         .min_by(|a, b| {
-                            (a.opened_at, event_id(&events[a.opener as usize]))
-                                .cmp(&(b.opened_at, event_id(&events[b.opener as usize])))
+                            (a.opened_at, event_id(events.get(a.opener)))
+                                .cmp(&(b.opened_at, event_id(events.get(b.opener))))
                         })
                         .copied(),
                 };
                 if let Some(conv) = joins {
                     charge.category = conv.category;
                     charge.pricing_type = conv.pricing_type;
-                    charge.conversation_id = Some(event_id(&events[conv.opener as usize]));
+                    charge.conversation_id = Some(event_id(events.get(conv.opener)));
                     return Ok(charge);
                 }
                 let conv_key = match ob.kind {
@@ -1096,7 +1149,7 @@ impl<'t, 'e> Machine<'t, 'e> {
                             charge.pricing_model = PricingModel::Cbp;
                             charge.category = conv.category;
                             charge.pricing_type = conv.pricing_type;
-                            charge.conversation_id = Some(event_id(&events[conv.opener as usize]));
+                            charge.conversation_id = Some(event_id(events.get(conv.opener)));
                             return Ok(charge);
                         }
                         if convs.is_empty() {

@@ -51,6 +51,38 @@ pub fn read_sources(accounts: Option<&str>, files: &[String]) -> Result<Vec<Sour
     Ok(sources)
 }
 
+/// Events parsed in chunks (one per thread and source), in input order: never joined, since
+/// [`wabill_rating::rate_chunks`] takes them as they are.
+#[derive(Default)]
+pub struct ParsedChunks<'a> {
+    pub chunks: Vec<Parsed<'a>>,
+}
+
+impl<'a> ParsedChunks<'a> {
+    /// The events of each chunk, for [`wabill_rating::rate_chunks`].
+    pub fn events(&self) -> Vec<&[Event<'a>]> {
+        self.chunks.iter().map(|p| &p.events[..]).collect()
+    }
+    pub fn meta_pricing(&self) -> impl Iterator<Item = &wabill_formats::MetaPricing<'a>> {
+        self.chunks.iter().flat_map(|p| p.meta_pricing.iter())
+    }
+    pub fn ignored_webhook_items(&self) -> u64 {
+        self.chunks.iter().map(|p| p.ignored_webhook_items).sum()
+    }
+    /// All chunks in one.
+    pub fn join(self) -> Parsed<'a> {
+        let mut chunks = self.chunks.into_iter();
+        let mut all = chunks.next().unwrap_or_default();
+        for p in chunks {
+            all.events.extend(p.events);
+            all.lines.extend(p.lines);
+            all.meta_pricing.extend(p.meta_pricing);
+            all.ignored_webhook_items += p.ignored_webhook_items;
+        }
+        all
+    }
+}
+
 /// Parses sources read by [`read_sources`]: with `accounts_first`, the first source holds only
 /// account events (anything else in it is a bad line). Returns the events, the separate
 /// accounts and the malformed lines.
@@ -58,15 +90,16 @@ pub fn parse_sources<'a>(
     sources: &'a [Source],
     accounts_first: bool,
     on_progress: &(dyn Fn(u64) + Sync),
-) -> (Parsed<'a>, Vec<Account<'a>>, Vec<BadLine>) {
+) -> (ParsedChunks<'a>, Vec<Account<'a>>, Vec<BadLine>) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut parsed = Parsed::default();
+    let mut parsed = ParsedChunks::default();
     let mut bad: Vec<BadLine> = Vec::new();
     let mut accounts: Vec<Account<'a>> = Vec::new();
     for (i, src) in sources.iter().enumerate() {
-        let (p, b) = parse_text(&src.name, &src.text, threads, on_progress);
+        let (p, b) = parse_text_chunks(&src.name, &src.text, threads, on_progress);
         bad.extend(b);
         if i == 0 && accounts_first {
+            let p = p.join();
             for (e, line) in p.events.into_iter().zip(p.lines) {
                 match e {
                     Event::Account(a) => accounts.push(*a),
@@ -82,15 +115,7 @@ pub fn parse_sources<'a>(
             }
             continue;
         }
-        if i == usize::from(accounts_first) {
-            // The first event source: keep its vectors (sized for its lines) as they are.
-            parsed = p;
-            continue;
-        }
-        parsed.events.extend(p.events);
-        parsed.lines.extend(p.lines);
-        parsed.meta_pricing.extend(p.meta_pricing);
-        parsed.ignored_webhook_items += p.ignored_webhook_items;
+        parsed.chunks.extend(p.chunks);
     }
     (parsed, accounts, bad)
 }
@@ -134,22 +159,25 @@ pub fn parse_text<'a>(
     threads: usize,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> (Parsed<'a>, Vec<BadLine>) {
+    let (chunks, bad) = parse_text_chunks(source, text, threads, on_progress);
+    (chunks.join(), bad)
+}
+
+/// Parses all lines of `text` in about `threads` chunks, one per thread, kept apart.
+pub fn parse_text_chunks<'a>(
+    source: &str,
+    text: &'a str,
+    threads: usize,
+    on_progress: &(dyn Fn(u64) + Sync),
+) -> (ParsedChunks<'a>, Vec<BadLine>) {
     let chunks = split_lines(text, threads.max(1));
-    // The first chunk's vectors are sized for every line, so that the others are appended to
-    // them without moving the first chunk's events again.
-    let total_lines = memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1;
     let parts: Vec<(Parsed<'a>, Vec<LineError>)> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .into_iter()
-            .enumerate()
-            .map(|(n, (first_line, chunk))| {
+            .map(|(first_line, chunk)| {
                 s.spawn(move || {
                     let mut p = Parsed::default();
-                    let lines = if n == 0 {
-                        total_lines
-                    } else {
-                        memchr::memchr_iter(b'\n', chunk.as_bytes()).count() + 1
-                    };
+                    let lines = memchr::memchr_iter(b'\n', chunk.as_bytes()).count() + 1;
                     p.events.reserve(lines);
                     p.lines.reserve(lines);
                     let mut errors = Vec::new();
@@ -176,20 +204,10 @@ pub fn parse_text<'a>(
             .map(|h| h.join().expect("parser thread panicked"))
             .collect()
     });
-    let mut parts = parts.into_iter();
-    let (mut all, first_errors) = parts.next().expect("at least one chunk");
-    let mut bad: Vec<BadLine> = first_errors
-        .into_iter()
-        .map(|error| BadLine {
-            source: source.to_string(),
-            error,
-        })
-        .collect();
+    let mut all = ParsedChunks::default();
+    let mut bad = Vec::new();
     for (p, errors) in parts {
-        all.events.extend(p.events);
-        all.lines.extend(p.lines);
-        all.meta_pricing.extend(p.meta_pricing);
-        all.ignored_webhook_items += p.ignored_webhook_items;
+        all.chunks.push(p);
         bad.extend(errors.into_iter().map(|error| BadLine {
             source: source.to_string(),
             error,
@@ -228,6 +246,33 @@ fn memchr_from(b: &[u8], from: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rating_chunks_is_rating_them_joined() {
+        let cfg = wabill_gen::GenConfig {
+            events: 30_000,
+            users: 2_000,
+            days: 3,
+            ..Default::default()
+        };
+        let mut stream = Vec::new();
+        wabill_gen::generate(&cfg, &mut stream).unwrap();
+        let text = std::str::from_utf8(&stream).unwrap();
+        let tariff = wabill_rating::Tariff::bundled();
+        let opts = wabill_rating::RateOptions::default();
+        let (joined, bad) = parse_text("t", text, 1, &|_| {});
+        assert!(bad.is_empty());
+        let expected = wabill_rating::rate(&tariff, &[], &joined.events, opts);
+        assert!(expected.charges.len() > 5_000);
+        for threads in [2, 3, 7] {
+            let (chunks, _) = parse_text_chunks("t", text, threads, &|_| {});
+            assert_eq!(chunks.chunks.len(), threads);
+            let rated = wabill_rating::rate_chunks(&tariff, &[], &chunks.events(), opts);
+            assert_eq!(rated.charges, expected.charges, "{threads} chunks");
+            assert_eq!(rated.errors, expected.errors);
+            assert_eq!(rated.notes, expected.notes);
+        }
+    }
 
     #[test]
     fn chunks_keep_every_line_and_its_number() {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use wabill_formats::charges;
-use wabill_rating::{rate, Charge, Decimal, RateOptions, Rated, Tariff};
+use wabill_rating::{rate_chunks, Charge, Decimal, RateOptions, Rated, Tariff};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RateArgs {
@@ -60,10 +60,10 @@ pub fn run(args: &RateArgs) -> Result<i32> {
         return Ok(code);
     }
 
-    let rated = rate(
+    let rated = rate_chunks(
         &tariff,
         &separate_accounts,
-        &parsed.events,
+        &parsed.events(),
         RateOptions {
             assume_delivered: args.assume_delivered,
         },
@@ -81,7 +81,7 @@ pub fn run(args: &RateArgs) -> Result<i32> {
     write_charges(&mut out, &rated.charges, &tariff, args.format, threads)?;
     out.flush()?;
 
-    report_notes(stderr, &rated, parsed.ignored_webhook_items)?;
+    report_notes(stderr, &rated, parsed.ignored_webhook_items())?;
     if args.summary {
         write_summary(stderr, &rated.charges, &tariff)?;
     }
