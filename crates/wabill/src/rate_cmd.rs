@@ -47,12 +47,12 @@ pub const EXIT_UNRATABLE: i32 = 3;
 
 pub fn run(args: &RateArgs) -> Result<i32> {
     let tariff = crate::tariff::load(args.rates.as_deref())?;
-    let sources = input::read_sources(args.accounts.as_deref(), &args.files)?;
-    let total: u64 = sources.iter().map(|s| s.text.len() as u64).sum();
+    let mut sources = input::open_sources(args.accounts.as_deref(), &args.files)?;
+    let total: u64 = sources.iter().map(input::Pending::len).sum();
     let progress = progress_bar(total);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (parsed, separate_accounts, bad) =
-        input::parse_sources(&sources, args.accounts.is_some(), &|n| progress.inc(n));
+        input::read_and_parse(&mut sources, args.accounts.is_some(), &|n| progress.inc(n))?;
     progress.finish_and_clear();
 
     let stderr = &mut std::io::stderr().lock();
