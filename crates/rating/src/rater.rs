@@ -318,25 +318,20 @@ struct Timeline {
     orphan_statuses: u64,
 }
 
-/// An event reduced to what the join needs, keyed by a 92-bit fingerprint of its id: 24 bytes,
+/// An event reduced to what the join needs, keyed by a 92-bit fingerprint of its id: 20 bytes,
 /// because every byte of this array is written to fresh memory twice per event.
 #[derive(Clone, Copy, Default)]
+#[repr(C, packed(4))]
 struct IdKey {
     fp: u64,
-    at: UnixMs,
-    idx: u32,
+    /// A status's instant; the step position of an inbound or outbound event.
+    val: i64,
     /// 27 more fingerprint bits, then the kind (2 bits), then the status (3 bits).
     tag: u32,
 }
 
 impl IdKey {
-    fn new(
-        fp: (u64, u64),
-        at: UnixMs,
-        idx: u32,
-        kind: StepKind,
-        status: Option<DeliveryStatus>,
-    ) -> Self {
+    fn new(fp: (u64, u64), val: i64, kind: StepKind, status: Option<DeliveryStatus>) -> Self {
         let st = match status {
             None => 0,
             Some(DeliveryStatus::Sent) => 1,
@@ -346,10 +341,17 @@ impl IdKey {
         };
         IdKey {
             fp: fp.0,
-            at,
-            idx,
+            val,
             tag: ((fp.1 >> 37) as u32) << 5 | (kind as u32) << 3 | st,
         }
+    }
+    /// A status's instant.
+    fn at(&self) -> UnixMs {
+        self.val
+    }
+    /// An inbound or outbound event's step position.
+    fn pos(&self) -> usize {
+        self.val as usize
     }
     fn same_id(&self, o: &IdKey) -> bool {
         self.fp == o.fp && self.tag >> 5 == o.tag >> 5
@@ -407,9 +409,8 @@ fn splitmix(mut z: u64) -> u64 {
 }
 
 /// Keys of all events but accounts, sorted by (fingerprint, kind, status, position), and the
-/// inbound and outbound steps in input order. A key's `idx` is the position of its step for an
-/// inbound or outbound event (the event itself is the step's `idx`), the event's index for a
-/// status. Sorting keeps the join sequential in memory, where a hash table of millions of ids
+/// inbound and outbound steps in input order. An inbound or outbound key holds the position of
+/// its step (the event itself is the step's `idx`), a status key its instant. Sorting keeps the join sequential in memory, where a hash table of millions of ids
 /// would not: a counting pass (which also resolves accounts and lays out the steps, while each
 /// event's text is at hand), a scatter on the top bits straight into the output, then small
 /// sorts of buckets that fit in the cache.
@@ -428,7 +429,7 @@ fn sorted_keys(
         let k = match e {
             Event::Account(_) => continue,
             Event::Inbound(x) => {
-                let pos = steps.len() as u32;
+                let pos = steps.len() as i64;
                 steps.push(Step {
                     at: x.at,
                     delivered_at: NEVER,
@@ -437,10 +438,10 @@ fn sorted_keys(
                     kind: StepKind::Inbound,
                     failed: false,
                 });
-                IdKey::new(fingerprint(&x.id), x.at, pos, StepKind::Inbound, None)
+                IdKey::new(fingerprint(&x.id), pos, StepKind::Inbound, None)
             }
             Event::Outbound(x) => {
-                let pos = steps.len() as u32;
+                let pos = steps.len() as i64;
                 steps.push(Step {
                     at: x.at,
                     delivered_at: NEVER,
@@ -452,15 +453,11 @@ fn sorted_keys(
                     kind: StepKind::Outbound,
                     failed: false,
                 });
-                IdKey::new(fingerprint(&x.id), x.at, pos, StepKind::Outbound, None)
+                IdKey::new(fingerprint(&x.id), pos, StepKind::Outbound, None)
             }
-            Event::Status(x) => IdKey::new(
-                fingerprint(&x.id),
-                x.at,
-                i as u32,
-                StepKind::Status,
-                Some(x.status),
-            ),
+            Event::Status(x) => {
+                IdKey::new(fingerprint(&x.id), x.at, StepKind::Status, Some(x.status))
+            }
         };
         starts[bucket(&k) + 1] += 1;
         keys.push(k);
@@ -480,7 +477,7 @@ fn sorted_keys(
     const SUB_BITS: u32 = 8;
     let sub_bucket =
         |k: &IdKey| ((k.fp >> (64 - BITS - SUB_BITS)) & ((1 << SUB_BITS) - 1)) as usize;
-    let full_key = |k: &IdKey| (k.fp, k.tag, k.idx);
+    let full_key = |k: &IdKey| (k.fp, k.tag, k.val);
     let mut tmp: Vec<IdKey> = Vec::new();
     let mut sub = [0usize; (1 << SUB_BITS) + 1];
     for w in starts.windows(2) {
@@ -581,7 +578,7 @@ impl Timeline {
         let mut delivered_at = NEVER;
         let mut failed = false;
         let mut has_status = false;
-        let mut outbound: Option<u32> = None;
+        let mut outbound: Option<usize> = None;
         let mut dropped = false;
         for same_kind in run.chunk_by(|a, b| a.kind() == b.kind()) {
             let first = same_kind[0];
@@ -590,7 +587,7 @@ impl Timeline {
                     // Repeats are rare: only then are the events themselves read and compared
                     // (here, in fingerprint order, every read would miss the cache).
                     let steps = &mut self.steps;
-                    let event = |k: &IdKey| events.get(steps[k.idx as usize].idx);
+                    let event = |k: &IdKey| events.get(steps[k.pos()].idx);
                     let keep = same_kind.len() == 1 || {
                         let e = event(&first);
                         same_kind[1..].iter().all(|x| event(x) == e)
@@ -609,12 +606,12 @@ impl Timeline {
                         }
                         let skip = usize::from(keep);
                         for x in &same_kind[skip..] {
-                            steps[x.idx as usize].kind = StepKind::Dropped;
+                            steps[x.pos()].kind = StepKind::Dropped;
                         }
                         dropped = true;
                     }
                     if keep && first.kind() == StepKind::Outbound {
-                        outbound = Some(first.idx);
+                        outbound = Some(first.pos());
                     }
                 }
                 StepKind::Status => {
@@ -622,8 +619,8 @@ impl Timeline {
                     for x in same_kind {
                         match x.status() {
                             Some(DeliveryStatus::Delivered | DeliveryStatus::Read) => {
-                                if delivered_at == NEVER || x.at < delivered_at {
-                                    delivered_at = x.at;
+                                if delivered_at == NEVER || x.at() < delivered_at {
+                                    delivered_at = x.at();
                                 }
                             }
                             Some(DeliveryStatus::Failed) => failed = true,
@@ -638,7 +635,7 @@ impl Timeline {
             Some(pos) => {
                 self.outbound_count += 1;
                 if has_status {
-                    let step = &mut self.steps[pos as usize];
+                    let step = &mut self.steps[pos];
                     step.delivered_at = delivered_at;
                     step.failed = failed;
                 }
@@ -1299,5 +1296,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<PairKey>(), 12);
         assert_eq!(std::mem::size_of::<PairState>(), 32);
         assert_eq!(std::mem::size_of::<(PairKey, PairState)>(), 44);
+        assert_eq!(std::mem::size_of::<IdKey>(), 20);
     }
 }
