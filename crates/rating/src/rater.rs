@@ -183,9 +183,26 @@ pub fn rate_chunks<'e>(
             out.errors.push(e);
         }
     }
-    let timeline = Timeline::build(events, &machine.account_ids, &mut out);
+    let mut timeline = Timeline::build(events, &machine.account_ids, &mut out);
     out.charges.reserve(timeline.outbound_count);
-    for step in &timeline.steps {
+    let steps = &mut timeline.steps[..];
+    // Steps from `i` to `tied_to` are in their final order.
+    let mut tied_to = 0;
+    for i in 0..steps.len() {
+        if i >= tied_to {
+            let (at, kind) = (steps[i].at, steps[i].kind);
+            let mut j = i + 1;
+            while j < steps.len() && steps[j].at == at && steps[j].kind == kind {
+                j += 1;
+            }
+            if j - i > 1 {
+                steps[i..j].sort_unstable_by(|a, b| {
+                    event_id(events.get(a.idx)).cmp(event_id(events.get(b.idx)))
+                });
+            }
+            tied_to = j;
+        }
+        let step = &steps[i];
         match step.kind {
             StepKind::Inbound => {
                 let Event::Inbound(ib) = events.get(step.idx) else {
@@ -543,24 +560,10 @@ impl Timeline {
                 kind,
             });
         }
-        // Order by (instant, kind), then by id within runs of equal (instant, kind) only, so
-        // that ids (strings elsewhere in memory) are read just where they decide.
+        // Order by (instant, kind); the walk orders each run of equal (instant, kind) by id
+        // just before it takes its steps, so that ids (strings elsewhere in memory) are read
+        // only where they decide, and when the walk reads those events anyway.
         order_steps(&mut t.steps, dropped);
-        let mut i = 0;
-        while i < t.steps.len() {
-            let mut j = i + 1;
-            while j < t.steps.len()
-                && (t.steps[j].at, t.steps[j].kind) == (t.steps[i].at, t.steps[i].kind)
-            {
-                j += 1;
-            }
-            if j - i > 1 {
-                t.steps[i..j].sort_unstable_by(|a, b| {
-                    event_id(events.get(a.idx)).cmp(event_id(events.get(b.idx)))
-                });
-            }
-            i = j;
-        }
         t
     }
 
