@@ -151,6 +151,31 @@ pub fn rate<'e>(
     events: &'e [Event<'e>],
     opts: RateOptions,
 ) -> Rated<'e> {
+    rate_chunks(tariff, accounts, &[events], opts)
+}
+
+/// Rates a set of events given in several slices (as parsed in parallel, for instance), as
+/// [`rate`] rates them joined, without joining them.
+pub fn rate_chunks<'e>(
+    tariff: &Tariff,
+    accounts: &'e [Account<'e>],
+    chunks: &[&'e [Event<'e>]],
+    opts: RateOptions,
+) -> Rated<'e> {
+    let mut ends = Vec::with_capacity(chunks.len());
+    let mut total = 0usize;
+    for c in chunks {
+        total += c.len();
+        assert!(
+            total < u32::MAX as usize,
+            "more events than one batch holds"
+        );
+        ends.push(total as u32);
+    }
+    let events = Events {
+        chunks,
+        ends: &ends,
+    };
     let mut out = Rated::default();
     let mut machine = Machine::new(tariff, opts);
     for acc in collect_accounts(accounts, events, &mut out).values() {
@@ -158,18 +183,35 @@ pub fn rate<'e>(
             out.errors.push(e);
         }
     }
-    let timeline = Timeline::build(events, &machine.account_ids, &mut out);
+    let mut timeline = Timeline::build(events, &machine.account_ids, &mut out);
     out.charges.reserve(timeline.outbound_count);
-    for step in &timeline.steps {
+    let steps = &mut timeline.steps[..];
+    // Steps from `i` to `tied_to` are in their final order.
+    let mut tied_to = 0;
+    for i in 0..steps.len() {
+        if i >= tied_to {
+            let (at, kind) = (steps[i].at, steps[i].kind);
+            let mut j = i + 1;
+            while j < steps.len() && steps[j].at == at && steps[j].kind == kind {
+                j += 1;
+            }
+            if j - i > 1 {
+                steps[i..j].sort_unstable_by(|a, b| {
+                    event_id(events.get(a.idx)).cmp(event_id(events.get(b.idx)))
+                });
+            }
+            tied_to = j;
+        }
+        let step = &steps[i];
         match step.kind {
             StepKind::Inbound => {
-                let Event::Inbound(ib) = &events[step.idx as usize] else {
+                let Event::Inbound(ib) = events.get(step.idx) else {
                     unreachable!()
                 };
                 machine.inbound(ib);
             }
             StepKind::Outbound => {
-                let Event::Outbound(ob) = &events[step.idx as usize] else {
+                let Event::Outbound(ob) = events.get(step.idx) else {
                     unreachable!()
                 };
                 let delivery = Delivery {
@@ -181,13 +223,43 @@ pub fn rate<'e>(
                     Err(e) => out.errors.push(e),
                 }
             }
-            StepKind::Status => unreachable!("statuses are folded into their outbound step"),
+            StepKind::Status | StepKind::Dropped => {
+                unreachable!("statuses are folded into their outbound step")
+            }
         }
     }
     out.notes.non_template_outside_window = machine.non_template_outside_window;
     out.state = machine.stats();
     out.notes.orphan_statuses = timeline.orphan_statuses;
     out
+}
+
+/// The events, in one or more slices, indexed as if joined.
+#[derive(Clone, Copy)]
+struct Events<'s, 'e> {
+    chunks: &'s [&'e [Event<'e>]],
+    /// Index one past each chunk's last event.
+    ends: &'s [u32],
+}
+
+impl<'e> Events<'_, 'e> {
+    #[inline]
+    fn get(&self, idx: u32) -> &'e Event<'e> {
+        let (chunk, start) = match self.ends {
+            [_] => (0, 0),
+            ends => {
+                let c = ends.partition_point(|&e| e <= idx);
+                (c, if c == 0 { 0 } else { ends[c - 1] })
+            }
+        };
+        &self.chunks[chunk][(idx - start) as usize]
+    }
+    fn len(&self) -> usize {
+        self.ends.last().map_or(0, |&e| e as usize)
+    }
+    fn iter(&self) -> impl Iterator<Item = &'e Event<'e>> + '_ {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -198,6 +270,8 @@ enum StepKind {
     Inbound = 0,
     Outbound = 1,
     Status = 2,
+    /// A repeated or conflicting inbound or outbound event, left out of the timeline.
+    Dropped = 3,
 }
 
 /// One inbound or outbound message on the timeline, with (for outbound) what its statuses say.
@@ -218,7 +292,7 @@ const NO_ACCOUNT: u32 = u32::MAX;
 /// different fields is an error and left out.
 fn collect_accounts<'e>(
     accounts: &'e [Account<'e>],
-    events: &'e [Event<'e>],
+    events: Events<'_, 'e>,
     out: &mut Rated<'e>,
 ) -> BTreeMap<&'e str, &'e Account<'e>> {
     let mut found: BTreeMap<&'e str, &'e Account<'e>> = BTreeMap::new();
@@ -261,25 +335,20 @@ struct Timeline {
     orphan_statuses: u64,
 }
 
-/// An event reduced to what the join needs, keyed by a 92-bit fingerprint of its id: 24 bytes,
+/// An event reduced to what the join needs, keyed by a 92-bit fingerprint of its id: 20 bytes,
 /// because every byte of this array is written to fresh memory twice per event.
 #[derive(Clone, Copy, Default)]
+#[repr(C, packed(4))]
 struct IdKey {
     fp: u64,
-    at: UnixMs,
-    idx: u32,
+    /// A status's instant; the step position of an inbound or outbound event.
+    val: i64,
     /// 27 more fingerprint bits, then the kind (2 bits), then the status (3 bits).
     tag: u32,
 }
 
 impl IdKey {
-    fn new(
-        fp: (u64, u64),
-        at: UnixMs,
-        idx: u32,
-        kind: StepKind,
-        status: Option<DeliveryStatus>,
-    ) -> Self {
+    fn new(fp: (u64, u64), val: i64, kind: StepKind, status: Option<DeliveryStatus>) -> Self {
         let st = match status {
             None => 0,
             Some(DeliveryStatus::Sent) => 1,
@@ -289,10 +358,17 @@ impl IdKey {
         };
         IdKey {
             fp: fp.0,
-            at,
-            idx,
+            val,
             tag: ((fp.1 >> 37) as u32) << 5 | (kind as u32) << 3 | st,
         }
+    }
+    /// A status's instant.
+    fn at(&self) -> UnixMs {
+        self.val
+    }
+    /// An inbound or outbound event's step position.
+    fn pos(&self) -> usize {
+        self.val as usize
     }
     fn same_id(&self, o: &IdKey) -> bool {
         self.fp == o.fp && self.tag >> 5 == o.tag >> 5
@@ -349,38 +425,59 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Keys of all events but accounts, sorted by (fingerprint, kind, status, idx), and the
-/// account of each outbound event (by event index). Sorting keeps the join sequential in
-/// memory, where a hash table of millions of ids would not: a counting pass (which also
-/// resolves accounts, while each event's text is at hand), a scatter on the top bits straight
-/// into the output, then small sorts of buckets that fit in the cache.
-fn sorted_keys(events: &[Event<'_>], account_ids: &FxHashMap<&str, u32>) -> (Vec<IdKey>, Vec<u32>) {
+/// Keys of all events but accounts, sorted by (fingerprint, kind, status, position), and the
+/// inbound and outbound steps in input order. An inbound or outbound key holds the position of
+/// its step (the event itself is the step's `idx`), a status key its instant. Sorting keeps the join sequential in memory, where a hash table of millions of ids
+/// would not: a counting pass (which also resolves accounts and lays out the steps, while each
+/// event's text is at hand), a scatter on the top bits straight into the output, then small
+/// sorts of buckets that fit in the cache.
+fn sorted_keys(
+    events: Events<'_, '_>,
+    account_ids: &FxHashMap<&str, u32>,
+) -> (Vec<IdKey>, Vec<Step>) {
     const BITS: u32 = 12;
-    let key = |i: usize, e: &Event<'_>| -> Option<IdKey> {
-        let (id, at, kind, status) = match e {
-            Event::Account(_) => return None,
-            Event::Inbound(x) => (&x.id, x.at, StepKind::Inbound, None),
-            Event::Outbound(x) => (&x.id, x.at, StepKind::Outbound, None),
-            Event::Status(x) => (&x.id, x.at, StepKind::Status, Some(x.status)),
-        };
-        Some(IdKey::new(fingerprint(id), at, i as u32, kind, status))
-    };
     let bucket = |k: &IdKey| (k.fp >> (64 - BITS)) as usize;
     let mut starts = vec![0usize; (1 << BITS) + 1];
-    let mut account_of = vec![NO_ACCOUNT; events.len()];
+    let mut steps = Vec::with_capacity(events.len() / 2);
     // Each id is read once, here: ids lie scattered through the input, so a second reading
     // would miss the cache again for every event.
     let mut keys = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
-        if let Some(k) = key(i, e) {
-            starts[bucket(&k) + 1] += 1;
-            keys.push(k);
-        }
-        if let Event::Outbound(o) = e {
-            if let Some(&a) = account_ids.get(o.waba.as_ref()) {
-                account_of[i] = a;
+        let k = match e {
+            Event::Account(_) => continue,
+            Event::Inbound(x) => {
+                let pos = steps.len() as i64;
+                steps.push(Step {
+                    at: x.at,
+                    delivered_at: NEVER,
+                    idx: i as u32,
+                    account: NO_ACCOUNT,
+                    kind: StepKind::Inbound,
+                    failed: false,
+                });
+                IdKey::new(fingerprint(&x.id), pos, StepKind::Inbound, None)
             }
-        }
+            Event::Outbound(x) => {
+                let pos = steps.len() as i64;
+                steps.push(Step {
+                    at: x.at,
+                    delivered_at: NEVER,
+                    idx: i as u32,
+                    account: account_ids
+                        .get(x.waba.as_ref())
+                        .copied()
+                        .unwrap_or(NO_ACCOUNT),
+                    kind: StepKind::Outbound,
+                    failed: false,
+                });
+                IdKey::new(fingerprint(&x.id), pos, StepKind::Outbound, None)
+            }
+            Event::Status(x) => {
+                IdKey::new(fingerprint(&x.id), x.at, StepKind::Status, Some(x.status))
+            }
+        };
+        starts[bucket(&k) + 1] += 1;
+        keys.push(k);
     }
     for i in 1..starts.len() {
         starts[i] += starts[i - 1];
@@ -392,36 +489,70 @@ fn sorted_keys(events: &[Event<'_>], account_ids: &FxHashMap<&str, u32>) -> (Vec
         out[next[b]] = k;
         next[b] += 1;
     }
+    // Each bucket fits in the cache: a second scatter on the next bits, through a small
+    // buffer, leaves runs of a few keys for insertion sorts.
+    const SUB_BITS: u32 = 8;
+    let sub_bucket =
+        |k: &IdKey| ((k.fp >> (64 - BITS - SUB_BITS)) & ((1 << SUB_BITS) - 1)) as usize;
+    let full_key = |k: &IdKey| (k.fp, k.tag, k.val);
+    let mut tmp: Vec<IdKey> = Vec::new();
+    let mut sub = [0usize; (1 << SUB_BITS) + 1];
     for w in starts.windows(2) {
-        if w[1] - w[0] > 1 {
-            out[w[0]..w[1]].sort_unstable_by_key(|k| (k.fp, k.tag, k.idx));
+        let b = &mut out[w[0]..w[1]];
+        if b.len() <= 64 {
+            if b.len() > 1 {
+                b.sort_unstable_by_key(full_key);
+            }
+            continue;
+        }
+        sub.fill(0);
+        for k in b.iter() {
+            sub[sub_bucket(k) + 1] += 1;
+        }
+        for i in 1..sub.len() {
+            sub[i] += sub[i - 1];
+        }
+        tmp.clear();
+        tmp.extend_from_slice(b);
+        let mut at = sub;
+        for k in &tmp {
+            let s = sub_bucket(k);
+            b[at[s]] = *k;
+            at[s] += 1;
+        }
+        for r in sub.windows(2) {
+            if r[1] - r[0] > 1 {
+                b[r[0]..r[1]].sort_unstable_by_key(full_key);
+            }
         }
     }
-    (out, account_of)
+    (out, steps)
 }
 
 impl Timeline {
     fn build<'e>(
-        events: &'e [Event<'e>],
+        events: Events<'_, 'e>,
         account_ids: &FxHashMap<&'e str, u32>,
         out: &mut Rated<'e>,
     ) -> Self {
-        let mut t = Timeline {
-            steps: Vec::new(),
-            outbound_count: 0,
-            orphan_statuses: 0,
-        };
-        // Join: group every event by id, in one sorted pass.
+        // Join: group every event by id, in one sorted pass. The join marks repeats and
+        // conflicts as dropped and writes each outbound's delivery into its step.
         assert!(
             events.len() < u32::MAX as usize,
             "more events than one batch holds"
         );
-        let (keys, account_of) = sorted_keys(events, account_ids);
-        t.steps.reserve(keys.len() / 2);
+        let (keys, steps) = sorted_keys(events, account_ids);
+        let mut t = Timeline {
+            steps,
+            outbound_count: 0,
+            orphan_statuses: 0,
+        };
+        let mut dropped = false;
         let mut conflicts: Vec<(&'e str, &'static str)> = Vec::new();
         for run in keys.chunk_by(|a, b| a.same_id(b)) {
-            t.join_one_id(run, events, out, &mut conflicts);
+            dropped |= t.join_one_id(run, events, out, &mut conflicts);
         }
+        drop(keys);
         conflicts.sort_unstable();
         for (id, kind) in conflicts {
             out.errors.push(RatingError::ConflictingDuplicate {
@@ -429,78 +560,61 @@ impl Timeline {
                 kind,
             });
         }
-        // Order by (instant, kind), then by id within runs of equal (instant, kind) only, so
-        // that ids (strings elsewhere in memory) are read just where they decide.
-        t.steps.sort_unstable_by_key(|s| (s.at, s.kind, s.idx));
-        let mut i = 0;
-        while i < t.steps.len() {
-            let mut j = i + 1;
-            while j < t.steps.len()
-                && (t.steps[j].at, t.steps[j].kind) == (t.steps[i].at, t.steps[i].kind)
-            {
-                j += 1;
-            }
-            if j - i > 1 {
-                t.steps[i..j].sort_unstable_by(|a, b| {
-                    event_id(&events[a.idx as usize]).cmp(event_id(&events[b.idx as usize]))
-                });
-            }
-            i = j;
-        }
-        for step in &mut t.steps {
-            if step.kind == StepKind::Outbound {
-                step.account = account_of[step.idx as usize];
-            }
-        }
+        // Order by (instant, kind); the walk orders each run of equal (instant, kind) by id
+        // just before it takes its steps, so that ids (strings elsewhere in memory) are read
+        // only where they decide, and when the walk reads those events anyway.
+        order_steps(&mut t.steps, dropped);
         t
     }
 
     /// Takes the events of one id (sorted by kind, then position): keeps one inbound and one
-    /// outbound (identical repeats are counted, different ones are conflicts), and folds the
-    /// statuses into the outbound's delivery.
+    /// outbound (identical repeats are counted, different ones are conflicts), marks the other
+    /// steps dropped, and folds the statuses into the outbound's step. True when a step was
+    /// dropped.
     fn join_one_id<'e>(
         &mut self,
         run: &[IdKey],
-        events: &'e [Event<'e>],
+        events: Events<'_, 'e>,
         out: &mut Rated<'e>,
         conflicts: &mut Vec<(&'e str, &'static str)>,
-    ) {
+    ) -> bool {
         let mut delivered_at = NEVER;
         let mut failed = false;
         let mut has_status = false;
-        let mut outbound: Option<(u32, UnixMs)> = None;
+        let mut outbound: Option<usize> = None;
+        let mut dropped = false;
         for same_kind in run.chunk_by(|a, b| a.kind() == b.kind()) {
             let first = same_kind[0];
             match first.kind() {
                 StepKind::Inbound | StepKind::Outbound => {
                     // Repeats are rare: only then are the events themselves read and compared
                     // (here, in fingerprint order, every read would miss the cache).
-                    let e = || &events[first.idx as usize];
-                    if same_kind.len() == 1
-                        || same_kind[1..]
-                            .iter()
-                            .all(|x| events[x.idx as usize] == *e())
-                    {
-                        out.notes.duplicates += (same_kind.len() - 1) as u64;
-                        if first.kind() == StepKind::Outbound {
-                            outbound = Some((first.idx, first.at));
-                        } else {
-                            self.steps.push(Step {
-                                at: first.at,
-                                delivered_at: NEVER,
-                                idx: first.idx,
-                                account: NO_ACCOUNT,
-                                kind: StepKind::Inbound,
-                                failed: false,
-                            });
-                        }
-                    } else {
+                    let steps = &mut self.steps;
+                    let event = |k: &IdKey| events.get(steps[k.pos()].idx);
+                    let keep = same_kind.len() == 1 || {
+                        let e = event(&first);
+                        same_kind[1..].iter().all(|x| event(x) == e)
+                    };
+                    if !keep {
                         let name = if first.kind() == StepKind::Inbound {
                             "inbound"
                         } else {
                             "outbound"
                         };
-                        conflicts.push((event_id(e()), name));
+                        conflicts.push((event_id(event(&first)), name));
+                    }
+                    if same_kind.len() > 1 {
+                        if keep {
+                            out.notes.duplicates += (same_kind.len() - 1) as u64;
+                        }
+                        let skip = usize::from(keep);
+                        for x in &same_kind[skip..] {
+                            steps[x.pos()].kind = StepKind::Dropped;
+                        }
+                        dropped = true;
+                    }
+                    if keep && first.kind() == StepKind::Outbound {
+                        outbound = Some(first.pos());
                     }
                 }
                 StepKind::Status => {
@@ -508,8 +622,8 @@ impl Timeline {
                     for x in same_kind {
                         match x.status() {
                             Some(DeliveryStatus::Delivered | DeliveryStatus::Read) => {
-                                if delivered_at == NEVER || x.at < delivered_at {
-                                    delivered_at = x.at;
+                                if delivered_at == NEVER || x.at() < delivered_at {
+                                    delivered_at = x.at();
                                 }
                             }
                             Some(DeliveryStatus::Failed) => failed = true,
@@ -517,22 +631,70 @@ impl Timeline {
                         }
                     }
                 }
+                StepKind::Dropped => unreachable!("keys are never dropped"),
             }
         }
         match outbound {
-            Some((idx, at)) => {
+            Some(pos) => {
                 self.outbound_count += 1;
-                self.steps.push(Step {
-                    at,
-                    delivered_at,
-                    idx,
-                    account: NO_ACCOUNT,
-                    kind: StepKind::Outbound,
-                    failed,
-                });
+                if has_status {
+                    let step = &mut self.steps[pos];
+                    step.delivered_at = delivered_at;
+                    step.failed = failed;
+                }
             }
             None if has_status => self.orphan_statuses += 1,
             None => {}
+        }
+        dropped
+    }
+}
+
+/// Sorts steps by (instant, kind), leaving out dropped ones. The steps come in input order,
+/// which is mostly time order with some late lines: one pass keeps the steps that extend the
+/// ordered sequence in place and sets the others aside (a step that is ahead of its successor
+/// goes aside too, so that one early line cannot send all that follow aside); the few set
+/// aside are sorted and merged in from the back. Any input order gives the same result, only
+/// slower when it is far from time order.
+fn order_steps(steps: &mut Vec<Step>, dropped: bool) {
+    let key = |s: &Step| (s.at, s.kind as u8);
+    let n = steps.len();
+    let mut aside = Vec::new();
+    let mut w = 0;
+    for r in 0..n {
+        let s = steps[r];
+        if dropped && s.kind == StepKind::Dropped {
+            continue;
+        }
+        let k = key(&s);
+        let fits = w == 0 || key(&steps[w - 1]) <= k;
+        let ahead = r + 1 < n && {
+            let next = key(&steps[r + 1]);
+            next < k && (w == 0 || key(&steps[w - 1]) <= next)
+        };
+        if fits && !ahead {
+            steps[w] = s;
+            w += 1;
+        } else {
+            aside.push(s);
+        }
+    }
+    steps.truncate(w);
+    if aside.is_empty() {
+        return;
+    }
+    aside.sort_unstable_by_key(key);
+    steps.extend_from_slice(&aside);
+    let (mut i, mut j) = (w, aside.len());
+    let mut k = steps.len();
+    while j > 0 {
+        k -= 1;
+        if i > 0 && key(&steps[i - 1]) > key(&aside[j - 1]) {
+            steps[k] = steps[i - 1];
+            i -= 1;
+        } else {
+            steps[k] = aside[j - 1];
+            j -= 1;
         }
     }
 }
@@ -746,7 +908,7 @@ impl<'t, 'e> Machine<'t, 'e> {
         acc_id: u32,
         ob: &'e Outbound<'e>,
         delivery: Delivery,
-        events: &'e [Event<'e>],
+        events: Events<'_, 'e>,
     ) -> Result<Charge<'e>, RatingError> {
         let s = ob.at;
         let id = ob.id.as_ref();
@@ -892,7 +1054,7 @@ impl<'t, 'e> Machine<'t, 'e> {
             };
             charge.category = Category::ReferralConversion;
             charge.pricing_type = PricingType::FreeEntryPoint;
-            charge.conversation_id = Some(event_id(&events[opener as usize]));
+            charge.conversation_id = Some(event_id(events.get(opener)));
             return Ok(charge);
         }
 
@@ -920,15 +1082,15 @@ impl<'t, 'e> Machine<'t, 'e> {
                     MessageKind::NonTemplate => convs
                         .iter()
                         .min_by(|a, b| {
-                            (a.opened_at, event_id(&events[a.opener as usize]))
-                                .cmp(&(b.opened_at, event_id(&events[b.opener as usize])))
+                            (a.opened_at, event_id(events.get(a.opener)))
+                                .cmp(&(b.opened_at, event_id(events.get(b.opener))))
                         })
                         .copied(),
                 };
                 if let Some(conv) = joins {
                     charge.category = conv.category;
                     charge.pricing_type = conv.pricing_type;
-                    charge.conversation_id = Some(event_id(&events[conv.opener as usize]));
+                    charge.conversation_id = Some(event_id(events.get(conv.opener)));
                     return Ok(charge);
                 }
                 let conv_key = match ob.kind {
@@ -987,7 +1149,7 @@ impl<'t, 'e> Machine<'t, 'e> {
                             charge.pricing_model = PricingModel::Cbp;
                             charge.category = conv.category;
                             charge.pricing_type = conv.pricing_type;
-                            charge.conversation_id = Some(event_id(&events[conv.opener as usize]));
+                            charge.conversation_id = Some(event_id(events.get(conv.opener)));
                             return Ok(charge);
                         }
                         if convs.is_empty() {
@@ -1137,5 +1299,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<PairKey>(), 12);
         assert_eq!(std::mem::size_of::<PairState>(), 32);
         assert_eq!(std::mem::size_of::<(PairKey, PairState)>(), 44);
+        assert_eq!(std::mem::size_of::<IdKey>(), 20);
     }
 }

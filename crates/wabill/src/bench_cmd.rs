@@ -5,7 +5,7 @@ use crate::gen_cmd::GenArgs;
 use anyhow::Result;
 use std::time::Instant;
 use wabill_formats::charges;
-use wabill_rating::{rate, RateOptions, Tariff};
+use wabill_rating::{rate_chunks, RateOptions, Tariff};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -32,14 +32,15 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let t = Instant::now();
-    let (parsed, bad) = crate::input::parse_text("bench", text, threads, &|_| {});
+    let (parsed, bad) = crate::input::parse_text_chunks("bench", text, threads, &|_| {});
     let parse_s = t.elapsed().as_secs_f64();
     anyhow::ensure!(
         bad.is_empty(),
         "generated stream has {} malformed lines",
         bad.len()
     );
-    let events = parsed.events.len() as f64;
+    let chunks = parsed.events();
+    let events = chunks.iter().map(|c| c.len()).sum::<usize>() as f64;
     println!(
         "parse ({threads} threads):      {:>8.2} s  {:>12.0} events/s",
         parse_s,
@@ -51,7 +52,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     for _ in 0..args.repeat.max(1) {
         drop(rated.take());
         let t = Instant::now();
-        let r = rate(&tariff, &[], &parsed.events, RateOptions::default());
+        let r = rate_chunks(&tariff, &[], &chunks, RateOptions::default());
         best = best.min(t.elapsed().as_secs_f64());
         rated = Some(r);
     }

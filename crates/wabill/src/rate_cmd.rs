@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use wabill_formats::charges;
-use wabill_rating::{rate, Charge, Decimal, RateOptions, Rated, Tariff};
+use wabill_rating::{rate_chunks, Charge, Decimal, RateOptions, Rated, Tariff};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RateArgs {
@@ -47,12 +47,12 @@ pub const EXIT_UNRATABLE: i32 = 3;
 
 pub fn run(args: &RateArgs) -> Result<i32> {
     let tariff = crate::tariff::load(args.rates.as_deref())?;
-    let sources = input::read_sources(args.accounts.as_deref(), &args.files)?;
-    let total: u64 = sources.iter().map(|s| s.text.len() as u64).sum();
+    let mut sources = input::open_sources(args.accounts.as_deref(), &args.files)?;
+    let total: u64 = sources.iter().map(input::Pending::len).sum();
     let progress = progress_bar(total);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (parsed, separate_accounts, bad) =
-        input::parse_sources(&sources, args.accounts.is_some(), &|n| progress.inc(n));
+        input::read_and_parse(&mut sources, args.accounts.is_some(), &|n| progress.inc(n))?;
     progress.finish_and_clear();
 
     let stderr = &mut std::io::stderr().lock();
@@ -60,10 +60,10 @@ pub fn run(args: &RateArgs) -> Result<i32> {
         return Ok(code);
     }
 
-    let rated = rate(
+    let rated = rate_chunks(
         &tariff,
         &separate_accounts,
-        &parsed.events,
+        &parsed.events(),
         RateOptions {
             assume_delivered: args.assume_delivered,
         },
@@ -81,7 +81,7 @@ pub fn run(args: &RateArgs) -> Result<i32> {
     write_charges(&mut out, &rated.charges, &tariff, args.format, threads)?;
     out.flush()?;
 
-    report_notes(stderr, &rated, parsed.ignored_webhook_items)?;
+    report_notes(stderr, &rated, parsed.ignored_webhook_items())?;
     if args.summary {
         write_summary(stderr, &rated.charges, &tariff)?;
     }
@@ -93,7 +93,9 @@ pub fn run(args: &RateArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Formats charges on `threads` threads, a block at a time, and writes them in order.
+/// Formats charges on `threads` threads, a block at a time, and writes them in order. Each
+/// thread keeps its buffer from block to block: fresh memory costs more than formatting into
+/// memory already in use.
 fn write_charges(
     out: &mut impl Write,
     charges: &[Charge<'_>],
@@ -101,31 +103,25 @@ fn write_charges(
     format: Format,
     threads: usize,
 ) -> Result<()> {
-    const BLOCK: usize = 1 << 16;
-    for blocks in charges.chunks(BLOCK * threads.max(1)) {
-        let bufs: Vec<Vec<u8>> = std::thread::scope(|s| {
-            let handles: Vec<_> = blocks
-                .chunks(BLOCK)
-                .map(|block| {
-                    s.spawn(move || {
-                        let mut buf = Vec::with_capacity(block.len() * 340);
-                        for c in block {
-                            match format {
-                                Format::Jsonl => charges::write_json(&mut buf, c, tariff),
-                                Format::Csv => charges::write_csv(&mut buf, c, tariff),
-                            }
+    const BLOCK: usize = 1 << 14;
+    let threads = threads.max(1);
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); threads];
+    for blocks in charges.chunks(BLOCK * threads) {
+        std::thread::scope(|s| {
+            for (block, buf) in blocks.chunks(BLOCK).zip(bufs.iter_mut()) {
+                s.spawn(move || {
+                    buf.clear();
+                    for c in block {
+                        match format {
+                            Format::Jsonl => charges::write_json(buf, c, tariff),
+                            Format::Csv => charges::write_csv(buf, c, tariff),
                         }
-                        buf
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("writer thread panicked"))
-                .collect()
+                    }
+                });
+            }
         });
-        for b in bufs {
-            out.write_all(&b)?;
+        for b in bufs.iter().take(blocks.len().div_ceil(BLOCK)) {
+            out.write_all(b)?;
         }
     }
     Ok(())

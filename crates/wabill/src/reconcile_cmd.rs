@@ -9,7 +9,7 @@ use crate::rate_cmd::EXIT_UNRATABLE;
 use anyhow::Result;
 use std::io::Write;
 use std::path::PathBuf;
-use wabill_rating::{rate, RateOptions};
+use wabill_rating::{rate_chunks, RateOptions};
 use wabill_server::reconcile::{reconcile, JsonValue, Report};
 use wabill_store::{ChargeRow, MetaPricingRow};
 
@@ -49,10 +49,10 @@ pub fn run(args: &ReconcileArgs) -> Result<i32> {
         return Ok(code);
     }
 
-    let rated = rate(
+    let rated = rate_chunks(
         &tariff,
         &separate_accounts,
-        &parsed.events,
+        &parsed.events(),
         RateOptions::default(),
     );
     if !rated.errors.is_empty() {
@@ -72,8 +72,7 @@ pub fn run(args: &ReconcileArgs) -> Result<i32> {
         .map(|c| wabill_server::engine::charge_row(c, &tariff))
         .collect();
     let mut meta: Vec<MetaPricingRow> = parsed
-        .meta_pricing
-        .iter()
+        .meta_pricing()
         .map(|p| MetaPricingRow {
             id: p.id.to_string(),
             status: p.status.as_str().to_string(),
