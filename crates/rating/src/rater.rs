@@ -435,9 +435,11 @@ fn sorted_keys(
     events: Events<'_, '_>,
     account_ids: &FxHashMap<&str, u32>,
 ) -> (Vec<IdKey>, Vec<Step>) {
-    const BITS: u32 = 12;
-    let bucket = |k: &IdKey| (k.fp >> (64 - BITS)) as usize;
-    let mut starts = vec![0usize; (1 << BITS) + 1];
+    // 4096 buckets for large inputs; a small input (a send check rates a few dozen events)
+    // gets about 16 keys a bucket rather than thousands of empty buckets to clear and walk.
+    let bits: u32 = (usize::BITS - (events.len() / 16).leading_zeros()).clamp(1, 12);
+    let bucket = |k: &IdKey| (k.fp >> (64 - bits)) as usize;
+    let mut starts = vec![0usize; (1 << bits) + 1];
     let mut steps = Vec::with_capacity(events.len() / 2);
     // Each id is read once, here: ids lie scattered through the input, so a second reading
     // would miss the cache again for every event.
@@ -493,7 +495,7 @@ fn sorted_keys(
     // buffer, leaves runs of a few keys for insertion sorts.
     const SUB_BITS: u32 = 8;
     let sub_bucket =
-        |k: &IdKey| ((k.fp >> (64 - BITS - SUB_BITS)) & ((1 << SUB_BITS) - 1)) as usize;
+        |k: &IdKey| ((k.fp >> (64 - bits - SUB_BITS)) & ((1 << SUB_BITS) - 1)) as usize;
     let full_key = |k: &IdKey| (k.fp, k.tag, k.val);
     let mut tmp: Vec<IdKey> = Vec::new();
     let mut sub = [0usize; (1 << SUB_BITS) + 1];
