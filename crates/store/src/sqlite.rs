@@ -157,7 +157,9 @@ impl SqliteStore {
         let mut inserted = 0u64;
         for chunk in plan.candidates.chunks(EVENT_ROWS_PER_INSERT) {
             let sql = insert_events_sql(chunk.len());
-            let mut q = sqlx::query(&sql);
+            // Only the full chunk's statement is kept prepared: one per remainder size would
+            // fill the statement cache with statements of thousands of parameters each.
+            let mut q = sqlx::query(&sql).persistent(chunk.len() == EVENT_ROWS_PER_INSERT);
             for &i in chunk {
                 let e = &events[i];
                 q = q
@@ -423,6 +425,7 @@ impl SqliteStore {
             qb.push(upsert.as_str());
             written += qb
                 .build()
+                .persistent(chunk.len() == CHARGE_ROWS_PER_INSERT)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::db(
@@ -613,14 +616,15 @@ async fn find_existing(
              WHERE e.kind <> 'account' AND e.seq <= ",
         )
         .push_bind(seq_to_db(base));
-        let rows: Vec<(i64, i64, bool)> =
-            qb.build_query_as()
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(StoreError::db(
-                    "events",
-                    "looking up the batch's repeated events",
-                ))?;
+        let rows: Vec<(i64, i64, bool)> = qb
+            .build_query_as()
+            .persistent(chunk.len() == LOOKUP_ROWS)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(StoreError::db(
+                "events",
+                "looking up the batch's repeated events",
+            ))?;
         found.extend(rows.into_iter().map(|(pos, seq, same)| Existing {
             candidate: pos as usize,
             seq: seq_from_db(seq),
@@ -817,6 +821,7 @@ impl SqliteStore {
             qb.push(" ON CONFLICT (id, status) DO NOTHING");
             inserted += qb
                 .build()
+                .persistent(chunk.len() == META_ROWS_PER_INSERT)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::db(
