@@ -131,10 +131,10 @@ impl Engine {
         let watermark = store.rated_seq().await?;
         let start_seq = store.max_seq().await?;
         let hot = Hot::new(clock());
-        let wabas: Vec<String> = accounts.keys().cloned().collect();
-        if !wabas.is_empty() {
+        // One WABA at a time, so that loading holds one WABA's week, not everyone's.
+        for waba in accounts.keys() {
             let recent = store
-                .events_for(&wabas, hot.horizon(), i64::MAX / 2)
+                .events_for(std::slice::from_ref(waba), hot.horizon(), i64::MAX / 2)
                 .await?;
             hot.load(&recent, start_seq);
         }
