@@ -1505,3 +1505,32 @@ async fn a_restart_rerates_what_a_crash_left_unrated() {
         "charges after the restart differ from the batch"
     );
 }
+
+/// API keys are cached for at most `KEY_CACHE_TTL`: a revoked key stops working once it has
+/// passed, however recently the key was used.
+#[tokio::test]
+async fn a_revoked_key_stops_working_within_the_cache_time() {
+    let s = sqlite_service().await;
+    let store = s.state.engine.store().clone();
+    let key = store
+        .create_key(&NewApiKey {
+            name: "soon-revoked".into(),
+            role: Role::Reader,
+            tenant_wabas: vec!["W1".into()],
+            key_hash: hash_key("soon-revoked"),
+        })
+        .await
+        .unwrap();
+    let ask = || {
+        Request::get("/v1/charges")
+            .header("authorization", "Bearer soon-revoked")
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(call(&s, ask()).await.0, StatusCode::OK);
+    assert!(store.revoke_key(key.id).await.unwrap());
+    tokio::time::sleep(api::KEY_CACHE_TTL + std::time::Duration::from_millis(50)).await;
+    let (status, body, _) = call(&s, ask()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("invalid_api_key"), "{body}");
+}
