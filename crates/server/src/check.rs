@@ -240,7 +240,33 @@ async fn answer(
         parse_line(&l.raw, i as u64 + 1, &mut statuses)
             .unwrap_or_else(|err| panic!("stored event {} does not read back: {err}", l.seq));
     }
+    // The store gives the account of every WABA among the pair's events; so does the working
+    // set (a business number that moved between WABAs has events of both).
+    let mut others: Vec<Arc<str>> = Vec::new();
+    if hot {
+        let mut wabas: Vec<&str> = pair
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Inbound(i) => Some(i.waba.as_ref()),
+                Event::Outbound(o) => Some(o.waba.as_ref()),
+                _ => None,
+            })
+            .filter(|w| *w != req.waba)
+            .collect();
+        wabas.sort_unstable();
+        wabas.dedup();
+        for w in wabas {
+            others.extend(engine.account_line(w).await);
+        }
+    }
+    let mut other_accounts = Parsed::default();
+    for a in &others {
+        parse_line(a, 0, &mut other_accounts)
+            .unwrap_or_else(|e| panic!("a stored account does not read back: {e}"));
+    }
     let mut events = parsed.events;
+    events.append(&mut other_accounts.events);
     events.append(&mut pair.events);
     events.append(&mut statuses.events);
 

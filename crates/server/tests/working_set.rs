@@ -301,3 +301,36 @@ async fn a_wabas_events_stored_before_its_account_and_a_restart_are_loaded_with_
     assert_eq!(open["allowed"], true, "{open}");
     assert_eq!(open, answer(&e, &text, now, Source::Store).await);
 }
+
+static CLOCK_D: AtomicI64 = AtomicI64::new(0);
+fn clock_d() -> UnixMs {
+    CLOCK_D.load(Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn a_number_that_moved_between_wabas_is_checked_with_both_accounts() {
+    // In the conversation era, where a message opens a conversation for the (number, user).
+    CLOCK_D.store(at("2024-05-10T12:00:00Z"), Ordering::Relaxed);
+    let now = clock_d();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    add_admin(&store).await;
+    let e = engine(store.clone(), clock_d).await;
+    // The number sent a marketing template for W5 an hour ago; it now sends for W6.
+    let sent = wabill_formats::time::format_instant(now - 3_600_000);
+    let delivered = wabill_formats::time::format_instant(now - 3_590_000);
+    let out = format!(
+        r#"{{"kind":"outbound","id":"o1","at":"{sent}","waba":"W5","phone":"15550009999","user":"5511987654321","type":"template","category":"marketing"}}"#
+    );
+    let status =
+        format!(r#"{{"kind":"status","id":"o1","at":"{delivered}","status":"delivered"}}"#);
+    ingest(&e, &[&account("W5"), &account("W6")]).await;
+    ingest(&e, &[&out, &status]).await;
+    e.settle().await.unwrap();
+    let again = request("W6", "15550009999", "5511987654321", "marketing");
+    let from_store = answer(&e, &again, now, Source::Store).await;
+    let before = e.metrics.checks();
+    let from_memory = answer(&e, &again, now, Source::Auto).await;
+    assert_eq!(e.metrics.checks().0, before.0 + 1);
+    assert_eq!(from_memory, from_store);
+}
