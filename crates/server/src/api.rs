@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+use wabill_billing::TenantSetup;
 use wabill_formats::charges::json_str;
 use wabill_formats::{parse_line, MetaPricing, Parsed};
 use wabill_rating::{Event, UnixMs};
@@ -50,7 +51,16 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub clock: Clock,
     pub keys: KeyCache,
+    /// The tenant set-up owning each WABA a send check named an agent for, looked up at most
+    /// once per [`KEY_CACHE_TTL`] (`None`: no tenant owns the WABA).
+    pub licences: LicenceCache,
 }
+
+/// WABA → (when looked up, its tenant's set-up).
+type LicenceEntries = rustc_hash::FxHashMap<String, (Instant, Option<Arc<TenantSetup>>)>;
+
+#[derive(Default)]
+pub struct LicenceCache(pub(crate) std::sync::Mutex<LicenceEntries>);
 
 /// API keys looked up recently, by hash: a request within [`KEY_CACHE_TTL`] of the lookup
 /// reads no store. A revoked key (or a changed tenant) therefore takes effect within that
@@ -70,6 +80,7 @@ impl AppState {
             max_body_bytes: MAX_BODY_BYTES,
             clock: engine.clock,
             keys: KeyCache::default(),
+            licences: LicenceCache::default(),
             engine,
         }
     }

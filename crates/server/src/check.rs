@@ -32,7 +32,7 @@
 //! delivered later (delivery confirms, the send instant decides, rules.md); and events older
 //! than the look-back that still matter (D23's pathological chain) are not seen.
 
-use crate::api::{authenticate, observe, read_body, AppState};
+use crate::api::{authenticate, observe, read_body, AppState, KEY_CACHE_TTL};
 use crate::engine::{Engine, LOOKBACK_MS};
 use crate::errors::problem;
 use crate::hot::{CounterKey, Line};
@@ -726,28 +726,54 @@ async fn check_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resp
 }
 
 /// The answer for an agent without a licence at `now`, of the tenant owning the WABA; `None`
-/// when the agent may send (or no tenant owns the WABA: licences are a tenant's).
+/// when the agent may send (or no tenant owns the WABA: licences are a tenant's). The WABA's
+/// tenant set-up is read from the store at most once a second ([`KEY_CACHE_TTL`]): a licence
+/// change takes effect within a second.
 async fn licence_answer(
     state: &AppState,
     waba: &str,
     agent: &str,
     now: UnixMs,
 ) -> Result<Option<Value>, Response> {
-    let store = &**state.engine.store();
-    let unavailable = |e: &dyn std::fmt::Display| {
-        tracing::error!(error = %e, "reading the tenant of a send check failed");
-        problem("store_unavailable", "try again")
+    let cached = state
+        .licences
+        .0
+        .lock()
+        .expect("not poisoned")
+        .get(waba)
+        .filter(|(at, _)| at.elapsed() < KEY_CACHE_TTL)
+        .map(|(_, setup)| setup.clone());
+    let setup = match cached {
+        Some(setup) => setup,
+        None => {
+            let store = &**state.engine.store();
+            let unavailable = |e: &dyn std::fmt::Display| {
+                tracing::error!(error = %e, "reading the tenant of a send check failed");
+                problem("store_unavailable", "try again")
+            };
+            let setup = match store
+                .tenant_of_waba(waba)
+                .await
+                .map_err(|e| unavailable(&e))?
+            {
+                None => None,
+                Some(tenant) => Some(Arc::new(
+                    crate::tenants::load(store, &tenant)
+                        .await
+                        .map_err(|e| unavailable(&e))?
+                        .1,
+                )),
+            };
+            let mut cache = state.licences.0.lock().expect("not poisoned");
+            cache.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
+            cache.insert(waba.to_string(), (Instant::now(), setup.clone()));
+            setup
+        }
     };
-    let Some(tenant) = store
-        .tenant_of_waba(waba)
-        .await
-        .map_err(|e| unavailable(&e))?
-    else {
+    // Licences are a tenant's: a WABA no tenant owns has none to check.
+    let Some(setup) = setup else {
         return Ok(None);
     };
-    let (_, setup) = crate::tenants::load(store, &tenant)
-        .await
-        .map_err(|e| unavailable(&e))?;
     Ok(setup.may_send(agent, now).err().map(|e| {
         json!({
             "allowed": false,

@@ -345,6 +345,19 @@ async fn scenario(s: &Service) {
         v["reason"]["code"], "license_required",
         "ended on the 19th: {v}"
     );
+    // A licence given through the API counts in the very next check.
+    let again = r#"{"id":"L4","target":{"agent":"a2"},"from":"2026-03-20"}"#;
+    let (st, v) = json_call(s, "POST", "/v1/tenants/acme/licences", ADMIN, again).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, v) = json_call(
+        s,
+        "POST",
+        "/v1/sends/check",
+        ACME,
+        &ask("a2", "2026-03-20T10:00:00Z"),
+    )
+    .await;
+    assert_eq!(v["allowed"], true, "licensed again from the 20th: {v}");
     let (_, v) = json_call(
         s,
         "POST",
