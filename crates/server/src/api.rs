@@ -50,26 +50,53 @@ pub struct AppState {
     /// Largest request body accepted; larger ones get 413 `payload_too_large`.
     pub max_body_bytes: usize,
     pub clock: Clock,
-    pub keys: KeyCache,
+    /// API keys looked up recently, by hash: a request within [`KEY_CACHE_TTL`] of the lookup
+    /// reads no store, so a revoked key (or a changed tenant) takes effect within that time.
+    /// Unknown keys are not kept.
+    pub keys: TtlCache<[u8; 32], Caller>,
     /// The tenant set-up owning each WABA a send check named an agent for, looked up at most
     /// once per [`KEY_CACHE_TTL`] (`None`: no tenant owns the WABA).
-    pub licences: LicenceCache,
+    pub licences: TtlCache<String, Option<Arc<TenantSetup>>>,
 }
 
-/// WABA → (when looked up, its tenant's set-up).
-type LicenceEntries = rustc_hash::FxHashMap<String, (Instant, Option<Arc<TenantSetup>>)>;
-
-#[derive(Default)]
-pub struct LicenceCache(pub(crate) std::sync::Mutex<LicenceEntries>);
-
-/// API keys looked up recently, by hash: a request within [`KEY_CACHE_TTL`] of the lookup
-/// reads no store. A revoked key (or a changed tenant) therefore takes effect within that
-/// time. Unknown keys are not kept.
-#[derive(Default)]
-pub struct KeyCache(std::sync::Mutex<rustc_hash::FxHashMap<[u8; 32], (Instant, Caller)>>);
-
-/// How long an API key lookup is trusted.
+/// How long an API key (or a tenant set-up read for a send check) is trusted.
 pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Values read from the store, trusted for [`KEY_CACHE_TTL`] after the read.
+pub struct TtlCache<K, V>(std::sync::Mutex<rustc_hash::FxHashMap<K, (Instant, V)>>);
+
+impl<K, V> Default for TtlCache<K, V> {
+    fn default() -> Self {
+        TtlCache(std::sync::Mutex::default())
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
+    /// The value, if it was read less than [`KEY_CACHE_TTL`] ago.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let cache = self.0.lock().expect("not poisoned");
+        cache
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Keeps a value just read (and lets go of the stale ones).
+    pub fn put(&self, key: K, value: V) {
+        let mut cache = self.0.lock().expect("not poisoned");
+        cache.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
+        cache.insert(key, (Instant::now(), value));
+    }
+
+    /// Forgets everything (after a write that changes what was read).
+    pub fn clear(&self) {
+        self.0.lock().expect("not poisoned").clear();
+    }
+}
 
 impl AppState {
     /// A state with the default body limit and the system clock.
@@ -79,8 +106,8 @@ impl AppState {
             verify_token,
             max_body_bytes: MAX_BODY_BYTES,
             clock: engine.clock,
-            keys: KeyCache::default(),
-            licences: LicenceCache::default(),
+            keys: TtlCache::default(),
+            licences: TtlCache::default(),
             engine,
         }
     }
@@ -286,10 +313,8 @@ pub(crate) async fn authenticate(
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| problem("missing_api_key", "send Authorization: Bearer <api key>"))?;
     let hash = hash_key(key.trim());
-    if let Some((at, caller)) = state.keys.0.lock().expect("not poisoned").get(&hash) {
-        if at.elapsed() < KEY_CACHE_TTL {
-            return Ok(caller.clone());
-        }
+    if let Some(caller) = state.keys.get(&hash) {
+        return Ok(caller);
     }
     match state.engine.store().key_by_hash(&hash).await {
         Ok(Some(k)) => {
@@ -297,9 +322,7 @@ pub(crate) async fn authenticate(
                 role: k.role,
                 wabas: (k.role != Role::Admin).then_some(k.tenant_wabas),
             };
-            let mut cache = state.keys.0.lock().expect("not poisoned");
-            cache.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
-            cache.insert(hash, (Instant::now(), caller.clone()));
+            state.keys.put(hash, caller.clone());
             Ok(caller)
         }
         Ok(None) => Err(problem("invalid_api_key", "unknown or revoked API key")),

@@ -32,7 +32,7 @@
 //! delivered later (delivery confirms, the send instant decides, rules.md); and events older
 //! than the look-back that still matter (D23's pathological chain) are not seen.
 
-use crate::api::{authenticate, observe, read_body, AppState, KEY_CACHE_TTL};
+use crate::api::{authenticate, observe, read_body, AppState};
 use crate::engine::{Engine, LOOKBACK_MS};
 use crate::errors::problem;
 use crate::hot::{CounterKey, Line};
@@ -342,23 +342,14 @@ async fn answer(
                 Category::AuthenticationInternational,
             ]
         };
+        let key = CounterKey::of(h).expect("a regular PMP tiered message counts in its tier");
         let in_pair = rated
             .charges
             .iter()
-            .filter(|c| {
-                c.pricing_model == PricingModel::Pmp
-                    && c.pricing_type == PricingType::Regular
-                    && c.market == h.market
-                    && counter.contains(&c.category)
-                    && same_month(c)
-                    && fresh(c)
-            })
+            .filter(|c| CounterKey::of(c).as_ref() == Some(&key) && same_month(c) && fresh(c))
             .count() as u64;
         let stored = match &counters {
-            Some(set) => set.get(&CounterKey::Tier {
-                market: h.market,
-                auth: h.category != Category::Utility,
-            }),
+            Some(set) => set.get(&key),
             None => {
                 *read_store = true;
                 store
@@ -400,20 +391,19 @@ async fn answer(
         && h.pricing_type == PricingType::FreeTier
         && h.conversation_id == Some(CHECK_ID);
     if pmp_allowance || cbp_allowance {
-        let (in_pair, count, key, limit) = if pmp_allowance {
-            let in_pair = rated
-                .charges
-                .iter()
-                .filter(|c| {
-                    c.id != CHECK_ID
-                        && c.pricing_model == PricingModel::Pmp
-                        && c.category == Category::Service
-                        && c.pricing_type == PricingType::FreeTier
-                        && c.phone == h.phone
-                        && same_month(c)
-                        && fresh(c)
-                })
-                .count() as u64;
+        let key = CounterKey::of(h).expect("a free-tier service message counts in its allowance");
+        // The pair's other messages of the same allowance (the store's count leaves them out).
+        let in_pair = rated
+            .charges
+            .iter()
+            .filter(|c| {
+                c.id != CHECK_ID
+                    && CounterKey::of(c).as_ref() == Some(&key)
+                    && same_month(c)
+                    && fresh(c)
+            })
+            .count() as u64;
+        let (count, limit) = if pmp_allowance {
             let q = ChargeCount {
                 ranges: ranges.clone(),
                 phone: Some(phone.clone()),
@@ -423,25 +413,8 @@ async fn answer(
                 exclude_ids: pair_ids.clone(),
                 ..ChargeCount::default()
             };
-            let key = CounterKey::FreeService {
-                phone: h.phone.get(),
-            };
-            (in_pair, q, key, u64::from(FREE_SERVICE_MESSAGES))
+            (q, u64::from(FREE_SERVICE_MESSAGES))
         } else {
-            let in_pair = rated
-                .charges
-                .iter()
-                .filter(|c| {
-                    c.id != CHECK_ID
-                        && c.pricing_model == PricingModel::Cbp
-                        && c.category == Category::Service
-                        && matches!(c.pricing_type, PricingType::FreeTier | PricingType::Regular)
-                        && c.conversation_id == Some(c.id)
-                        && c.waba == req.waba
-                        && same_month(c)
-                        && fresh(c)
-                })
-                .count() as u64;
             let own: Vec<WabaRange> = ranges
                 .iter()
                 .filter(|r| r.waba == req.waba)
@@ -456,10 +429,7 @@ async fn answer(
                 exclude_ids: pair_ids.clone(),
                 ..ChargeCount::default()
             };
-            let key = CounterKey::CbpService {
-                waba: req.waba.as_str().into(),
-            };
-            (in_pair, q, key, u64::from(CBP_FREE_SERVICE_CONVERSATIONS))
+            (q, u64::from(CBP_FREE_SERVICE_CONVERSATIONS))
         };
         let used = in_pair
             + match &counters {
@@ -727,7 +697,7 @@ async fn check_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resp
 
 /// The answer for an agent without a licence at `now`, of the tenant owning the WABA; `None`
 /// when the agent may send (or no tenant owns the WABA: licences are a tenant's). The WABA's
-/// tenant set-up is read from the store at most once a second ([`KEY_CACHE_TTL`]): a licence
+/// tenant set-up is read from the store at most once a second ([`crate::api::KEY_CACHE_TTL`]): a licence
 /// change takes effect within a second.
 async fn licence_answer(
     state: &AppState,
@@ -735,15 +705,7 @@ async fn licence_answer(
     agent: &str,
     now: UnixMs,
 ) -> Result<Option<Value>, Response> {
-    let cached = state
-        .licences
-        .0
-        .lock()
-        .expect("not poisoned")
-        .get(waba)
-        .filter(|(at, _)| at.elapsed() < KEY_CACHE_TTL)
-        .map(|(_, setup)| setup.clone());
-    let setup = match cached {
+    let setup = match state.licences.get(waba) {
         Some(setup) => setup,
         None => {
             let store = &**state.engine.store();
@@ -764,9 +726,7 @@ async fn licence_answer(
                         .1,
                 )),
             };
-            let mut cache = state.licences.0.lock().expect("not poisoned");
-            cache.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
-            cache.insert(waba.to_string(), (Instant::now(), setup.clone()));
+            state.licences.put(waba.to_string(), setup.clone());
             setup
         }
     };

@@ -18,7 +18,7 @@
 //! watermark are marked dirty again.
 
 use crate::api::{system_now, Clock};
-use crate::hot::{CounterKey, CounterSet, Hot, Line};
+use crate::hot::{pair_key, CounterKey, CounterSet, Hot, Line};
 use crate::metrics::Metrics;
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap;
@@ -29,10 +29,7 @@ use tokio::sync::{Mutex, Notify, RwLock};
 use wabill_formats::events::write_event;
 use wabill_formats::{parse_line, Parsed};
 use wabill_rating::time::{local_date, local_day_start};
-use wabill_rating::{
-    rate, Category, Charge, Event, Month, PricingModel, PricingType, RateOptions, RatingError,
-    Tariff, UnixMs,
-};
+use wabill_rating::{rate, Charge, Event, Month, RateOptions, RatingError, Tariff, UnixMs};
 use wabill_store::{ChargeRow, EventKind, NewAccount, NewEvent, Store, StoreError};
 
 /// How far before a month its re-rating starts reading events (see the module comment).
@@ -380,10 +377,7 @@ impl Engine {
             let result = self.store.append_events(&events).await?;
             for (&seq, &i) in result.inserted.iter().zip(&result.inserted_at) {
                 let e = &events[i];
-                let pair = match (&e.phone, &e.user) {
-                    (Some(p), Some(u)) => p.parse().ok().zip(u.parse().ok()),
-                    _ => None,
-                };
+                let pair = pair_key(e.phone.as_deref(), e.user.as_deref());
                 self.hot.add(
                     e.kind,
                     &e.id,
@@ -674,7 +668,9 @@ fn rate_month(
         ..CounterSet::default()
     };
     for c in rated.charges.iter().filter(|c| in_scope(c.waba, c.sent_at)) {
-        let Some(key) = counter_of(c) else { continue };
+        let Some(key) = CounterKey::of(c) else {
+            continue;
+        };
         *counters.counts.entry(key).or_default() += 1;
         counters.max_at = counters.max_at.max(c.sent_at);
     }
@@ -706,34 +702,6 @@ fn rate_month(
         rows,
         counters,
         errors,
-    }
-}
-
-/// The counter a charge counts in, if any (see [`CounterKey`] and `check.rs`).
-fn counter_of(c: &Charge<'_>) -> Option<CounterKey> {
-    use Category::*;
-    match (c.pricing_model, c.category, c.pricing_type) {
-        (PricingModel::Pmp, Utility, PricingType::Regular) => Some(CounterKey::Tier {
-            market: c.market,
-            auth: false,
-        }),
-        (PricingModel::Pmp, Authentication | AuthenticationInternational, PricingType::Regular) => {
-            Some(CounterKey::Tier {
-                market: c.market,
-                auth: true,
-            })
-        }
-        (PricingModel::Pmp, Service, PricingType::FreeTier) => Some(CounterKey::FreeService {
-            phone: c.phone.get(),
-        }),
-        (PricingModel::Cbp, Service, PricingType::FreeTier | PricingType::Regular)
-            if c.conversation_id == Some(c.id) =>
-        {
-            Some(CounterKey::CbpService {
-                waba: c.waba.into(),
-            })
-        }
-        _ => None,
     }
 }
 

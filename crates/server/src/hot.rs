@@ -22,7 +22,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use wabill_rating::markets::MarketId;
-use wabill_rating::{Month, UnixMs};
+use wabill_rating::{Category, Charge, Month, PricingModel, PricingType, UnixMs};
 use wabill_store::{EventKind, StoredEvent};
 
 /// How much older than the look-back events are kept, so that a check as of "now" never
@@ -59,6 +59,39 @@ pub enum CounterKey {
     CbpService { waba: Box<str> },
 }
 
+impl CounterKey {
+    /// The counter a charge counts in, if any: the one classification both the re-rating that
+    /// builds the counters and the send check that reads them use.
+    pub fn of(c: &Charge<'_>) -> Option<CounterKey> {
+        use Category::*;
+        match (c.pricing_model, c.category, c.pricing_type) {
+            (PricingModel::Pmp, Utility, PricingType::Regular) => Some(CounterKey::Tier {
+                market: c.market,
+                auth: false,
+            }),
+            (
+                PricingModel::Pmp,
+                Authentication | AuthenticationInternational,
+                PricingType::Regular,
+            ) => Some(CounterKey::Tier {
+                market: c.market,
+                auth: true,
+            }),
+            (PricingModel::Pmp, Service, PricingType::FreeTier) => Some(CounterKey::FreeService {
+                phone: c.phone.get(),
+            }),
+            (PricingModel::Cbp, Service, PricingType::FreeTier | PricingType::Regular)
+                if c.conversation_id == Some(c.id) =>
+            {
+                Some(CounterKey::CbpService {
+                    waba: c.waba.into(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The counters of one business portfolio and month, as its last re-rating left them.
 #[derive(Clone, Debug, Default)]
 pub struct CounterSet {
@@ -83,6 +116,11 @@ pub struct Hot {
     /// Events sent before this instant are not held.
     horizon: AtomicI64,
     counters: RwLock<CounterSets>,
+}
+
+/// The (business phone, user) key of an event's stored digits; `None` for a status.
+pub fn pair_key(phone: Option<&str>, user: Option<&str>) -> Option<(u64, u64)> {
+    phone?.parse().ok().zip(user?.parse().ok())
 }
 
 fn shard_of<T: Hash>(key: &T) -> usize {
@@ -127,13 +165,7 @@ impl Hot {
     /// those with a seq up to `max_seq` (what ingest has not added already).
     pub fn load(&self, events: &[StoredEvent], max_seq: u64) {
         for e in events.iter().filter(|e| e.seq <= max_seq) {
-            let pair = match (&e.phone, &e.user) {
-                (Some(p), Some(u)) => match (p.parse(), u.parse()) {
-                    (Ok(p), Ok(u)) => Some((p, u)),
-                    _ => continue,
-                },
-                _ => None,
-            };
+            let pair = pair_key(e.phone.as_deref(), e.user.as_deref());
             self.add(
                 e.kind,
                 &e.id,

@@ -420,7 +420,7 @@ async fn write_route(
     };
     // The send check's licence answers see a change made here at once (others, made from
     // the command line, within a second).
-    state.licences.0.lock().expect("not poisoned").clear();
+    state.licences.clear();
     match done {
         Ok((row, recorded)) => match parse_setup(&row.setup) {
             Ok(setup) => tenant_body(&row, &setup, Some(recorded)),
