@@ -21,7 +21,6 @@ use crate::api::{system_now, Clock};
 use crate::hot::{pair_key, CounterKey, CounterSet, Hot, Line};
 use crate::metrics::Metrics;
 use chrono_tz::Tz;
-use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -545,8 +544,7 @@ impl Engine {
             }
             // What the portfolio had before (a WABA may have left it) goes; each month re-rated
             // below puts its own back.
-            self.hot
-                .replace_counters(portfolio, [], true, FxHashMap::default());
+            self.hot.forget_portfolio(portfolio);
             self.unratable
                 .lock()
                 .await
@@ -590,12 +588,7 @@ impl Engine {
             .replace_charges(&rating.ids, &rating.rows)
             .await?;
         self.metrics.add_rated(rating.rows.len() as u64);
-        self.hot.replace_counters(
-            portfolio,
-            [month],
-            false,
-            FxHashMap::from_iter([(month, rating.counters)]),
-        );
+        self.hot.set_counters(portfolio, month, rating.counters);
         let mut unratable = self.unratable.lock().await;
         unratable.remove(&(portfolio.to_string(), month));
         if !rating.errors.is_empty() {

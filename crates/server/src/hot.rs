@@ -248,25 +248,20 @@ impl Hot {
             .cloned()
     }
 
-    /// Replaces a portfolio's counters after a re-rating: of `months`, or of every month when
-    /// `everything` (all of them are then in `sets`).
-    pub fn replace_counters(
-        &self,
-        portfolio: &str,
-        months: impl IntoIterator<Item = Month>,
-        everything: bool,
-        sets: FxHashMap<Month, CounterSet>,
-    ) {
-        let mut all = self.counters.write().expect("not poisoned");
-        if everything {
-            all.retain(|(p, _), _| &**p != portfolio);
-        }
-        for m in months {
-            all.remove(&(Box::from(portfolio), m));
-        }
-        for (m, set) in sets {
-            all.insert((portfolio.into(), m), Arc::new(set));
-        }
+    /// Sets the counters of a portfolio's month, as a re-rating of it computed them.
+    pub fn set_counters(&self, portfolio: &str, month: Month, set: CounterSet) {
+        self.counters
+            .write()
+            .expect("not poisoned")
+            .insert((portfolio.into(), month), Arc::new(set));
+    }
+
+    /// Forgets every month's counters of a portfolio (its WABAs changed).
+    pub fn forget_portfolio(&self, portfolio: &str) {
+        self.counters
+            .write()
+            .expect("not poisoned")
+            .retain(|(p, _), _| &**p != portfolio);
     }
 
     /// Drops the counters of months that ended before `month` (they no longer serve a check
