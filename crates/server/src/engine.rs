@@ -20,6 +20,7 @@
 use crate::api::{system_now, Clock};
 use crate::hot::{pair_key, CounterKey, CounterSet, Hot, Line};
 use crate::metrics::Metrics;
+use crate::months::{month_range, MonthKey, MonthLines, MonthMemory};
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,6 +85,9 @@ pub struct Engine {
     gate: RwLock<()>,
     /// The watermark last written to the store (to skip writing the same value again).
     rated_seq: AtomicU64,
+    /// The months re-rating keeps between rounds (see [`crate::months`]). Held for a whole
+    /// round, which also keeps rounds from running at once.
+    months: Mutex<MonthMemory>,
     /// The send check's working set (see [`crate::hot`]).
     pub hot: Hot,
     /// The highest seq stored when the engine started: what ingest has not added to `hot`.
@@ -144,6 +148,7 @@ impl Engine {
             rerated: Notify::new(),
             gate: RwLock::new(()),
             rated_seq: AtomicU64::new(watermark),
+            months: Mutex::new(MonthMemory::new(crate::months::DEFAULT_BUDGET_BYTES)),
             hot,
             start_seq,
             clock,
@@ -460,6 +465,7 @@ impl Engine {
     /// Re-rates everything marked dirty so far. Returns the number of (portfolio, month) sets
     /// re-rated.
     pub async fn rerate_dirty(&self) -> Result<usize, StoreError> {
+        let mut memory = self.months.lock().await;
         let (work, seq) = {
             let _gate = self.gate.write().await;
             let seq = self.store.max_seq().await?;
@@ -467,16 +473,29 @@ impl Engine {
         };
         let n = work.len();
         let mut work = work.into_iter();
-        while let Some((portfolio, months)) = work.next() {
-            if let Err(e) = self.rerate(&portfolio, &months, seq).await {
-                // Put it and what was not reached back so that it is tried again, and report.
-                let mut dirty = self.dirty.lock().await;
-                dirty.months.entry(portfolio).or_default().extend(months);
-                for (p, m) in work {
-                    dirty.months.entry(p).or_default().extend(m);
+        let mut result = memory.catch_up(self.store.as_ref(), seq).await;
+        if result.is_ok() {
+            for (portfolio, months) in work.by_ref() {
+                if let Err(e) = self.rerate(&mut memory, &portfolio, &months, seq).await {
+                    // Put it back with what was not reached, so that it is tried again.
+                    self.dirty
+                        .lock()
+                        .await
+                        .months
+                        .entry(portfolio)
+                        .or_default()
+                        .extend(months);
+                    result = Err(e);
+                    break;
                 }
-                return Err(e);
             }
+        }
+        if let Err(e) = result {
+            let mut dirty = self.dirty.lock().await;
+            for (p, m) in work {
+                dirty.months.entry(p).or_default().extend(m);
+            }
+            return Err(e);
         }
         // Everything up to `seq` was in this round's work or in an earlier one's.
         if seq > self.rated_seq.load(Ordering::Relaxed) {
@@ -512,6 +531,7 @@ impl Engine {
     /// current one.
     async fn rerate(
         &self,
+        memory: &mut MonthMemory,
         portfolio: &str,
         months: &BTreeSet<Month>,
         seq: u64,
@@ -545,48 +565,52 @@ impl Engine {
             // What the portfolio had before (a WABA may have left it) goes; each month re-rated
             // below puts its own back.
             self.hot.forget_portfolio(portfolio);
+            memory.forget_portfolio(portfolio);
             self.unratable
                 .lock()
                 .await
                 .retain(|(p, _), _| p != portfolio);
         }
         for month in list {
-            self.rerate_month(portfolio, &members, month, seq).await?;
+            self.rerate_month(memory, portfolio, &members, month, seq)
+                .await?;
         }
         Ok(())
     }
 
     async fn rerate_month(
         &self,
+        memory: &mut MonthMemory,
         portfolio: &str,
         members: &[(String, Tz)],
         month: Month,
         seq: u64,
     ) -> Result<(), StoreError> {
-        let from = members
-            .iter()
-            .map(|(_, tz)| local_day_start(*tz, month.first_day()))
-            .min()
-            .expect("members")
-            - LOOKBACK_MS;
-        let to = members
-            .iter()
-            .map(|(_, tz)| local_day_start(*tz, month.next().first_day()))
-            .max()
-            .expect("members");
-        let wabas: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
-        let stored = self.store.events_for(&wabas, from, to).await?;
+        let key: MonthKey = (portfolio.to_string(), month);
+        let lines = match memory.take(&key, members) {
+            Some(lines) => lines,
+            None => {
+                let (from, to) = month_range(members, month);
+                let wabas: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
+                let stored = self.store.events_for(&wabas, from, to).await?;
+                MonthLines::from_stored(members.to_vec(), from, to, stored, memory.upto())
+            }
+        };
         // Parsing and rating a month is CPU work of up to seconds: off the async workers, so
         // that requests (send checks above all) are not queued behind it.
         let tariff = self.tariff.clone();
-        let members = members.to_vec();
-        let rating =
-            tokio::task::spawn_blocking(move || rate_month(&tariff, &members, month, seq, stored))
-                .await
-                .expect("rating a month does not panic");
+        let (rating, lines) = tokio::task::spawn_blocking(move || {
+            let mut lines = lines;
+            let rating = rate_month(&tariff, month, seq, &mut lines);
+            (rating, lines)
+        })
+        .await
+        .expect("rating a month does not panic");
+        // A month not kept (a failed write) is read from the store again next time.
         self.store
             .replace_charges(&rating.ids, &rating.rows)
             .await?;
+        memory.keep(key, lines);
         self.metrics.add_rated(rating.rows.len() as u64);
         self.hot.set_counters(portfolio, month, rating.counters);
         let mut unratable = self.unratable.lock().await;
@@ -612,7 +636,8 @@ impl Engine {
 
 /// What re-rating one portfolio's month produced.
 struct MonthRating {
-    /// The month's outbound messages: their charges are replaced.
+    /// What to write: the charges that changed (`rows`), and the ids whose charges change or
+    /// go (every outbound message of the month when nothing was written before).
     ids: Vec<String>,
     rows: Vec<ChargeRow>,
     counters: CounterSet,
@@ -620,34 +645,25 @@ struct MonthRating {
     errors: Vec<(&'static str, String)>,
 }
 
-/// Rates a portfolio's month from its stored events (the month and its look-back).
-fn rate_month(
-    tariff: &Tariff,
-    members: &[(String, Tz)],
-    month: Month,
-    seq: u64,
-    stored: Vec<wabill_store::StoredEvent>,
-) -> MonthRating {
+/// Rates a portfolio's month from its stored lines (the month and its look-back), and records
+/// in `month` the charges it writes.
+fn rate_month(tariff: &Tariff, month: Month, seq: u64, lines: &mut MonthLines) -> MonthRating {
     let mut parsed = Parsed::default();
-    for (i, e) in stored.iter().enumerate() {
+    for (i, (line_seq, raw)) in lines.lines.iter().enumerate() {
         // Stored lines were written by wabill itself; one that no longer reads is a bug.
-        parse_line(&e.raw, i as u64 + 1, &mut parsed)
-            .unwrap_or_else(|err| panic!("stored event {} does not read back: {err}", e.seq));
+        parse_line(raw, i as u64 + 1, &mut parsed)
+            .unwrap_or_else(|err| panic!("stored event {line_seq} does not read back: {err}"));
     }
-    let tz_of: HashMap<&str, Tz> = members.iter().map(|(w, tz)| (w.as_str(), *tz)).collect();
+    let tz_of: HashMap<&str, Tz> = lines
+        .members
+        .iter()
+        .map(|(w, tz)| (w.as_str(), *tz))
+        .collect();
     let in_scope = |waba: &str, at: UnixMs| -> bool {
         tz_of
             .get(waba)
             .is_some_and(|tz| local_date(*tz, at).month() == month)
     };
-    let ids: Vec<String> = parsed
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Outbound(o) if in_scope(&o.waba, o.at) => Some(o.id.to_string()),
-            _ => None,
-        })
-        .collect();
     let rated = rate(tariff, &[], &parsed.events, RateOptions::default());
     let rows: Vec<ChargeRow> = rated
         .charges
@@ -655,6 +671,33 @@ fn rate_month(
         .filter(|c| in_scope(c.waba, c.sent_at))
         .map(|c| charge_row(c, tariff))
         .collect();
+    // Only what changed since the month's last rating is written.
+    let (ids, changed) = match &lines.charges {
+        None => {
+            let ids = parsed
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Outbound(o) if in_scope(&o.waba, o.at) => Some(o.id.to_string()),
+                    _ => None,
+                })
+                .collect();
+            (ids, rows.clone())
+        }
+        Some(before) => {
+            let now: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            let gone = before
+                .keys()
+                .filter(|id| !now.contains(&***id))
+                .map(|id| id.to_string());
+            let changed: Vec<ChargeRow> = rows
+                .iter()
+                .filter(|r| before.get(r.id.as_str()) != Some(r))
+                .cloned()
+                .collect();
+            (gone.collect(), changed)
+        }
+    };
     // The month's counters, empty ones too.
     let mut counters = CounterSet {
         seq,
@@ -690,9 +733,15 @@ fn rate_month(
         })
         .map(|e| (e.code(), e.to_string()))
         .collect();
+    drop(parsed);
+    lines.charges = Some(
+        rows.into_iter()
+            .map(|r| (r.id.as_str().into(), r))
+            .collect(),
+    );
     MonthRating {
         ids,
-        rows,
+        rows: changed,
         counters,
         errors,
     }

@@ -14,6 +14,7 @@ pub mod errors;
 pub mod hot;
 pub mod meta;
 pub mod metrics;
+pub mod months;
 pub mod openapi;
 pub mod reconcile;
 pub mod routes;

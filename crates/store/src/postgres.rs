@@ -366,6 +366,22 @@ impl PgStore {
             .collect()
     }
 
+    async fn statuses(&self, ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.kind = 'status' AND e.kind <> 'account' \
+             AND e.id = ANY($1) ORDER BY e.seq"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(
+                "events",
+                format!("reading the statuses of {} messages", ids.len()),
+            ))?;
+        rows.iter().map(decode::event).collect()
+    }
+
     async fn since(&self, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2"

@@ -359,6 +359,25 @@ impl SqliteStore {
             .collect()
     }
 
+    async fn statuses(&self, ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT {EVENT_COLUMNS} FROM events e WHERE e.kind = 'status' AND e.kind <> 'account' \
+                 AND e.id IN (SELECT value FROM json_each(?1)) ORDER BY e.seq"
+            )
+        });
+        let rows = sqlx::query(sql)
+            .bind(json_list(ids))
+            .fetch_all(&self.read)
+            .await
+            .map_err(StoreError::db(
+                "events",
+                format!("reading the statuses of {} messages", ids.len()),
+            ))?;
+        rows.iter().map(decode::event).collect()
+    }
+
     async fn since(&self, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         let sql =
             format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?");

@@ -62,6 +62,9 @@ pub trait Store: Send + Sync {
 
     /// The stored outbound messages among these ids (ids with none are left out), by id.
     fn outbound_refs<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<OutboundRef>>;
+    /// Every stored status of these message ids (a status may be stored before its message),
+    /// in seq order.
+    fn statuses_of<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<StoredEvent>>;
     /// Events and account versions with `seq > after_seq`, in seq order, at most `limit`.
     fn events_since(&self, after_seq: u64, limit: u32) -> StoreFuture<'_, Vec<StoredEvent>>;
 
@@ -245,6 +248,9 @@ macro_rules! forward_store {
             }
             fn outbound_refs<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<OutboundRef>> {
                 Box::pin(self.refs(ids))
+            }
+            fn statuses_of<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<StoredEvent>> {
+                Box::pin(self.statuses(ids))
             }
             fn events_since(
                 &self,
