@@ -334,11 +334,14 @@ impl SqliteStore {
 
     async fn refs(&self, ids: &[String]) -> Result<Vec<OutboundRef>, StoreError> {
         use sqlx::Row;
-        let rows = sqlx::query("SELECT id, waba, at_ms FROM events WHERE kind = 'outbound' AND id IN (SELECT value FROM json_each(?1)) ORDER BY id")
+        let rows = sqlx::query(OUTBOUND_REFS_SQL)
             .bind(json_list(ids))
             .fetch_all(&self.read)
             .await
-            .map_err(StoreError::db("events", format!("finding {} outbound messages", ids.len())))?;
+            .map_err(StoreError::db(
+                "events",
+                format!("finding {} outbound messages", ids.len()),
+            ))?;
         rows.iter()
             .map(|r| {
                 Ok(OutboundRef {
@@ -579,6 +582,13 @@ async fn max_seq(tx: &mut Transaction<'static, Sqlite>) -> Result<u64, StoreErro
         .map_err(StoreError::db("events", "reading the last seq"))?;
     Ok(seq_from_db(v))
 }
+
+/// The outbound messages among some ids. `kind <> 'account'` and `status = ''` let the
+/// planner use the partial unique index `events_key` (id, kind, status); without them it
+/// scanned the whole table, at every ingest with statuses of earlier batches.
+const OUTBOUND_REFS_SQL: &str = "SELECT id, waba, at_ms FROM events \
+     WHERE kind = 'outbound' AND kind <> 'account' AND status = '' \
+     AND id IN (SELECT value FROM json_each(?1)) ORDER BY id";
 
 /// `INSERT ... VALUES (...), ... ON CONFLICT DO NOTHING` for `rows` events. The text for a full
 /// chunk is built once; sqlx caches the prepared statement per text.
@@ -1321,5 +1331,36 @@ impl SqliteStore {
         .map_err(StoreError::db("alerts", doing.clone()))?;
         tx.commit().await.map_err(StoreError::db("alerts", doing))?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lookups made at every ingest go through an index, never a scan of the events.
+    #[tokio::test]
+    async fn ingest_lookups_use_the_events_key_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("plan.sqlite"))
+            .await
+            .unwrap();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {OUTBOUND_REFS_SQL}"))
+                .bind("[]")
+                .fetch_all(&store.read)
+                .await
+                .unwrap();
+        let steps: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.starts_with("SEARCH events USING INDEX events_key")),
+            "{steps:?}"
+        );
+        assert!(
+            !steps.iter().any(|s| s.starts_with("SCAN events")),
+            "{steps:?}"
+        );
     }
 }
