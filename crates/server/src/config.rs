@@ -1,7 +1,7 @@
 //! The service's settings and where they come from: flags, else `WABILL_*` environment
 //! variables (both read by the command line), else a configuration file (`--config FILE`), else
 //! defaults. The file is JSON whose keys are the flags' names (`db`, `listen`, `app-secret`,
-//! `verify-token`, `rates`, `max-body-bytes`; `_` may replace `-`); an unknown key is an error,
+//! `verify-token`, `rates`, `max-body-bytes`, `rerate-memory-mb`; `_` may replace `-`); an unknown key is an error,
 //! so that a typo never silently falls back to a default.
 
 use std::net::SocketAddr;
@@ -25,6 +25,8 @@ pub struct Settings {
     pub rates: Option<String>,
     #[serde(alias = "max_body_bytes")]
     pub max_body_bytes: Option<usize>,
+    #[serde(alias = "rerate_memory_mb")]
+    pub rerate_memory_mb: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,8 @@ pub struct Resolved {
     pub verify_token: String,
     pub rates: Option<PathBuf>,
     pub max_body_bytes: usize,
+    /// What re-rating may keep of the months it rated (see [`crate::months`]), in bytes.
+    pub rerate_memory_bytes: usize,
 }
 
 impl Settings {
@@ -75,6 +79,7 @@ impl Settings {
             verify_token: self.verify_token.or(lower.verify_token),
             rates: self.rates.or(lower.rates),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+            rerate_memory_mb: self.rerate_memory_mb.or(lower.rerate_memory_mb),
         }
     }
 
@@ -107,6 +112,9 @@ impl Settings {
             verify_token: self.verify_token.unwrap_or_default(),
             rates: self.rates.map(PathBuf::from),
             max_body_bytes,
+            rerate_memory_bytes: self
+                .rerate_memory_mb
+                .map_or(crate::months::DEFAULT_BUDGET_BYTES, |mb| mb << 20),
         })
     }
 }
@@ -135,6 +143,7 @@ mod tests {
         assert_eq!(r.app_secrets, vec![b"a".to_vec(), b"b".to_vec()]);
         assert_eq!(r.verify_token, "tok");
         assert_eq!(r.max_body_bytes, crate::api::MAX_BODY_BYTES);
+        assert_eq!(r.rerate_memory_bytes, crate::months::DEFAULT_BUDGET_BYTES);
         let defaults = Settings::default().resolve().unwrap();
         assert_eq!(
             (defaults.db.as_str(), defaults.listen.to_string().as_str()),

@@ -462,6 +462,11 @@ impl Engine {
         self.rerated.notify_one();
     }
 
+    /// Sets what re-rating may keep of the months it rated, in bytes (see [`crate::months`]).
+    pub async fn set_month_memory_budget(&self, bytes: usize) {
+        self.months.lock().await.set_budget(bytes);
+    }
+
     /// Re-rates everything marked dirty so far. Returns the number of (portfolio, month) sets
     /// re-rated.
     pub async fn rerate_dirty(&self) -> Result<usize, StoreError> {

@@ -27,8 +27,9 @@ use wabill_rating::time::local_day_start;
 use wabill_rating::{Month, UnixMs};
 use wabill_store::{ChargeRow, EventKind, Store, StoreError, StoredEvent};
 
-/// Default budget of the memory, in bytes of lines and charges held.
-pub const DEFAULT_BUDGET_BYTES: usize = 256 << 20;
+/// Default budget of the memory, in bytes of lines and charges held: a month of about three
+/// million events.
+pub const DEFAULT_BUDGET_BYTES: usize = 1 << 30;
 
 /// What a held line or id costs beyond its bytes (its box and vector slot), in the estimate.
 const LINE_OVERHEAD: usize = 40;
@@ -178,6 +179,12 @@ impl MonthMemory {
             budget,
             tick: 0,
         }
+    }
+
+    /// Sets the budget, forgetting the least recently rated months while over it.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+        self.shrink();
     }
 
     /// The seq every kept month is complete up to.
@@ -401,6 +408,10 @@ impl MonthMemory {
                 used: self.tick,
             },
         );
+        self.shrink();
+    }
+
+    fn shrink(&mut self) {
         while self.bytes > self.budget {
             let Some(oldest) = self
                 .kept

@@ -223,6 +223,10 @@ async fn stored_charges_converge_to_the_batch_result_on_sqlite() {
     for (seed, accounts_first) in [(1, false), (2, false), (4, true), (5, true)] {
         converges(sqlite_service().await, seed, accounts_first).await;
     }
+    // Re-rating's memory holding less than a month: months are forgotten and read again.
+    let s = sqlite_service().await;
+    s.state.engine.set_month_memory_budget(64 << 10).await;
+    converges(s, 6, true).await;
 }
 
 #[tokio::test]

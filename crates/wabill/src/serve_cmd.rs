@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (413 above). [default: 16777216]
     #[arg(long, env = "WABILL_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Memory re-rating may keep of the months it rated, in MiB: above it, the least recently
+    /// rated months are read from the database again when next needed. [default: 1024]
+    #[arg(long, env = "WABILL_RERATE_MEMORY_MB", value_name = "MIB")]
+    pub rerate_memory_mb: Option<usize>,
 }
 
 impl ServeArgs {
@@ -47,6 +51,7 @@ impl ServeArgs {
             verify_token: self.verify_token.clone(),
             rates: self.rates.as_ref().map(|p| p.display().to_string()),
             max_body_bytes: self.max_body_bytes,
+            rerate_memory_mb: self.rerate_memory_mb,
         };
         let file = match &self.config {
             Some(path) => Settings::from_file(path)?,
@@ -111,6 +116,9 @@ pub fn serve(args: &ServeArgs) -> Result<i32> {
             .with_context(|| format!("opening the database {}", config.db))?;
         let store: Arc<dyn wabill_store::Store> = Arc::from(store);
         let engine = Engine::new(store.clone(), tariff, Default::default()).await?;
+        engine
+            .set_month_memory_budget(config.rerate_memory_bytes)
+            .await;
         wabill_server::serve(
             engine,
             ServeConfig {
