@@ -20,7 +20,7 @@
 use crate::api::{system_now, Clock};
 use crate::hot::{pair_key, CounterKey, CounterSet, Hot, Line};
 use crate::metrics::Metrics;
-use crate::months::{month_range, MonthKey, MonthLines, MonthMemory};
+use crate::months::{month_range, MonthKey, MonthLines, MonthMemory, TailEvent};
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +31,10 @@ use wabill_formats::{parse_line, Parsed};
 use wabill_rating::time::{local_date, local_day_start};
 use wabill_rating::{rate, Charge, Event, Month, RateOptions, RatingError, Tariff, UnixMs};
 use wabill_store::{ChargeRow, EventKind, NewAccount, NewEvent, Store, StoreError};
+
+/// Events ingest hands over to re-rating between two rounds at most; past it the hand-over is
+/// dropped and the round reads them from the store.
+const MAX_HANDED_OVER: usize = 2_000_000;
 
 /// How far before a month its re-rating starts reading events (see the module comment).
 pub const LOOKBACK_MS: UnixMs = 7 * 24 * 3_600_000;
@@ -88,6 +92,9 @@ pub struct Engine {
     /// The months re-rating keeps between rounds (see [`crate::months`]). Held for a whole
     /// round, which also keeps rounds from running at once.
     months: Mutex<MonthMemory>,
+    /// What ingest committed since the last round, for the kept months (at most
+    /// [`MAX_HANDED_OVER`]; a round reads the store's tail when something is missing).
+    committed: std::sync::Mutex<Vec<TailEvent>>,
     /// The send check's working set (see [`crate::hot`]).
     pub hot: Hot,
     /// The highest seq stored when the engine started: what ingest has not added to `hot`.
@@ -149,6 +156,7 @@ impl Engine {
             gate: RwLock::new(()),
             rated_seq: AtomicU64::new(watermark),
             months: Mutex::new(MonthMemory::new(crate::months::DEFAULT_BUDGET_BYTES)),
+            committed: std::sync::Mutex::new(Vec::new()),
             hot,
             start_seq,
             clock,
@@ -341,6 +349,14 @@ impl Engine {
                     continue;
                 }
                 out.stored += 1;
+                self.hand_over(std::iter::once(TailEvent {
+                    seq: o.seq,
+                    kind: EventKind::Account,
+                    id: a.waba.as_str().into(),
+                    waba: Some(a.waba.as_str().into()),
+                    at_ms: 0,
+                    raw: a.raw.as_str().into(),
+                }));
                 let tz: Tz = a.timezone.parse().expect("written from a parsed timezone");
                 let old = cache.insert(
                     a.waba.clone(),
@@ -379,9 +395,11 @@ impl Engine {
         }
         if !events.is_empty() {
             let result = self.store.append_events(&events).await?;
+            let mut handed = Vec::with_capacity(result.inserted.len());
             for (&seq, &i) in result.inserted.iter().zip(&result.inserted_at) {
                 let e = &events[i];
                 let pair = pair_key(e.phone.as_deref(), e.user.as_deref());
+                let raw: Arc<str> = e.raw.as_str().into();
                 self.hot.add(
                     e.kind,
                     &e.id,
@@ -389,10 +407,19 @@ impl Engine {
                     Line {
                         at: e.at_ms,
                         seq,
-                        raw: e.raw.as_str().into(),
+                        raw: raw.clone(),
                     },
                 );
+                handed.push(TailEvent {
+                    seq,
+                    kind: e.kind,
+                    id: e.id.as_str().into(),
+                    waba: e.waba.as_deref().map(Into::into),
+                    at_ms: e.at_ms,
+                    raw,
+                });
             }
+            self.hand_over(handed);
             out.stored += result.inserted.len();
             out.duplicates += result.duplicates;
             for (pos, why) in &result.conflicts {
@@ -447,6 +474,18 @@ impl Engine {
         Ok(out)
     }
 
+    /// Hands committed events over to the next round (called under the gate, so that a round
+    /// that took the gate finds every event up to its seq here, unless the hand-over
+    /// overflowed).
+    fn hand_over(&self, events: impl IntoIterator<Item = TailEvent>) {
+        let mut committed = self.committed.lock().expect("not poisoned");
+        committed.extend(events);
+        if committed.len() > MAX_HANDED_OVER {
+            committed.clear();
+            committed.shrink_to_fit();
+        }
+    }
+
     /// Waits until there may be something to re-rate.
     pub async fn notified(&self) {
         self.wake.notified().await
@@ -471,14 +510,19 @@ impl Engine {
     /// re-rated.
     pub async fn rerate_dirty(&self) -> Result<usize, StoreError> {
         let mut memory = self.months.lock().await;
-        let (work, seq) = {
+        let (work, seq, committed) = {
             let _gate = self.gate.write().await;
             let seq = self.store.max_seq().await?;
-            (std::mem::take(&mut self.dirty.lock().await.months), seq)
+            let committed = std::mem::take(&mut *self.committed.lock().expect("not poisoned"));
+            (
+                std::mem::take(&mut self.dirty.lock().await.months),
+                seq,
+                committed,
+            )
         };
         let n = work.len();
         let mut work = work.into_iter();
-        let mut result = memory.catch_up(self.store.as_ref(), seq).await;
+        let mut result = memory.catch_up(self.store.as_ref(), seq, committed).await;
         if result.is_ok() {
             for (portfolio, months) in work.by_ref() {
                 if let Err(e) = self.rerate(&mut memory, &portfolio, &months, seq).await {
@@ -598,6 +642,12 @@ impl Engine {
                 let (from, to) = month_range(members, month);
                 let wabas: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
                 let stored = self.store.events_for(&wabas, from, to).await?;
+                tracing::debug!(
+                    portfolio,
+                    month = %month,
+                    events = stored.len(),
+                    "re-rating reads a month from the store"
+                );
                 MonthLines::from_stored(members.to_vec(), from, to, stored, memory.upto())
             }
         };

@@ -36,7 +36,7 @@ const SHARDS: usize = 64;
 pub struct Line {
     pub at: UnixMs,
     pub seq: u64,
-    pub raw: Box<str>,
+    pub raw: std::sync::Arc<str>,
 }
 
 #[derive(Default)]

@@ -23,6 +23,7 @@
 use crate::engine::LOOKBACK_MS;
 use chrono_tz::Tz;
 use std::collections::HashMap;
+use std::sync::Arc;
 use wabill_rating::time::local_day_start;
 use wabill_rating::{Month, UnixMs};
 use wabill_store::{ChargeRow, EventKind, Store, StoreError, StoredEvent};
@@ -62,7 +63,7 @@ pub struct MonthLines {
     pub from: UnixMs,
     pub to: UnixMs,
     /// (seq, stored line): the month's events.
-    pub lines: Vec<(u64, Box<str>)>,
+    pub lines: Vec<(u64, Arc<str>)>,
     /// The ids of its outbound messages (what the tail's statuses are matched on).
     pub outbound: Vec<Box<str>>,
     /// The charges its last rating wrote, by message id; `None` until a rating wrote them.
@@ -99,7 +100,7 @@ impl MonthLines {
             .into_iter()
             .zip(keep)
             .filter(|(_, k)| *k)
-            .map(|(e, _)| (e.seq, e.raw.into_boxed_str()))
+            .map(|(e, _)| (e.seq, Arc::from(e.raw)))
             .collect();
         MonthLines {
             members,
@@ -151,11 +152,37 @@ pub struct MonthMemory {
     tick: u64,
 }
 
+/// An event as stored, with what the kept months need of it: ingest hands these over as it
+/// commits (see [`MonthMemory::catch_up`]).
+#[derive(Clone, Debug)]
+pub struct TailEvent {
+    pub seq: u64,
+    pub kind: EventKind,
+    /// The message id (the WABA for an account version).
+    pub id: Box<str>,
+    pub waba: Option<Box<str>>,
+    pub at_ms: UnixMs,
+    pub raw: Arc<str>,
+}
+
+impl From<StoredEvent> for TailEvent {
+    fn from(e: StoredEvent) -> TailEvent {
+        TailEvent {
+            seq: e.seq,
+            kind: e.kind,
+            id: e.id.into(),
+            waba: e.waba.map(Into::into),
+            at_ms: e.at_ms,
+            raw: e.raw.into(),
+        }
+    }
+}
+
 /// A line to add to a kept month (and the message id, when it is an outbound message).
 struct Push {
     key: MonthKey,
     seq: u64,
-    raw: Box<str>,
+    raw: Arc<str>,
     outbound: Option<Box<str>>,
 }
 
@@ -209,39 +236,63 @@ impl MonthMemory {
         self.upto = upto;
     }
 
-    /// Brings the kept months up to `seq` from the events stored since [`MonthMemory::upto`]:
-    /// the table's tail, read once for all of them.
-    pub async fn catch_up(&mut self, store: &dyn Store, seq: u64) -> Result<(), StoreError> {
+    /// Brings the kept months up to `seq` from the events stored since [`MonthMemory::upto`].
+    /// `committed` is what ingest handed over as it committed: when it holds every event of
+    /// `(upto, seq]` (seqs have no gaps) nothing is read back; otherwise (the service was not
+    /// the only writer, or the hand-over overflowed) the table's tail is read instead, once for
+    /// all months.
+    pub async fn catch_up(
+        &mut self,
+        store: &dyn Store,
+        seq: u64,
+        mut committed: Vec<TailEvent>,
+    ) -> Result<(), StoreError> {
         const PAGE: u32 = 20_000;
         if self.kept.is_empty() {
             self.reset(seq);
             return Ok(());
         }
+        let after = self.upto;
+        committed.retain(|e| e.seq > after && e.seq <= seq);
+        committed.sort_unstable_by_key(|e| e.seq);
+        committed.dedup_by_key(|e| e.seq);
+        if committed.len() as u64 == seq.saturating_sub(after) {
+            return self.apply_all(store, &committed, seq).await;
+        }
         while self.upto < seq {
-            let page = store.events_since(self.upto, PAGE).await.inspect_err(|_| {
-                // What was applied is consistent, but a half-read tail is not worth keeping.
-                self.reset(seq);
-            })?;
+            let page: Vec<TailEvent> = store
+                .events_since(self.upto, PAGE)
+                .await
+                .inspect_err(|_| self.reset(seq))?
+                .into_iter()
+                .map(TailEvent::from)
+                .collect();
             let end = page.len() < PAGE as usize || page.last().is_some_and(|e| e.seq >= seq);
-            let applied = self.apply(&page, seq);
-            if applied.reset {
-                return Ok(());
-            }
-            if !applied.new_outbound.is_empty() {
-                let ids: Vec<String> = applied
-                    .new_outbound
-                    .iter()
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                let statuses = store
-                    .statuses_of(&ids)
-                    .await
-                    .inspect_err(|_| self.reset(seq))?;
-                self.add_earlier_statuses(&applied.new_outbound, &statuses);
-            }
+            self.apply_all(store, &page, seq).await?;
             if end {
                 self.upto = seq;
             }
+        }
+        Ok(())
+    }
+
+    /// Applies events of the tail, then adds the earlier statuses of the new messages.
+    async fn apply_all(
+        &mut self,
+        store: &dyn Store,
+        tail: &[TailEvent],
+        until: u64,
+    ) -> Result<(), StoreError> {
+        const IDS_PER_LOOKUP: usize = 10_000;
+        let applied = self.apply(tail, until);
+        for chunk in applied.new_outbound.chunks(IDS_PER_LOOKUP) {
+            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+            // A failure leaves months without some statuses: start over rather than keep them.
+            let statuses = store
+                .statuses_of(&ids)
+                .await
+                .inspect_err(|_| self.reset(until))?;
+            self.add_earlier_statuses(chunk, &statuses);
         }
         Ok(())
     }
@@ -262,7 +313,7 @@ impl MonthMemory {
 
     /// Adds a page of the tail (seq order, from `upto`) to the kept months, up to seq
     /// `until`.
-    fn apply(&mut self, tail: &[StoredEvent], until: u64) -> Applied {
+    fn apply(&mut self, tail: &[TailEvent], until: u64) -> Applied {
         let mut applied = Applied::default();
         let mut by_waba: HashMap<&str, Vec<MonthKey>> = HashMap::new();
         for (key, k) in &self.kept {
@@ -295,8 +346,8 @@ impl MonthMemory {
                         continue;
                     }
                     let outbound = (e.kind == EventKind::Outbound).then(|| {
-                        applied.new_outbound.push((e.id.clone(), e.seq));
-                        let id: Box<str> = e.id.as_str().into();
+                        applied.new_outbound.push((e.id.to_string(), e.seq));
+                        let id: Box<str> = e.id.clone();
                         self.by_outbound.insert(id.clone(), holders.clone());
                         id
                     });
@@ -304,17 +355,17 @@ impl MonthMemory {
                         pushes.push(Push {
                             key,
                             seq: e.seq,
-                            raw: e.raw.as_str().into(),
+                            raw: e.raw.clone(),
                             outbound: outbound.clone(),
                         });
                     }
                 }
                 EventKind::Status => {
-                    for key in self.by_outbound.get(e.id.as_str()).into_iter().flatten() {
+                    for key in self.by_outbound.get(&*e.id).into_iter().flatten() {
                         pushes.push(Push {
                             key: key.clone(),
                             seq: e.seq,
-                            raw: e.raw.as_str().into(),
+                            raw: e.raw.clone(),
                             outbound: None,
                         });
                     }
@@ -349,7 +400,7 @@ impl MonthMemory {
                     pushes.push(Push {
                         key: key.clone(),
                         seq: st.seq,
-                        raw: st.raw.as_str().into(),
+                        raw: Arc::from(st.raw.as_str()),
                         outbound: None,
                     });
                 }
@@ -514,7 +565,7 @@ mod tests {
             let mut compared = 0;
             // (seq, key, members, what a read then gave), to read again later as of then.
             let mut then = Vec::new();
-            for batch in batches {
+            for (round, batch) in batches.into_iter().enumerate() {
                 let mut parsed = Parsed::default();
                 for (n, line) in batch.iter().enumerate() {
                     parse_line(line, n as u64 + 1, &mut parsed).unwrap();
@@ -522,7 +573,23 @@ mod tests {
                 let events: Vec<_> = parsed.events.into_iter().enumerate().collect();
                 engine.ingest(&events).await.unwrap();
                 let seq = store.max_seq().await.unwrap();
-                memory.catch_up(store.as_ref(), seq).await.unwrap();
+                // Every other round, the events come handed over (out of order and repeated,
+                // as concurrent ingests may hand them); the others read the store's tail.
+                let handed: Vec<TailEvent> = if round % 2 == 0 {
+                    let mut v: Vec<TailEvent> = store
+                        .events_since(memory.upto(), u32::MAX)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(TailEvent::from)
+                        .collect();
+                    v.extend(v.clone().into_iter().step_by(7));
+                    v.reverse();
+                    v
+                } else {
+                    Vec::new()
+                };
+                memory.catch_up(store.as_ref(), seq, handed).await.unwrap();
                 let portfolios: std::collections::BTreeSet<String> = store
                     .accounts(None)
                     .await
