@@ -286,10 +286,9 @@ impl MonthMemory {
         const IDS_PER_LOOKUP: usize = 10_000;
         let applied = self.apply(tail, until);
         for chunk in applied.new_outbound.chunks(IDS_PER_LOOKUP) {
-            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
             // A failure leaves months without some statuses: start over rather than keep them.
             let statuses = store
-                .statuses_of(&ids)
+                .statuses_before(chunk)
                 .await
                 .inspect_err(|_| self.reset(until))?;
             self.add_earlier_statuses(chunk, &statuses);

@@ -366,18 +366,26 @@ impl PgStore {
             .collect()
     }
 
-    async fn statuses(&self, ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn statuses(&self, messages: &[(String, u64)]) -> Result<Vec<StoredEvent>, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.kind = 'status' AND e.kind <> 'account' \
-             AND e.id = ANY($1) ORDER BY e.seq"
+            "SELECT {EVENT_COLUMNS} FROM unnest($1::text[], $2::bigint[]) AS m(id, seq) \
+             JOIN events e ON e.id = m.id AND e.kind = 'status' AND e.kind <> 'account' \
+               AND e.seq < m.seq \
+             ORDER BY e.seq"
         );
+        let ids: Vec<&str> = messages.iter().map(|(id, _)| id.as_str()).collect();
+        let seqs: Vec<i64> = messages.iter().map(|(_, seq)| seq_to_db(*seq)).collect();
         let rows = sqlx::query(&sql)
             .bind(ids)
+            .bind(seqs)
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::db(
                 "events",
-                format!("reading the statuses of {} messages", ids.len()),
+                format!(
+                    "reading the earlier statuses of {} messages",
+                    messages.len()
+                ),
             ))?;
         rows.iter().map(decode::event).collect()
     }

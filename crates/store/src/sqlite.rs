@@ -362,21 +362,25 @@ impl SqliteStore {
             .collect()
     }
 
-    async fn statuses(&self, ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
-        static SQL: OnceLock<String> = OnceLock::new();
-        let sql = SQL.get_or_init(|| {
-            format!(
-                "SELECT {EVENT_COLUMNS} FROM events e WHERE e.kind = 'status' AND e.kind <> 'account' \
-                 AND e.id IN (SELECT value FROM json_each(?1)) ORDER BY e.seq"
-            )
-        });
+    async fn statuses(&self, messages: &[(String, u64)]) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = statuses_before_sql();
+        let list = serde_json::to_string(
+            &messages
+                .iter()
+                .map(|(id, seq)| (id.as_str(), seq_to_db(*seq)))
+                .collect::<Vec<_>>(),
+        )
+        .expect("ids and numbers serialise");
         let rows = sqlx::query(sql)
-            .bind(json_list(ids))
+            .bind(list)
             .fetch_all(&self.read)
             .await
             .map_err(StoreError::db(
                 "events",
-                format!("reading the statuses of {} messages", ids.len()),
+                format!(
+                    "reading the earlier statuses of {} messages",
+                    messages.len()
+                ),
             ))?;
         rows.iter().map(decode::event).collect()
     }
@@ -589,6 +593,21 @@ async fn max_seq(tx: &mut Transaction<'static, Sqlite>) -> Result<u64, StoreErro
 const OUTBOUND_REFS_SQL: &str = "SELECT id, waba, at_ms FROM events \
      WHERE kind = 'outbound' AND kind <> 'account' AND status = '' \
      AND id IN (SELECT value FROM json_each(?1)) ORDER BY id";
+
+/// The statuses of messages stored before them, for (id, seq) pairs as JSON. The seq test
+/// reads the rowid from `events_key` itself: only the statuses that qualify are fetched from
+/// the table.
+fn statuses_before_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "WITH m(id, seq) AS (SELECT value ->> 0, value ->> 1 FROM json_each(?1)) \
+             SELECT {EVENT_COLUMNS} FROM m CROSS JOIN events e \
+               ON e.id = m.id AND e.kind = 'status' AND e.kind <> 'account' AND e.seq < m.seq \
+             ORDER BY e.seq"
+        )
+    })
+}
 
 /// `INSERT ... VALUES (...), ... ON CONFLICT DO NOTHING` for `rows` events. The text for a full
 /// chunk is built once; sqlx caches the prepared statement per text.

@@ -62,9 +62,13 @@ pub trait Store: Send + Sync {
 
     /// The stored outbound messages among these ids (ids with none are left out), by id.
     fn outbound_refs<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<OutboundRef>>;
-    /// Every stored status of these message ids (a status may be stored before its message),
-    /// in seq order.
-    fn statuses_of<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<StoredEvent>>;
+    /// The statuses of these messages stored before them (a status may come before its
+    /// message): for each (message id, seq), the statuses of that id with a lower seq; in seq
+    /// order.
+    fn statuses_before<'a>(
+        &'a self,
+        messages: &'a [(String, u64)],
+    ) -> StoreFuture<'a, Vec<StoredEvent>>;
     /// Events and account versions with `seq > after_seq`, in seq order, at most `limit`.
     fn events_since(&self, after_seq: u64, limit: u32) -> StoreFuture<'_, Vec<StoredEvent>>;
 
@@ -249,8 +253,11 @@ macro_rules! forward_store {
             fn outbound_refs<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<OutboundRef>> {
                 Box::pin(self.refs(ids))
             }
-            fn statuses_of<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<StoredEvent>> {
-                Box::pin(self.statuses(ids))
+            fn statuses_before<'a>(
+                &'a self,
+                messages: &'a [(String, u64)],
+            ) -> StoreFuture<'a, Vec<StoredEvent>> {
+                Box::pin(self.statuses(messages))
             }
             fn events_since(
                 &self,

@@ -160,7 +160,7 @@ conformance!(
     charges_replace_and_paginate_in_order,
     tenant_scope_never_leaks_another_waba,
     events_for_returns_exactly_what_rating_needs,
-    statuses_of_finds_every_status_of_the_ids,
+    statuses_before_finds_what_came_before_each_message,
     api_keys_by_hash_and_revocation,
     money_round_trips_exactly,
     ten_thousand_events_per_call,
@@ -791,22 +791,33 @@ async fn tenant_scope_never_leaks_another_waba(ctx: Ctx) {
         .all(|c| c.waba == "W3"));
 }
 
-/// The statuses of some messages, whenever they came (before their message too), in seq
-/// order, and nothing of other ids or kinds.
-async fn statuses_of_finds_every_status_of_the_ids(ctx: Ctx) {
+/// The statuses stored before their messages, for each message by its own seq, in seq order:
+/// nothing stored after the message, of other ids, or of other kinds.
+async fn statuses_before_finds_what_came_before_each_message(ctx: Ctx) {
     let s = ctx.open().await;
-    s.append_events(&[
-        status("o1", "sent", 1_500), // before its message
-        outbound("o1", 1_000, "W1"),
-        outbound("o2", 1_000, "W1"),
-        status("o2", "delivered", 1_600),
-        status("o1", "delivered", 1_700),
-        inbound("o3", 1_000, "W1"),
-        status("o4", "read", 1_800),
-    ])
-    .await
-    .unwrap();
-    let got = s.statuses_of(&strings(&["o1", "o3", "o9"])).await.unwrap();
+    let r = s
+        .append_events(&[
+            status("o1", "sent", 1_500), // before its message
+            status("o2", "sent", 1_500), // before its message
+            outbound("o1", 1_000, "W1"),
+            status("o1", "delivered", 1_700), // after it
+            outbound("o2", 1_000, "W1"),
+            status("o2", "delivered", 1_600), // after it
+            inbound("o3", 1_000, "W1"),
+            status("o4", "read", 1_800), // of another id
+        ])
+        .await
+        .unwrap();
+    let seq = |k: usize| r.inserted[r.inserted_at.iter().position(|&i| i == k).unwrap()];
+    let got = s
+        .statuses_before(&[
+            ("o1".into(), seq(2)),
+            ("o2".into(), seq(4)),
+            ("o3".into(), seq(6)),
+            ("o9".into(), u64::MAX / 4),
+        ])
+        .await
+        .unwrap();
     assert!(
         got.windows(2).all(|w| w[0].seq < w[1].seq),
         "ordered by seq"
@@ -815,15 +826,17 @@ async fn statuses_of_finds_every_status_of_the_ids(ctx: Ctx) {
         keys_of(&got),
         vec![
             (EventKind::Status, "o1".into(), Some("sent".into())),
-            (EventKind::Status, "o1".into(), Some("delivered".into())),
+            (EventKind::Status, "o2".into(), Some("sent".into())),
         ]
     );
     assert_eq!(got[0].raw, status("o1", "sent", 1_500).raw);
-    assert_eq!(
-        s.statuses_of(&strings(&["o2", "o4"])).await.unwrap().len(),
-        2
-    );
-    assert!(s.statuses_of(&[]).await.unwrap().is_empty());
+    // Asked as of a later seq, the later status comes too.
+    let later = s
+        .statuses_before(&[("o1".into(), u64::MAX / 4)])
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 2);
+    assert!(s.statuses_before(&[]).await.unwrap().is_empty());
 }
 
 /// Loading for re-rating: the WABAs' inbound and outbound events with `from <= at < to`,
