@@ -539,6 +539,7 @@ impl Engine {
                 }
             }
         }
+        memory.end_round();
         if let Err(e) = result {
             let mut dirty = self.dirty.lock().await;
             for (p, m) in work {

@@ -28,9 +28,13 @@ use wabill_rating::time::local_day_start;
 use wabill_rating::{Month, UnixMs};
 use wabill_store::{ChargeRow, EventKind, Store, StoreError, StoredEvent};
 
-/// Default budget of the memory, in bytes of lines and charges held: a month of about three
-/// million events.
-pub const DEFAULT_BUDGET_BYTES: usize = 1 << 30;
+/// Default budget of the memory, in bytes of lines and charges held: a month of about one and
+/// a half million events.
+pub const DEFAULT_BUDGET_BYTES: usize = 512 << 20;
+
+/// Rounds after which a month not rated again is forgotten: only months still receiving events
+/// stay (about a minute when idle, when a round runs every second or so).
+pub const IDLE_ROUNDS: u64 = 50;
 
 /// What a held line or id costs beyond its bytes (its box and vector slot), in the estimate.
 const LINE_OVERHEAD: usize = 40;
@@ -136,7 +140,7 @@ impl MonthLines {
 struct Kept {
     month: MonthLines,
     bytes: usize,
-    /// When it was last rated (a round counter), for forgetting the least recent first.
+    /// The round it was last rated in, for forgetting the least recent first and the idle.
     used: u64,
 }
 
@@ -149,7 +153,8 @@ pub struct MonthMemory {
     upto: u64,
     bytes: usize,
     budget: usize,
-    tick: u64,
+    /// Rounds so far.
+    round: u64,
 }
 
 /// An event as stored, with what the kept months need of it: ingest hands these over as it
@@ -204,7 +209,22 @@ impl MonthMemory {
             upto: 0,
             bytes: 0,
             budget,
-            tick: 0,
+            round: 0,
+        }
+    }
+
+    /// Ends a round: months not rated for [`IDLE_ROUNDS`] rounds are forgotten, so that what
+    /// is kept follows the months still receiving events, not the history.
+    pub fn end_round(&mut self) {
+        self.round += 1;
+        let idle: Vec<MonthKey> = self
+            .kept
+            .iter()
+            .filter(|(_, k)| self.round - k.used > IDLE_ROUNDS)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in idle {
+            self.forget(&key);
         }
     }
 
@@ -441,7 +461,6 @@ impl MonthMemory {
     /// recently rated months while over budget.
     pub fn keep(&mut self, key: MonthKey, month: MonthLines) {
         self.forget(&key);
-        self.tick += 1;
         for id in &month.outbound {
             let holders = self.by_outbound.entry(id.clone()).or_default();
             if !holders.contains(&key) {
@@ -455,7 +474,7 @@ impl MonthMemory {
             Kept {
                 month,
                 bytes,
-                used: self.tick,
+                used: self.round,
             },
         );
         self.shrink();
@@ -508,6 +527,45 @@ mod tests {
     use wabill_formats::{parse_line, Parsed};
     use wabill_rating::Tariff;
     use wabill_store::SqliteStore;
+
+    fn month_of(lines: &[(u64, &str)]) -> MonthLines {
+        MonthLines {
+            members: vec![("W1".into(), chrono_tz::UTC)],
+            from: 0,
+            to: 1,
+            lines: lines.iter().map(|(s, l)| (*s, Arc::from(*l))).collect(),
+            outbound: vec![],
+            charges: None,
+        }
+    }
+
+    /// What is kept follows the months still rated: an idle month goes after [`IDLE_ROUNDS`]
+    /// rounds, one rated again stays, and the budget forgets the least recently rated first.
+    #[test]
+    fn idle_and_least_recent_months_are_forgotten() {
+        let (a, b) = (("P".to_string(), Month(1)), ("P".to_string(), Month(2)));
+        let mut memory = MonthMemory::new(usize::MAX);
+        memory.keep(a.clone(), month_of(&[(1, "x")]));
+        memory.keep(b.clone(), month_of(&[(2, "y")]));
+        for _ in 0..IDLE_ROUNDS {
+            memory.end_round();
+            let again = memory.take(&b, &[("W1".into(), chrono_tz::UTC)]).unwrap();
+            memory.keep(b.clone(), again);
+        }
+        assert!(memory.seqs_of(&a).is_some(), "not idle long enough yet");
+        memory.end_round();
+        assert_eq!(memory.seqs_of(&a), None, "idle: forgotten");
+        assert_eq!(memory.seqs_of(&b), Some(vec![2]), "rated every round: kept");
+
+        memory.keep(a.clone(), month_of(&[(1, "x")]));
+        memory.end_round();
+        memory.keep(b.clone(), month_of(&[(2, "y")]));
+        let one = memory.bytes() / 2;
+        memory.set_budget(one);
+        assert_eq!(memory.seqs_of(&a), None, "least recently rated: forgotten");
+        assert!(memory.seqs_of(&b).is_some());
+        assert!(memory.bytes() <= one);
+    }
 
     /// Whatever order events arrive in and however they are batched, a kept month brought up
     /// to date from the tail holds exactly the lines a fresh read of the store gives.
