@@ -540,6 +540,8 @@ impl Engine {
             }
         }
         memory.end_round();
+        self.metrics
+            .set_rerate_memory(memory.len() as u64, memory.bytes() as u64);
         if let Err(e) = result {
             let mut dirty = self.dirty.lock().await;
             for (p, m) in work {

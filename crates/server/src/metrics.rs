@@ -20,6 +20,8 @@ pub struct Metrics {
     checks_store: AtomicU64,
     working_pairs: AtomicU64,
     working_lines: AtomicU64,
+    rerate_months: AtomicU64,
+    rerate_bytes: AtomicU64,
 }
 
 impl Metrics {
@@ -55,6 +57,11 @@ impl Metrics {
     pub fn set_working_set(&self, pairs: u64, lines: u64) {
         self.working_pairs.store(pairs, Relaxed);
         self.working_lines.store(lines, Relaxed);
+    }
+    /// What re-rating keeps of the months it rated.
+    pub fn set_rerate_memory(&self, months: u64, bytes: u64) {
+        self.rerate_months.store(months, Relaxed);
+        self.rerate_bytes.store(bytes, Relaxed);
     }
     pub fn observe(&self, route: &'static str, status: u16, seconds: f64) {
         let mut r = self.requests.lock().expect("metrics lock");
@@ -121,6 +128,18 @@ impl Metrics {
             "wabill_working_set_lines",
             "Event lines held in the send check's working set.",
             self.working_lines.load(Relaxed),
+        );
+        gauge(
+            &mut s,
+            "wabill_rerate_memory_months",
+            "(portfolio, month) sets re-rating keeps in memory between rounds.",
+            self.rerate_months.load(Relaxed),
+        );
+        gauge(
+            &mut s,
+            "wabill_rerate_memory_bytes",
+            "Estimated bytes of the event lines and charges re-rating keeps in memory.",
+            self.rerate_bytes.load(Relaxed),
         );
         let _ = writeln!(s, "# HELP wabill_http_requests_total Requests by route and status.\n# TYPE wabill_http_requests_total counter");
         let r = self.requests.lock().expect("metrics lock");

@@ -244,6 +244,11 @@ impl MonthMemory {
         self.bytes
     }
 
+    /// Months kept.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.kept.is_empty()
     }
