@@ -3,7 +3,8 @@
 //! re-rates each dirty (portfolio, month) from the stored events with the pure rating core,
 //! replacing its charges. Because a month is always re-rated from everything stored for it,
 //! the stored charges converge to exactly what `wabill rate` gives for the same events,
-//! whatever order they arrived in.
+//! whatever order they arrived in. What is stored for a month is read once and then kept up to
+//! date in memory from what ingest commits (see [`crate::months`]).
 //!
 //! A month's charges depend on the month's own events (volume tiers and free allowances reset
 //! monthly) and on windows and conversations still open at its start. Those last at most
