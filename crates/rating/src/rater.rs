@@ -227,7 +227,7 @@ fn rate_events<'e>(
             out.errors.push(e);
         }
     }
-    let mut timeline = Timeline::build(events, keys, &mut out);
+    let mut timeline = Timeline::build(events, keys, &machine.account_ids, &mut out);
     out.charges.reserve(timeline.outbound_count);
     let steps = &mut timeline.steps[..];
     // Steps from `i` to `tied_to` are in their final order.
@@ -265,7 +265,7 @@ fn rate_events<'e>(
                     delivered_at: (step.delivered_at != NEVER).then_some(step.delivered_at),
                     failed: step.failed,
                 };
-                match machine.outbound(step.idx, ob, delivery, events) {
+                match machine.outbound(step.idx, step.account, ob, delivery, events) {
                     Ok(c) => out.charges.push(c),
                     Err(e) => out.errors.push(e),
                 }
@@ -321,8 +321,7 @@ enum StepKind {
     Dropped = 3,
 }
 
-/// One inbound or outbound message on the timeline, with (for outbound) what its statuses say:
-/// 32 bytes.
+/// One inbound or outbound message on the timeline, with (for outbound) what its statuses say.
 #[derive(Clone, Copy)]
 struct Step {
     at: UnixMs,
@@ -331,12 +330,18 @@ struct Step {
     /// as their prefixes do, so that ties of instant are broken without reading the ids.
     id_prefix: u64,
     idx: u32,
+    /// An outbound's account: its WABA's index among those of its part of the input in
+    /// [`ChunkKeys`], then the account's index in the machine (or NO_ACCOUNT). Resolved while
+    /// the event's line is in the cache: the walk would miss it to read the WABA again.
+    account: u32,
     kind: StepKind,
     failed: bool,
 }
 
+const NO_ACCOUNT: u32 = u32::MAX;
+
 impl Step {
-    fn new(at: UnixMs, idx: usize, id: &str, kind: StepKind) -> Self {
+    fn new(at: UnixMs, idx: usize, id: &str, account: u32, kind: StepKind) -> Self {
         let b = id.as_bytes();
         let id_prefix = match b.first_chunk::<8>() {
             Some(first) => u64::from_be_bytes(*first),
@@ -350,6 +355,7 @@ impl Step {
             delivered_at: NEVER,
             id_prefix,
             idx: idx as u32,
+            account,
             kind,
             failed: false,
         }
@@ -531,6 +537,8 @@ pub struct ChunkKeys {
     /// Index one past each bucket's last key.
     bucket_ends: Vec<u32>,
     steps: Vec<Step>,
+    /// The WABAs of the outbound events, in order of first appearance (a step's `account`).
+    wabas: Vec<String>,
     /// Positions of the account events.
     accounts: Vec<u32>,
     /// Number of events the keys were computed from.
@@ -563,6 +571,7 @@ impl ChunkKeys {
         let mut starts = vec![0u32; (1 << bits) + 1];
         let mut steps = Vec::with_capacity(events.len() / 2);
         let mut accounts = Vec::new();
+        let mut wabas: FxHashMap<&str, u32> = FxHashMap::default();
         let mut keys = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
             let k = match e {
@@ -572,12 +581,14 @@ impl ChunkKeys {
                 }
                 Event::Inbound(x) => {
                     let pos = steps.len() as i64;
-                    steps.push(Step::new(x.at, i, &x.id, StepKind::Inbound));
+                    steps.push(Step::new(x.at, i, &x.id, NO_ACCOUNT, StepKind::Inbound));
                     IdKey::new(fingerprint(&x.id), pos, StepKind::Inbound, None)
                 }
                 Event::Outbound(x) => {
                     let pos = steps.len() as i64;
-                    steps.push(Step::new(x.at, i, &x.id, StepKind::Outbound));
+                    let n = wabas.len() as u32;
+                    let waba = *wabas.entry(x.waba.as_ref()).or_insert(n);
+                    steps.push(Step::new(x.at, i, &x.id, waba, StepKind::Outbound));
                     IdKey::new(fingerprint(&x.id), pos, StepKind::Outbound, None)
                 }
                 Event::Status(x) => {
@@ -598,10 +609,15 @@ impl ChunkKeys {
             next[b] += 1;
         }
         next.pop();
+        let mut names = vec![String::new(); wabas.len()];
+        for (waba, i) in wabas {
+            names[i as usize] = waba.to_string();
+        }
         ChunkKeys {
             keys: grouped,
             bucket_ends: next,
             steps,
+            wabas: names,
             accounts,
             events: events.len(),
         }
@@ -656,7 +672,12 @@ impl Timeline {
     /// together, then sorted): the join marks repeats and conflicts as dropped and writes each
     /// outbound's delivery into its step. Sorting keeps the join sequential in memory, where a
     /// hash table of millions of ids would not.
-    fn build<'e>(events: Events<'_, 'e>, parts: Vec<ChunkKeys>, out: &mut Rated<'e>) -> Self {
+    fn build<'e>(
+        events: Events<'_, 'e>,
+        parts: Vec<ChunkKeys>,
+        account_ids: &FxHashMap<&str, u32>,
+        out: &mut Rated<'e>,
+    ) -> Self {
         let bits = parts.first().map_or(1, ChunkKeys::bits);
         assert!(
             parts.iter().all(|p| p.bits() == bits),
@@ -668,8 +689,17 @@ impl Timeline {
         let mut first_event = 0u32;
         for p in &parts {
             step_starts.push(steps.len() as i64);
+            let account_of: Vec<u32> = p
+                .wabas
+                .iter()
+                .map(|w| account_ids.get(w.as_str()).copied().unwrap_or(NO_ACCOUNT))
+                .collect();
             steps.extend(p.steps.iter().map(|s| Step {
                 idx: s.idx + first_event,
+                account: match s.kind {
+                    StepKind::Outbound => account_of[s.account as usize],
+                    _ => NO_ACCOUNT,
+                },
                 ..*s
             }));
             first_event += p.events as u32;
@@ -1051,18 +1081,19 @@ impl<'t, 'e> Machine<'t, 'e> {
     fn outbound(
         &mut self,
         idx: u32,
+        acc_id: u32,
         ob: &'e Outbound<'e>,
         delivery: Delivery,
         events: Events<'_, 'e>,
     ) -> Result<Charge<'e>, RatingError> {
         let s = ob.at;
         let id = ob.id.as_ref();
-        let Some(&acc_id) = self.account_ids.get(ob.waba.as_ref()) else {
+        if acc_id == NO_ACCOUNT {
             return Err(RatingError::UnknownAccount {
                 id: id.to_string(),
                 waba: ob.waba.to_string(),
             });
-        };
+        }
         let acc = &mut self.accounts[acc_id as usize];
         let (date, month) = acc.calendar.date_month(s);
         let era = acc.era(s);
@@ -1445,6 +1476,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<PairState>(), 32);
         assert_eq!(std::mem::size_of::<(PairKey, PairState)>(), 44);
         assert_eq!(std::mem::size_of::<IdKey>(), 20);
-        assert_eq!(std::mem::size_of::<Step>(), 32);
+        assert_eq!(std::mem::size_of::<Step>(), 40);
     }
 }
