@@ -232,7 +232,14 @@ fn rate_events<'e>(
     let steps = &mut timeline.steps[..];
     // Steps from `i` to `tied_to` are in their final order.
     let mut tied_to = 0;
+    let mut pairs_ahead = Vec::with_capacity(LOOK_AHEAD);
     for i in 0..steps.len() {
+        if i % LOOK_AHEAD == 0 {
+            // Only for the cache: the pair table is larger than it, and the walk would
+            // otherwise wait for every step's event and pair in turn.
+            let ahead = &steps[i..(i + LOOK_AHEAD).min(steps.len())];
+            std::hint::black_box(machine.look_ahead(ahead, events, &mut pairs_ahead));
+        }
         if i >= tied_to {
             let (at, kind) = (steps[i].at, steps[i].kind);
             let mut j = i + 1;
@@ -339,6 +346,9 @@ struct Step {
 }
 
 const NO_ACCOUNT: u32 = u32::MAX;
+
+/// Steps whose events and pairs the walk reads together before taking them.
+const LOOK_AHEAD: usize = 64;
 
 impl Step {
     fn new(at: UnixMs, idx: usize, id: &str, account: u32, kind: StepKind) -> Self {
@@ -1067,6 +1077,34 @@ impl<'t, 'e> Machine<'t, 'e> {
             user: user.get(),
         };
         (key, pair_entry(&mut self.pairs, self.tariff, key))
+    }
+
+    /// Reads the events of the next steps, then looks up their pairs, without changing
+    /// anything: each loop's loads are independent of one another, so that their cache misses
+    /// overlap instead of stalling the walk one after the other.
+    fn look_ahead(
+        &self,
+        steps: &[Step],
+        events: Events<'_, 'e>,
+        pairs: &mut Vec<(Msisdn, Msisdn)>,
+    ) -> usize {
+        pairs.clear();
+        pairs.extend(steps.iter().map(|s| match events.get(s.idx) {
+            Event::Inbound(x) => (x.phone, x.user),
+            Event::Outbound(x) => (x.phone, x.user),
+            _ => unreachable!("steps are inbound or outbound"),
+        }));
+        pairs
+            .iter()
+            .filter(|(phone, user)| {
+                self.phones.get(&phone.get()).is_some_and(|&p| {
+                    self.pairs.contains_key(&PairKey {
+                        phone: p,
+                        user: user.get(),
+                    })
+                })
+            })
+            .count()
     }
 
     fn inbound(&mut self, ib: &Inbound<'_>) {
