@@ -22,7 +22,10 @@ pub use event::{
 pub use markets::{CountryId, MarketId, MarketTable};
 pub use model::{Category, EntryPoint, Era, PricingModel, PricingType};
 pub use money::{Currency, Decimal};
-pub use rater::{rate, rate_chunks, Charge, Notes, RateOptions, Rated, RatingError, StateStats};
+pub use rater::{
+    rate, rate_chunks, rate_keyed_chunks, Charge, ChunkKeys, Notes, RateOptions, Rated,
+    RatingError, StateStats,
+};
 pub use rates::{RateBook, RateKey, RateVersion, TierRange};
 pub use tariff::Tariff;
 pub use time::{Date, Month, UnixMs};

@@ -162,6 +162,43 @@ pub fn rate_chunks<'e>(
     chunks: &[&'e [Event<'e>]],
     opts: RateOptions,
 ) -> Rated<'e> {
+    let ends = chunk_ends(chunks);
+    let events = Events {
+        chunks,
+        ends: &ends,
+    };
+    let keys = ChunkKeys::build(events, bucket_bits(events.len()));
+    rate_events(tariff, accounts, events, vec![keys], opts)
+}
+
+/// Rates chunks of events as [`rate_chunks`] does, with the join keys of each chunk computed
+/// beforehand by [`ChunkKeys::new`] (on the threads that parsed the chunks, for instance): the
+/// rating itself then never reads an id but to break ties of instant.
+///
+/// # Panics
+///
+/// When `keys` are not those of `chunks`, one per chunk in the same order.
+pub fn rate_keyed_chunks<'e>(
+    tariff: &Tariff,
+    accounts: &'e [Account<'e>],
+    chunks: &[&'e [Event<'e>]],
+    keys: Vec<ChunkKeys>,
+    opts: RateOptions,
+) -> Rated<'e> {
+    assert!(
+        keys.len() == chunks.len() && keys.iter().zip(chunks).all(|(k, c)| k.events == c.len()),
+        "join keys of other events"
+    );
+    let ends = chunk_ends(chunks);
+    let events = Events {
+        chunks,
+        ends: &ends,
+    };
+    rate_events(tariff, accounts, events, keys, opts)
+}
+
+/// Index one past each chunk's last event.
+fn chunk_ends(chunks: &[&[Event<'_>]]) -> Vec<u32> {
     let mut ends = Vec::with_capacity(chunks.len());
     let mut total = 0usize;
     for c in chunks {
@@ -172,23 +209,39 @@ pub fn rate_chunks<'e>(
         );
         ends.push(total as u32);
     }
-    let events = Events {
-        chunks,
-        ends: &ends,
-    };
+    ends
+}
+
+/// Rates `events`, of which `keys` hold the join keys, part after part in order. Never inlined:
+/// it runs once per batch, and profiles then show the rating core under this one name.
+#[inline(never)]
+fn rate_events<'e>(
+    tariff: &Tariff,
+    accounts: &'e [Account<'e>],
+    events: Events<'_, 'e>,
+    keys: Vec<ChunkKeys>,
+    opts: RateOptions,
+) -> Rated<'e> {
     let mut out = Rated::default();
     let mut machine = Machine::new(tariff, opts);
-    for acc in collect_accounts(accounts, events, &mut out).values() {
+    for acc in collect_accounts(accounts, events, &keys, &mut out).values() {
         if let Err(e) = machine.add_account(acc) {
             out.errors.push(e);
         }
     }
-    let mut timeline = Timeline::build(events, &machine.account_ids, &mut out);
+    let mut timeline = Timeline::build(events, keys, &machine.account_ids, &mut out);
     out.charges.reserve(timeline.outbound_count);
     let steps = &mut timeline.steps[..];
     // Steps from `i` to `tied_to` are in their final order.
     let mut tied_to = 0;
+    let mut pairs_ahead = Vec::with_capacity(LOOK_AHEAD);
     for i in 0..steps.len() {
+        if i % LOOK_AHEAD == 0 {
+            // Only for the cache: the pair table is larger than it, and the walk would
+            // otherwise wait for every step's event and pair in turn.
+            let ahead = &steps[i..(i + LOOK_AHEAD).min(steps.len())];
+            std::hint::black_box(machine.look_ahead(ahead, events, &mut pairs_ahead));
+        }
         if i >= tied_to {
             let (at, kind) = (steps[i].at, steps[i].kind);
             let mut j = i + 1;
@@ -196,8 +249,11 @@ pub fn rate_chunks<'e>(
                 j += 1;
             }
             if j - i > 1 {
+                // The ids' first bytes decide almost every tie without reading the ids.
                 steps[i..j].sort_unstable_by(|a, b| {
-                    event_id(events.get(a.idx)).cmp(event_id(events.get(b.idx)))
+                    a.id_prefix
+                        .cmp(&b.id_prefix)
+                        .then_with(|| event_id(events.get(a.idx)).cmp(event_id(events.get(b.idx))))
                 });
             }
             tied_to = j;
@@ -279,8 +335,13 @@ enum StepKind {
 struct Step {
     at: UnixMs,
     delivered_at: UnixMs,
+    /// The id's first 8 bytes, big-endian, zero-padded: two ids whose prefixes differ compare
+    /// as their prefixes do, so that ties of instant are broken without reading the ids.
+    id_prefix: u64,
     idx: u32,
-    /// Index of the outbound's account in the machine, or NO_ACCOUNT.
+    /// An outbound's account: its WABA's index among those of its part of the input in
+    /// [`ChunkKeys`], then the account's index in the machine (or NO_ACCOUNT). Resolved while
+    /// the event's line is in the cache: the walk would miss it to read the WABA again.
     account: u32,
     kind: StepKind,
     failed: bool,
@@ -288,20 +349,53 @@ struct Step {
 
 const NO_ACCOUNT: u32 = u32::MAX;
 
+/// Steps whose events and pairs the walk reads together before taking them.
+const LOOK_AHEAD: usize = 64;
+
+impl Step {
+    fn new(at: UnixMs, idx: usize, id: &str, account: u32, kind: StepKind) -> Self {
+        let b = id.as_bytes();
+        let id_prefix = match b.first_chunk::<8>() {
+            Some(first) => u64::from_be_bytes(*first),
+            None => b
+                .iter()
+                .enumerate()
+                .fold(0, |p, (i, &c)| p | u64::from(c) << (56 - 8 * i)),
+        };
+        Step {
+            at,
+            delivered_at: NEVER,
+            id_prefix,
+            idx: idx as u32,
+            account,
+            kind,
+            failed: false,
+        }
+    }
+}
+
 /// The accounts given separately and in the stream, one per WABA; a WABA given twice with
 /// different fields is an error and left out.
 fn collect_accounts<'e>(
     accounts: &'e [Account<'e>],
     events: Events<'_, 'e>,
+    keys: &[ChunkKeys],
     out: &mut Rated<'e>,
 ) -> BTreeMap<&'e str, &'e Account<'e>> {
     let mut found: BTreeMap<&'e str, &'e Account<'e>> = BTreeMap::new();
     let mut conflicting = Vec::new();
-    let all = accounts.iter().chain(events.iter().filter_map(|e| match e {
-        Event::Account(a) => Some(&**a),
-        _ => None,
-    }));
-    for a in all {
+    let mut first = 0;
+    let in_stream = keys.iter().flat_map(|k| {
+        let start = first;
+        first += k.events as u32;
+        k.accounts
+            .iter()
+            .map(move |&i| match events.get(start + i) {
+                Event::Account(a) => &**a,
+                _ => unreachable!("the keys list the accounts' positions"),
+            })
+    });
+    for a in accounts.iter().chain(in_stream) {
         match found.get(a.waba.as_ref()) {
             None => {
                 found.insert(a.waba.as_ref(), a);
@@ -370,6 +464,14 @@ impl IdKey {
     fn pos(&self) -> usize {
         self.val as usize
     }
+    /// The key of an event of a part whose steps come after `first_step` others.
+    fn after(self, first_step: i64) -> IdKey {
+        let mut k = self;
+        if k.kind() != StepKind::Status {
+            k.val += first_step;
+        }
+        k
+    }
     fn same_id(&self, o: &IdKey) -> bool {
         self.fp == o.fp && self.tag >> 5 == o.tag >> 5
     }
@@ -425,125 +527,195 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Keys of all events but accounts, sorted by (fingerprint, kind, status, position), and the
-/// inbound and outbound steps in input order. An inbound or outbound key holds the position of
-/// its step (the event itself is the step's `idx`), a status key its instant. Sorting keeps the join sequential in memory, where a hash table of millions of ids
-/// would not: a counting pass (which also resolves accounts and lays out the steps, while each
-/// event's text is at hand), a scatter on the top bits straight into the output, then small
-/// sorts of buckets that fit in the cache.
-fn sorted_keys(
-    events: Events<'_, '_>,
-    account_ids: &FxHashMap<&str, u32>,
-) -> (Vec<IdKey>, Vec<Step>) {
-    // 4096 buckets for large inputs; a small input (a send check rates a few dozen events)
-    // gets about 16 keys a bucket rather than thousands of empty buckets to clear and walk.
-    let bits: u32 = (usize::BITS - (events.len() / 16).leading_zeros()).clamp(1, 12);
-    let bucket = |k: &IdKey| (k.fp >> (64 - bits)) as usize;
-    let mut starts = vec![0usize; (1 << bits) + 1];
-    let mut steps = Vec::with_capacity(events.len() / 2);
-    // Each id is read once, here: ids lie scattered through the input, so a second reading
-    // would miss the cache again for every event.
-    let mut keys = Vec::with_capacity(events.len());
-    for (i, e) in events.iter().enumerate() {
-        let k = match e {
-            Event::Account(_) => continue,
-            Event::Inbound(x) => {
-                let pos = steps.len() as i64;
-                steps.push(Step {
-                    at: x.at,
-                    delivered_at: NEVER,
-                    idx: i as u32,
-                    account: NO_ACCOUNT,
-                    kind: StepKind::Inbound,
-                    failed: false,
-                });
-                IdKey::new(fingerprint(&x.id), pos, StepKind::Inbound, None)
-            }
-            Event::Outbound(x) => {
-                let pos = steps.len() as i64;
-                steps.push(Step {
-                    at: x.at,
-                    delivered_at: NEVER,
-                    idx: i as u32,
-                    account: account_ids
-                        .get(x.waba.as_ref())
-                        .copied()
-                        .unwrap_or(NO_ACCOUNT),
-                    kind: StepKind::Outbound,
-                    failed: false,
-                });
-                IdKey::new(fingerprint(&x.id), pos, StepKind::Outbound, None)
-            }
-            Event::Status(x) => {
-                IdKey::new(fingerprint(&x.id), x.at, StepKind::Status, Some(x.status))
-            }
-        };
-        starts[bucket(&k) + 1] += 1;
-        keys.push(k);
-    }
-    for i in 1..starts.len() {
-        starts[i] += starts[i - 1];
-    }
-    let mut next = starts.clone();
-    let mut out = vec![IdKey::default(); keys.len()];
-    for k in keys {
-        let b = bucket(&k);
-        out[next[b]] = k;
-        next[b] += 1;
-    }
-    // Each bucket fits in the cache: a second scatter on the next bits, through a small
-    // buffer, leaves runs of a few keys for insertion sorts.
-    const SUB_BITS: u32 = 8;
-    let sub_bucket =
-        |k: &IdKey| ((k.fp >> (64 - bits - SUB_BITS)) & ((1 << SUB_BITS) - 1)) as usize;
-    let full_key = |k: &IdKey| (k.fp, k.tag, k.val);
-    let mut tmp: Vec<IdKey> = Vec::new();
-    let mut sub = [0usize; (1 << SUB_BITS) + 1];
-    for w in starts.windows(2) {
-        let b = &mut out[w[0]..w[1]];
-        if b.len() <= 64 {
-            if b.len() > 1 {
-                b.sort_unstable_by_key(full_key);
-            }
-            continue;
-        }
-        sub.fill(0);
-        for k in b.iter() {
-            sub[sub_bucket(k) + 1] += 1;
-        }
-        for i in 1..sub.len() {
-            sub[i] += sub[i - 1];
-        }
-        tmp.clear();
-        tmp.extend_from_slice(b);
-        let mut at = sub;
-        for k in &tmp {
-            let s = sub_bucket(k);
-            b[at[s]] = *k;
-            at[s] += 1;
-        }
-        for r in sub.windows(2) {
-            if r[1] - r[0] > 1 {
-                b[r[0]..r[1]].sort_unstable_by_key(full_key);
-            }
-        }
-    }
-    (out, steps)
+/// Bits of the fingerprint that group keys into buckets before the join: 4096 buckets for large
+/// inputs, each of which fits in the cache.
+const BUCKET_BITS: u32 = 12;
+
+/// Bucket bits for `events` events joined at once: a small input (a send check rates a few
+/// dozen events) gets about 16 keys a bucket rather than thousands of empty buckets.
+fn bucket_bits(events: usize) -> u32 {
+    (usize::BITS - (events / 16).leading_zeros()).clamp(1, BUCKET_BITS)
 }
 
-impl Timeline {
-    fn build<'e>(
-        events: Events<'_, 'e>,
-        account_ids: &FxHashMap<&'e str, u32>,
-        out: &mut Rated<'e>,
-    ) -> Self {
-        // Join: group every event by id, in one sorted pass. The join marks repeats and
-        // conflicts as dropped and writes each outbound's delivery into its step.
+/// What the join needs from a run of events, computed apart from the rating: on the thread
+/// that parsed them, for instance, while other threads parse the rest (see
+/// [`rate_keyed_chunks`]). It holds a key per inbound, outbound and status event (its id's
+/// fingerprint; the position of its step or its instant) grouped by the fingerprint's top
+/// bits, a step per inbound and outbound event in input order, and where the accounts are.
+#[derive(Clone)]
+pub struct ChunkKeys {
+    /// The keys, bucket after bucket; each bucket in input order.
+    keys: Vec<IdKey>,
+    /// Index one past each bucket's last key.
+    bucket_ends: Vec<u32>,
+    steps: Vec<Step>,
+    /// The WABAs of the outbound events, in order of first appearance (a step's `account`).
+    wabas: Vec<String>,
+    /// Positions of the account events.
+    accounts: Vec<u32>,
+    /// Number of events the keys were computed from.
+    events: usize,
+}
+
+impl ChunkKeys {
+    /// The join keys of one chunk of events, for [`rate_keyed_chunks`].
+    pub fn new(events: &[Event<'_>]) -> ChunkKeys {
         assert!(
             events.len() < u32::MAX as usize,
             "more events than one batch holds"
         );
-        let (keys, steps) = sorted_keys(events, account_ids);
+        let ends = [events.len() as u32];
+        let chunks = [events];
+        ChunkKeys::build(
+            Events {
+                chunks: &chunks,
+                ends: &ends,
+            },
+            BUCKET_BITS,
+        )
+    }
+
+    /// One pass over the events lays out the steps and computes the keys (each id is read
+    /// once, here: ids lie scattered through the input, so a second reading would miss the
+    /// cache again for every event); a scatter then groups the keys by bucket.
+    fn build(events: Events<'_, '_>, bits: u32) -> ChunkKeys {
+        let bucket = |k: &IdKey| (k.fp >> (64 - bits)) as usize;
+        let mut starts = vec![0u32; (1 << bits) + 1];
+        let mut steps = Vec::with_capacity(events.len() / 2);
+        let mut accounts = Vec::new();
+        let mut wabas: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut keys = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let k = match e {
+                Event::Account(_) => {
+                    accounts.push(i as u32);
+                    continue;
+                }
+                Event::Inbound(x) => {
+                    let pos = steps.len() as i64;
+                    steps.push(Step::new(x.at, i, &x.id, NO_ACCOUNT, StepKind::Inbound));
+                    IdKey::new(fingerprint(&x.id), pos, StepKind::Inbound, None)
+                }
+                Event::Outbound(x) => {
+                    let pos = steps.len() as i64;
+                    let n = wabas.len() as u32;
+                    let waba = *wabas.entry(x.waba.as_ref()).or_insert(n);
+                    steps.push(Step::new(x.at, i, &x.id, waba, StepKind::Outbound));
+                    IdKey::new(fingerprint(&x.id), pos, StepKind::Outbound, None)
+                }
+                Event::Status(x) => {
+                    IdKey::new(fingerprint(&x.id), x.at, StepKind::Status, Some(x.status))
+                }
+            };
+            starts[bucket(&k) + 1] += 1;
+            keys.push(k);
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut grouped = vec![IdKey::default(); keys.len()];
+        let mut next = starts;
+        for k in keys {
+            let b = bucket(&k);
+            grouped[next[b] as usize] = k;
+            next[b] += 1;
+        }
+        next.pop();
+        let mut names = vec![String::new(); wabas.len()];
+        for (waba, i) in wabas {
+            names[i as usize] = waba.to_string();
+        }
+        ChunkKeys {
+            keys: grouped,
+            bucket_ends: next,
+            steps,
+            wabas: names,
+            accounts,
+            events: events.len(),
+        }
+    }
+
+    fn bits(&self) -> u32 {
+        self.bucket_ends.len().trailing_zeros()
+    }
+
+    fn bucket(&self, b: usize) -> &[IdKey] {
+        let start = if b == 0 { 0 } else { self.bucket_ends[b - 1] };
+        &self.keys[start as usize..self.bucket_ends[b] as usize]
+    }
+}
+
+/// Sorts the keys of one bucket (which fits in the cache) by (fingerprint, kind, status,
+/// position): a scatter on the next bits of the fingerprint into `sorted` leaves runs of a few
+/// keys for insertion sorts.
+fn sort_bucket(bucket: &[IdKey], bits: u32, sorted: &mut Vec<IdKey>) {
+    const SUB_BITS: u32 = 8;
+    let full_key = |k: &IdKey| (k.fp, k.tag, k.val);
+    sorted.clear();
+    sorted.extend_from_slice(bucket);
+    if bucket.len() <= 64 {
+        sorted.sort_unstable_by_key(full_key);
+        return;
+    }
+    let sub_bucket =
+        |k: &IdKey| ((k.fp >> (64 - bits - SUB_BITS)) & ((1 << SUB_BITS) - 1)) as usize;
+    let mut sub = [0usize; (1 << SUB_BITS) + 1];
+    for k in bucket {
+        sub[sub_bucket(k) + 1] += 1;
+    }
+    for i in 1..sub.len() {
+        sub[i] += sub[i - 1];
+    }
+    let mut at = sub;
+    for k in bucket {
+        let s = sub_bucket(k);
+        sorted[at[s]] = *k;
+        at[s] += 1;
+    }
+    for r in sub.windows(2) {
+        if r[1] - r[0] > 1 {
+            sorted[r[0]..r[1]].sort_unstable_by_key(full_key);
+        }
+    }
+}
+
+impl Timeline {
+    /// Joins the events by id, bucket after bucket of keys (the same bucket of every part, put
+    /// together, then sorted): the join marks repeats and conflicts as dropped and writes each
+    /// outbound's delivery into its step. Sorting keeps the join sequential in memory, where a
+    /// hash table of millions of ids would not.
+    fn build<'e>(
+        events: Events<'_, 'e>,
+        parts: Vec<ChunkKeys>,
+        account_ids: &FxHashMap<&str, u32>,
+        out: &mut Rated<'e>,
+    ) -> Self {
+        let bits = parts.first().map_or(1, ChunkKeys::bits);
+        assert!(
+            parts.iter().all(|p| p.bits() == bits),
+            "join keys of one batch have one bucket size"
+        );
+        // The parts' steps, put after one another: a key's position is in its part's steps.
+        let mut steps = Vec::with_capacity(parts.iter().map(|p| p.steps.len()).sum());
+        let mut step_starts = Vec::with_capacity(parts.len());
+        let mut first_event = 0u32;
+        for p in &parts {
+            step_starts.push(steps.len() as i64);
+            let account_of: Vec<u32> = p
+                .wabas
+                .iter()
+                .map(|w| account_ids.get(w.as_str()).copied().unwrap_or(NO_ACCOUNT))
+                .collect();
+            steps.extend(p.steps.iter().map(|s| Step {
+                idx: s.idx + first_event,
+                account: match s.kind {
+                    StepKind::Outbound => account_of[s.account as usize],
+                    _ => NO_ACCOUNT,
+                },
+                ..*s
+            }));
+            first_event += p.events as u32;
+        }
         let mut t = Timeline {
             steps,
             outbound_count: 0,
@@ -551,10 +723,24 @@ impl Timeline {
         };
         let mut dropped = false;
         let mut conflicts: Vec<(&'e str, &'static str)> = Vec::new();
-        for run in keys.chunk_by(|a, b| a.same_id(b)) {
-            dropped |= t.join_one_id(run, events, out, &mut conflicts);
+        let mut gathered: Vec<IdKey> = Vec::new();
+        let mut sorted: Vec<IdKey> = Vec::new();
+        for b in 0..1usize << bits {
+            gathered.clear();
+            for (p, &first_step) in parts.iter().zip(&step_starts) {
+                let keys = p.bucket(b);
+                if first_step == 0 {
+                    gathered.extend_from_slice(keys);
+                } else {
+                    gathered.extend(keys.iter().map(|k| k.after(first_step)));
+                }
+            }
+            sort_bucket(&gathered, bits, &mut sorted);
+            for run in sorted.chunk_by(|a, b| a.same_id(b)) {
+                dropped |= t.join_one_id(run, events, out, &mut conflicts);
+            }
         }
-        drop(keys);
+        drop(parts);
         conflicts.sort_unstable();
         for (id, kind) in conflicts {
             out.errors.push(RatingError::ConflictingDuplicate {
@@ -893,6 +1079,34 @@ impl<'t, 'e> Machine<'t, 'e> {
             user: user.get(),
         };
         (key, pair_entry(&mut self.pairs, self.tariff, key))
+    }
+
+    /// Reads the events of the next steps, then looks up their pairs, without changing
+    /// anything: each loop's loads are independent of one another, so that their cache misses
+    /// overlap instead of stalling the walk one after the other.
+    fn look_ahead(
+        &self,
+        steps: &[Step],
+        events: Events<'_, 'e>,
+        pairs: &mut Vec<(Msisdn, Msisdn)>,
+    ) -> usize {
+        pairs.clear();
+        pairs.extend(steps.iter().map(|s| match events.get(s.idx) {
+            Event::Inbound(x) => (x.phone, x.user),
+            Event::Outbound(x) => (x.phone, x.user),
+            _ => unreachable!("steps are inbound or outbound"),
+        }));
+        pairs
+            .iter()
+            .filter(|(phone, user)| {
+                self.phones.get(&phone.get()).is_some_and(|&p| {
+                    self.pairs.contains_key(&PairKey {
+                        phone: p,
+                        user: user.get(),
+                    })
+                })
+            })
+            .count()
     }
 
     fn inbound(&mut self, ib: &Inbound<'_>) {
@@ -1302,5 +1516,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<PairState>(), 32);
         assert_eq!(std::mem::size_of::<(PairKey, PairState)>(), 44);
         assert_eq!(std::mem::size_of::<IdKey>(), 20);
+        assert_eq!(std::mem::size_of::<Step>(), 40);
     }
 }

@@ -5,7 +5,7 @@ use crate::gen_cmd::GenArgs;
 use anyhow::Result;
 use std::time::Instant;
 use wabill_formats::charges;
-use wabill_rating::{rate_chunks, RateOptions, Tariff};
+use wabill_rating::{rate_keyed_chunks, RateOptions, Tariff};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -32,13 +32,15 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let t = Instant::now();
-    let (parsed, bad) = crate::input::parse_text_chunks("bench", text, threads, &|_| {});
+    let (mut parsed, bad) = crate::input::parse_text_chunks("bench", text, threads, &|_| {});
     let parse_s = t.elapsed().as_secs_f64();
     anyhow::ensure!(
         bad.is_empty(),
         "generated stream has {} malformed lines",
         bad.len()
     );
+    // The parser threads computed the join keys (as `wabill rate`'s do); each run takes a copy.
+    let keys = parsed.take_keys();
     let chunks = parsed.events();
     let events = chunks.iter().map(|c| c.len()).sum::<usize>() as f64;
     println!(
@@ -51,8 +53,9 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let mut rated = None;
     for _ in 0..args.repeat.max(1) {
         drop(rated.take());
+        let keys = keys.clone();
         let t = Instant::now();
-        let r = rate_chunks(&tariff, &[], &chunks, RateOptions::default());
+        let r = rate_keyed_chunks(&tariff, &[], &chunks, keys, RateOptions::default());
         best = best.min(t.elapsed().as_secs_f64());
         rated = Some(r);
     }

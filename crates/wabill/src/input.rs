@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use std::io::Read;
 use std::path::Path;
 use wabill_formats::{parse_line, LineError, Parsed};
-use wabill_rating::{Account, Event};
+use wabill_rating::{Account, ChunkKeys, Event};
 
 /// The text of one input, kept alive while events borrow from it.
 pub struct Source {
@@ -129,7 +129,7 @@ fn read_and_parse_in<'a>(
     piece_len: usize,
 ) -> Result<(ParsedChunks<'a>, Vec<Account<'a>>, Vec<BadLine>)> {
     let names: Vec<String> = inputs.iter().map(|p| p.name.clone()).collect();
-    type Done<'a> = (usize, usize, Parsed<'a>, Vec<LineError>);
+    type Done<'a> = (usize, usize, Parsed<'a>, ChunkKeys, Vec<LineError>);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Piece<'a>>(threads * 2);
     let rx = std::sync::Mutex::new(rx);
     let (read, mut done): (Result<()>, Vec<Done<'a>>) = std::thread::scope(|s| {
@@ -142,7 +142,8 @@ fn read_and_parse_in<'a>(
                         let piece = rx.lock().expect("parser thread panicked").recv();
                         let Ok(piece) = piece else { break };
                         let (p, errors) = parse_piece(piece.first_line, piece.text, on_progress);
-                        out.push((piece.seq, piece.source, p, errors));
+                        let keys = ChunkKeys::new(&p.events);
+                        out.push((piece.seq, piece.source, p, keys, errors));
                     }
                     out
                 })
@@ -161,7 +162,7 @@ fn read_and_parse_in<'a>(
     let mut parsed = ParsedChunks::default();
     let mut bad: Vec<BadLine> = Vec::new();
     let mut accounts: Vec<Account<'a>> = Vec::new();
-    for (_, source, p, errors) in done {
+    for (_, source, p, keys, errors) in done {
         let name = &names[source];
         bad.extend(errors.into_iter().map(|error| BadLine {
             source: name.clone(),
@@ -170,7 +171,7 @@ fn read_and_parse_in<'a>(
         if source == 0 && accounts_first {
             take_accounts(name, p, &mut accounts, &mut bad);
         } else {
-            parsed.chunks.push(p);
+            parsed.push(p, keys);
         }
     }
     Ok((parsed, accounts, bad))
@@ -303,16 +304,27 @@ fn take_accounts<'a>(
 }
 
 /// Events parsed in chunks (one per thread and source), in input order: never joined, since
-/// [`wabill_rating::rate_chunks`] takes them as they are.
+/// [`wabill_rating::rate_keyed_chunks`] takes them as they are, with the join keys of each
+/// chunk computed by the thread that parsed it.
 #[derive(Default)]
 pub struct ParsedChunks<'a> {
     pub chunks: Vec<Parsed<'a>>,
+    /// The join keys of each chunk, until [`ParsedChunks::take_keys`].
+    keys: Vec<ChunkKeys>,
 }
 
 impl<'a> ParsedChunks<'a> {
-    /// The events of each chunk, for [`wabill_rating::rate_chunks`].
+    fn push(&mut self, chunk: Parsed<'a>, keys: ChunkKeys) {
+        self.chunks.push(chunk);
+        self.keys.push(keys);
+    }
+    /// The events of each chunk, for [`wabill_rating::rate_keyed_chunks`].
     pub fn events(&self) -> Vec<&[Event<'a>]> {
         self.chunks.iter().map(|p| &p.events[..]).collect()
+    }
+    /// The join keys of each chunk, for [`wabill_rating::rate_keyed_chunks`] (once).
+    pub fn take_keys(&mut self) -> Vec<ChunkKeys> {
+        std::mem::take(&mut self.keys)
     }
     pub fn meta_pricing(&self) -> impl Iterator<Item = &wabill_formats::MetaPricing<'a>> {
         self.chunks.iter().flat_map(|p| p.meta_pricing.iter())
@@ -353,7 +365,9 @@ pub fn parse_sources<'a>(
             take_accounts(&src.name, p.join(), &mut accounts, &mut bad);
             continue;
         }
-        parsed.chunks.extend(p.chunks);
+        for (chunk, keys) in p.chunks.into_iter().zip(p.keys) {
+            parsed.push(chunk, keys);
+        }
     }
     (parsed, accounts, bad)
 }
@@ -409,10 +423,16 @@ pub fn parse_text_chunks<'a>(
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> (ParsedChunks<'a>, Vec<BadLine>) {
     let chunks = split_lines(text, threads.max(1));
-    let parts: Vec<(Parsed<'a>, Vec<LineError>)> = std::thread::scope(|s| {
+    let parts: Vec<(Parsed<'a>, ChunkKeys, Vec<LineError>)> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|(first_line, chunk)| s.spawn(move || parse_piece(first_line, chunk, on_progress)))
+            .map(|(first_line, chunk)| {
+                s.spawn(move || {
+                    let (p, errors) = parse_piece(first_line, chunk, on_progress);
+                    let keys = ChunkKeys::new(&p.events);
+                    (p, keys, errors)
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -421,8 +441,8 @@ pub fn parse_text_chunks<'a>(
     });
     let mut all = ParsedChunks::default();
     let mut bad = Vec::new();
-    for (p, errors) in parts {
-        all.chunks.push(p);
+    for (p, keys, errors) in parts {
+        all.push(p, keys);
         bad.extend(errors.into_iter().map(|error| BadLine {
             source: source.to_string(),
             error,
@@ -527,12 +547,18 @@ mod tests {
         let expected = wabill_rating::rate(&tariff, &[], &joined.events, opts);
         assert!(expected.charges.len() > 5_000);
         for threads in [2, 3, 7] {
-            let (chunks, _) = parse_text_chunks("t", text, threads, &|_| {});
+            let (mut chunks, _) = parse_text_chunks("t", text, threads, &|_| {});
             assert_eq!(chunks.chunks.len(), threads);
             let rated = wabill_rating::rate_chunks(&tariff, &[], &chunks.events(), opts);
             assert_eq!(rated.charges, expected.charges, "{threads} chunks");
             assert_eq!(rated.errors, expected.errors);
             assert_eq!(rated.notes, expected.notes);
+            let keys = chunks.take_keys();
+            let keyed =
+                wabill_rating::rate_keyed_chunks(&tariff, &[], &chunks.events(), keys, opts);
+            assert_eq!(keyed.charges, expected.charges, "{threads} keyed chunks");
+            assert_eq!(keyed.errors, expected.errors);
+            assert_eq!(keyed.notes, expected.notes);
         }
     }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use wabill_formats::charges;
-use wabill_rating::{rate_chunks, Charge, Decimal, RateOptions, Rated, Tariff};
+use wabill_rating::{rate_keyed_chunks, Charge, Decimal, RateOptions, Rated, Tariff};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RateArgs {
@@ -51,7 +51,7 @@ pub fn run(args: &RateArgs) -> Result<i32> {
     let total: u64 = sources.iter().map(input::Pending::len).sum();
     let progress = progress_bar(total);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (parsed, separate_accounts, bad) =
+    let (mut parsed, separate_accounts, bad) =
         input::read_and_parse(&mut sources, args.accounts.is_some(), &|n| progress.inc(n))?;
     progress.finish_and_clear();
 
@@ -60,10 +60,12 @@ pub fn run(args: &RateArgs) -> Result<i32> {
         return Ok(code);
     }
 
-    let rated = rate_chunks(
+    let keys = parsed.take_keys();
+    let rated = rate_keyed_chunks(
         &tariff,
         &separate_accounts,
         &parsed.events(),
+        keys,
         RateOptions {
             assume_delivered: args.assume_delivered,
         },

@@ -9,7 +9,7 @@ use crate::rate_cmd::EXIT_UNRATABLE;
 use anyhow::Result;
 use std::io::Write;
 use std::path::PathBuf;
-use wabill_rating::{rate_chunks, RateOptions};
+use wabill_rating::{rate_keyed_chunks, RateOptions};
 use wabill_server::reconcile::{reconcile, JsonValue, Report};
 use wabill_store::{ChargeRow, MetaPricingRow};
 
@@ -42,17 +42,19 @@ pub enum Format {
 pub fn run(args: &ReconcileArgs) -> Result<i32> {
     let tariff = crate::tariff::load(args.rates.as_deref())?;
     let sources = input::read_sources(args.accounts.as_deref(), &args.files)?;
-    let (parsed, separate_accounts, bad) =
+    let (mut parsed, separate_accounts, bad) =
         input::parse_sources(&sources, args.accounts.is_some(), &|_| {});
     let stderr = &mut std::io::stderr().lock();
     if let Some(code) = input::report_bad_lines(stderr, &bad, args.skip_invalid, "compared")? {
         return Ok(code);
     }
 
-    let rated = rate_chunks(
+    let keys = parsed.take_keys();
+    let rated = rate_keyed_chunks(
         &tariff,
         &separate_accounts,
         &parsed.events(),
+        keys,
         RateOptions::default(),
     );
     if !rated.errors.is_empty() {
