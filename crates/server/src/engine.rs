@@ -35,7 +35,7 @@ use wabill_store::{ChargeRow, EventKind, NewAccount, NewEvent, Store, StoreError
 
 /// Events ingest hands over to re-rating between two rounds at most; past it the hand-over is
 /// dropped and the round reads them from the store.
-const MAX_HANDED_OVER: usize = 2_000_000;
+const MAX_HANDED_OVER: usize = 250_000;
 
 /// How far before a month its re-rating starts reading events (see the module comment).
 pub const LOOKBACK_MS: UnixMs = 7 * 24 * 3_600_000;

@@ -28,16 +28,48 @@ use wabill_rating::time::local_day_start;
 use wabill_rating::{Month, UnixMs};
 use wabill_store::{ChargeRow, EventKind, Store, StoreError, StoredEvent};
 
-/// Default budget of the memory, in bytes of lines and charges held: a month of about one and
-/// a half million events.
-pub const DEFAULT_BUDGET_BYTES: usize = 512 << 20;
+/// Default budget of the memory, in bytes of lines and charges held: a month of about 700,000
+/// events.
+pub const DEFAULT_BUDGET_BYTES: usize = 256 << 20;
 
 /// Rounds after which a month not rated again is forgotten: only months still receiving events
 /// stay (about a minute when idle, when a round runs every second or so).
 pub const IDLE_ROUNDS: u64 = 50;
 
-/// What a held line or id costs beyond its bytes (its box and vector slot), in the estimate.
-const LINE_OVERHEAD: usize = 40;
+/// What a held line costs beyond its bytes (its shared box and vector slot), in the estimate.
+const LINE_OVERHEAD: usize = 48;
+
+/// What an outbound message id costs: in the month's list and as a key of the id index, with
+/// the index's list of months.
+fn outbound_bytes(id: &str) -> usize {
+    2 * id.len() + 2 * LINE_OVERHEAD + 96
+}
+
+/// What a kept charge costs: the row, its key, and each of its texts as an allocation of its
+/// own (allocators round small ones up to 16 bytes).
+fn charge_bytes(r: &ChargeRow) -> usize {
+    let text = |t: &str| t.len().div_ceil(16) * 16 + 16;
+    let optional = |t: &Option<String>| t.as_deref().map_or(0, text);
+    std::mem::size_of::<ChargeRow>()
+        + 2 * text(&r.id)
+        + [
+            &r.waba,
+            &r.phone,
+            &r.user,
+            &r.country,
+            &r.market,
+            &r.pricing_model,
+            &r.category,
+            &r.pricing_type,
+            &r.currency,
+        ]
+        .iter()
+        .map(|t| text(t))
+        .sum::<usize>()
+        + optional(&r.tier)
+        + optional(&r.conversation_id)
+        + optional(&r.agent)
+}
 
 /// A (portfolio, month) as re-rating names it.
 pub type MonthKey = (String, Month);
@@ -117,7 +149,6 @@ impl MonthLines {
     }
 
     fn bytes(&self) -> usize {
-        const CHARGE_OVERHEAD: usize = 320;
         let lines: usize = self
             .lines
             .iter()
@@ -126,13 +157,12 @@ impl MonthLines {
             + self
                 .outbound
                 .iter()
-                .map(|id| id.len() + LINE_OVERHEAD)
+                .map(|id| outbound_bytes(id))
                 .sum::<usize>();
-        let charges = self.charges.as_ref().map_or(0, |c| {
-            c.values()
-                .map(|r| CHARGE_OVERHEAD + 2 * r.id.len() + r.phone.len() + r.user.len())
-                .sum()
-        });
+        let charges = self
+            .charges
+            .as_ref()
+            .map_or(0, |c| c.values().map(charge_bytes).sum::<usize>());
         lines + charges
     }
 }
@@ -440,7 +470,7 @@ impl MonthMemory {
             let mut bytes = p.raw.len() + LINE_OVERHEAD;
             k.month.lines.push((p.seq, p.raw));
             if let Some(id) = p.outbound {
-                bytes += id.len() + LINE_OVERHEAD;
+                bytes += outbound_bytes(&id);
                 k.month.outbound.push(id);
             }
             k.bytes += bytes;

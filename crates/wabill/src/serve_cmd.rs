@@ -36,7 +36,7 @@ pub struct ServeArgs {
     #[arg(long, env = "WABILL_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
     /// Memory re-rating may keep of the months it rated, in MiB: above it, the least recently
-    /// rated months are read from the database again when next needed. [default: 512]
+    /// rated months are read from the database again when next needed. [default: 256]
     #[arg(long, env = "WABILL_RERATE_MEMORY_MB", value_name = "MIB")]
     pub rerate_memory_mb: Option<usize>,
 }
