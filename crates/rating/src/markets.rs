@@ -176,10 +176,15 @@ impl MarketTable {
     pub fn country_of(&self, number: u64) -> Option<CountryId> {
         let len = digit_count(number);
         let max = self.longest_prefix.min(len);
-        (1..=max).rev().find_map(|k| {
-            let prefix = number / 10u64.pow(len - k);
-            self.prefixes.get(&prefix).copied()
-        })
+        // The longest prefix first, then one digit shorter each time.
+        let mut prefix = number / 10u64.pow(len - max);
+        for _ in 0..max {
+            if let Some(&c) = self.prefixes.get(&prefix) {
+                return Some(c);
+            }
+            prefix /= 10;
+        }
+        None
     }
 
     /// The market a country belongs to on a date.
