@@ -284,7 +284,7 @@ impl MonthMemory {
     }
 
     /// Forgets everything and starts over at `upto` (nothing is kept, so nothing is missed).
-    pub fn reset(&mut self, upto: u64) {
+    fn reset(&mut self, upto: u64) {
         self.kept.clear();
         self.by_outbound.clear();
         self.bytes = 0;
@@ -346,7 +346,7 @@ impl MonthMemory {
                 .statuses_before(chunk)
                 .await
                 .inspect_err(|_| self.reset(until))?;
-            self.add_earlier_statuses(chunk, &statuses);
+            self.add_earlier_statuses(&statuses);
         }
         Ok(())
     }
@@ -437,27 +437,19 @@ impl MonthMemory {
         applied
     }
 
-    /// Adds the statuses of new messages that were stored before them (`statuses` holds every
-    /// stored status of those ids; the ones stored after a message came with the tail).
-    fn add_earlier_statuses(&mut self, new_outbound: &[(String, u64)], statuses: &[StoredEvent]) {
-        let seq_of: HashMap<&str, u64> = new_outbound
-            .iter()
-            .map(|(id, s)| (id.as_str(), *s))
-            .collect();
+    /// Adds the statuses of new messages that were stored before them, as
+    /// [`Store::statuses_before`] gives them (the ones stored after a message came with the
+    /// tail).
+    fn add_earlier_statuses(&mut self, statuses: &[StoredEvent]) {
         let mut pushes = Vec::new();
         for st in statuses {
-            if seq_of
-                .get(st.id.as_str())
-                .is_some_and(|&message| st.seq < message)
-            {
-                for key in self.by_outbound.get(st.id.as_str()).into_iter().flatten() {
-                    pushes.push(Push {
-                        key: key.clone(),
-                        seq: st.seq,
-                        raw: Arc::from(st.raw.as_str()),
-                        outbound: None,
-                    });
-                }
+            for key in self.by_outbound.get(st.id.as_str()).into_iter().flatten() {
+                pushes.push(Push {
+                    key: key.clone(),
+                    seq: st.seq,
+                    raw: Arc::from(st.raw.as_str()),
+                    outbound: None,
+                });
             }
         }
         for p in pushes {
@@ -529,14 +521,19 @@ impl MonthMemory {
         }
     }
 
-    /// Forgets one month (its message ids included).
+    /// Forgets one month, and its message ids in the id index (found through its own list,
+    /// so that forgetting costs the month's size, not the index's).
     pub fn forget(&mut self, key: &MonthKey) {
         if let Some(k) = self.kept.remove(key) {
             self.bytes -= k.bytes;
-            self.by_outbound.retain(|_, holders| {
-                holders.retain(|h| h != key);
-                !holders.is_empty()
-            });
+            for id in &k.month.outbound {
+                if let Some(holders) = self.by_outbound.get_mut(id) {
+                    holders.retain(|h| h != key);
+                    if holders.is_empty() {
+                        self.by_outbound.remove(id);
+                    }
+                }
+            }
         }
     }
 
