@@ -31,7 +31,9 @@ use wabill_formats::events::write_event;
 use wabill_formats::{parse_line, Parsed};
 use wabill_rating::time::{local_date, local_day_start};
 use wabill_rating::{rate, Charge, Event, Month, RateOptions, RatingError, Tariff, UnixMs};
-use wabill_store::{ChargeRow, EventKind, NewAccount, NewEvent, Store, StoreError};
+use wabill_store::{
+    ChargeRow, EventKind, NewAccount, NewEvent, OutboundRef, Store, StoreError, StoredEvent,
+};
 
 /// Events ingest hands over to re-rating between two rounds at most; past it the hand-over is
 /// dropped and the round reads them from the store.
@@ -65,6 +67,9 @@ struct Dirty {
     months: BTreeMap<String, BTreeSet<Month>>,
     /// WABAs with events but no account yet: the instants seen, re-rated when it arrives.
     waiting: HashMap<String, Vec<UnixMs>>,
+    /// Message ids of stored statuses whose message ingest could not look up (a store read
+    /// failed after their commit): the next round looks them up before it moves the watermark.
+    unresolved: Vec<String>,
 }
 
 /// A message that could not be rated at the last re-rating of its month.
@@ -102,6 +107,9 @@ pub struct Engine {
     start_seq: u64,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    /// Lookups of late statuses' messages left to fail, to test what a failed read does.
+    #[cfg(test)]
+    fail_refs: std::sync::atomic::AtomicU32,
 }
 
 impl Engine {
@@ -162,6 +170,8 @@ impl Engine {
             start_seq,
             clock,
             metrics,
+            #[cfg(test)]
+            fail_refs: Default::default(),
         });
         engine.recover(watermark).await?;
         engine.mark_current_months().await;
@@ -198,11 +208,7 @@ impl Engine {
                 .filter(|e| e.kind == EventKind::Status)
                 .map(|e| e.id.clone())
                 .collect();
-            let refs = if status_ids.is_empty() {
-                Vec::new()
-            } else {
-                self.store.outbound_refs(&status_ids).await?
-            };
+            let refs = self.outbound_refs(&status_ids).await?;
             let cache = self.accounts.lock().await;
             let mut dirty = self.dirty.lock().await;
             for e in &page {
@@ -339,7 +345,31 @@ impl Engine {
                 }
             }
         }
-        let mut new_wabas = Vec::new();
+        // WABAs seen for the first time since the start: what was stored of them before it is
+        // not in the send check's working set yet. It is read before anything is committed,
+        // so that a failed read fails the request cleanly (a retry finds nothing stored).
+        let mut earlier: HashMap<String, Vec<StoredEvent>> = HashMap::new();
+        if self.start_seq > 0 && !accounts.is_empty() {
+            let unseen: Vec<String> = {
+                let cache = self.accounts.lock().await;
+                accounts
+                    .iter()
+                    .filter(|a| !cache.contains_key(&a.waba))
+                    .map(|a| a.waba.clone())
+                    .collect()
+            };
+            for waba in unseen {
+                let recent = self
+                    .store
+                    .events_for(
+                        std::slice::from_ref(&waba),
+                        self.hot.horizon(),
+                        i64::MAX / 2,
+                    )
+                    .await?;
+                earlier.insert(waba, recent);
+            }
+        }
         if !accounts.is_empty() {
             let outcomes = self.store.record_accounts(&accounts).await?;
             let mut cache = self.accounts.lock().await;
@@ -367,8 +397,11 @@ impl Engine {
                         raw: a.raw.as_str().into(),
                     },
                 );
-                if old.is_none() && self.start_seq > 0 {
-                    new_wabas.push(a.waba.clone());
+                if old.is_none() {
+                    // Only the ingest that added the WABA to the cache loads it.
+                    if let Some(recent) = earlier.remove(&a.waba) {
+                        self.hot.load(&recent, self.start_seq);
+                    }
                 }
                 // A changed account re-rates every month of its portfolio (and of the one it
                 // left): rare, and nothing less is exact.
@@ -384,15 +417,6 @@ impl Engine {
                     }
                 }
             }
-        }
-        if !new_wabas.is_empty() {
-            // WABAs seen for the first time since the start: what was stored of them before
-            // it is not in the send check's working set yet.
-            let recent = self
-                .store
-                .events_for(&new_wabas, self.hot.horizon(), i64::MAX / 2)
-                .await?;
-            self.hot.load(&recent, self.start_seq);
         }
         if !events.is_empty() {
             let result = self.store.append_events(&events).await?;
@@ -446,13 +470,24 @@ impl Engine {
                 })
                 .map(|(_, e)| e.id.clone())
                 .collect();
-            let refs = if status_ids.is_empty() {
-                Vec::new()
-            } else {
-                self.store.outbound_refs(&status_ids).await?
+            // The events are committed: a failed lookup must not lose their marks (the sender
+            // would retry, find duplicates and mark nothing). The next round looks them up,
+            // and does not move the watermark past them until it has.
+            let (refs, unresolved) = match self.outbound_refs(&status_ids).await {
+                Ok(refs) => (refs, Vec::new()),
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        statuses = status_ids.len(),
+                        "looking up the messages of late statuses failed; the next re-rating \
+                         round looks them up"
+                    );
+                    (Vec::new(), status_ids)
+                }
             };
             let cache = self.accounts.lock().await;
             let mut dirty = self.dirty.lock().await;
+            dirty.unresolved.extend(unresolved);
             let touched = events
                 .iter()
                 .enumerate()
@@ -513,6 +548,7 @@ impl Engine {
         let mut memory = self.months.lock().await;
         let (work, seq, committed) = {
             let _gate = self.gate.write().await;
+            self.resolve_deferred().await?;
             let seq = self.store.max_seq().await?;
             let committed = std::mem::take(&mut *self.committed.lock().expect("not poisoned"));
             (
@@ -559,6 +595,47 @@ impl Engine {
             self.rerated.notify_one();
         }
         Ok(n)
+    }
+
+    /// The outbound messages among the ids of some statuses (none for none).
+    async fn outbound_refs(&self, ids: &[String]) -> Result<Vec<OutboundRef>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        #[cfg(test)]
+        if self
+            .fail_refs
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Invalid {
+                table: "events",
+                why: "a read failure made for a test".into(),
+            });
+        }
+        self.store.outbound_refs(ids).await
+    }
+
+    /// Marks the messages of the statuses ingest could not look up (called under the gate, so
+    /// that the round's work includes them). On failure they stay for the next round.
+    async fn resolve_deferred(&self) -> Result<(), StoreError> {
+        let ids = std::mem::take(&mut self.dirty.lock().await.unresolved);
+        let refs = match self.outbound_refs(&ids).await {
+            Ok(refs) => refs,
+            Err(e) => {
+                self.dirty.lock().await.unresolved.extend(ids);
+                return Err(e);
+            }
+        };
+        let cache = self.accounts.lock().await;
+        let mut dirty = self.dirty.lock().await;
+        for r in refs {
+            match cache.get(&r.waba) {
+                Some(info) => mark(&mut dirty, &info.portfolio, info.tz, r.at_ms),
+                None => dirty.waiting.entry(r.waba).or_default().push(r.at_ms),
+            }
+        }
+        Ok(())
     }
 
     /// Re-rates until nothing is dirty (for tests and shutdown).
@@ -839,5 +916,80 @@ pub fn charge_row(c: &Charge<'_>, tariff: &Tariff) -> ChargeRow {
         billed_at_ms: c.billed_at,
         conversation_id: c.conversation_id.map(str::to_string),
         agent: c.agent.map(str::to_string),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wabill_formats::{parse_line, Parsed};
+    use wabill_store::SqliteStore;
+
+    const ACCOUNT: &str = r#"{"kind":"account","waba":"W1","currency":"USD"}"#;
+    const SENT: &str = r#"{"kind":"outbound","id":"wamid.A","at":"2025-08-04T10:00:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"marketing"}"#;
+    const DELIVERED: &str =
+        r#"{"kind":"status","id":"wamid.A","at":"2025-08-04T10:00:05Z","status":"delivered"}"#;
+
+    async fn engine() -> (tempfile::TempDir, Arc<dyn Store>, Arc<Engine>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(dir.path().join("wabill.sqlite"))
+                .await
+                .unwrap(),
+        );
+        let engine = Engine::new(
+            store.clone(),
+            Arc::new(Tariff::bundled()),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        (dir, store, engine)
+    }
+
+    /// Ingests lines as a sender would: a request that fails is sent again.
+    async fn send(engine: &Engine, lines: &[&str]) {
+        let mut parsed = Parsed::default();
+        for (n, line) in lines.iter().enumerate() {
+            parse_line(line, n as u64 + 1, &mut parsed).unwrap();
+        }
+        let events: Vec<_> = parsed.events.into_iter().enumerate().collect();
+        if engine.ingest(&events).await.is_err() {
+            engine.ingest(&events).await.unwrap();
+        }
+    }
+
+    async fn billed(store: &Arc<dyn Store>) -> Option<i64> {
+        let rows = store.charges_by_id(&["wamid.A".to_string()]).await.unwrap();
+        assert_eq!(rows.len(), 1, "one charge for the message");
+        rows[0].billed_at_ms
+    }
+
+    /// A late status whose message cannot be looked up after its commit (a failed store read)
+    /// still re-rates the message's month: its mark waits for the next round, which does not
+    /// move the watermark past it until the lookup succeeds.
+    #[tokio::test]
+    async fn a_failed_lookup_after_commit_loses_no_mark() {
+        let (_dir, store, engine) = engine().await;
+        send(&engine, &[ACCOUNT, SENT]).await;
+        engine.settle().await.unwrap();
+        assert_eq!(billed(&store).await, None, "not delivered yet");
+        let before = store.rated_seq().await.unwrap();
+
+        // The lookup at ingest fails, and so does the next round's.
+        engine.fail_refs.store(2, Ordering::Relaxed);
+        send(&engine, &[DELIVERED]).await;
+        assert!(
+            engine.rerate_dirty().await.is_err(),
+            "the round's lookup fails"
+        );
+        assert_eq!(
+            store.rated_seq().await.unwrap(),
+            before,
+            "the watermark stays before the unresolved status"
+        );
+        engine.settle().await.unwrap();
+        assert!(billed(&store).await.is_some(), "the delivery is rated");
+        assert!(store.rated_seq().await.unwrap() > before);
     }
 }
