@@ -38,6 +38,11 @@ pub(crate) const SQLITE: Source = &[
         "charge_agent",
         include_str!("../migrations/sqlite/0005_charge_agent.sql"),
     ),
+    (
+        6,
+        "events_id_hash",
+        include_str!("../migrations/sqlite/0006_events_id_hash.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: Source = &[

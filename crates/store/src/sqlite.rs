@@ -128,6 +128,7 @@ impl SqliteStore {
                 backend: Backend::Sqlite,
                 source,
             })?;
+        backfill_id_hashes(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -154,8 +155,21 @@ impl SqliteStore {
         let received_at_ms = now_ms();
         let mut tx = self.begin_write("events").await?;
         let base = max_seq(&mut tx).await?;
-        let mut inserted = 0u64;
-        for chunk in plan.candidates.chunks(EVENT_ROWS_PER_INSERT) {
+        // The idempotency key has no unique index (schema v6): this writer enforces it, by
+        // looking the batch's keys up inside its write transaction, where nothing else writes.
+        let existing = find_existing(&mut tx, events, &plan.candidates, base).await?;
+        let mut stored = vec![false; plan.candidates.len()];
+        for x in &existing {
+            stored[x.candidate] = true;
+        }
+        let new: Vec<usize> = plan
+            .candidates
+            .iter()
+            .zip(&stored)
+            .filter(|(_, s)| !**s)
+            .map(|(&i, _)| i)
+            .collect();
+        for chunk in new.chunks(EVENT_ROWS_PER_INSERT) {
             let sql = insert_events_sql(chunk.len());
             // Only the full chunk's statement is kept prepared: one per remainder size would
             // fill the statement cache with statements of thousands of parameters each.
@@ -165,6 +179,7 @@ impl SqliteStore {
                 q = q
                     .bind(e.kind.as_str())
                     .bind(e.id.as_str())
+                    .bind(id_hash(&e.id))
                     .bind(e.status_key())
                     .bind(e.at_ms)
                     .bind(e.waba.as_deref())
@@ -173,7 +188,7 @@ impl SqliteStore {
                     .bind(e.raw.as_str())
                     .bind(received_at_ms);
             }
-            let done = q.execute(&mut *tx).await.map_err(StoreError::db(
+            q.execute(&mut *tx).await.map_err(StoreError::db(
                 "events",
                 format!(
                     "inserting the batch's events {}..={} (the whole batch is rolled back)",
@@ -181,15 +196,7 @@ impl SqliteStore {
                     chunk[chunk.len() - 1]
                 ),
             ))?;
-            inserted += done.rows_affected();
         }
-        // The common case is a batch of new events: one pass. Only when the database skipped
-        // some as already stored does it look them up, to tell repeats from conflicts.
-        let existing = if inserted as usize == plan.candidates.len() {
-            Vec::new()
-        } else {
-            find_existing(&mut tx, events, &plan.candidates, base).await?
-        };
         tx.commit()
             .await
             .map_err(StoreError::db("events", "committing a batch"))?;
@@ -300,8 +307,8 @@ impl SqliteStore {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql = SQL.get_or_init(|| {
-            // `waba IS NOT NULL` and `kind <> 'account'` repeat the partial indexes'
-            // conditions so that SQLite's planner can prove it may use them.
+            // `waba IS NOT NULL` repeats the partial index's condition so that SQLite's
+            // planner can prove it may use it.
             format!(
                 "WITH w(waba) AS (SELECT value FROM json_each(?1)), \
                  msgs AS (SELECT * FROM events WHERE waba IS NOT NULL AND waba IN (SELECT waba FROM w) \
@@ -309,7 +316,7 @@ impl SqliteStore {
                  SELECT {EVENT_COLUMNS} FROM msgs e \
                  UNION ALL \
                  SELECT {EVENT_COLUMNS} FROM msgs o JOIN events e \
-                   ON e.id = o.id AND e.kind = 'status' AND e.kind <> 'account' WHERE o.kind = 'outbound' \
+                   ON e.id_hash = o.id_hash AND e.id = o.id AND e.kind = 'status' WHERE o.kind = 'outbound' \
                  UNION ALL \
                  SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq IN \
                    (SELECT max(seq) FROM accounts WHERE waba IN (SELECT waba FROM w) GROUP BY waba) \
@@ -335,7 +342,7 @@ impl SqliteStore {
     async fn refs(&self, ids: &[String]) -> Result<Vec<OutboundRef>, StoreError> {
         use sqlx::Row;
         let rows = sqlx::query(OUTBOUND_REFS_SQL)
-            .bind(json_list(ids))
+            .bind(json_hashed(ids.iter()))
             .fetch_all(&self.read)
             .await
             .map_err(StoreError::db(
@@ -367,7 +374,7 @@ impl SqliteStore {
         let list = serde_json::to_string(
             &messages
                 .iter()
-                .map(|(id, seq)| (id.as_str(), seq_to_db(*seq)))
+                .map(|(id, seq)| (id.as_str(), seq_to_db(*seq), id_hash(id)))
                 .collect::<Vec<_>>(),
         )
         .expect("ids and numbers serialise");
@@ -572,6 +579,49 @@ impl SqliteStore {
     }
 }
 
+/// Gives the events stored before schema v6 their `id_hash` (a no-op on a database created
+/// since). Runs at open, before anything reads or writes events.
+async fn backfill_id_hashes(write: &SqlitePool) -> Result<(), StoreError> {
+    const PAGE: i64 = 10_000;
+    loop {
+        let mut tx = write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::db(
+                "events",
+                "starting to hash the ids of stored events",
+            ))?;
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, id FROM events WHERE id_hash IS NULL AND kind <> 'account' \
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(PAGE)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::db(
+            "events",
+            "reading stored events without an id hash",
+        ))?;
+        for (seq, id) in &rows {
+            sqlx::query("UPDATE events SET id_hash = ? WHERE seq = ?")
+                .bind(id_hash(id))
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db(
+                    "events",
+                    format!("hashing the id of event {seq}"),
+                ))?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::db("events", "committing id hashes"))?;
+        if (rows.len() as i64) < PAGE {
+            return Ok(());
+        }
+    }
+}
+
 fn in_memory(url: &str) -> StoreError {
     StoreError::Url {
         url: url.to_string(),
@@ -587,46 +637,43 @@ async fn max_seq(tx: &mut Transaction<'static, Sqlite>) -> Result<u64, StoreErro
     Ok(seq_from_db(v))
 }
 
-/// The outbound messages among some ids. `kind <> 'account'` and `status = ''` let the
-/// planner use the partial unique index `events_key` (id, kind, status); without them it
-/// scanned the whole table, at every ingest with statuses of earlier batches.
-const OUTBOUND_REFS_SQL: &str = "SELECT id, waba, at_ms FROM events \
-     WHERE kind = 'outbound' AND kind <> 'account' AND status = '' \
-     AND id IN (SELECT value FROM json_each(?1)) ORDER BY id";
+/// The outbound messages among some ids, given as `[id, hash]` pairs (`json_hashed`).
+const OUTBOUND_REFS_SQL: &str =
+    "WITH m(id, h) AS (SELECT value ->> 0, value ->> 1 FROM json_each(?1)) \
+     SELECT e.id, e.waba, e.at_ms FROM m CROSS JOIN events e \
+       ON e.id_hash = m.h AND e.id = m.id AND e.kind = 'outbound' \
+     ORDER BY e.id";
 
-/// The statuses of messages stored before them, for (id, seq) pairs as JSON. The seq test
-/// reads the rowid from `events_key` itself: only the statuses that qualify are fetched from
-/// the table.
+/// The statuses of messages stored before them, for `[id, seq, hash]` triples as JSON. The
+/// seq test reads the rowid from `events_id` itself: only the rows that qualify are fetched.
 fn statuses_before_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
         format!(
-            "WITH m(id, seq) AS (SELECT value ->> 0, value ->> 1 FROM json_each(?1)) \
+            "WITH m(id, seq, h) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1)) \
              SELECT {EVENT_COLUMNS} FROM m CROSS JOIN events e \
-               ON e.id = m.id AND e.kind = 'status' AND e.kind <> 'account' AND e.seq < m.seq \
+               ON e.id_hash = m.h AND e.seq < m.seq AND e.id = m.id AND e.kind = 'status' \
              ORDER BY e.seq"
         )
     })
 }
 
-/// `INSERT ... VALUES (...), ... ON CONFLICT DO NOTHING` for `rows` events. The text for a full
-/// chunk is built once; sqlx caches the prepared statement per text.
+/// `INSERT ... VALUES (...), ...` for `rows` events. The text for a full chunk is built once;
+/// sqlx caches the prepared statement per text.
 fn insert_events_sql(rows: usize) -> std::borrow::Cow<'static, str> {
     fn build(rows: usize) -> String {
-        let mut s = String::with_capacity(160 + rows * 22);
+        let mut s = String::with_capacity(160 + rows * 24);
         // `OR FAIL` keeps SQLite from journalling every page the statement touches (see
         // `replace`); a violation still fails the batch, which is rolled back whole.
         s.push_str(
-            "INSERT OR FAIL INTO events (kind, id, status, at_ms, waba, phone, user_phone, raw, received_at_ms) VALUES ",
+            "INSERT OR FAIL INTO events (kind, id, id_hash, status, at_ms, waba, phone, user_phone, raw, received_at_ms) VALUES ",
         );
         for i in 0..rows {
             if i > 0 {
                 s.push(',');
             }
-            s.push_str("(?,?,?,?,?,?,?,?,?)");
+            s.push_str("(?,?,?,?,?,?,?,?,?,?)");
         }
-        // Only the idempotency key is absorbed: any other violation fails the batch.
-        s.push_str(" ON CONFLICT (id, kind, status) WHERE kind <> 'account' DO NOTHING");
         s
     }
     static FULL: OnceLock<String> = OnceLock::new();
@@ -637,8 +684,31 @@ fn insert_events_sql(rows: usize) -> std::borrow::Cow<'static, str> {
     }
 }
 
-/// Which planned candidates were stored before this transaction (`seq <= base`), and whether
-/// their bytes match.
+/// The hash by which events are found (schema v6): FNV-1a, 64 bits, of the id's UTF-8 bytes,
+/// as the signed integer SQLite stores. Stored in every database: it must never change.
+pub(crate) fn id_hash(id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
+}
+
+/// Ids with their hashes, as a JSON array of `[id, hash]` for `json_each(?)`.
+fn json_hashed(ids: impl Iterator<Item = impl AsRef<str>>) -> String {
+    let list: Vec<(String, i64)> = ids
+        .map(|id| (id.as_ref().to_string(), id_hash(id.as_ref())))
+        .collect();
+    serde_json::to_string(&list).expect("ids and numbers serialise")
+}
+
+/// What follows the candidates' `VALUES` in [`find_existing`], up to its seq bound.
+const EXISTING_JOIN: &str = ") SELECT v.pos, e.seq, e.raw FROM v JOIN events e \
+     ON e.id_hash = v.h AND e.id = v.id AND e.kind = v.kind AND e.status = v.status \
+     WHERE e.seq <= ";
+
+/// Which planned candidates the database already holds, and whether their bytes match.
 async fn find_existing(
     tx: &mut Transaction<'static, Sqlite>,
     events: &[NewEvent],
@@ -649,34 +719,29 @@ async fn find_existing(
     for (k, chunk) in candidates.chunks(LOOKUP_ROWS).enumerate() {
         let offset = k * LOOKUP_ROWS;
         let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("WITH v(pos, kind, id, status, raw) AS (");
+            QueryBuilder::new("WITH v(pos, h, kind, id, status) AS (");
         qb.push_values(chunk.iter().enumerate(), |mut b, (j, &i)| {
             let e = &events[i];
             b.push_bind((offset + j) as i64)
+                .push_bind(id_hash(&e.id))
                 .push_bind(e.kind.as_str())
                 .push_bind(e.id.as_str())
-                .push_bind(e.status_key())
-                .push_bind(e.raw.as_str());
+                .push_bind(e.status_key());
         });
-        qb.push(
-            ") SELECT v.pos, e.seq, e.raw = v.raw FROM v JOIN events e \
-             ON e.id = v.id AND e.kind = v.kind AND e.status = v.status \
-             WHERE e.kind <> 'account' AND e.seq <= ",
-        )
-        .push_bind(seq_to_db(base));
-        let rows: Vec<(i64, i64, bool)> = qb
+        qb.push(EXISTING_JOIN).push_bind(seq_to_db(base));
+        let rows: Vec<(i64, i64, String)> = qb
             .build_query_as()
             .persistent(chunk.len() == LOOKUP_ROWS)
             .fetch_all(&mut **tx)
             .await
             .map_err(StoreError::db(
                 "events",
-                "looking up the batch's repeated events",
+                "looking up which of the batch's events are stored",
             ))?;
-        found.extend(rows.into_iter().map(|(pos, seq, same)| Existing {
+        found.extend(rows.into_iter().map(|(pos, seq, raw)| Existing {
             candidate: pos as usize,
             seq: seq_from_db(seq),
-            same,
+            same: raw == events[candidates[pos as usize]].raw,
         }));
     }
     Ok(found)
@@ -733,7 +798,7 @@ impl SqliteStore {
                  SELECT {EVENT_COLUMNS} FROM msgs e \
                  UNION ALL \
                  SELECT {EVENT_COLUMNS} FROM msgs o JOIN events e \
-                   ON e.id = o.id AND e.kind = 'status' AND e.kind <> 'account' WHERE o.kind = 'outbound' \
+                   ON e.id_hash = o.id_hash AND e.id = o.id AND e.kind = 'status' WHERE o.kind = 'outbound' \
                  UNION ALL \
                  SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq IN \
                    (SELECT max(seq) FROM accounts WHERE waba IN (SELECT waba FROM msgs) GROUP BY waba) \
@@ -1357,29 +1422,116 @@ impl SqliteStore {
 mod tests {
     use super::*;
 
-    /// Lookups made at every ingest go through an index, never a scan of the events.
-    #[tokio::test]
-    async fn ingest_lookups_use_the_events_key_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("plan.sqlite"))
-            .await
-            .unwrap();
+    async fn plan_of(store: &SqliteStore, sql: &str) -> Vec<String> {
         let plan: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {OUTBOUND_REFS_SQL}"))
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .bind("[]")
                 .fetch_all(&store.read)
                 .await
                 .unwrap();
-        let steps: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
-        assert!(
-            steps
-                .iter()
-                .any(|s| s.starts_with("SEARCH events USING INDEX events_key")),
-            "{steps:?}"
+        plan.into_iter().map(|p| p.3).collect()
+    }
+
+    /// Lookups made at every ingest go through the id index, never a scan of the events.
+    #[tokio::test]
+    async fn ingest_lookups_use_the_id_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("plan.sqlite"))
+            .await
+            .unwrap();
+        let existing = format!(
+            "WITH v(pos, h, kind, id, status) AS (VALUES (0, 1, 'status', 'x', 'read'){EXISTING_JOIN}9"
         );
-        assert!(
-            !steps.iter().any(|s| s.starts_with("SCAN events")),
-            "{steps:?}"
+        for sql in [OUTBOUND_REFS_SQL, statuses_before_sql(), &existing] {
+            let steps = plan_of(&store, sql).await;
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.starts_with("SEARCH e USING INDEX events_id (id_hash=?")),
+                "{sql}: {steps:?}"
+            );
+            assert!(!steps.iter().any(|s| s.starts_with("SCAN e")), "{steps:?}");
+        }
+    }
+
+    /// Two ids with one hash stay two events, each found by its own id.
+    #[tokio::test]
+    async fn ids_that_share_a_hash_stay_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("c.sqlite"))
+            .await
+            .unwrap();
+        let a = NewEvent::outbound("wamid.A", 1, "W1", "1", "2", "a");
+        let a_read = NewEvent::status("wamid.A", "read", 2, "ar");
+        store.append(&[a.clone(), a_read.clone()]).await.unwrap();
+        // As if "wamid.B" hashed the same as "wamid.A".
+        sqlx::query("UPDATE events SET id_hash = ?")
+            .bind(id_hash("wamid.B"))
+            .execute(&store.write)
+            .await
+            .unwrap();
+        let b = NewEvent::outbound("wamid.B", 3, "W2", "1", "3", "b");
+        let b_read = NewEvent::status("wamid.B", "read", 4, "br");
+        let r = store.append(&[b, b_read]).await.unwrap();
+        assert_eq!(
+            (r.inserted.len(), r.duplicates, r.conflicts.len()),
+            (2, 0, 0)
         );
+        let refs = store.refs(&["wamid.B".to_string()]).await.unwrap();
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].waba, "W2");
+        let statuses = store
+            .statuses(&[("wamid.B".to_string(), 99)])
+            .await
+            .unwrap();
+        assert_eq!(
+            statuses.iter().map(|e| e.raw.as_str()).collect::<Vec<_>>(),
+            ["br"]
+        );
+        // The stored B is a duplicate of itself, not of A.
+        let b = NewEvent::outbound("wamid.B", 3, "W2", "1", "3", "b");
+        assert_eq!(store.append(&[b]).await.unwrap().duplicates, 1);
+    }
+
+    /// The hash is part of the file format: it must not change.
+    #[test]
+    fn id_hash_is_fnv1a_64() {
+        assert_eq!(id_hash(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
+        assert_eq!(id_hash("a"), 0xaf63_dc4c_8601_ec8c_u64 as i64);
+        assert_eq!(id_hash("foobar"), 0x8594_4171_f739_67e8_u64 as i64);
+    }
+
+    /// A database of schema v5 gets its events' id hashes on open, and its events are then
+    /// found as duplicates.
+    #[tokio::test]
+    async fn events_stored_before_the_id_hash_get_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let events: Vec<NewEvent> = (0..25_000)
+            .map(|i| {
+                let id = format!("wamid.{i}");
+                NewEvent::status(&id, "delivered", i, format!("{{\"id\":\"{id}\"}}"))
+            })
+            .collect();
+        assert_eq!(store.append(&events).await.unwrap().inserted.len(), 25_000);
+        // As a database of schema v5 holds them.
+        sqlx::query("UPDATE events SET id_hash = NULL")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        store.write.close().await;
+        store.read.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let (unhashed,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM events WHERE id_hash IS NULL")
+                .fetch_one(&store.read)
+                .await
+                .unwrap();
+        assert_eq!(unhashed, 0);
+        let again = store.append(&events).await.unwrap();
+        assert_eq!(again.duplicates, 25_000);
+        assert!(again.inserted.is_empty());
     }
 }
