@@ -228,10 +228,7 @@ impl Engine {
                 }
             }
             for r in refs {
-                match cache.get(&r.waba) {
-                    Some(info) => mark(&mut dirty, &info.portfolio, info.tz, r.at_ms),
-                    None => dirty.waiting.entry(r.waba).or_default().push(r.at_ms),
-                }
+                mark_waba(&mut dirty, &cache, r.waba, r.at_ms);
             }
             if page.len() < PAGE as usize {
                 break;
@@ -495,10 +492,7 @@ impl Engine {
                 .map(|(_, e)| (e.waba.clone().unwrap_or_default(), e.at_ms))
                 .chain(refs.into_iter().map(|r| (r.waba, r.at_ms)));
             for (waba, at) in touched {
-                match cache.get(&waba) {
-                    Some(info) => mark(&mut dirty, &info.portfolio, info.tz, at),
-                    None => dirty.waiting.entry(waba).or_default().push(at),
-                }
+                mark_waba(&mut dirty, &cache, waba, at);
             }
         }
         self.metrics.add_ingested(
@@ -620,6 +614,9 @@ impl Engine {
     /// that the round's work includes them). On failure they stay for the next round.
     async fn resolve_deferred(&self) -> Result<(), StoreError> {
         let ids = std::mem::take(&mut self.dirty.lock().await.unresolved);
+        if ids.is_empty() {
+            return Ok(());
+        }
         let refs = match self.outbound_refs(&ids).await {
             Ok(refs) => refs,
             Err(e) => {
@@ -630,10 +627,7 @@ impl Engine {
         let cache = self.accounts.lock().await;
         let mut dirty = self.dirty.lock().await;
         for r in refs {
-            match cache.get(&r.waba) {
-                Some(info) => mark(&mut dirty, &info.portfolio, info.tz, r.at_ms),
-                None => dirty.waiting.entry(r.waba).or_default().push(r.at_ms),
-            }
+            mark_waba(&mut dirty, &cache, r.waba, r.at_ms);
         }
         Ok(())
     }
@@ -885,6 +879,14 @@ fn rate_month(tariff: &Tariff, month: Month, seq: u64, lines: &mut MonthLines) -
 
 /// Marks the month of `at` (in the WABA's calendar) dirty, and the next month too when `at` is
 /// within the look-back of its start.
+/// [`mark`] for a WABA's event, or keeps the instant until the WABA's account arrives.
+fn mark_waba(dirty: &mut Dirty, accounts: &HashMap<String, AccountInfo>, waba: String, at: UnixMs) {
+    match accounts.get(&waba) {
+        Some(info) => mark(dirty, &info.portfolio, info.tz, at),
+        None => dirty.waiting.entry(waba).or_default().push(at),
+    }
+}
+
 fn mark(dirty: &mut Dirty, portfolio: &str, tz: Tz, at: UnixMs) {
     let month = local_date(tz, at).month();
     let set = dirty.months.entry(portfolio.to_string()).or_default();
@@ -920,7 +922,7 @@ pub fn charge_row(c: &Charge<'_>, tariff: &Tariff) -> ChargeRow {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use wabill_formats::{parse_line, Parsed};
     use wabill_store::SqliteStore;
@@ -930,7 +932,8 @@ mod tests {
     const DELIVERED: &str =
         r#"{"kind":"status","id":"wamid.A","at":"2025-08-04T10:00:05Z","status":"delivered"}"#;
 
-    async fn engine() -> (tempfile::TempDir, Arc<dyn Store>, Arc<Engine>) {
+    /// An engine over a fresh SQLite store in a temporary directory (kept alive by the first).
+    pub(crate) async fn engine() -> (tempfile::TempDir, Arc<dyn Store>, Arc<Engine>) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(dir.path().join("wabill.sqlite"))

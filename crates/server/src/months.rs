@@ -554,11 +554,8 @@ impl MonthMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Engine;
     use std::sync::Arc;
     use wabill_formats::{parse_line, Parsed};
-    use wabill_rating::Tariff;
-    use wabill_store::SqliteStore;
 
     fn month_of(lines: &[(u64, &str)]) -> MonthLines {
         MonthLines {
@@ -604,19 +601,7 @@ mod tests {
     #[tokio::test]
     async fn kept_months_hold_what_a_fresh_read_gives() {
         for seed in [1, 2, 3] {
-            let dir = tempfile::tempdir().unwrap();
-            let store: Arc<dyn Store> = Arc::new(
-                SqliteStore::open(dir.path().join("wabill.sqlite"))
-                    .await
-                    .unwrap(),
-            );
-            let engine = Engine::new(
-                store.clone(),
-                Arc::new(Tariff::bundled()),
-                Default::default(),
-            )
-            .await
-            .unwrap();
+            let (_dir, store, engine) = crate::engine::tests::engine().await;
             let cfg = wabill_gen::GenConfig {
                 seed,
                 events: 3000,

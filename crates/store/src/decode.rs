@@ -74,24 +74,53 @@ where
     Option<String>: Decode<'r, R::Database> + Type<R::Database>,
 {
     const T: &str = "events";
-    let seq: i64 = get(row, 0, T)?;
-    let kind: String = get(row, 1, T)?;
-    let status: String = get(row, 3, T)?;
+    event_from_columns((
+        get(row, 0, T)?,
+        get(row, 1, T)?,
+        get(row, 2, T)?,
+        get(row, 3, T)?,
+        get(row, 4, T)?,
+        get(row, 5, T)?,
+        get(row, 6, T)?,
+        get(row, 7, T)?,
+        get(row, 8, T)?,
+        get(row, 9, T)?,
+    ))
+}
+
+/// The values of [`EVENT_COLUMNS`], in order.
+pub(crate) type EventColumns = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+);
+
+/// A stored event from the values of [`EVENT_COLUMNS`].
+pub(crate) fn event_from_columns(
+    (seq, kind, id, status, at_ms, waba, phone, user, raw, received_at_ms): EventColumns,
+) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
         seq: seq_from_db(seq),
         kind: EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
-            table: T,
+            table: "events",
             key: seq.to_string(),
             why: format!("unknown kind '{kind}'"),
         })?,
-        id: get(row, 2, T)?,
+        id,
         status: (!status.is_empty()).then_some(status),
-        at_ms: get(row, 4, T)?,
-        waba: get(row, 5, T)?,
-        phone: get(row, 6, T)?,
-        user: get(row, 7, T)?,
-        raw: get(row, 8, T)?,
-        received_at_ms: get(row, 9, T)?,
+        at_ms,
+        waba,
+        phone,
+        user,
+        raw,
+        received_at_ms,
     })
 }
 

@@ -21,9 +21,9 @@ use crate::error::{redact, Backend, StoreError};
 use crate::migrations;
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    ChargeCount, ChargeFilter, ChargeRow, EventKind, InvoiceRow, MetaPricingRow, NewAccount,
-    NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent,
-    TenantOutcome, TenantRow, UsageRow, USAGE_SLOT_MS,
+    ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow, NewAccount, NewAlert,
+    NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent, TenantOutcome,
+    TenantRow, UsageRow, USAGE_SLOT_MS,
 };
 use crate::store::StoreFuture;
 use sqlx::sqlite::{
@@ -157,7 +157,7 @@ impl SqliteStore {
         let base = max_seq(&mut tx).await?;
         // The idempotency key has no unique index (schema v6): this writer enforces it, by
         // looking the batch's keys up inside its write transaction, where nothing else writes.
-        let existing = find_existing(&mut tx, events, &plan.candidates, base).await?;
+        let existing = find_existing(&mut tx, events, &plan.candidates).await?;
         let mut stored = vec![false; plan.candidates.len()];
         for x in &existing {
             stored[x.candidate] = true;
@@ -341,7 +341,7 @@ impl SqliteStore {
     async fn refs(&self, ids: &[String]) -> Result<Vec<OutboundRef>, StoreError> {
         use sqlx::Row;
         let rows = sqlx::query(OUTBOUND_REFS_SQL)
-            .bind(json_hashed(ids.iter()))
+            .bind(json_hashed(ids))
             .fetch_all(&self.read)
             .await
             .map_err(StoreError::db(
@@ -714,68 +714,31 @@ fn as_one_row(query: &str) -> String {
 
 /// The rows of an [`as_one_row`] query.
 fn events_from_json(text: &str) -> Result<Vec<StoredEvent>, StoreError> {
-    type Row = (
-        i64,
-        String,
-        String,
-        String,
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-        i64,
-    );
-    let rows: Vec<Row> = serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        table: "events",
-        key: String::new(),
-        why: format!("events read as JSON do not decode: {e}"),
-    })?;
-    let mut rows = rows;
+    let mut rows: Vec<decode::EventColumns> =
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+            table: "events",
+            key: String::new(),
+            why: format!("events read as JSON do not decode: {e}"),
+        })?;
     rows.sort_unstable_by_key(|r| r.0);
-    rows.into_iter()
-        .map(
-            |(seq, kind, id, status, at_ms, waba, phone, user, raw, received_at_ms)| {
-                Ok(StoredEvent {
-                    seq: seq_from_db(seq),
-                    kind: EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
-                        table: "events",
-                        key: seq.to_string(),
-                        why: format!("unknown kind '{kind}'"),
-                    })?,
-                    id,
-                    status: (!status.is_empty()).then_some(status),
-                    at_ms,
-                    waba,
-                    phone,
-                    user,
-                    raw,
-                    received_at_ms,
-                })
-            },
-        )
-        .collect()
+    rows.into_iter().map(decode::event_from_columns).collect()
 }
 
 /// Ids with their hashes, as a JSON array of `[id, hash]` for `json_each(?)`.
-fn json_hashed(ids: impl Iterator<Item = impl AsRef<str>>) -> String {
-    let list: Vec<(String, i64)> = ids
-        .map(|id| (id.as_ref().to_string(), id_hash(id.as_ref())))
-        .collect();
+fn json_hashed(ids: &[String]) -> String {
+    let list: Vec<(&str, i64)> = ids.iter().map(|id| (id.as_str(), id_hash(id))).collect();
     serde_json::to_string(&list).expect("ids and numbers serialise")
 }
 
-/// What follows the candidates' `VALUES` in [`find_existing`], up to its seq bound.
+/// What follows the candidates' `VALUES` in [`find_existing`].
 const EXISTING_JOIN: &str = ") SELECT v.pos, e.seq, e.raw FROM v JOIN events e \
-     ON e.id_hash = v.h AND e.id = v.id AND e.kind = v.kind AND e.status = v.status \
-     WHERE e.seq <= ";
+     ON e.id_hash = v.h AND e.id = v.id AND e.kind = v.kind AND e.status = v.status";
 
 /// Which planned candidates the database already holds, and whether their bytes match.
 async fn find_existing(
     tx: &mut Transaction<'static, Sqlite>,
     events: &[NewEvent],
     candidates: &[usize],
-    base: u64,
 ) -> Result<Vec<Existing>, StoreError> {
     let mut found = Vec::new();
     for (k, chunk) in candidates.chunks(LOOKUP_ROWS).enumerate() {
@@ -790,7 +753,7 @@ async fn find_existing(
                 .push_bind(e.id.as_str())
                 .push_bind(e.status_key());
         });
-        qb.push(EXISTING_JOIN).push_bind(seq_to_db(base));
+        qb.push(EXISTING_JOIN);
         let rows: Vec<(i64, i64, String)> = qb
             .build_query_as()
             .persistent(chunk.len() == LOOKUP_ROWS)
@@ -1501,7 +1464,7 @@ mod tests {
             .await
             .unwrap();
         let existing = format!(
-            "WITH v(pos, h, kind, id, status) AS (VALUES (0, 1, 'status', 'x', 'read'){EXISTING_JOIN}9"
+            "WITH v(pos, h, kind, id, status) AS (VALUES (0, 1, 'status', 'x', 'read'){EXISTING_JOIN}"
         );
         for sql in [OUTBOUND_REFS_SQL, statuses_before_sql(), &existing] {
             let steps = plan_of(&store, sql).await;
