@@ -295,10 +295,11 @@ impl Engine {
         let _gate = self.gate.read().await;
         let mut out = IngestOutcome::default();
         let mut accounts = Vec::new();
-        let mut events = Vec::new();
-        let mut positions = Vec::new();
+        let mut events = Vec::with_capacity(batch.len());
+        let mut positions = Vec::with_capacity(batch.len());
         for (index, e) in batch {
-            let mut raw = Vec::new();
+            // Room for a typical canonical line, so that writing it rarely grows the buffer.
+            let mut raw = Vec::with_capacity(256);
             write_event(&mut raw, e);
             let raw = String::from_utf8(raw).expect("written as UTF-8");
             match e {
