@@ -173,6 +173,8 @@ impl Engine {
             #[cfg(test)]
             fail_refs: Default::default(),
         });
+        engine.metrics.stored_upto(start_seq);
+        engine.metrics.set_rated_seq(watermark);
         engine.recover(watermark).await?;
         engine.mark_current_months().await;
         Ok(engine)
@@ -370,6 +372,9 @@ impl Engine {
         }
         if !accounts.is_empty() {
             let outcomes = self.store.record_accounts(&accounts).await?;
+            if let Some(seq) = outcomes.iter().filter(|o| o.recorded).map(|o| o.seq).max() {
+                self.metrics.stored_upto(seq);
+            }
             let mut cache = self.accounts.lock().await;
             let mut dirty = self.dirty.lock().await;
             for (a, o) in accounts.iter().zip(outcomes) {
@@ -418,6 +423,9 @@ impl Engine {
         }
         if !events.is_empty() {
             let result = self.store.append_events(&events).await?;
+            if let Some(&seq) = result.inserted.iter().max() {
+                self.metrics.stored_upto(seq);
+            }
             let mut handed = Vec::with_capacity(result.inserted.len());
             for (&seq, &i) in result.inserted.iter().zip(&result.inserted_at) {
                 let e = &events[i];
@@ -540,11 +548,26 @@ impl Engine {
     /// Re-rates everything marked dirty so far. Returns the number of (portfolio, month) sets
     /// re-rated.
     pub async fn rerate_dirty(&self) -> Result<usize, StoreError> {
+        let result = self.rerate_round().await;
+        self.metrics.add_round(result.is_ok());
+        let unratable = self
+            .unratable
+            .lock()
+            .await
+            .values()
+            .map(Vec::len)
+            .sum::<usize>();
+        self.metrics.set_unratable(unratable as u64);
+        result
+    }
+
+    async fn rerate_round(&self) -> Result<usize, StoreError> {
         let mut memory = self.months.lock().await;
         let (work, seq, committed) = {
             let _gate = self.gate.write().await;
             self.resolve_deferred().await?;
             let seq = self.store.max_seq().await?;
+            self.metrics.stored_upto(seq);
             let committed = std::mem::take(&mut *self.committed.lock().expect("not poisoned"));
             (
                 std::mem::take(&mut self.dirty.lock().await.months),
@@ -585,6 +608,7 @@ impl Engine {
         if seq > self.rated_seq.load(Ordering::Relaxed) {
             self.store.set_rated_seq(seq).await?;
             self.rated_seq.store(seq, Ordering::Relaxed);
+            self.metrics.set_rated_seq(seq);
         }
         if n > 0 {
             self.rerated.notify_one();
@@ -992,8 +1016,21 @@ pub(crate) mod tests {
             before,
             "the watermark stays before the unresolved status"
         );
+        let metrics = engine.metrics.render();
+        assert!(
+            metrics.contains("wabill_rerate_rounds_total{result=\"failed\"} 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("wabill_rerate_lag_events 1\n"),
+            "the delivery is stored, not rated: {metrics}"
+        );
         engine.settle().await.unwrap();
         assert!(billed(&store).await.is_some(), "the delivery is rated");
         assert!(store.rated_seq().await.unwrap() > before);
+        assert!(engine
+            .metrics
+            .render()
+            .contains("wabill_rerate_lag_events 0\n"));
     }
 }

@@ -440,6 +440,15 @@ async fn a_tenant_key_never_sees_or_writes_another_tenants_wabas() {
 async fn charges_export_as_csv_and_probes_answer() {
     let s = sqlite_service().await;
     call(&s, post_events(&s.admin, generated(9, 800))).await;
+    // Stored, not yet re-rated: the lag is every event stored.
+    let (_, metrics, _) = call(&s, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let stored = metric(&metrics, "wabill_events_stored_seq");
+    assert!(stored > 700, "{metrics}");
+    assert_eq!(
+        metric(&metrics, "wabill_rerate_lag_events"),
+        stored,
+        "{metrics}"
+    );
     s.state.engine.settle().await.unwrap();
     let (status, csv, _) = call(
         &s,
@@ -455,13 +464,54 @@ async fn charges_export_as_csv_and_probes_answer() {
     let (status, body, _) = call(&s, Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, metrics, _) = call(&s, Request::get("/metrics").body(Body::empty()).unwrap()).await;
-    let ingested: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("wabill_events_ingested_total "))
-        .and_then(|v| v.parse().ok())
-        .expect("the ingest counter is exported");
+    let ingested = metric(&metrics, "wabill_events_ingested_total");
     assert!(ingested > 700, "{metrics}");
-    assert!(metrics.contains("wabill_charges_rated_total"));
+    assert!(
+        metric(&metrics, "wabill_charges_rated_total") > 100,
+        "{metrics}"
+    );
+    // Re-rated: the watermark reached what is stored.
+    assert_eq!(metric(&metrics, "wabill_rated_seq"), stored, "{metrics}");
+    assert_eq!(metric(&metrics, "wabill_rerate_lag_events"), 0, "{metrics}");
+    assert!(metric(&metrics, "wabill_rerate_rounds_total{result=\"ok\"}") >= 1);
+    assert_eq!(
+        metric(&metrics, "wabill_rerate_rounds_total{result=\"failed\"}"),
+        0
+    );
+    // Each request answered is in its route's duration histogram: the ingest, and the export.
+    assert_eq!(
+        metric(
+            &metrics,
+            "wabill_http_request_duration_seconds_count{route=\"/v1/events\"}"
+        ),
+        1,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "wabill_http_request_duration_seconds_bucket{route=\"/v1/events\",le=\"+Inf\"}"
+        ),
+        1,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "wabill_http_request_duration_seconds_count{route=\"/v1/charges\"}"
+        ),
+        1,
+        "{metrics}"
+    );
+}
+
+/// The value of a series in `/metrics`' text.
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{series} is not exported:\n{text}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{series}: {e}"))
 }
 
 #[tokio::test]
