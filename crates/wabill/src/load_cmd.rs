@@ -39,7 +39,14 @@ pub struct LoadArgs {
     /// working set, which holds only the last week.
     #[arg(long, default_value_t = 30)]
     pub days: u32,
+    /// After an ingest, do not wait for re-rating to bring the charges up to date (by default
+    /// the time it takes is printed, from the service's `wabill_rerate_lag_events`).
+    #[arg(long)]
+    pub no_wait: bool,
 }
+
+/// How long to wait for re-rating to catch up before giving up on it.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(600);
 
 /// The day `days` days before today (UTC), `YYYY-MM-DD`.
 fn days_ago(days: u32) -> String {
@@ -118,7 +125,44 @@ pub fn run(args: &LoadArgs) -> Result<i32> {
         pct(0.5),
         pct(0.99)
     );
+    if !args.no_wait {
+        let waited = caught_up(args.addr, Instant::now())?;
+        println!(
+            "charges up to date {:.1} s after the last acknowledgement (wabill_rerate_lag_events 0)",
+            waited.as_secs_f64()
+        );
+    }
     Ok(0)
+}
+
+/// Polls the service's `/metrics` until re-rating has caught up with every stored event, and
+/// answers how long after `since` that was.
+fn caught_up(addr: SocketAddr, since: Instant) -> Result<Duration> {
+    let mut conn = Conn::open(addr)?;
+    loop {
+        let (status, body) = conn.request("GET", "/metrics", None, b"")?;
+        if status != 200 {
+            bail!("GET /metrics: HTTP {status}");
+        }
+        let text = String::from_utf8_lossy(&body);
+        let lag: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("wabill_rerate_lag_events "))
+            .context("the service exports no wabill_rerate_lag_events (an older version?)")?
+            .trim()
+            .parse()
+            .context("wabill_rerate_lag_events is not a count")?;
+        if lag == 0 {
+            return Ok(since.elapsed());
+        }
+        if since.elapsed() > CATCH_UP_LIMIT {
+            bail!(
+                "re-rating is still {lag} events behind after {} s",
+                CATCH_UP_LIMIT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Stores the stream quietly, then times send checks for (WABA, phone, user) triples of its
@@ -217,8 +261,19 @@ impl Conn {
     }
 
     fn post(&mut self, path: &str, key: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
+        self.request("POST", path, Some(key), body)
+    }
+
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>)> {
+        let auth = key.map_or_else(String::new, |k| format!("Authorization: Bearer {k}\r\n"));
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
             self.addr,
             body.len()
         );

@@ -326,6 +326,71 @@ fn acknowledged_batches_survive_sigkill_and_converge_to_wabill_rate() {
 }
 
 #[test]
+fn load_waits_until_the_charges_are_final() {
+    let dir = tmpdir("load");
+    let db = dir.join("wabill.sqlite");
+    let db_s = db.to_str().unwrap().to_string();
+    let key = run(
+        &[
+            "keys", "create", "--name", "ops", "--role", "admin", "--db", &db_s,
+        ],
+        None,
+    );
+    assert_eq!(key.status.code(), Some(0));
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+    let port = free_port();
+    let server = Server::start(
+        &["--db", &db_s, "--listen", &format!("127.0.0.1:{port}")],
+        format!("127.0.0.1:{port}"),
+        &dir.join("serve.log"),
+    );
+    let load = run(
+        &[
+            "load",
+            "--addr",
+            &server.addr,
+            "--key",
+            &key,
+            "--events",
+            "4000",
+            "--batch",
+            "500",
+            "--days",
+            "10",
+        ],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&load.stdout);
+    assert_eq!(
+        load.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    assert!(stdout.contains("events/s acknowledged"), "{stdout}");
+    assert!(
+        stdout.contains("charges up to date"),
+        "the load waits for re-rating: {stdout}"
+    );
+    // Once it says so, the stored charges are final: what `wabill rate` gives for the stream
+    // it sent (its generator, seed 1, the last 10 days), read at once, without polling.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let start = wabill_formats::time::format_instant(now_ms - 10 * 86_400_000)[..10].to_string();
+    let stream = run(
+        &["gen", "--events", "4000", "--start", &start, "--days", "10"],
+        None,
+    );
+    let expected = rated(&String::from_utf8(stream.stdout).unwrap());
+    assert!(expected.len() > 500);
+    assert_eq!(served_charges(&server.addr, &key), expected);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn reconcile_prints_disagreements_and_totals_and_exits_0() {
     let account = r#"{"kind":"account","waba":"W1","timezone":"UTC","currency":"USD","primary_country":"BR"}"#;
     let m1 = r#"{"kind":"outbound","id":"m1","at":"2025-11-05T10:00:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"marketing"}"#;
