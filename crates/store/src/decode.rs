@@ -179,6 +179,66 @@ where
     })
 }
 
+/// The values of a charge row in [`charge`]'s column order, as a JSON array of them reads
+/// (`billable` is SQLite's integer 0 or 1).
+#[derive(serde::Deserialize)]
+pub(crate) struct ChargeColumns {
+    pub id: String,
+    pub sent_at_ms: i64,
+    waba: String,
+    phone: String,
+    user: String,
+    country: String,
+    market: String,
+    pricing_model: String,
+    category: String,
+    pricing_type: String,
+    billable: i64,
+    tier: Option<String>,
+    rate: Option<String>,
+    amount: String,
+    currency: String,
+    billed_at_ms: Option<i64>,
+    conversation_id: Option<String>,
+    agent: Option<String>,
+}
+
+/// A charge from the values of its row, as [`charge`] reads them from the row itself.
+pub(crate) fn charge_from_columns(c: ChargeColumns) -> Result<ChargeRow, StoreError> {
+    const T: &str = "charges";
+    let billable = match c.billable {
+        0 => false,
+        1 => true,
+        other => {
+            return Err(StoreError::Corrupt {
+                table: T,
+                key: c.id,
+                why: format!("billable is {other}, not 0 or 1"),
+            })
+        }
+    };
+    Ok(ChargeRow {
+        sent_at_ms: c.sent_at_ms,
+        waba: c.waba,
+        phone: c.phone,
+        user: c.user,
+        country: c.country,
+        market: c.market,
+        pricing_model: c.pricing_model,
+        category: c.category,
+        pricing_type: c.pricing_type,
+        billable,
+        tier: c.tier,
+        rate: c.rate.map(|r| decimal(T, &c.id, &r)).transpose()?,
+        amount: decimal(T, &c.id, &c.amount)?,
+        currency: c.currency,
+        billed_at_ms: c.billed_at_ms,
+        conversation_id: c.conversation_id,
+        agent: c.agent,
+        id: c.id,
+    })
+}
+
 /// Folds rows of [`KeyWhere::sql`], ordered by key id, into keys with their WABAs.
 pub(crate) fn keys<'r, R>(rows: &'r [R]) -> Result<Vec<ApiKeyRow>, StoreError>
 where

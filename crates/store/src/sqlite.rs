@@ -482,11 +482,8 @@ impl SqliteStore {
     }
 
     async fn read_charges(&self, f: &ChargeFilter) -> Result<Vec<ChargeRow>, StoreError> {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, sent_at_ms, waba, phone, user_phone, country, market, pricing_model, \
-             category, pricing_type, billable, tier, rate, amount, currency, billed_at_ms, \
-             conversation_id, agent FROM charges WHERE 1 = 1",
-        );
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("{CHARGES_AS_ONE_ROW} ({CHARGE_SELECT} WHERE 1 = 1"));
         if let Some(w) = &f.waba {
             qb.push(" AND waba = ").push_bind(w.as_str());
         }
@@ -509,13 +506,14 @@ impl SqliteStore {
                 .push(")");
         }
         qb.push(" ORDER BY sent_at_ms, id LIMIT ")
-            .push_bind(i64::from(f.limit));
-        let rows = qb
-            .build()
-            .fetch_all(&self.read)
+            .push_bind(i64::from(f.limit))
+            .push(")");
+        let (text,): (String,) = qb
+            .build_query_as()
+            .fetch_one(&self.read)
             .await
             .map_err(StoreError::db("charges", "reading charges"))?;
-        rows.iter().map(decode::charge).collect()
+        charges_from_json(&text)
     }
 
     async fn new_key(&self, key: &NewApiKey) -> Result<ApiKeyRow, StoreError> {
@@ -802,6 +800,26 @@ const CHARGE_SELECT: &str = "SELECT id, sent_at_ms, waba, phone, user_phone, cou
      pricing_model, category, pricing_type, billable, tier, rate, amount, currency, billed_at_ms, \
      conversation_id, agent FROM charges";
 
+/// The start of a query that reads the rows of a [`CHARGE_SELECT`] in parentheses after it as
+/// one row of one JSON array (see [`as_one_row`]; [`charges_from_json`] puts them in order).
+const CHARGES_AS_ONE_ROW: &str = "SELECT json_group_array(json_array(id, sent_at_ms, waba, \
+     phone, user_phone, country, market, pricing_model, category, pricing_type, billable, tier, \
+     rate, amount, currency, billed_at_ms, conversation_id, agent)) FROM";
+
+/// The charges of a [`CHARGES_AS_ONE_ROW`] query, in (sent_at_ms, id) order: the order its
+/// inner query selected them by (the aggregate keeps no order of its own). Rust compares
+/// strings by their bytes, as SQLite's default collation does.
+fn charges_from_json(text: &str) -> Result<Vec<ChargeRow>, StoreError> {
+    let mut rows: Vec<decode::ChargeColumns> =
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+            table: "charges",
+            key: String::new(),
+            why: format!("charges read as JSON do not decode: {e}"),
+        })?;
+    rows.sort_unstable_by(|a, b| (a.sent_at_ms, &a.id).cmp(&(b.sent_at_ms, &b.id)));
+    rows.into_iter().map(decode::charge_from_columns).collect()
+}
+
 /// Meta pricing rows per INSERT statement (10 parameters each).
 const META_ROWS_PER_INSERT: usize = 1000;
 
@@ -892,17 +910,17 @@ impl SqliteStore {
 
     async fn by_id(&self, ids: &[String]) -> Result<Vec<ChargeRow>, StoreError> {
         let sql = format!(
-            "{CHARGE_SELECT} WHERE id IN (SELECT value FROM json_each(?)) ORDER BY sent_at_ms, id"
+            "{CHARGES_AS_ONE_ROW} ({CHARGE_SELECT} WHERE id IN (SELECT value FROM json_each(?)))"
         );
-        let rows = sqlx::query(&sql)
+        let (text,): (String,) = sqlx::query_as(&sql)
             .bind(json_list(ids))
-            .fetch_all(&self.read)
+            .fetch_one(&self.read)
             .await
             .map_err(StoreError::db(
                 "charges",
                 format!("reading the charges of {} messages", ids.len()),
             ))?;
-        rows.iter().map(decode::charge).collect()
+        charges_from_json(&text)
     }
 
     async fn read_usage(
@@ -1545,6 +1563,79 @@ mod tests {
     }
 
     /// The hash is part of the file format: it must not change.
+    #[tokio::test]
+    async fn charges_read_as_json_come_back_exactly_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("c.sqlite"))
+            .await
+            .unwrap();
+        let charge = |id: &str, sent_at_ms: i64, amount: &str| {
+            let amount: wabill_rating::Decimal = amount.parse().unwrap();
+            let paid = amount.is_positive();
+            ChargeRow {
+                id: id.into(),
+                sent_at_ms,
+                waba: "W\"1".into(),
+                phone: "15550001111".into(),
+                user: "5511988887777".into(),
+                country: "BR".into(),
+                market: "Brazil".into(),
+                pricing_model: "PMP".into(),
+                category: "utility".into(),
+                pricing_type: if paid {
+                    "regular"
+                } else {
+                    "free_customer_service"
+                }
+                .into(),
+                billable: paid,
+                tier: paid.then(|| "0:250000".to_string()),
+                rate: paid.then_some(amount),
+                amount,
+                currency: "USD".into(),
+                billed_at_ms: paid.then_some(sent_at_ms + 1),
+                conversation_id: (!paid).then(|| "c\t\"é\"".to_string()),
+                agent: paid.then(|| "agent \\ 🙂 \n \u{1}".to_string()),
+            }
+        };
+        // Four charges sent at one instant, their ids in an order where bytes and letters
+        // disagree, and one earlier: the order is (sent_at_ms, id bytes), as SQLite's.
+        let rows = vec![
+            charge("wamid.é", 1_000, "0.0625"),
+            charge("wamid.Z", 1_000, "0"),
+            charge("wamid.\"q\"\\", 1_000, "0.01"),
+            charge("wamid.a", 1_000, "1.000000001"),
+            charge("wamid.later?", 999, "0.5"),
+        ];
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        store.replace(&ids, &rows).await.unwrap();
+        let mut expected = rows.clone();
+        expected
+            .sort_by(|a, b| (a.sent_at_ms, a.id.as_bytes()).cmp(&(b.sent_at_ms, b.id.as_bytes())));
+        let all = store
+            .read_charges(&ChargeFilter {
+                limit: 10,
+                ..ChargeFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all, expected);
+        // A page takes the first rows in SQLite's own order.
+        let page = store
+            .read_charges(&ChargeFilter {
+                limit: 3,
+                ..ChargeFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page, expected[..3]);
+        let some = store
+            .by_id(&[ids[3].clone(), ids[0].clone(), "none".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(some, vec![expected[3].clone(), expected[4].clone()]);
+    }
+
     #[test]
     fn id_hash_is_fnv1a_64() {
         assert_eq!(id_hash(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
