@@ -295,6 +295,48 @@ where
     })
 }
 
+/// The values of [`META_PRICING_COLUMNS`], in order (`billable` is SQLite's 0, 1 or NULL).
+pub(crate) type MetaPricingColumns = (
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Meta's pricing of a message from the values of [`META_PRICING_COLUMNS`].
+pub(crate) fn meta_pricing_from_columns(
+    (id, status, at_ms, waba, billable, pricing_model, category, pricing_type, conversation_id): MetaPricingColumns,
+) -> Result<MetaPricingRow, StoreError> {
+    let billable = match billable {
+        None => None,
+        Some(0) => Some(false),
+        Some(1) => Some(true),
+        Some(other) => {
+            return Err(StoreError::Corrupt {
+                table: "meta_pricing",
+                key: id,
+                why: format!("billable is {other}, not 0, 1 or NULL"),
+            })
+        }
+    };
+    Ok(MetaPricingRow {
+        id,
+        status,
+        at_ms,
+        waba,
+        billable,
+        pricing_model,
+        category,
+        pricing_type,
+        conversation_id,
+    })
+}
+
 /// A row of the usage query: slot, phone, country, category, pricing_type, tier, amount (as
 /// text), currency, count.
 pub(crate) fn usage<'r, R>(row: &'r R) -> Result<UsageRow, StoreError>

@@ -820,6 +820,27 @@ fn charges_from_json(text: &str) -> Result<Vec<ChargeRow>, StoreError> {
     rows.into_iter().map(decode::charge_from_columns).collect()
 }
 
+/// A read of [`META_PRICING_COLUMNS`] rows (`from_where`: the query after its column list) as
+/// one row of one JSON array (see [`as_one_row`]; [`meta_from_json`] puts them in order).
+fn meta_as_one_row(from_where: &str) -> String {
+    format!("SELECT json_group_array(json_array({META_PRICING_COLUMNS})) {from_where}")
+}
+
+/// The rows of a [`meta_as_one_row`] query in (id, status) order, by bytes as SQLite's default
+/// collation compares.
+fn meta_from_json(text: &str) -> Result<Vec<MetaPricingRow>, StoreError> {
+    let mut rows: Vec<decode::MetaPricingColumns> =
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+            table: "meta_pricing",
+            key: String::new(),
+            why: format!("Meta's pricing read as JSON does not decode: {e}"),
+        })?;
+    rows.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    rows.into_iter()
+        .map(decode::meta_pricing_from_columns)
+        .collect()
+}
+
 /// Meta pricing rows per INSERT statement (10 parameters each).
 const META_ROWS_PER_INSERT: usize = 1000;
 
@@ -996,19 +1017,16 @@ impl SqliteStore {
     }
 
     async fn meta_by_id(&self, ids: &[String]) -> Result<Vec<MetaPricingRow>, StoreError> {
-        let sql = format!(
-            "SELECT {META_PRICING_COLUMNS} FROM meta_pricing \
-             WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id, status"
-        );
-        let rows = sqlx::query(&sql)
+        let sql = meta_as_one_row("FROM meta_pricing WHERE id IN (SELECT value FROM json_each(?))");
+        let (text,): (String,) = sqlx::query_as(&sql)
             .bind(json_list(ids))
-            .fetch_all(&self.read)
+            .fetch_one(&self.read)
             .await
             .map_err(StoreError::db(
                 "meta_pricing",
                 format!("reading Meta's pricing of {} messages", ids.len()),
             ))?;
-        rows.iter().map(decode::meta_pricing).collect()
+        meta_from_json(&text)
     }
 
     async fn meta_in(
@@ -1017,21 +1035,20 @@ impl SqliteStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<MetaPricingRow>, StoreError> {
-        let sql = format!(
-            "SELECT {META_PRICING_COLUMNS} FROM meta_pricing \
-             WHERE waba IS NOT NULL AND waba = ? AND at_ms >= ? AND at_ms < ? ORDER BY id, status"
+        let sql = meta_as_one_row(
+            "FROM meta_pricing WHERE waba IS NOT NULL AND waba = ? AND at_ms >= ? AND at_ms < ?",
         );
-        let rows = sqlx::query(&sql)
+        let (text,): (String,) = sqlx::query_as(&sql)
             .bind(waba)
             .bind(from_ms)
             .bind(to_ms)
-            .fetch_all(&self.read)
+            .fetch_one(&self.read)
             .await
             .map_err(StoreError::db(
                 "meta_pricing",
                 format!("reading Meta's pricing of '{waba}' in [{from_ms}, {to_ms})"),
             ))?;
-        rows.iter().map(decode::meta_pricing).collect()
+        meta_from_json(&text)
     }
 
     async fn get_rated_seq(&self) -> Result<u64, StoreError> {
@@ -1634,6 +1651,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(some, vec![expected[3].clone(), expected[4].clone()]);
+    }
+
+    #[tokio::test]
+    async fn meta_pricing_read_as_json_comes_back_exactly_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("m.sqlite"))
+            .await
+            .unwrap();
+        let row = |id: &str, status: &str, billable: Option<bool>| MetaPricingRow {
+            id: id.into(),
+            status: status.into(),
+            at_ms: 5_000,
+            waba: Some("W\"1".into()),
+            billable,
+            pricing_model: billable.map(|_| "PMP".to_string()),
+            category: Some("authentication-international \\ é".into()),
+            pricing_type: billable.map(|_| "regular".to_string()),
+            conversation_id: billable.is_none().then(|| "c\n🙂\u{1}".to_string()),
+        };
+        let rows = vec![
+            row("wamid.é", "sent", Some(true)),
+            row("wamid.Z", "read", None),
+            row("wamid.Z", "delivered", Some(false)),
+            row("wamid.a", "sent", Some(true)),
+        ];
+        assert_eq!(store.record_meta(&rows).await.unwrap(), 4);
+        let mut expected = rows.clone();
+        expected.sort_by(|a, b| {
+            (a.id.as_bytes(), a.status.as_bytes()).cmp(&(b.id.as_bytes(), b.status.as_bytes()))
+        });
+        assert_eq!(store.meta_in("W\"1", 0, 10_000).await.unwrap(), expected);
+        assert!(store.meta_in("W\"1", 0, 5_000).await.unwrap().is_empty());
+        let some = store
+            .meta_by_id(&["wamid.Z".to_string(), "none".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(some, expected[..2]);
     }
 
     #[test]
