@@ -44,13 +44,20 @@ pub struct Metrics {
     rounds_ok: AtomicU64,
     rounds_failed: AtomicU64,
     unratable: AtomicU64,
+    /// Ingest calls answered (any outcome): whether ingest is still arriving.
+    ingest_calls: AtomicU64,
 }
 
 impl Metrics {
     pub fn add_ingested(&self, stored: u64, duplicates: u64, rejected: u64) {
+        self.ingest_calls.fetch_add(1, Relaxed);
         self.ingested.fetch_add(stored, Relaxed);
         self.duplicates.fetch_add(duplicates, Relaxed);
         self.rejected.fetch_add(rejected, Relaxed);
+    }
+    /// Ingest calls answered so far: it changes while ingest keeps arriving.
+    pub fn ingest_calls(&self) -> u64 {
+        self.ingest_calls.load(Relaxed)
     }
     pub fn add_rejected(&self, n: u64) {
         self.rejected.fetch_add(n, Relaxed);
