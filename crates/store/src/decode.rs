@@ -337,6 +337,37 @@ pub(crate) fn meta_pricing_from_columns(
     })
 }
 
+/// The values of a row of the usage query, in order: slot, phone, country, category,
+/// pricing_type, tier, amount (as text), currency, count.
+pub(crate) type UsageColumns = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+);
+
+/// A usage group from the values of its row.
+pub(crate) fn usage_from_columns(
+    (slot, phone, country, category, pricing_type, tier, amount, currency, messages): UsageColumns,
+) -> Result<UsageRow, StoreError> {
+    Ok(UsageRow {
+        slot_ms: slot * crate::rows::USAGE_SLOT_MS,
+        amount: decimal("charges", &format!("usage slot {slot}"), &amount)?,
+        phone,
+        country,
+        category,
+        pricing_type,
+        tier,
+        currency,
+        messages: u64::try_from(messages).unwrap_or(0),
+    })
+}
+
 /// A row of the usage query: slot, phone, country, category, pricing_type, tier, amount (as
 /// text), currency, count.
 pub(crate) fn usage<'r, R>(row: &'r R) -> Result<UsageRow, StoreError>

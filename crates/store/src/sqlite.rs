@@ -950,23 +950,37 @@ impl SqliteStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<UsageRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT billed_at_ms / ?4 AS slot, phone, country, category, pricing_type, tier, \
-               amount, currency, count(*) FROM charges \
+        // One JSON row of the groups (see `as_one_row`), put in the order of their columns
+        // below, as `ORDER BY 1, ..., 8` would (NULL tiers first, texts by their bytes).
+        let (text,): (String,) = sqlx::query_as(
+            "SELECT json_group_array(json_array(slot, phone, country, category, pricing_type, \
+               tier, amount, currency, n)) FROM ( \
+             SELECT billed_at_ms / ?4 AS slot, phone, country, category, pricing_type, tier, \
+               amount, currency, count(*) AS n FROM charges \
              WHERE waba = ?1 AND billed_at_ms IS NOT NULL AND billed_at_ms >= ?2 AND billed_at_ms < ?3 \
-             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8",
+             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8)",
         )
         .bind(waba)
         .bind(from_ms)
         .bind(to_ms)
         .bind(USAGE_SLOT_MS)
-        .fetch_all(&self.read)
+        .fetch_one(&self.read)
         .await
         .map_err(StoreError::db(
             "charges",
             format!("summing the usage of '{waba}' in [{from_ms}, {to_ms})"),
         ))?;
-        rows.iter().map(decode::usage).collect()
+        let mut rows: Vec<decode::UsageColumns> =
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                table: "charges",
+                key: String::new(),
+                why: format!("usage read as JSON does not decode: {e}"),
+            })?;
+        rows.sort_unstable_by(|a, b| {
+            (&a.0, &a.1, &a.2, &a.3, &a.4, &a.5, &a.6, &a.7)
+                .cmp(&(&b.0, &b.1, &b.2, &b.3, &b.4, &b.5, &b.6, &b.7))
+        });
+        rows.into_iter().map(decode::usage_from_columns).collect()
     }
 
     async fn record_meta(&self, rows: &[MetaPricingRow]) -> Result<u64, StoreError> {
@@ -1651,6 +1665,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(some, vec![expected[3].clone(), expected[4].clone()]);
+        // Usage groups come back in the order of their columns, amounts by their text.
+        let usage = store.read_usage("W\"1", 0, 10_000).await.unwrap();
+        let amounts: Vec<(String, u64)> = usage
+            .iter()
+            .map(|u| (u.amount.to_string(), u.messages))
+            .collect();
+        assert_eq!(
+            amounts,
+            [("0.01", 1), ("0.0625", 1), ("0.5", 1), ("1.000000001", 1)]
+                .map(|(a, n)| (a.to_string(), n))
+        );
     }
 
     #[tokio::test]
