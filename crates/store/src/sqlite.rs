@@ -710,14 +710,21 @@ fn as_one_row(query: &str) -> String {
     )
 }
 
+/// The rows of a query read as one JSON array of arrays (each a row's values, in order).
+fn json_rows<T: serde::de::DeserializeOwned>(
+    text: &str,
+    table: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        table,
+        key: String::new(),
+        why: format!("rows read as JSON do not decode: {e}"),
+    })
+}
+
 /// The rows of an [`as_one_row`] query.
 fn events_from_json(text: &str) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut rows: Vec<decode::EventColumns> =
-        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-            table: "events",
-            key: String::new(),
-            why: format!("events read as JSON do not decode: {e}"),
-        })?;
+    let mut rows: Vec<decode::EventColumns> = json_rows(text, "events")?;
     rows.sort_unstable_by_key(|r| r.0);
     rows.into_iter().map(decode::event_from_columns).collect()
 }
@@ -810,12 +817,7 @@ const CHARGES_AS_ONE_ROW: &str = "SELECT json_group_array(json_array(id, sent_at
 /// inner query selected them by (the aggregate keeps no order of its own). Rust compares
 /// strings by their bytes, as SQLite's default collation does.
 fn charges_from_json(text: &str) -> Result<Vec<ChargeRow>, StoreError> {
-    let mut rows: Vec<decode::ChargeColumns> =
-        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-            table: "charges",
-            key: String::new(),
-            why: format!("charges read as JSON do not decode: {e}"),
-        })?;
+    let mut rows: Vec<decode::ChargeColumns> = json_rows(text, "charges")?;
     rows.sort_unstable_by(|a, b| (a.sent_at_ms, &a.id).cmp(&(b.sent_at_ms, &b.id)));
     rows.into_iter().map(decode::charge_from_columns).collect()
 }
@@ -829,12 +831,7 @@ fn meta_as_one_row(from_where: &str) -> String {
 /// The rows of a [`meta_as_one_row`] query in (id, status) order, by bytes as SQLite's default
 /// collation compares.
 fn meta_from_json(text: &str) -> Result<Vec<MetaPricingRow>, StoreError> {
-    let mut rows: Vec<decode::MetaPricingColumns> =
-        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-            table: "meta_pricing",
-            key: String::new(),
-            why: format!("Meta's pricing read as JSON does not decode: {e}"),
-        })?;
+    let mut rows: Vec<decode::MetaPricingColumns> = json_rows(text, "meta_pricing")?;
     rows.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     rows.into_iter()
         .map(decode::meta_pricing_from_columns)
@@ -970,12 +967,7 @@ impl SqliteStore {
             "charges",
             format!("summing the usage of '{waba}' in [{from_ms}, {to_ms})"),
         ))?;
-        let mut rows: Vec<decode::UsageColumns> =
-            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                table: "charges",
-                key: String::new(),
-                why: format!("usage read as JSON does not decode: {e}"),
-            })?;
+        let mut rows: Vec<decode::UsageColumns> = json_rows(&text, "charges")?;
         rows.sort_unstable_by(|a, b| {
             (&a.0, &a.1, &a.2, &a.3, &a.4, &a.5, &a.6, &a.7)
                 .cmp(&(&b.0, &b.1, &b.2, &b.3, &b.4, &b.5, &b.6, &b.7))

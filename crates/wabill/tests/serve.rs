@@ -142,6 +142,18 @@ impl Drop for Server {
     }
 }
 
+/// A new admin key in the database file `db`, as `wabill keys create` prints it.
+fn admin_key(db: &str) -> String {
+    let out = run(
+        &[
+            "keys", "create", "--name", "ops", "--role", "admin", "--db", db,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Every stored charge, all pages, one JSON value each.
 fn served_charges(addr: &str, key: &str) -> Vec<Value> {
     let mut out = Vec::new();
@@ -205,14 +217,7 @@ fn acknowledged_batches_survive_sigkill_and_converge_to_wabill_rate() {
     let dir = tmpdir("durability");
     let db = dir.join("wabill.sqlite");
     let db_s = db.to_str().unwrap().to_string();
-    let key = run(
-        &[
-            "keys", "create", "--name", "ops", "--role", "admin", "--db", &db_s,
-        ],
-        None,
-    );
-    assert_eq!(key.status.code(), Some(0));
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+    let key = admin_key(&db_s);
 
     let stream = run(
         &[
@@ -330,14 +335,7 @@ fn load_waits_until_the_charges_are_final() {
     let dir = tmpdir("load");
     let db = dir.join("wabill.sqlite");
     let db_s = db.to_str().unwrap().to_string();
-    let key = run(
-        &[
-            "keys", "create", "--name", "ops", "--role", "admin", "--db", &db_s,
-        ],
-        None,
-    );
-    assert_eq!(key.status.code(), Some(0));
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+    let key = admin_key(&db_s);
     let port = free_port();
     let server = Server::start(
         &["--db", &db_s, "--listen", &format!("127.0.0.1:{port}")],
