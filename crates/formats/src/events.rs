@@ -73,6 +73,25 @@ impl<'a> Parsed<'a> {
 /// Reads one line (without its newline) into `sink`. Blank lines are skipped. On error nothing
 /// from the line is kept.
 pub fn parse_line<'a>(text: &'a str, line: u64, sink: &mut Parsed<'a>) -> Result<(), LineError> {
+    parse(text, line, sink, false)
+}
+
+/// Like [`parse_line`], for one of Meta's webhook envelopes only: wabill's own event lines
+/// (an `account` among them) are refused, since what Meta signs is never one of them.
+pub fn parse_envelope<'a>(
+    text: &'a str,
+    line: u64,
+    sink: &mut Parsed<'a>,
+) -> Result<(), LineError> {
+    parse(text, line, sink, true)
+}
+
+fn parse<'a>(
+    text: &'a str,
+    line: u64,
+    sink: &mut Parsed<'a>,
+    envelopes_only: bool,
+) -> Result<(), LineError> {
     if text.trim().is_empty() {
         return Ok(());
     }
@@ -91,6 +110,14 @@ pub fn parse_line<'a>(text: &'a str, line: u64, sink: &mut Parsed<'a>) -> Result
     );
     let r = if raw.object.is_some() || raw.entry.is_some() {
         webhook::read_envelope(raw, line, sink)
+    } else if envelopes_only {
+        return Err(LineError {
+            line,
+            field: "object".to_string(),
+            why: "is missing: only Meta's webhook envelopes are taken here, not wabill's event \
+                  lines"
+                .to_string(),
+        });
     } else {
         read_event(raw, line).map(|e| sink.push(line, e))
     };

@@ -8,4 +8,4 @@ pub mod meta_csv;
 pub mod time;
 pub mod webhook;
 
-pub use events::{parse_line, LineError, MetaPricing, Parsed};
+pub use events::{parse_envelope, parse_line, LineError, MetaPricing, Parsed};

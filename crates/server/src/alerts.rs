@@ -11,13 +11,13 @@
 //! The HTTP client is `reqwest` over rustls (certificates checked against the bundled webpki
 //! roots), for `http://` and `https://` URLs, with the configured timeout per attempt.
 
-use crate::api::{authenticate, read_body, system_now, AppState};
+use crate::api::{read_body, system_now, AppState, Caller};
 use crate::errors::problem;
 use crate::tenants::{self, TenantError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -437,14 +437,10 @@ fn alert_view(a: &AlertRow) -> Value {
 /// `PUT /v1/tenants/{id}/alerts/settings` (admin).
 pub(crate) async fn put_settings(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = match authenticate(&state, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     if let Err(r) = tenants::admin(&caller) {
         return r;
     }
@@ -505,10 +501,10 @@ pub(crate) async fn put_settings(
 /// `GET /v1/tenants/{id}/alerts`.
 pub(crate) async fn get_alerts(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = tenants::readable(&state, &headers, &id).await {
+    if let Err(r) = tenants::readable(&state, &caller, &id).await {
         return r;
     }
     let store = &**state.engine.store();

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use wabill_billing::TenantSetup;
 use wabill_formats::charges::json_str;
-use wabill_formats::{parse_line, MetaPricing, Parsed};
+use wabill_formats::{parse_envelope, parse_line, MetaPricing, Parsed};
 use wabill_rating::{Event, UnixMs};
 use wabill_store::{ChargeCursor, ChargeFilter, ChargeRow, MetaPricingRow, Role};
 
@@ -210,7 +210,7 @@ pub(crate) fn meta_rows(line: &str, pricing: &[MetaPricing<'_>]) -> Vec<MetaPric
 
 pub(crate) async fn webhook_verify(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params<HashMap<String, String>>,
 ) -> Response {
     match meta::verify_subscription(
         q.get("hub.mode").map(String::as_str),
@@ -231,12 +231,10 @@ pub(crate) async fn webhook_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let resp = match read_body(body) {
+    match read_body(body) {
         Ok(body) => webhook_inner(&state, &headers, &body).await,
         Err(r) => r,
-    };
-    observe(&state, "/webhooks/whatsapp", started, resp)
+    }
 }
 
 async fn webhook_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -257,7 +255,7 @@ async fn webhook_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Re
         return problem("invalid_body", "the body is not UTF-8");
     };
     let mut parsed = Parsed::default();
-    if let Err(e) = parse_line(text.trim(), 1, &mut parsed) {
+    if let Err(e) = parse_envelope(text.trim(), 1, &mut parsed) {
         state.engine.metrics.add_rejected(1);
         return problem("invalid_webhook", e.to_string());
     }
@@ -290,10 +288,58 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub(crate) fn may_see(&self, waba: &str) -> bool {
+    /// An admin: every WABA (the service's own reads, and tests).
+    pub fn admin() -> Caller {
+        Caller {
+            role: Role::Admin,
+            wabas: None,
+        }
+    }
+
+    /// Whether this caller may read or write what belongs to `waba`. This is the one test of
+    /// tenant scope: every route, ingest and the send check ask it of each WABA they are about to
+    /// read, write or answer from (decisions.md D50).
+    pub fn may_see(&self, waba: &str) -> bool {
         self.wabas
             .as_ref()
             .is_none_or(|w| w.iter().any(|x| x == waba))
+    }
+}
+
+/// Routes with an API key take the [`Caller`] as an extractor, so that a handler cannot run
+/// without authentication having passed; it is listed before the query string and the body, so
+/// an unauthenticated request learns nothing about their shape.
+impl axum::extract::FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(state, &parts.headers).await
+    }
+}
+
+/// A query string read into `T`, refused as our JSON problem (`invalid_parameter`) rather
+/// than axum's plain text.
+pub struct Params<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for Params<T>
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Params(v)),
+            Err(rejection) => Err(problem(
+                "invalid_parameter",
+                format!("the query string: {}", rejection.body_text()),
+            )),
+        }
     }
 }
 
@@ -335,22 +381,16 @@ pub(crate) async fn authenticate(
 
 pub(crate) async fn ingest(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let resp = match read_body(body) {
-        Ok(body) => ingest_inner(&state, &headers, &body).await,
+    match read_body(body) {
+        Ok(body) => ingest_inner(&state, &caller, &body).await,
         Err(r) => r,
-    };
-    observe(&state, "/v1/events", started, resp)
+    }
 }
 
-async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
-    let caller = match authenticate(state, headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Response {
     if caller.role == Role::Reader {
         return problem("forbidden", "a reader key cannot send events");
     }
@@ -382,7 +422,8 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
     let mut errors: Vec<serde_json::Value> = Vec::new();
     let mut parsed = Parsed::default();
     let mut index_of = Vec::new();
-    let mut pricing: Vec<MetaPricingRow> = Vec::new();
+    // Meta's pricing, with the index of the line that carried it.
+    let mut pricing: Vec<(usize, MetaPricingRow)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let before = parsed.events.len();
         let before_pricing = parsed.meta_pricing.len();
@@ -395,9 +436,9 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
                         None => caller.role == Role::Admin,
                     };
                     if visible {
-                        pricing.push(row);
+                        pricing.push((i, row));
                     } else {
-                        errors.push(serde_json::json!({"index": i, "field": "entry.id", "reason": format!("this key may not send Meta's pricing for WABA '{}'", row.waba.as_deref().unwrap_or(""))}));
+                        errors.push(serde_json::json!({"index": i, "field": "entry.id", "reason": "this key may not send Meta's pricing for that WABA"}));
                     }
                 }
             }
@@ -416,14 +457,15 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
         };
         if let Some(w) = waba {
             if !caller.may_see(w) {
-                errors.push(serde_json::json!({"index": i, "field": "waba", "reason": format!("this key may not send events for WABA '{w}'")}));
+                errors.push(serde_json::json!({"index": i, "field": "waba", "reason": "this key may not send events for that WABA"}));
                 continue;
             }
         }
         batch.push((i, e));
     }
-    // A status names only a message id: a scoped key may send those of its own WABAs' messages
-    // (in this batch or stored), not another tenant's (decisions.md D46).
+    // A status and Meta's pricing name only a message id: a scoped key may send those of its
+    // own WABAs' messages (in this batch or stored), never another tenant's (decisions.md D46,
+    // D50). The refusal names neither the other WABA nor anything stored of it.
     if let Some(wabas) = &caller.wabas {
         let own: std::collections::HashSet<&str> = batch
             .iter()
@@ -432,21 +474,26 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
                 _ => None,
             })
             .collect();
-        let ask: Vec<String> = batch
+        let mut ask: Vec<String> = batch
             .iter()
             .filter_map(|(_, e)| match e {
-                Event::Status(s) if !own.contains(s.id.as_ref()) => Some(s.id.to_string()),
+                Event::Status(s) => Some(s.id.as_ref()),
                 _ => None,
             })
+            .chain(pricing.iter().map(|(_, p)| p.id.as_str()))
+            .filter(|id| !own.contains(id))
+            .map(str::to_string)
             .collect();
-        let foreign: std::collections::HashMap<String, String> = if ask.is_empty() {
+        ask.sort_unstable();
+        ask.dedup();
+        let foreign: std::collections::HashSet<String> = if ask.is_empty() {
             Default::default()
         } else {
             match state.engine.store().outbound_refs(&ask).await {
                 Ok(refs) => refs
                     .into_iter()
                     .filter(|r| !wabas.contains(&r.waba))
-                    .map(|r| (r.id, r.waba))
+                    .map(|r| r.id)
                     .collect(),
                 Err(e) => {
                     tracing::error!(error = %e, "looking up the messages of statuses failed");
@@ -455,18 +502,24 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
             }
         };
         if !foreign.is_empty() {
+            let refused = "no message of this key's WABAs has this id";
             batch.retain(|(i, e)| match e {
-                Event::Status(s) => match foreign.get(s.id.as_ref()) {
-                    Some(w) => {
-                        errors.push(serde_json::json!({"index": i, "field": "id", "reason": format!("this key may not send statuses of WABA '{w}''s messages")}));
-                        false
-                    }
-                    None => true,
-                },
+                Event::Status(s) if foreign.contains(s.id.as_ref()) => {
+                    errors.push(serde_json::json!({"index": i, "field": "id", "reason": refused}));
+                    false
+                }
                 _ => true,
+            });
+            pricing.retain(|(i, p)| {
+                let keep = !foreign.contains(&p.id);
+                if !keep {
+                    errors.push(serde_json::json!({"index": i, "field": "pricing", "reason": format!("Meta's pricing of a message: {refused}")}));
+                }
+                keep
             });
         }
     }
+    let pricing: Vec<MetaPricingRow> = pricing.into_iter().map(|(_, p)| p).collect();
     state.engine.metrics.add_rejected(errors.len() as u64);
     let stored = match state.engine.ingest(&batch).await {
         Ok(out) => match state.engine.store().record_meta_pricing(&pricing).await {
@@ -522,19 +575,9 @@ fn instant_param(v: &Option<String>, name: &str) -> Result<Option<UnixMs>, Respo
 
 pub(crate) async fn charges(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Query<ChargesQuery>,
+    caller: Caller,
+    Params(q): Params<ChargesQuery>,
 ) -> Response {
-    let started = Instant::now();
-    let resp = charges_inner(&state, &headers, q).await;
-    observe(&state, "/v1/charges", started, resp)
-}
-
-async fn charges_inner(state: &AppState, headers: &HeaderMap, q: ChargesQuery) -> Response {
-    let caller = match authenticate(state, headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let (from_ms, to_ms) = match (instant_param(&q.from, "from"), instant_param(&q.to, "to")) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(r), _) | (_, Err(r)) => return r,
@@ -711,11 +754,7 @@ fn write_row_csv(out: &mut Vec<u8>, r: &ChargeRow) {
     out.push(b'\n');
 }
 
-pub(crate) async fn unratable(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let caller = match authenticate(&state, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+pub(crate) async fn unratable(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
     if caller.role != Role::Admin {
         return problem(
             "forbidden",

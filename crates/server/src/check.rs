@@ -32,20 +32,19 @@
 //! delivered later (delivery confirms, the send instant decides, rules.md); and events older
 //! than the look-back that still matter (D23's pathological chain) are not seen.
 
-use crate::api::{authenticate, observe, read_body, AppState};
+use crate::api::{read_body, AppState, Caller};
 use crate::engine::{Engine, LOOKBACK_MS};
 use crate::errors::problem;
 use crate::hot::{CounterKey, Line};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Instant;
 use wabill_formats::time::format_instant;
 use wabill_formats::{parse_line, Parsed};
 use wabill_rating::rater::{
@@ -115,26 +114,35 @@ pub enum Source {
     Store,
 }
 
-/// The answer, as JSON (see the OpenAPI schema `SendCheckAnswer`).
-pub async fn check(engine: &Engine, req: &CheckRequest, now: UnixMs) -> Result<Value, CheckError> {
-    check_from(engine, req, now, Source::Auto).await
+/// The answer, as JSON (see the OpenAPI schema `SendCheckAnswer`), from what `caller` may
+/// see: events of the pair under WABAs outside its scope are not read into the answer (a
+/// business phone or a user of another tenant's is, to this caller, one it never messaged).
+pub async fn check(
+    engine: &Engine,
+    caller: &Caller,
+    req: &CheckRequest,
+    now: UnixMs,
+) -> Result<Value, CheckError> {
+    check_from(engine, caller, req, now, Source::Auto).await
 }
 
 /// [`check`], reading from `source`.
 pub async fn check_from(
     engine: &Engine,
+    caller: &Caller,
     req: &CheckRequest,
     now: UnixMs,
     source: Source,
 ) -> Result<Value, CheckError> {
     let mut read_store = false;
-    let answer = answer(engine, req, now, source, &mut read_store).await;
+    let answer = answer(engine, caller, req, now, source, &mut read_store).await;
     engine.metrics.add_check(!read_store);
     answer
 }
 
 async fn answer(
     engine: &Engine,
+    caller: &Caller,
     req: &CheckRequest,
     now: UnixMs,
     source: Source,
@@ -222,9 +230,21 @@ async fn answer(
             .unwrap_or_else(|err| panic!("stored event {} does not read back: {err}", l.seq));
         for e in &pair.events[before..] {
             if let Event::Outbound(o) = e {
-                seq_of.insert(o.id.to_string(), l.seq);
+                if caller.may_see(&o.waba) {
+                    seq_of.insert(o.id.to_string(), l.seq);
+                }
             }
         }
+    }
+    // The tenant scope: the pair's messages under WABAs the caller may not see, and their
+    // statuses, are left out before anything is rated or answered.
+    if caller.wabas.is_some() {
+        pair.events.retain(|e| match e {
+            Event::Inbound(i) => caller.may_see(&i.waba),
+            Event::Outbound(o) => caller.may_see(&o.waba),
+            Event::Status(s) => seq_of.contains_key(s.id.as_ref()),
+            Event::Account(a) => caller.may_see(&a.waba),
+        });
     }
     // The working set holds statuses by message id; the store gave them with the pair.
     let status_lines: Vec<Line> = if hot {
@@ -625,31 +645,22 @@ fn missing_rate(
 /// reader key may ask too.
 pub(crate) async fn send_check(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let resp = match read_body(body) {
-        Ok(body) => check_inner(&state, &headers, &body).await,
+    match read_body(body) {
+        Ok(body) => check_inner(&state, &caller, &body).await,
         Err(r) => r,
-    };
-    observe(&state, "/v1/sends/check", started, resp)
+    }
 }
 
-async fn check_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
-    let caller = match authenticate(state, headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn check_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Response {
     let req: CheckRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return problem("invalid_request", format!("not a send check: {e}")),
     };
     if !caller.may_see(&req.waba) {
-        return problem(
-            "forbidden",
-            format!("this key may not use WABA '{}'", req.waba),
-        );
+        return problem("forbidden", "this key may not use that WABA");
     }
     let now = match req.now.as_deref() {
         Some(s) => match wabill_formats::time::parse_instant(s) {
@@ -671,7 +682,7 @@ async fn check_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resp
             Err(r) => return r,
         }
     }
-    match check(&state.engine, &req, now).await {
+    match check(&state.engine, caller, &req, now).await {
         Ok(answer) => {
             // A "no" is an answer: its status comes from its code's row of the error table.
             let status = match answer["reason"]["code"].as_str() {

@@ -17,15 +17,14 @@
 //!   point window); a free service conversation (from 2024-11-01) was reported both ways (B5)
 //!   and is not compared.
 
-use crate::api::{authenticate, observe, write_row_json, AppState};
+use crate::api::{write_row_json, AppState, Caller, Params};
 use crate::errors::problem;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
 use wabill_rating::time::local_day_start;
 use wabill_rating::Month;
 use wabill_store::{ChargeFilter, ChargeRow, MetaPricingRow, StoreError};
@@ -300,24 +299,18 @@ pub async fn month_report(
 /// `GET /v1/reconciliation?waba=&month=YYYY-MM`.
 pub(crate) async fn reconciliation(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    caller: Caller,
+    Params(q): Params<HashMap<String, String>>,
 ) -> Response {
-    let started = Instant::now();
-    let resp = inner(&state, &headers, &q).await;
-    observe(&state, "/v1/reconciliation", started, resp)
+    inner(&state, &caller, &q).await
 }
 
-async fn inner(state: &AppState, headers: &HeaderMap, q: &HashMap<String, String>) -> Response {
-    let caller = match authenticate(state, headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn inner(state: &AppState, caller: &Caller, q: &HashMap<String, String>) -> Response {
     let Some(waba) = q.get("waba").filter(|w| !w.is_empty()) else {
         return problem("invalid_parameter", "waba: required");
     };
     if !caller.may_see(waba) {
-        return problem("forbidden", format!("this key may not read WABA '{waba}'"));
+        return problem("forbidden", "this key may not read that WABA");
     }
     let Some(month) = q.get("month").and_then(|m| Month::parse(m)) else {
         return problem("invalid_parameter", "month: required, YYYY-MM");

@@ -6,7 +6,8 @@
 use crate::api::{self, AppState};
 use crate::errors::problem;
 use crate::{alerts, check, openapi, reconcile, tenants, usage};
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
@@ -570,8 +571,19 @@ async fn method_not_allowed() -> Response {
 pub fn router(state: Arc<AppState>) -> Router {
     let mut r = Router::new();
     for route in ROUTES {
+        let path = route.path;
+        // Every answer of a route is counted under its path, refusals of its extractors
+        // (authentication, the query string) included.
+        let observed = method_router(route).route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            move |State(state): State<Arc<AppState>>, req: Request, next: Next| async move {
+                let started = std::time::Instant::now();
+                let resp = next.run(req).await;
+                api::observe(&state, path, started, resp)
+            },
+        ));
         // Two routes on one path merge their methods.
-        r = r.route(route.path, method_router(route));
+        r = r.route(route.path, observed);
     }
     r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -4,12 +4,12 @@
 //! `wabill-billing`'s; this module reads and writes the store, and is shared by the routes
 //! under `/v1/tenants` and by `wabill tenants` / `wabill invoice --tenant` (decisions.md D41).
 
-use crate::api::{authenticate, read_body, AppState, Caller};
+use crate::api::{read_body, AppState, Caller, Params};
 use crate::errors::problem;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
@@ -364,15 +364,14 @@ pub(crate) fn admin(caller: &Caller) -> Result<(), Response> {
 /// missing one, so that a key learns nothing of other tenants.
 pub(crate) async fn readable(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     id: &str,
 ) -> Result<(TenantRow, TenantSetup), Response> {
-    let caller = authenticate(state, headers).await?;
     match load(&**state.engine.store(), id).await {
-        Ok((row, setup)) if may_read(&caller, &setup) => Ok((row, setup)),
+        Ok((row, setup)) if may_read(caller, &setup) => Ok((row, setup)),
         Ok(_) | Err(TenantError::UnknownTenant(_)) => Err(problem(
             "unknown_tenant",
-            format!("no tenant '{id}' this key may read"),
+            "no tenant of that id this key may read",
         )),
         Err(e) => Err(answer_error(e)),
     }
@@ -393,16 +392,12 @@ fn tenant_body(row: &TenantRow, setup: &TenantSetup, recorded: Option<bool>) -> 
 
 async fn write_route(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     body: Result<Bytes, BytesRejection>,
     id: &str,
     licence: bool,
 ) -> Response {
-    let caller = match authenticate(state, headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if let Err(r) = admin(&caller) {
+    if let Err(r) = admin(caller) {
         return r;
     }
     let body = match read_body(body) {
@@ -433,30 +428,30 @@ async fn write_route(
 /// `PUT /v1/tenants/{id}` (admin).
 pub(crate) async fn put_tenant(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    write_route(&state, &headers, body, &id, false).await
+    write_route(&state, &caller, body, &id, false).await
 }
 
 /// `POST /v1/tenants/{id}/licences` (admin).
 pub(crate) async fn post_licence(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    write_route(&state, &headers, body, &id, true).await
+    write_route(&state, &caller, body, &id, true).await
 }
 
 /// `GET /v1/tenants/{id}`.
 pub(crate) async fn get_tenant(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    match readable(&state, &headers, &id).await {
+    match readable(&state, &caller, &id).await {
         Ok((row, setup)) => tenant_body(&row, &setup, None),
         Err(r) => r,
     }
@@ -470,41 +465,36 @@ pub(crate) struct InvoiceQuery {
 /// `GET /v1/tenants/{id}/invoices/{month}`.
 pub(crate) async fn get_invoice(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Path((id, month)): Path<(String, String)>,
-    headers: HeaderMap,
-    Query(q): Query<InvoiceQuery>,
+    Params(q): Params<InvoiceQuery>,
 ) -> Response {
-    invoice_route(&state, &headers, &id, &month, q.format.as_deref(), false).await
+    invoice_route(&state, &caller, &id, &month, q.format.as_deref(), false).await
 }
 
 /// `POST /v1/tenants/{id}/invoices/{month}/finalize` (admin).
 pub(crate) async fn finalize_invoice(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Path((id, month)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Response {
-    invoice_route(&state, &headers, &id, &month, None, true).await
+    invoice_route(&state, &caller, &id, &month, None, true).await
 }
 
 async fn invoice_route(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     id: &str,
     month: &str,
     format: Option<&str>,
     finalize: bool,
 ) -> Response {
-    if let Err(r) = readable(state, headers, id).await {
+    if let Err(r) = readable(state, caller, id).await {
         return r;
     }
     if finalize {
-        match authenticate(state, headers).await {
-            Ok(c) => {
-                if let Err(r) = admin(&c) {
-                    return r;
-                }
-            }
-            Err(r) => return r,
+        if let Err(r) = admin(caller) {
+            return r;
         }
     }
     let Some(month) = Month::parse(month) else {

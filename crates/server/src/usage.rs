@@ -16,16 +16,15 @@
 //! - `cost` is an exact decimal string, summed in Rust from per-amount groups the store returns.
 //!   There is one `data` element per currency (a WABA has one unless its account changed).
 
-use crate::api::{authenticate, observe, AppState};
+use crate::api::{AppState, Caller, Params};
 use crate::errors::problem;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
 use wabill_rating::time::{local_date, local_day_start};
 use wabill_rating::{Date, Decimal, UnixMs};
 use wabill_store::UsageRow;
@@ -191,29 +190,19 @@ fn list(v: &str) -> Vec<String> {
 /// `GET /v1/usage`.
 pub(crate) async fn usage(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    caller: Caller,
+    Params(q): Params<HashMap<String, String>>,
 ) -> Response {
-    let started = Instant::now();
-    let resp = usage_inner(&state, &headers, &q).await;
-    observe(&state, "/v1/usage", started, resp)
+    usage_inner(&state, &caller, &q).await
 }
 
-async fn usage_inner(
-    state: &AppState,
-    headers: &HeaderMap,
-    q: &HashMap<String, String>,
-) -> Response {
-    let caller = match authenticate(state, headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn usage_inner(state: &AppState, caller: &Caller, q: &HashMap<String, String>) -> Response {
     let bad = |why: String| problem("invalid_parameter", why);
     let Some(waba) = q.get("waba").filter(|w| !w.is_empty()) else {
         return bad("waba: required (usage is per WABA, as Meta's)".into());
     };
     if !caller.may_see(waba) {
-        return problem("forbidden", format!("this key may not read WABA '{waba}'"));
+        return problem("forbidden", "this key may not read that WABA");
     }
     // The reason a parameter is wrong, turned into the answer below.
     let instant = |name: &str| -> Result<UnixMs, String> {

@@ -19,7 +19,6 @@ pub(crate) struct Plan {
 pub(crate) struct Existing {
     /// Position in `Plan::candidates`.
     pub candidate: usize,
-    pub seq: u64,
     /// Whether the stored raw bytes equal the candidate's.
     pub same: bool,
 }
@@ -101,9 +100,10 @@ pub(crate) fn finish(
                     result.conflicts.push((
                         i,
                         format!(
-                            "{} is already stored (seq {}) with different content",
-                            describe(&events[i]),
-                            x.seq
+                            // No seq: it is global, and would tell a scoped key how much
+                            // others store.
+                            "{} is already stored with different content",
+                            describe(&events[i])
                         ),
                     ));
                 }
@@ -150,7 +150,6 @@ mod tests {
             p,
             vec![Existing {
                 candidate: 1,
-                seq: 7,
                 same: false,
             }],
             10,

@@ -159,13 +159,13 @@ impl PgStore {
         // One statement: find the candidates already stored (all sub-statements of a WITH see
         // the same snapshot, so `existing` is what was there before), insert the others
         // numbered base + 1, base + 2, ... in batch order, and return the found ones.
-        let found: Vec<(i32, i64, bool)> = sqlx::query_as(
+        let found: Vec<(i32, bool)> = sqlx::query_as(
             "WITH input AS ( \
                SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::int8[], \
                                     $6::text[], $7::text[], $8::text[], $9::text[]) \
                  AS u(ord, kind, id, status, at_ms, waba, phone, user_phone, raw)), \
              existing AS ( \
-               SELECT i.ord, e.seq, e.raw = i.raw AS same FROM input i JOIN events e \
+               SELECT i.ord, e.raw = i.raw AS same FROM input i JOIN events e \
                  ON e.id = i.id AND e.kind = i.kind AND e.status = i.status \
                WHERE e.kind <> 'account'), \
              inserted AS ( \
@@ -174,7 +174,7 @@ impl PgStore {
                       i.waba, i.phone, i.user_phone, i.raw, $11 \
                FROM input i WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.ord = i.ord) \
                RETURNING 1) \
-             SELECT ord, seq, same FROM existing",
+             SELECT ord, same FROM existing",
         )
         .bind(&ord)
         .bind(&kind)
@@ -198,9 +198,8 @@ impl PgStore {
             .map_err(StoreError::db("events", "committing a batch"))?;
         let existing = found
             .into_iter()
-            .map(|(ord, seq, same)| Existing {
+            .map(|(ord, same)| Existing {
                 candidate: ord as usize,
-                seq: seq_from_db(seq),
                 same,
             })
             .collect();

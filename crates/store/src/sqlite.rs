@@ -736,7 +736,7 @@ fn json_hashed(ids: &[String]) -> String {
 }
 
 /// What follows the candidates' `VALUES` in [`find_existing`].
-const EXISTING_JOIN: &str = ") SELECT v.pos, e.seq, e.raw FROM v JOIN events e \
+const EXISTING_JOIN: &str = ") SELECT v.pos, e.raw FROM v JOIN events e \
      ON e.id_hash = v.h AND e.id = v.id AND e.kind = v.kind AND e.status = v.status";
 
 /// Which planned candidates the database already holds, and whether their bytes match.
@@ -759,7 +759,7 @@ async fn find_existing(
                 .push_bind(e.status_key());
         });
         qb.push(EXISTING_JOIN);
-        let rows: Vec<(i64, i64, String)> = qb
+        let rows: Vec<(i64, String)> = qb
             .build_query_as()
             .persistent(chunk.len() == LOOKUP_ROWS)
             .fetch_all(&mut **tx)
@@ -768,9 +768,8 @@ async fn find_existing(
                 "events",
                 "looking up which of the batch's events are stored",
             ))?;
-        found.extend(rows.into_iter().map(|(pos, seq, raw)| Existing {
+        found.extend(rows.into_iter().map(|(pos, raw)| Existing {
             candidate: pos as usize,
-            seq: seq_from_db(seq),
             same: raw == events[candidates[pos as usize]].raw,
         }));
     }
