@@ -64,8 +64,13 @@ impl Settings {
             path: shown.clone(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|e| ConfigError::Syntax {
-            path: shown,
+        Settings::from_json(&shown, &text)
+    }
+
+    /// Reads a configuration file's text; `path` names it in errors.
+    pub fn from_json(path: &str, text: &str) -> Result<Settings, ConfigError> {
+        serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_string(),
             why: e.to_string(),
         })
     }

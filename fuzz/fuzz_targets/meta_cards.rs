@@ -1,0 +1,34 @@
+//! Meta's downloadable rate and volume-tier cards (`wabill rates import`): any text is read
+//! or refused with a reason, and what is read writes out as a rates.csv the rating core loads.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use wabill_formats::meta_csv::{self, CardKind};
+use wabill_rating::{data, Date, MarketTable, Tariff};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let markets = MarketTable::from_csv(data::MARKETS_CSV).expect("bundled markets");
+    let names: Vec<&str> = markets.market_names().collect();
+    let effective = Date::from_ymd(2026, 10, 1).unwrap();
+    let kind = meta_csv::detect(text);
+    for parse in [meta_csv::parse_rate_card, meta_csv::parse_tier_card] {
+        let Ok(rows) = parse(text, effective, "fuzz.csv", &names) else {
+            continue;
+        };
+        assert!(
+            kind.is_some(),
+            "read a card that detect() does not recognise"
+        );
+        if rows.is_empty() {
+            continue;
+        }
+        let written = meta_csv::write_rates_csv(&rows);
+        if let Err(e) = Tariff::from_csv(data::MARKETS_CSV, &[("fuzz.csv", &written)]) {
+            // Tier rows alone (without list rates) may be refused by the rating core, but
+            // never list rates that were just read.
+            assert_ne!(kind, Some(CardKind::RateCard), "{e}\n{written}");
+        }
+    }
+});
