@@ -2,6 +2,7 @@
 //! or refused with a reason, and what is read writes out as a rates.csv the rating core loads.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
 use wabill_formats::meta_csv::{self, CardKind};
 use wabill_rating::{data, Date, MarketTable, Tariff};
 
@@ -9,7 +10,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let markets = MarketTable::from_csv(data::MARKETS_CSV).expect("bundled markets");
+    // The bundled markets, read once: each run then costs the card alone.
+    static MARKETS: OnceLock<MarketTable> = OnceLock::new();
+    let markets =
+        MARKETS.get_or_init(|| MarketTable::from_csv(data::MARKETS_CSV).expect("bundled markets"));
     let names: Vec<&str> = markets.market_names().collect();
     let effective = Date::from_ymd(2026, 10, 1).unwrap();
     let kind = meta_csv::detect(text);
