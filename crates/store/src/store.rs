@@ -75,6 +75,12 @@ pub trait Store: Send + Sync {
     /// The highest sequence number stored, 0 for an empty store.
     fn max_seq(&self) -> StoreFuture<'_, u64>;
 
+    /// Whether the store can be read and written now (the service's readiness): `Err` with
+    /// the database's reason when it cannot. SQLite commits a transaction that grows the file
+    /// by a page and frees it again (a full disk fails it, reads would not notice);
+    /// PostgreSQL runs a query on a pooled connection (a dropped one is replaced first).
+    fn health(&self) -> StoreFuture<'_, ()>;
+
     /// Replaces charges in one transaction: afterwards every id in `ids` or in `rows` has
     /// exactly the row given for it in `rows`, or no charge at all (a message that now fails
     /// to rate loses its old charge). Two rows with one id are refused.
@@ -268,6 +274,9 @@ macro_rules! forward_store {
             }
             fn max_seq(&self) -> StoreFuture<'_, u64> {
                 Box::pin(self.last_seq())
+            }
+            fn health(&self) -> StoreFuture<'_, ()> {
+                Box::pin(self.probe())
             }
             fn replace_charges<'a>(
                 &'a self,
