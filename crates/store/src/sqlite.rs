@@ -34,7 +34,7 @@ use sqlx::{Executor, QueryBuilder, Sqlite, SqliteConnection};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Events per INSERT statement: 9 parameters each, well under SQLite's limit of 32,766, and
@@ -66,6 +66,9 @@ pub struct SqliteStore {
     /// The largest the database file may grow to, in pages (`PRAGMA max_page_count` of the
     /// writer, set again on every writer connection the pool opens); 0: SQLite's own limit.
     page_limit: Arc<AtomicU64>,
+    /// Why the last append of events failed, until a write succeeds again: readiness then
+    /// probes with a write that must grow the file (see `probe`).
+    write_fault: Mutex<Option<String>>,
 }
 
 /// A write transaction on the writer connection, begun and ended by the store itself rather
@@ -238,6 +241,7 @@ impl SqliteStore {
             write,
             read,
             page_limit,
+            write_fault: Mutex::default(),
         })
     }
 
@@ -262,6 +266,21 @@ impl SqliteStore {
     }
 
     async fn append(&self, events: &[NewEvent]) -> Result<AppendResult, StoreError> {
+        let r = self.append_batch(events).await;
+        self.note_write(r.as_ref().err());
+        r
+    }
+
+    fn note_write(&self, failed: Option<&StoreError>) {
+        let mut fault = self.write_fault.lock().expect("not poisoned");
+        match failed {
+            Some(e @ StoreError::Db { .. }) => *fault = Some(e.to_string()),
+            Some(_) => {}
+            None => *fault = None,
+        }
+    }
+
+    async fn append_batch(&self, events: &[NewEvent]) -> Result<AppendResult, StoreError> {
         let plan = append::plan(events)?;
         if plan.candidates.is_empty() {
             return Ok(append::finish(events, plan, Vec::new(), 0));
@@ -1407,11 +1426,35 @@ impl SqliteStore {
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
-        // Larger than a page, so that it needs pages of its own: the insert fails when the
-        // file cannot grow, and the commit writes frames to the WAL.
-        let name = format!("health-probe:{}", "-".repeat(PAGE_SIZE as usize + 1024));
-        let mut tx = self.begin_write("engine_state").await?;
+        let faulted = self.write_fault.lock().expect("not poisoned").is_some();
+        let r = self.probe_write(faulted).await;
+        if faulted || r.is_err() {
+            self.note_write(r.as_ref().err());
+        }
+        r
+    }
+
+    /// Commits a row larger than a page and deletes it in the same transaction: its pages
+    /// are allocated (from the free list, else by growing the file) and the commit writes WAL
+    /// frames. After a failed append (`grow`), the row is larger than the free list (up to
+    /// 64 pages, 1 MiB), so that it succeeds only once the file can grow again.
+    async fn probe_write(&self, grow: bool) -> Result<(), StoreError> {
+        const MAX_PROBE_PAGES: i64 = 64;
         let doing = "writing the health probe";
+        let mut tx = self.begin_write("engine_state").await?;
+        let pages = if grow {
+            let (free,): (i64,) = sqlx::query_as("PRAGMA freelist_count")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::db("engine_state", doing))?;
+            (free + 1).min(MAX_PROBE_PAGES)
+        } else {
+            1
+        };
+        let name = format!(
+            "health-probe:{}",
+            "-".repeat(pages as usize * PAGE_SIZE as usize + 1024)
+        );
         sqlx::query("INSERT OR REPLACE INTO engine_state (name, value) VALUES (?, 0)")
             .bind(&name)
             .execute(&mut *tx)

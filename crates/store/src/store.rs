@@ -76,9 +76,11 @@ pub trait Store: Send + Sync {
     fn max_seq(&self) -> StoreFuture<'_, u64>;
 
     /// Whether the store can be read and written now (the service's readiness): `Err` with
-    /// the database's reason when it cannot. SQLite commits a transaction that grows the file
-    /// by a page and frees it again (a full disk fails it, reads would not notice);
-    /// PostgreSQL runs a query on a pooled connection (a dropped one is replaced first).
+    /// the database's reason when it cannot. SQLite commits a transaction that writes a row
+    /// of a page and deletes it (an I/O error fails it, where reads would not notice); after
+    /// a failed append, until a write succeeds, the row is larger than the file's free pages,
+    /// so that a full disk keeps failing it until the file can grow again. PostgreSQL runs a
+    /// query on a pooled connection (a dropped one is replaced first).
     fn health(&self) -> StoreFuture<'_, ()>;
 
     /// Replaces charges in one transaction: afterwards every id in `ids` or in `rows` has
