@@ -117,3 +117,33 @@ async fn postgres_connections_dropped_fail_writes_while_it_lasts_then_reconnect(
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_write_cancelled_half_way_is_rolled_back_and_the_next_one_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("wabill.sqlite"))
+        .await
+        .unwrap();
+    let batch: Vec<NewEvent> = (0..20_000).map(outbound).collect();
+    // Dropped after a moment, in the middle of its transaction (a request that timed out, a
+    // client gone): nothing of it is stored, and the writer is free again.
+    for wait_ms in [1, 5, 20] {
+        let cut = tokio::time::timeout(
+            std::time::Duration::from_millis(wait_ms),
+            store.append_events(&batch),
+        )
+        .await;
+        if cut.is_ok() {
+            // Fast enough to finish: the test proves nothing more here.
+            break;
+        }
+        assert_eq!(store.max_seq().await.unwrap(), 0);
+    }
+    let small: Vec<NewEvent> = (0..10).map(outbound).collect();
+    store.append_events(&small).await.unwrap();
+    store.append_events(&batch).await.unwrap();
+    // The ten are among the batch's events: every event once.
+    assert_eq!(store.max_seq().await.unwrap(), 20_000);
+    let again = store.append_events(&batch).await.unwrap();
+    assert_eq!(store.max_seq().await.unwrap(), 20_000, "{again:?}");
+}
