@@ -57,6 +57,10 @@ pub struct AppState {
     /// The tenant set-up owning each WABA a send check named an agent for, looked up at most
     /// once per [`KEY_CACHE_TTL`] (`None`: no tenant owns the WABA).
     pub licences: TtlCache<String, Option<Arc<TenantSetup>>>,
+    /// Requests per second per API key, taken by the [`Caller`] extractor (none by default).
+    pub rate_limit: crate::limits::RateLimiter,
+    /// The last readiness answer, reused for a moment (`health`).
+    pub readiness: crate::health::Readiness,
 }
 
 /// How long an API key (or a tenant set-up read for a send check) is trusted.
@@ -108,6 +112,8 @@ impl AppState {
             clock: engine.clock,
             keys: TtlCache::default(),
             licences: TtlCache::default(),
+            rate_limit: crate::limits::RateLimiter::default(),
+            readiness: crate::health::Readiness::default(),
             engine,
         }
     }
@@ -285,6 +291,8 @@ pub struct Caller {
     pub role: Role,
     /// None: every WABA (admin).
     pub wabas: Option<Vec<String>>,
+    /// The API key's id; `None` for the service's own calls.
+    pub key_id: Option<i64>,
 }
 
 impl Caller {
@@ -293,6 +301,7 @@ impl Caller {
         Caller {
             role: Role::Admin,
             wabas: None,
+            key_id: None,
         }
     }
 
@@ -308,7 +317,9 @@ impl Caller {
 
 /// Routes with an API key take the [`Caller`] as an extractor, so that a handler cannot run
 /// without authentication having passed; it is listed before the query string and the body, so
-/// an unauthenticated request learns nothing about their shape.
+/// an unauthenticated request learns nothing about their shape. It also takes the key's token
+/// of the per-key rate limit: `429 rate_limited` with `Retry-After` when there is none, which
+/// counts only that key's requests and names nothing else (decisions.md D85).
 impl axum::extract::FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = Response;
 
@@ -316,7 +327,17 @@ impl axum::extract::FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut axum::http::request::Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        authenticate(state, &parts.headers).await
+        let caller = authenticate(state, &parts.headers).await?;
+        if let Some(id) = caller.key_id {
+            if let Err(wait_s) = state.rate_limit.admit(id) {
+                return Err(crate::errors::problem_retry(
+                    "rate_limited",
+                    "this API key sent more requests than its rate limit allows",
+                    wait_s,
+                ));
+            }
+        }
+        Ok(caller)
     }
 }
 
@@ -367,6 +388,7 @@ pub(crate) async fn authenticate(
             let caller = Caller {
                 role: k.role,
                 wabas: (k.role != Role::Admin).then_some(k.tenant_wabas),
+                key_id: Some(k.id),
             };
             state.keys.put(hash, caller.clone());
             Ok(caller)
@@ -767,13 +789,6 @@ pub(crate) async fn unratable(State(state): State<Arc<AppState>>, caller: Caller
         axum::Json(serde_json::json!({ "unratable": list })),
     )
         .into_response()
-}
-
-pub(crate) async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    match state.engine.store().max_seq().await {
-        Ok(seq) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "store": state.engine.store().backend().to_string(), "events": seq}))).into_response(),
-        Err(e) => problem("store_unavailable", e.to_string()),
-    }
 }
 
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {

@@ -1,7 +1,9 @@
 //! The service's settings and where they come from: flags, else `WABILL_*` environment
 //! variables (both read by the command line), else a configuration file (`--config FILE`), else
 //! defaults. The file is JSON whose keys are the flags' names (`db`, `listen`, `app-secret`,
-//! `verify-token`, `rates`, `max-body-bytes`, `rerate-memory-mb`; `_` may replace `-`); an unknown key is an error,
+//! `verify-token`, `rates`, `max-body-bytes`, `rerate-memory-mb`, `header-timeout-secs`,
+//! `idle-timeout-secs`, `request-timeout-secs`, `max-connections`, `rate-limit-per-sec`,
+//! `rate-limit-burst`; `_` may replace `-`); an unknown key is an error,
 //! so that a typo never silently falls back to a default.
 
 use std::net::SocketAddr;
@@ -27,6 +29,19 @@ pub struct Settings {
     pub max_body_bytes: Option<usize>,
     #[serde(alias = "rerate_memory_mb")]
     pub rerate_memory_mb: Option<usize>,
+    #[serde(alias = "header_timeout_secs")]
+    pub header_timeout_secs: Option<u64>,
+    #[serde(alias = "idle_timeout_secs")]
+    pub idle_timeout_secs: Option<u64>,
+    #[serde(alias = "request_timeout_secs")]
+    pub request_timeout_secs: Option<u64>,
+    #[serde(alias = "max_connections")]
+    pub max_connections: Option<usize>,
+    /// Requests per second per API key; 0: no limit.
+    #[serde(alias = "rate_limit_per_sec")]
+    pub rate_limit_per_sec: Option<u32>,
+    #[serde(alias = "rate_limit_burst")]
+    pub rate_limit_burst: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +69,9 @@ pub struct Resolved {
     pub max_body_bytes: usize,
     /// What re-rating may keep of the months it rated (see [`crate::months`]), in bytes.
     pub rerate_memory_bytes: usize,
+    pub limits: crate::limits::Limits,
+    /// `None`: no rate limit.
+    pub rate_limit: Option<(u32, u32)>,
 }
 
 impl Settings {
@@ -85,6 +103,12 @@ impl Settings {
             rates: self.rates.or(lower.rates),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             rerate_memory_mb: self.rerate_memory_mb.or(lower.rerate_memory_mb),
+            header_timeout_secs: self.header_timeout_secs.or(lower.header_timeout_secs),
+            idle_timeout_secs: self.idle_timeout_secs.or(lower.idle_timeout_secs),
+            request_timeout_secs: self.request_timeout_secs.or(lower.request_timeout_secs),
+            max_connections: self.max_connections.or(lower.max_connections),
+            rate_limit_per_sec: self.rate_limit_per_sec.or(lower.rate_limit_per_sec),
+            rate_limit_burst: self.rate_limit_burst.or(lower.rate_limit_burst),
         }
     }
 
@@ -102,7 +126,62 @@ impl Settings {
                 why: "must be at least 1".into(),
             });
         }
+        let at_least_one = |key: &'static str, v: Option<u64>, default: std::time::Duration| match v
+        {
+            Some(0) => Err(ConfigError::Value {
+                key,
+                why: "must be at least 1 (seconds)".into(),
+            }),
+            Some(s) => Ok(std::time::Duration::from_secs(s)),
+            None => Ok(default),
+        };
+        let limits = crate::limits::Limits {
+            header_timeout: at_least_one(
+                "header-timeout-secs",
+                self.header_timeout_secs,
+                crate::limits::DEFAULT_HEADER_TIMEOUT,
+            )?,
+            idle_timeout: at_least_one(
+                "idle-timeout-secs",
+                self.idle_timeout_secs,
+                crate::limits::DEFAULT_IDLE_TIMEOUT,
+            )?,
+            request_timeout: at_least_one(
+                "request-timeout-secs",
+                self.request_timeout_secs,
+                crate::limits::DEFAULT_REQUEST_TIMEOUT,
+            )?,
+            max_connections: match self.max_connections {
+                Some(0) => {
+                    return Err(ConfigError::Value {
+                        key: "max-connections",
+                        why: "must be at least 1".into(),
+                    })
+                }
+                Some(n) => n,
+                None => crate::limits::DEFAULT_MAX_CONNECTIONS,
+            },
+        };
+        let rate_limit = match (self.rate_limit_per_sec, self.rate_limit_burst) {
+            (None | Some(0), Some(_)) => {
+                return Err(ConfigError::Value {
+                    key: "rate-limit-burst",
+                    why: "needs rate-limit-per-sec".into(),
+                })
+            }
+            (None | Some(0), None) => None,
+            (Some(_), Some(0)) => {
+                return Err(ConfigError::Value {
+                    key: "rate-limit-burst",
+                    why: "must be at least 1".into(),
+                })
+            }
+            // A second's worth at once by default.
+            (Some(r), burst) => Some((r, burst.unwrap_or(r))),
+        };
         Ok(Resolved {
+            limits,
+            rate_limit,
             db: self.db.unwrap_or_else(|| DEFAULT_DB.to_string()),
             listen,
             app_secrets: self
@@ -149,12 +228,50 @@ mod tests {
         assert_eq!(r.verify_token, "tok");
         assert_eq!(r.max_body_bytes, crate::api::MAX_BODY_BYTES);
         assert_eq!(r.rerate_memory_bytes, crate::months::DEFAULT_BUDGET_BYTES);
+        assert_eq!(r.limits, crate::limits::Limits::default());
+        assert_eq!(r.rate_limit, None);
         let defaults = Settings::default().resolve().unwrap();
         assert_eq!(
             (defaults.db.as_str(), defaults.listen.to_string().as_str()),
             (DEFAULT_DB, DEFAULT_LISTEN)
         );
         assert!(defaults.app_secrets.is_empty());
+    }
+
+    #[test]
+    fn limits_come_from_the_file_and_zero_is_refused() {
+        let file = Settings::from_json(
+            "wabill.json",
+            r#"{"header-timeout-secs":2,"idle_timeout_secs":3,"request-timeout-secs":4,"max-connections":5,"rate-limit-per-sec":6}"#,
+        )
+        .unwrap();
+        let r = file.resolve().unwrap();
+        assert_eq!(
+            r.limits,
+            crate::limits::Limits {
+                header_timeout: std::time::Duration::from_secs(2),
+                idle_timeout: std::time::Duration::from_secs(3),
+                request_timeout: std::time::Duration::from_secs(4),
+                max_connections: 5,
+            }
+        );
+        assert_eq!(r.rate_limit, Some((6, 6)));
+        for (json, key) in [
+            (r#"{"header-timeout-secs":0}"#, "header-timeout-secs"),
+            (r#"{"max-connections":0}"#, "max-connections"),
+            (r#"{"rate-limit-burst":3}"#, "rate-limit-burst"),
+            (
+                r#"{"rate-limit-per-sec":1,"rate-limit-burst":0}"#,
+                "rate-limit-burst",
+            ),
+        ] {
+            let e = Settings::from_json("f", json)
+                .unwrap()
+                .resolve()
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(key), "{json}: {e}");
+        }
     }
 
     #[test]

@@ -212,9 +212,27 @@ pub const CODES: &[Code] = &[
                   category, date named)",
     },
     Code {
+        code: "request_timeout",
+        status: 408,
+        meaning: "no answer within the configured request timeout (the body included); the \
+                  connection is closed, send the request again",
+    },
+    Code {
+        code: "rate_limited",
+        status: 429,
+        meaning: "this API key sent more requests than its configured rate; Retry-After says \
+                  when the next one is taken",
+    },
+    Code {
+        code: "internal_error",
+        status: 500,
+        meaning: "a bug in wabill; nothing internal is shown, try again",
+    },
+    Code {
         code: "store_unavailable",
         status: 503,
-        meaning: "the database could not be read or written; nothing was changed, try again",
+        meaning: "the database could not be read or written (a full disk, an I/O error, the \
+                  database server gone); nothing was changed, try again after Retry-After",
     },
     Code {
         code: "webhook_disabled",
@@ -240,10 +258,27 @@ pub fn status_of(code: &str) -> StatusCode {
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// An error as a JSON body, `{"error":{"code","message"}}`, with the code's status.
+/// Seconds a client is asked to wait (`Retry-After`) after `store_unavailable`: the store
+/// recovers by itself (decisions.md D80).
+pub const STORE_RETRY_AFTER_S: u64 = 1;
+
+/// An error as a JSON body, `{"error":{"code","message"}}`, with the code's status;
+/// `store_unavailable` comes with `Retry-After`.
 pub fn problem(code: &str, message: impl Into<String>) -> Response {
+    if code == "store_unavailable" {
+        return problem_retry(code, message, STORE_RETRY_AFTER_S);
+    }
     let body = serde_json::json!({ "error": { "code": code, "message": message.into() } });
     (status_of(code), axum::Json(body)).into_response()
+}
+
+/// [`problem`] with `Retry-After: seconds`.
+pub fn problem_retry(code: &str, message: impl Into<String>, seconds: u64) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message.into() } });
+    let mut resp = (status_of(code), axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    resp
 }
 
 #[cfg(test)]
@@ -303,10 +338,16 @@ mod tests {
             include_str!("routes.rs"),
             include_str!("tenants.rs"),
             include_str!("alerts.rs"),
+            include_str!("limits.rs"),
+            include_str!("health.rs"),
         ];
         let mut found = 0;
         for src in sources {
-            for part in src.split("problem(").skip(1) {
+            for part in src
+                .split("problem(")
+                .skip(1)
+                .chain(src.split("problem_retry(").skip(1))
+            {
                 let rest = part.trim_start();
                 let Some(lit) = rest.strip_prefix('"') else {
                     continue; // a code passed through a variable (the core's codes, tested above)

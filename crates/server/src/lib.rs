@@ -11,7 +11,9 @@ pub mod check;
 pub mod config;
 pub mod engine;
 pub mod errors;
+pub mod health;
 pub mod hot;
+pub mod limits;
 pub mod meta;
 pub mod metrics;
 pub mod months;
@@ -36,11 +38,40 @@ pub struct ServeConfig {
     pub verify_token: String,
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
+    /// Timeouts and the bound on connections.
+    pub limits: limits::Limits,
+    /// Requests per second per API key; `None`: no limit.
+    pub rate_limit: Option<limits::RateLimit>,
+}
+
+impl ServeConfig {
+    /// Listening on `listen`, with no webhook secret and the default limits.
+    pub fn new(listen: SocketAddr) -> ServeConfig {
+        ServeConfig {
+            listen,
+            app_secrets: Vec::new(),
+            verify_token: String::new(),
+            max_body_bytes: api::MAX_BODY_BYTES,
+            limits: limits::Limits::default(),
+            rate_limit: None,
+        }
+    }
 }
 
 /// Runs the service until Ctrl-C or SIGTERM, then finishes requests in flight and re-rates what
 /// is still dirty before returning.
 pub async fn serve(engine: Arc<Engine>, config: ServeConfig) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    serve_on(listener, engine, config, shutdown_signal()).await
+}
+
+/// [`serve`] on a bound listener until `shutdown` completes (`config.listen` is not used).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    engine: Arc<Engine>,
+    config: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     if config.app_secrets.is_empty() {
         tracing::warn!(
             "no app secret (WABILL_APP_SECRET): POST /webhooks/whatsapp answers 503 to every post"
@@ -48,6 +79,7 @@ pub async fn serve(engine: Arc<Engine>, config: ServeConfig) -> std::io::Result<
     }
     let state = Arc::new(AppState {
         max_body_bytes: config.max_body_bytes,
+        rate_limit: limits::RateLimiter::new(config.rate_limit),
         ..AppState::new(
             engine.clone(),
             config.app_secrets.clone(),
@@ -70,11 +102,8 @@ pub async fn serve(engine: Arc<Engine>, config: ServeConfig) -> std::io::Result<
         engine.clone(),
         alerts::AlertConfig::default(),
     ));
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "wabill serving");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    limits::serve_connections(listener, router(state), config.limits, shutdown).await;
     worker.abort();
     alerts.abort();
     maintenance.abort();

@@ -99,7 +99,12 @@ fn operation(r: &Route) -> Value {
     );
     // Error codes grouped by their status (window_closed is a 200 answer, described there).
     let mut by_status: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
-    for code in r.codes {
+    // What the connection loop and the key's rate limit may answer on any route (`limits`).
+    let everywhere: &[&str] = match r.auth {
+        Auth::ApiKey => &["rate_limited", "request_timeout"],
+        _ => &["request_timeout"],
+    };
+    for code in r.codes.iter().chain(everywhere) {
         let c = errors::lookup(code).expect("route codes are in errors::CODES (tested)");
         if c.status != 200 {
             by_status.entry(c.status).or_default().push(c.code);
@@ -327,7 +332,13 @@ mod tests {
         for r in ROUTES {
             let op = &doc["paths"][r.path][r.method.as_str()];
             assert!(op.is_object(), "{} {} missing", r.method.as_str(), r.path);
+            assert!(op["responses"]["408"].is_object(), "{}", r.path);
+            if matches!(r.auth, Auth::ApiKey) {
+                let limited = op["responses"]["429"]["description"].as_str();
+                assert_eq!(limited, Some("rate_limited"), "{}", r.path);
+            }
         }
+        assert!(doc["paths"]["/readyz"]["get"]["responses"]["503"].is_object());
         // Every $ref resolves.
         let text = doc.to_string();
         for part in text.split("\"#/components/schemas/").skip(1) {

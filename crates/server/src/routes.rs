@@ -5,7 +5,7 @@
 
 use crate::api::{self, AppState};
 use crate::errors::problem;
-use crate::{alerts, check, openapi, reconcile, tenants, usage};
+use crate::{alerts, check, health, openapi, reconcile, tenants, usage};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -60,6 +60,7 @@ pub enum Op {
     AlertSettingsPut,
     AlertsGet,
     Healthz,
+    Readyz,
     Metrics,
     OpenApi,
 }
@@ -496,7 +497,19 @@ pub const ROUTES: &[Route] = &[
         method: Method::Get,
         path: "/healthz",
         op: Op::Healthz,
-        summary: "Liveness and store reachability",
+        summary: "Liveness: the process answers (the store is not asked)",
+        auth: Auth::None,
+        params: &[],
+        body: None,
+        ok: ("application/json", ""),
+        codes: &[],
+    },
+    Route {
+        method: Method::Get,
+        path: "/readyz",
+        op: Op::Readyz,
+        summary: "Readiness: the store can be read and written now (503 store_unavailable \
+                  while it cannot, with Retry-After)",
         auth: Auth::None,
         params: &[],
         body: None,
@@ -549,7 +562,8 @@ fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
         Op::InvoiceFinalize => on(f, tenants::finalize_invoice),
         Op::AlertSettingsPut => on(f, alerts::put_settings),
         Op::AlertsGet => on(f, alerts::get_alerts),
-        Op::Healthz => on(f, api::healthz),
+        Op::Healthz => on(f, health::healthz),
+        Op::Readyz => on(f, health::readyz),
         Op::Metrics => on(f, api::metrics),
         Op::OpenApi => on(f, openapi::serve_document),
     }

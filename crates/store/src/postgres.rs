@@ -1130,6 +1130,14 @@ impl PgStore {
         Ok(seq_from_db(v))
     }
 
+    async fn probe(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::db("health", "querying the database"))?;
+        Ok(())
+    }
+
     async fn shut(&self) -> Result<(), StoreError> {
         self.pool.close().await;
         Ok(())

@@ -26,13 +26,15 @@ use crate::rows::{
     TenantRow, UsageRow, USAGE_SLOT_MS,
 };
 use crate::store::StoreFuture;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{Executor, QueryBuilder, Sqlite, SqliteConnection};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Events per INSERT statement: 9 parameters each, well under SQLite's limit of 32,766, and
@@ -55,10 +57,98 @@ const PAGE_SIZE: u32 = 16 * 1024;
 /// WAL pages after which a commit checkpoints (32 MiB at 16 KiB pages): checkpointing less
 /// often writes pages that several batches touched only once.
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 2000;
+/// SQLite's default `max_page_count`.
+const SQLITE_MAX_PAGES: u64 = 4_294_967_294;
 
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// The largest the database file may grow to, in pages (`PRAGMA max_page_count` of the
+    /// writer, set again on every writer connection the pool opens); 0: SQLite's own limit.
+    page_limit: Arc<AtomicU64>,
+    /// Why the last append of events failed, until a write succeeds again: readiness then
+    /// probes with a write that must grow the file (see `probe`).
+    write_fault: Mutex<Option<String>>,
+}
+
+/// A write transaction on the writer connection, begun and ended by the store itself rather
+/// than by sqlx's `Transaction`: when a COMMIT fails (SQLITE_FULL, an I/O error) SQLite may
+/// already have rolled the transaction back, sqlx's ROLLBACK on drop then fails with "no
+/// transaction is active", and sqlx believes the connection is still in a transaction for
+/// good, refusing every later `BEGIN` ("attempted to call begin_with at non-zero transaction
+/// depth"). Here every way out (commit, a failed commit, an error or a cancellation before the
+/// commit) ends with the connection outside any transaction, or with the connection closed
+/// (which rolls back) so that the pool opens a fresh one for the next write.
+pub(crate) struct WriteTx {
+    conn: Option<PoolConnection<Sqlite>>,
+}
+
+impl WriteTx {
+    async fn begin(pool: &SqlitePool) -> Result<WriteTx, sqlx::Error> {
+        let mut conn = pool.acquire().await?;
+        if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
+            // Within a transaction already, which `end` never leaves: close it all the same.
+            if e.to_string().contains("within a transaction") {
+                conn.close_on_drop();
+            }
+            return Err(e);
+        }
+        Ok(WriteTx { conn: Some(conn) })
+    }
+
+    /// Commits; on failure nothing of the transaction is stored and the writer is ready for
+    /// the next one.
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let mut conn = self.conn.take().expect("an open transaction");
+        match conn.execute("COMMIT").await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                end(conn).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Rolls back what is left of a transaction and gives the connection back to the pool, or
+/// closes it when SQLite cannot say that it is out of the transaction.
+async fn end(mut conn: PoolConnection<Sqlite>) {
+    match conn.execute("ROLLBACK").await {
+        Ok(_) => {}
+        // SQLite rolled it back itself (after SQLITE_FULL, an I/O error, ...).
+        Err(e) if e.to_string().contains("no transaction is active") => {}
+        Err(_) => conn.close_on_drop(),
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        self.conn.as_deref().expect("an open transaction")
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn.as_deref_mut().expect("an open transaction")
+    }
+}
+
+impl Drop for WriteTx {
+    /// An error or a cancellation before the commit: the rollback runs on a task of its own,
+    /// which holds the writer until it is done, so the next write waits for it. Outside a
+    /// runtime the connection is closed, which rolls back.
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(end(conn));
+            }
+            Err(_) => conn.close_on_drop(),
+        }
+    }
 }
 
 impl SqliteStore {
@@ -109,8 +199,21 @@ impl SqliteStore {
             .foreign_keys(true)
             .page_size(PAGE_SIZE)
             .busy_timeout(Duration::from_secs(10));
+        let page_limit = Arc::new(AtomicU64::new(0));
+        let limit = page_limit.clone();
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(move |conn, _| {
+                let pages = limit.load(Ordering::Acquire);
+                Box::pin(async move {
+                    if pages > 0 {
+                        sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(
                 options
                     .clone()
@@ -134,20 +237,50 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(fail)?;
-        Ok(SqliteStore { write, read })
+        Ok(SqliteStore {
+            write,
+            read,
+            page_limit,
+            write_fault: Mutex::default(),
+        })
     }
 
-    async fn begin_write(
-        &self,
-        table: &'static str,
-    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.write
-            .begin_with("BEGIN IMMEDIATE")
+    /// Caps the database file at `pages` pages of 16 KiB (`PRAGMA max_page_count`; SQLite
+    /// never lowers it below the pages already used), or lifts the cap (`None`). A write that
+    /// would grow the file beyond it fails as on a full disk (SQLITE_FULL), which is what the
+    /// tests of recovery from a full disk use it for.
+    pub async fn limit_pages(&self, pages: Option<u64>) -> Result<u64, StoreError> {
+        let pages = pages.unwrap_or(SQLITE_MAX_PAGES);
+        self.page_limit.store(pages, Ordering::Release);
+        let (now,): (i64,) = sqlx::query_as(&format!("PRAGMA max_page_count = {pages}"))
+            .fetch_one(&self.write)
+            .await
+            .map_err(StoreError::db("pragma", "setting max_page_count"))?;
+        Ok(now as u64)
+    }
+
+    async fn begin_write(&self, table: &'static str) -> Result<WriteTx, StoreError> {
+        WriteTx::begin(&self.write)
             .await
             .map_err(StoreError::db(table, "starting a write transaction"))
     }
 
     async fn append(&self, events: &[NewEvent]) -> Result<AppendResult, StoreError> {
+        let r = self.append_batch(events).await;
+        self.note_write(r.as_ref().err());
+        r
+    }
+
+    fn note_write(&self, failed: Option<&StoreError>) {
+        let mut fault = self.write_fault.lock().expect("not poisoned");
+        match failed {
+            Some(e @ StoreError::Db { .. }) => *fault = Some(e.to_string()),
+            Some(_) => {}
+            None => *fault = None,
+        }
+    }
+
+    async fn append_batch(&self, events: &[NewEvent]) -> Result<AppendResult, StoreError> {
         let plan = append::plan(events)?;
         if plan.candidates.is_empty() {
             return Ok(append::finish(events, plan, Vec::new(), 0));
@@ -586,13 +719,10 @@ impl SqliteStore {
 async fn backfill_id_hashes(write: &SqlitePool) -> Result<(), StoreError> {
     const PAGE: i64 = 10_000;
     loop {
-        let mut tx = write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::db(
-                "events",
-                "starting to hash the ids of stored events",
-            ))?;
+        let mut tx = WriteTx::begin(write).await.map_err(StoreError::db(
+            "events",
+            "starting to hash the ids of stored events",
+        ))?;
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT seq, id FROM events WHERE id_hash IS NULL AND kind <> 'account' \
              ORDER BY seq LIMIT ?",
@@ -631,7 +761,7 @@ fn in_memory(url: &str) -> StoreError {
     }
 }
 
-async fn max_seq(tx: &mut Transaction<'static, Sqlite>) -> Result<u64, StoreError> {
+async fn max_seq(tx: &mut WriteTx) -> Result<u64, StoreError> {
     let v: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
         .fetch_one(&mut **tx)
         .await
@@ -741,7 +871,7 @@ const EXISTING_JOIN: &str = ") SELECT v.pos, e.raw FROM v JOIN events e \
 
 /// Which planned candidates the database already holds, and whether their bytes match.
 async fn find_existing(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     events: &[NewEvent],
     candidates: &[usize],
 ) -> Result<Vec<Existing>, StoreError> {
@@ -1293,6 +1423,52 @@ impl SqliteStore {
             .await
             .map_err(StoreError::db("events", "reading the last seq"))?;
         Ok(seq_from_db(v))
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        let faulted = self.write_fault.lock().expect("not poisoned").is_some();
+        let r = self.probe_write(faulted).await;
+        if faulted || r.is_err() {
+            self.note_write(r.as_ref().err());
+        }
+        r
+    }
+
+    /// Commits a row larger than a page and deletes it in the same transaction: its pages
+    /// are allocated (from the free list, else by growing the file) and the commit writes WAL
+    /// frames. After a failed append (`grow`), the row is larger than the free list (up to
+    /// 64 pages, 1 MiB), so that it succeeds only once the file can grow again.
+    async fn probe_write(&self, grow: bool) -> Result<(), StoreError> {
+        const MAX_PROBE_PAGES: i64 = 64;
+        let doing = "writing the health probe";
+        let mut tx = self.begin_write("engine_state").await?;
+        let pages = if grow {
+            let (free,): (i64,) = sqlx::query_as("PRAGMA freelist_count")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::db("engine_state", doing))?;
+            (free + 1).min(MAX_PROBE_PAGES)
+        } else {
+            1
+        };
+        let name = format!(
+            "health-probe:{}",
+            "-".repeat(pages as usize * PAGE_SIZE as usize + 1024)
+        );
+        sqlx::query("INSERT OR REPLACE INTO engine_state (name, value) VALUES (?, 0)")
+            .bind(&name)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("engine_state", doing))?;
+        sqlx::query("DELETE FROM engine_state WHERE name = ?")
+            .bind(&name)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("engine_state", doing))?;
+        tx.commit().await.map_err(StoreError::db(
+            "engine_state",
+            "committing the health probe",
+        ))
     }
 
     async fn shut(&self) -> Result<(), StoreError> {

@@ -75,6 +75,14 @@ pub trait Store: Send + Sync {
     /// The highest sequence number stored, 0 for an empty store.
     fn max_seq(&self) -> StoreFuture<'_, u64>;
 
+    /// Whether the store can be read and written now (the service's readiness): `Err` with
+    /// the database's reason when it cannot. SQLite commits a transaction that writes a row
+    /// of a page and deletes it (an I/O error fails it, where reads would not notice); after
+    /// a failed append, until a write succeeds, the row is larger than the file's free pages,
+    /// so that a full disk keeps failing it until the file can grow again. PostgreSQL runs a
+    /// query on a pooled connection (a dropped one is replaced first).
+    fn health(&self) -> StoreFuture<'_, ()>;
+
     /// Replaces charges in one transaction: afterwards every id in `ids` or in `rows` has
     /// exactly the row given for it in `rows`, or no charge at all (a message that now fails
     /// to rate loses its old charge). Two rows with one id are refused.
@@ -268,6 +276,9 @@ macro_rules! forward_store {
             }
             fn max_seq(&self) -> StoreFuture<'_, u64> {
                 Box::pin(self.last_seq())
+            }
+            fn health(&self) -> StoreFuture<'_, ()> {
+                Box::pin(self.probe())
             }
             fn replace_charges<'a>(
                 &'a self,

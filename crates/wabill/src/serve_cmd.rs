@@ -39,6 +39,26 @@ pub struct ServeArgs {
     /// rated months are read from the database again when next needed. [default: 256]
     #[arg(long, env = "WABILL_RERATE_MEMORY_MB", value_name = "MIB")]
     pub rerate_memory_mb: Option<usize>,
+    /// Seconds from a request's first byte to the end of its headers; beyond, the connection
+    /// is closed. [default: 10]
+    #[arg(long, env = "WABILL_HEADER_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a connection may stay open with no request and no traffic. [default: 60]
+    #[arg(long, env = "WABILL_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds from a request's headers to its answer, the body included (408 beyond).
+    /// [default: 60]
+    #[arg(long, env = "WABILL_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Connections open at once; more wait until one closes. [default: 512]
+    #[arg(long, env = "WABILL_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Requests per second per API key (429 beyond); 0 or unset: no limit.
+    #[arg(long, env = "WABILL_RATE_LIMIT_PER_SEC")]
+    pub rate_limit_per_sec: Option<u32>,
+    /// Requests a key may send at once under the rate limit. [default: the rate]
+    #[arg(long, env = "WABILL_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
 }
 
 impl ServeArgs {
@@ -52,6 +72,12 @@ impl ServeArgs {
             rates: self.rates.as_ref().map(|p| p.display().to_string()),
             max_body_bytes: self.max_body_bytes,
             rerate_memory_mb: self.rerate_memory_mb,
+            header_timeout_secs: self.header_timeout_secs,
+            idle_timeout_secs: self.idle_timeout_secs,
+            request_timeout_secs: self.request_timeout_secs,
+            max_connections: self.max_connections,
+            rate_limit_per_sec: self.rate_limit_per_sec,
+            rate_limit_burst: self.rate_limit_burst,
         };
         let file = match &self.config {
             Some(path) => Settings::from_file(path)?,
@@ -126,6 +152,13 @@ pub fn serve(args: &ServeArgs) -> Result<i32> {
                 app_secrets: config.app_secrets.clone(),
                 verify_token: config.verify_token.clone(),
                 max_body_bytes: config.max_body_bytes,
+                limits: config.limits,
+                rate_limit: config.rate_limit.map(|(per_second, burst)| {
+                    wabill_server::limits::RateLimit {
+                        per_second: f64::from(per_second),
+                        burst,
+                    }
+                }),
             },
         )
         .await

@@ -102,9 +102,14 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str], addr: String, log: &Path) -> Server {
+        Server::start_with_env(args, &[], addr, log)
+    }
+
+    fn start_with_env(args: &[&str], env: &[(&str, &str)], addr: String, log: &Path) -> Server {
         let child = wabill()
             .arg("serve")
             .args(args)
+            .envs(env.iter().copied())
             .env("WABILL_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
@@ -450,4 +455,38 @@ fn reconcile_prints_disagreements_and_totals_and_exits_0() {
     let unratable = run(&["reconcile", "-"], Some(&format!("{m1}\n")));
     assert_eq!(unratable.status.code(), Some(3));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The limits reach the service from flags and the environment: a half-sent request is
+/// dropped after `--header-timeout-secs`, and a key over `WABILL_RATE_LIMIT_PER_SEC` gets 429.
+#[test]
+fn serve_takes_its_limits_from_flags_and_environment() {
+    let dir = tmpdir("limits");
+    let db = dir.join("wabill.sqlite").display().to_string();
+    let key = admin_key(&db);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with_env(
+        &["--db", &db, "--listen", &addr, "--header-timeout-secs", "1"],
+        &[
+            ("WABILL_RATE_LIMIT_PER_SEC", "1"),
+            ("WABILL_RATE_LIMIT_BURST", "3"),
+        ],
+        addr.clone(),
+        &dir.join("serve.log"),
+    );
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /heal").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let statuses: Vec<u16> = (0..10)
+        .map(|_| http(&addr, "GET", "/v1/charges", &key, "").unwrap().0)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(http(&addr, "GET", "/readyz", "", "").unwrap().0, 200);
+    drop(server);
 }
