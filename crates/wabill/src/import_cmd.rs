@@ -69,11 +69,12 @@ pub fn run(cmd: &RatesCommand) -> Result<i32> {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let target = dir.join("rates.csv");
-            let existing = if target.exists() {
+            let from_bundled = !target.exists();
+            let existing = if from_bundled {
+                data::RATES_CSV.to_string()
+            } else {
                 std::fs::read_to_string(&target)
                     .with_context(|| format!("reading {}", target.display()))?
-            } else {
-                data::RATES_CSV.to_string()
             };
             let merged = meta_csv::merge_into_rates_csv(&existing, &rows)?;
             check_loads(&markets_csv, &merged)?;
@@ -81,6 +82,13 @@ pub fn run(cmd: &RatesCommand) -> Result<i32> {
             std::fs::write(&tmp, &merged).with_context(|| format!("writing {}", tmp.display()))?;
             std::fs::rename(&tmp, &target)
                 .with_context(|| format!("writing {}", target.display()))?;
+            // The bundled rates come with their known gaps: without them, a key whose newer
+            // version is a gap would be billed at the older price (decisions.md D61).
+            let gaps = dir.join(crate::tariff::GAPS_FILE);
+            if from_bundled && !gaps.exists() {
+                std::fs::write(&gaps, data::RATE_GAPS_CSV)
+                    .with_context(|| format!("writing {}", gaps.display()))?;
+            }
             eprintln!(
                 "imported {} rows into {}; rate with: wabill rate --rates {} ...",
                 rows.len(),
