@@ -8,6 +8,7 @@
 pub mod changes;
 pub mod data;
 pub mod event;
+pub mod listing;
 pub mod markets;
 pub mod model;
 pub mod money;

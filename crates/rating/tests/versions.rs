@@ -219,3 +219,54 @@ fn bad_gap_rows_name_the_file_line_and_reason() {
         .to_string();
     assert!(e.contains("line 3") && e.contains("line 2"), "{e}");
 }
+
+#[test]
+fn the_listing_shows_the_version_in_force_those_starting_in_the_month_gaps_and_missing_rates() {
+    use wabill_rating::listing::{self, What};
+    use wabill_rating::Month;
+    // Made-up rows: India's utility tiered from 2025-07-01, a flat rate from 2025-08-15.
+    let rates =
+        "effective_from,pricing_model,currency,market,category,tier_min,tier_max,rate,source\n\
+                 2025-07-01,PMP,USD,India,marketing,,,0.0107,a\n\
+                 2025-07-01,PMP,USD,India,utility,1,1000,0.0014,b\n\
+                 2025-07-01,PMP,USD,India,utility,1001,,0.0012,b\n\
+                 2025-08-15,PMP,USD,India,utility,,,0.001,c\n";
+    let gaps = "effective_from,pricing_model,currency,market,category,reason\n\
+                2025-08-01,PMP,USD,India,marketing,not found\n";
+    let t = Tariff::from_csv(data::MARKETS_CSV, &[("r", rates)])
+        .unwrap()
+        .with_gaps("g", gaps)
+        .unwrap();
+    let usd = Currency::parse("USD").unwrap();
+    let india = t.markets.market("India").unwrap();
+    let entries = listing::list(&t, usd, Month::parse("2025-08").unwrap());
+    let of = |c: Category| -> Vec<&listing::What<'_>> {
+        entries
+            .iter()
+            .filter(|e| e.market == india && e.category == c)
+            .map(|e| &e.what)
+            .collect()
+    };
+    match of(Category::Marketing)[..] {
+        [What::Gap(v)] => assert_eq!(v.gap.as_deref(), Some("not found")),
+        ref other => panic!("{other:?}"),
+    }
+    match of(Category::Utility)[..] {
+        [What::Rate(a), What::Rate(b)] => {
+            assert!(a.is_tiered() && a.source == "b" && a.steps.len() == 2);
+            assert_eq!(
+                (b.effective_from.to_string(), b.source.as_str()),
+                ("2025-08-15".into(), "c")
+            );
+        }
+        ref other => panic!("{other:?}"),
+    }
+    assert!(matches!(of(Category::Authentication)[..], [What::Missing]));
+    // No authentication-international row is not a missing rate (the market bills authentication).
+    assert!(of(Category::AuthenticationInternational).is_empty());
+    // Every market in force that month is listed, Brazil too (nothing but missing rates).
+    let brazil = t.markets.market("Brazil").unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e.market == brazil && matches!(e.what, What::Missing)));
+}

@@ -11,6 +11,9 @@ use wabill_rating::{data, Date, MarketTable, Tariff};
 pub enum RatesCommand {
     /// Import Meta's rate card and/or volume-tier card CSV files.
     Import(ImportArgs),
+    /// What a month's bills in a currency rest on: per market and category the rate in force,
+    /// its version date and source, and the known gaps and missing rates.
+    List(crate::rates_list_cmd::ListArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -28,7 +31,10 @@ pub struct ImportArgs {
 }
 
 pub fn run(cmd: &RatesCommand) -> Result<i32> {
-    let RatesCommand::Import(args) = cmd;
+    let args = match cmd {
+        RatesCommand::Import(args) => args,
+        RatesCommand::List(args) => return crate::rates_list_cmd::run(args),
+    };
     let Some(effective) = Date::parse(&args.effective) else {
         anyhow::bail!("--effective '{}' is not a date YYYY-MM-DD", args.effective);
     };
