@@ -141,7 +141,7 @@ fn every_source_key_of_the_new_tables_is_described_in_sources_md() {
         .lines()
         .filter(|l| l.starts_with("2026-04-01,"))
     {
-        let source = l.rsplit(',').next().unwrap();
+        let source = l.trim_end().rsplit(',').next().unwrap();
         for key in source.split(';') {
             assert!(
                 sources.contains(&format!("`{key}`")),
