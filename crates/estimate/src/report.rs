@@ -285,11 +285,11 @@ fn rating_errors(errors: &[RatingError]) -> EstimateError {
             market,
             category,
             date,
-            tier,
+            detail,
             ..
         } = e
         {
-            let key = (*currency, *model, market.clone(), *category, tier.clone());
+            let key = (*currency, *model, market.clone(), *category, detail.clone());
             let entry = missing.entry(key).or_insert((e.clone(), 0));
             entry.1 += 1;
             if let RatingError::MissingRate { date: first, .. } = &mut entry.0 {

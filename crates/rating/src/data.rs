@@ -2,3 +2,10 @@
 
 pub const MARKETS_CSV: &str = include_str!("../../../data/markets.csv");
 pub const RATES_CSV: &str = include_str!("../../../data/rates.csv");
+/// Known gaps: versions Meta published for which no public source gives the bundled currency's
+/// values (`effective_from,pricing_model,currency,market,category,reason`).
+pub const RATE_GAPS_CSV: &str = include_str!("../../../data/rate_gaps.csv");
+/// Meta's effective dates and what each changed, from its pricing page's change log
+/// (`effective_from,pricing_model,market,category,change,source`). Not read by rating: the
+/// tests check the bundled rates against it.
+pub const META_CHANGES_CSV: &str = include_str!("../../../data/meta_changes.csv");

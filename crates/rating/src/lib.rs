@@ -5,8 +5,10 @@
 //! charges come out, and the same set of events always gives the same charges byte for byte,
 //! whatever their order (see `rater`). The rules implemented are `docs/rules.md`.
 
+pub mod changes;
 pub mod data;
 pub mod event;
+pub mod listing;
 pub mod markets;
 pub mod model;
 pub mod money;

@@ -211,6 +211,22 @@ impl MarketTable {
     pub fn market_names(&self) -> impl Iterator<Item = &str> {
         self.markets.iter().map(String::as_str)
     }
+    /// The markets some country belongs to on a date, by name.
+    pub fn markets_on(&self, date: Date) -> Vec<MarketId> {
+        let mut out: Vec<MarketId> = self
+            .countries
+            .iter()
+            .filter_map(|c| {
+                c.periods
+                    .iter()
+                    .find(|&&(from, to, _)| from <= date && to.is_none_or(|to| date <= to))
+                    .map(|p| p.2)
+            })
+            .collect();
+        out.sort_by(|a, b| self.market_name(*a).cmp(self.market_name(*b)));
+        out.dedup();
+        out
+    }
 }
 
 /// Number of decimal digits of `n` (1 for 0).

@@ -85,7 +85,7 @@ pub enum RatingError {
         country: String,
         date: Date,
     },
-    #[error("message {id}: no {model} rate for currency {currency}, market '{market}', category {category} on {date}{tier}")]
+    #[error("message {id}: no {model} rate for currency {currency}, market '{market}', category {category} on {date}{detail}")]
     MissingRate {
         id: String,
         currency: Currency,
@@ -93,7 +93,9 @@ pub enum RatingError {
         market: String,
         category: &'static str,
         date: Date,
-        tier: String,
+        /// Empty, or why in parentheses: no tier holds the message, or the version in force is
+        /// a known gap (its date and reason).
+        detail: String,
     },
 }
 
@@ -1452,7 +1454,7 @@ struct Ctx<'a> {
     id: &'a str,
 }
 
-fn missing(tariff: &Tariff, ctx: &Ctx<'_>, category: Category, tier: String) -> RatingError {
+fn missing(tariff: &Tariff, ctx: &Ctx<'_>, category: Category, detail: String) -> RatingError {
     RatingError::MissingRate {
         id: ctx.id.to_string(),
         currency: ctx.currency,
@@ -1460,7 +1462,7 @@ fn missing(tariff: &Tariff, ctx: &Ctx<'_>, category: Category, tier: String) -> 
         market: tariff.markets.market_name(ctx.market).to_string(),
         category: category.as_str(),
         date: ctx.date,
-        tier,
+        detail,
     }
 }
 
@@ -1473,11 +1475,18 @@ fn flat_rate(tariff: &Tariff, ctx: &Ctx<'_>, category: Category) -> Result<Decim
         market: ctx.market,
         category: category.rate_column(),
     };
-    tariff
+    let v = tariff
         .rates
         .lookup(&key, ctx.date)
-        .and_then(|v| v.steps.first().map(|s| s.1))
-        .ok_or_else(|| missing(tariff, ctx, category.rate_column(), String::new()))
+        .ok_or_else(|| missing(tariff, ctx, category.rate_column(), String::new()))?;
+    v.steps.first().map(|s| s.1).ok_or_else(|| {
+        missing(
+            tariff,
+            ctx,
+            category.rate_column(),
+            v.gap_detail().unwrap_or_default(),
+        )
+    })
 }
 
 fn tiered_rate(
@@ -1496,6 +1505,9 @@ fn tiered_rate(
         .rates
         .lookup(&key, ctx.date)
         .ok_or_else(|| missing(tariff, ctx, category, String::new()))?;
+    if let Some(detail) = v.gap_detail() {
+        return Err(missing(tariff, ctx, category, detail));
+    }
     v.price(n).ok_or_else(|| {
         missing(
             tariff,

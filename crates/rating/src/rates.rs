@@ -4,6 +4,10 @@
 //! A lookup takes the newest version whose `effective_from` is on or before the send date for
 //! that exact (currency, model, market, category). A missing row is an error for the caller to
 //! report, never a zero.
+//!
+//! A version may also be a known gap (`rate_gaps.csv`): Meta changed the price on that date and
+//! no value is bundled for it. Looking it up finds the gap, which rating reports as a missing
+//! rate, so that no bill rests on the price Meta replaced (decisions.md D61).
 
 use crate::markets::{MarketId, MarketTable};
 use crate::model::{Category, PricingModel};
@@ -28,12 +32,19 @@ impl fmt::Display for TierRange {
     }
 }
 
-/// One version of the price of a (currency, model, market, category): a flat rate, or tiers.
+/// One version of the price of a (currency, model, market, category): a flat rate, or tiers,
+/// or a known gap.
 #[derive(Clone, Debug)]
 pub struct RateVersion {
     pub effective_from: Date,
-    /// Sorted by `min`; a single entry with `tier: None` is a flat rate.
+    /// Sorted by `min`; a single entry with `tier: None` is a flat rate; empty for a gap.
     pub steps: Vec<(Option<TierRange>, Decimal)>,
+    /// The rows' `source` column (keys of `data/SOURCES.md`, `;`-separated; the distinct values
+    /// of a tiered version joined the same way); empty when the file has no such column.
+    pub source: String,
+    /// `Some(reason)` when this version is a known gap: Meta changed the price on
+    /// `effective_from` and the data holds no value for it. `steps` is then empty.
+    pub gap: Option<String>,
 }
 
 impl RateVersion {
@@ -50,6 +61,15 @@ impl RateVersion {
     }
     pub fn is_tiered(&self) -> bool {
         self.steps.iter().any(|s| s.0.is_some())
+    }
+    /// Why a gap has no price, as rating reports it: the date Meta changed it and the reason.
+    pub fn gap_detail(&self) -> Option<String> {
+        self.gap.as_ref().map(|why| {
+            format!(
+                " (Meta changed this rate on {}; no value for it is bundled: {why})",
+                self.effective_from
+            )
+        })
     }
 }
 
@@ -83,6 +103,40 @@ pub enum RateBookError {
 /// The column layout of `rates.csv`.
 pub const RATES_HEADER: &str =
     "effective_from,pricing_model,currency,market,category,tier_min,tier_max,rate,source";
+
+/// The column layout of `rate_gaps.csv`.
+pub const GAPS_HEADER: &str = "effective_from,pricing_model,currency,market,category,reason";
+
+/// Reads the key columns shared by `rates.csv` and `rate_gaps.csv`: date, model, currency,
+/// market, category (`f` holds them in that order), or why not.
+fn parse_key(markets: &MarketTable, f: &[&str]) -> Result<(RateKey, Date), String> {
+    let date =
+        Date::parse(f[0]).ok_or_else(|| format!("effective_from '{}' is not YYYY-MM-DD", f[0]))?;
+    let model = PricingModel::parse(f[1])
+        .ok_or_else(|| format!("pricing_model '{}' is not CBP or PMP", f[1]))?;
+    let currency = Currency::parse(f[2])
+        .ok_or_else(|| format!("currency '{}' is not an ISO 4217 code", f[2]))?;
+    let market = markets
+        .market(f[3])
+        .ok_or_else(|| format!("market '{}' is not a market of markets.csv", f[3]))?;
+    let category = Category::parse(f[4])
+        .filter(|c| !matches!(c, Category::ReferralConversion | Category::MarketingLite))
+        .ok_or_else(|| {
+            format!(
+                "category '{}' is not one of marketing, utility, authentication, authentication_international, service",
+                f[4]
+            )
+        })?;
+    Ok((
+        RateKey {
+            currency,
+            model,
+            market,
+            category,
+        },
+        date,
+    ))
+}
 
 impl RateBook {
     /// Adds the rows of a `rates.csv` file (see `data/SOURCES.md` for the layout). `file` names
@@ -121,8 +175,9 @@ impl RateBook {
             col("tier_max")?,
             col("rate")?,
         ];
-        // (key, effective date) → its rows as (tier, rate, line).
-        type Staged = FxHashMap<(RateKey, Date), Vec<(Option<TierRange>, Decimal, u64)>>;
+        let source_col = headers.iter().position(|h| h.trim() == "source");
+        // (key, effective date) → its rows as (tier, rate, line, source).
+        type Staged = FxHashMap<(RateKey, Date), Vec<(Option<TierRange>, Decimal, u64, String)>>;
         let mut staged = Staged::default();
         for rec in rdr.records() {
             let rec = rec.map_err(csv_err)?;
@@ -136,25 +191,7 @@ impl RateBook {
                 .iter()
                 .map(|&i| rec.get(i).unwrap_or("").trim())
                 .collect();
-            let date = Date::parse(f[0])
-                .ok_or_else(|| err(format!("effective_from '{}' is not YYYY-MM-DD", f[0])))?;
-            let model = PricingModel::parse(f[1])
-                .ok_or_else(|| err(format!("pricing_model '{}' is not CBP or PMP", f[1])))?;
-            let currency = Currency::parse(f[2])
-                .ok_or_else(|| err(format!("currency '{}' is not an ISO 4217 code", f[2])))?;
-            let market = markets
-                .market(f[3])
-                .ok_or_else(|| err(format!("market '{}' is not a market of markets.csv", f[3])))?;
-            let category = Category::parse(f[4])
-                .filter(|c| {
-                    !matches!(c, Category::ReferralConversion | Category::MarketingLite)
-                })
-                .ok_or_else(|| {
-                    err(format!(
-                        "category '{}' is not one of marketing, utility, authentication, authentication_international, service",
-                        f[4]
-                    ))
-                })?;
+            let (key, date) = parse_key(markets, &f).map_err(err)?;
             let tier = match (f[5], f[6]) {
                 ("", "") => None,
                 (lo, hi) => {
@@ -177,16 +214,11 @@ impl RateBook {
             if rate.nanos() < 0 {
                 return Err(err(format!("rate '{}' is negative", f[7])));
             }
-            let key = RateKey {
-                currency,
-                model,
-                market,
-                category,
-            };
+            let source = source_col.and_then(|i| rec.get(i)).unwrap_or("").trim();
             staged
                 .entry((key, date))
                 .or_default()
-                .push((tier, rate, line));
+                .push((tier, rate, line, source.to_string()));
         }
         for ((key, date), mut steps) in staged {
             let first_line = steps.iter().map(|s| s.2).min().unwrap_or(0);
@@ -214,16 +246,98 @@ impl RateBook {
                 }
             }
             let versions = self.versions.entry(key).or_default();
+            // A row fills a known gap of the same date (an imported card, for example).
+            versions.retain(|v| !(v.effective_from == date && v.gap.is_some()));
             if versions.iter().any(|v| v.effective_from == date) {
                 return Err(err("defined twice".into()));
             }
+            let mut sources: Vec<&str> = Vec::new();
+            for s in &steps {
+                if !s.3.is_empty() && !sources.contains(&s.3.as_str()) {
+                    sources.push(&s.3);
+                }
+            }
+            let source = sources.join(";");
             versions.push(RateVersion {
                 effective_from: date,
-                steps: steps.into_iter().map(|(t, r, _)| (t, r)).collect(),
+                steps: steps.into_iter().map(|(t, r, _, _)| (t, r)).collect(),
+                source,
+                gap: None,
             });
             versions.sort_by_key(|v| v.effective_from);
         }
         Ok(())
+    }
+
+    /// Adds the known gaps of a `rate_gaps.csv` file (`GAPS_HEADER`): versions Meta published
+    /// for which the data holds no value. A gap where a rate row of the same key and date exists
+    /// is ignored (the row fills it), whatever order the files are added in.
+    pub fn add_gaps_csv(
+        &mut self,
+        markets: &MarketTable,
+        file: &str,
+        text: &str,
+    ) -> Result<(), RateBookError> {
+        let csv_err = |source| RateBookError::Csv {
+            file: file.to_string(),
+            source,
+        };
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+        let headers = rdr.headers().map_err(csv_err)?.clone();
+        let names: Vec<&str> = GAPS_HEADER.split(',').collect();
+        let mut cols = Vec::new();
+        for name in &names {
+            cols.push(
+                headers
+                    .iter()
+                    .position(|h| h.trim() == *name)
+                    .ok_or_else(|| RateBookError::Row {
+                        file: file.to_string(),
+                        line: 1,
+                        why: format!("missing column '{name}' (expected {GAPS_HEADER})"),
+                    })?,
+            );
+        }
+        let mut seen: FxHashMap<(RateKey, Date), u64> = FxHashMap::default();
+        for rec in rdr.records() {
+            let rec = rec.map_err(csv_err)?;
+            let line = rec.position().map_or(0, |p| p.line());
+            let err = |why: String| RateBookError::Row {
+                file: file.to_string(),
+                line,
+                why,
+            };
+            let f: Vec<&str> = cols
+                .iter()
+                .map(|&i| rec.get(i).unwrap_or("").trim())
+                .collect();
+            let (key, date) = parse_key(markets, &f).map_err(err)?;
+            if f[5].is_empty() {
+                return Err(err("a gap needs its reason".into()));
+            }
+            if let Some(first) = seen.insert((key, date), line) {
+                return Err(err(format!("the same gap as line {first}")));
+            }
+            let versions = self.versions.entry(key).or_default();
+            if versions.iter().any(|v| v.effective_from == date) {
+                continue;
+            }
+            versions.push(RateVersion {
+                effective_from: date,
+                steps: Vec::new(),
+                source: String::new(),
+                gap: Some(f[5].to_string()),
+            });
+            versions.sort_by_key(|v| v.effective_from);
+        }
+        Ok(())
+    }
+
+    /// Every version of a key, oldest first (gaps included).
+    pub fn versions(&self, key: &RateKey) -> &[RateVersion] {
+        self.versions.get(key).map_or(&[], Vec::as_slice)
     }
 
     /// The version in force on `date`: the newest whose `effective_from` is on or before it.

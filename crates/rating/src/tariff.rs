@@ -20,10 +20,19 @@ pub enum TariffError {
 }
 
 impl Tariff {
-    /// The data bundled at build time (`data/markets.csv`, `data/rates.csv`).
+    /// The data bundled at build time (`data/markets.csv`, `data/rates.csv` and its known gaps,
+    /// `data/rate_gaps.csv`).
     pub fn bundled() -> Tariff {
         Tariff::from_csv(data::MARKETS_CSV, &[("data/rates.csv", data::RATES_CSV)])
+            .and_then(|t| t.with_gaps("data/rate_gaps.csv", data::RATE_GAPS_CSV))
             .expect("bundled rate data is valid (checked by tests)")
+    }
+
+    /// Adds a `rate_gaps.csv` file (name, text): versions that exist at Meta with no value in
+    /// the rate files, which rating then reports as missing instead of using the older price.
+    pub fn with_gaps(mut self, name: &str, text: &str) -> Result<Tariff, TariffError> {
+        self.rates.add_gaps_csv(&self.markets, name, text)?;
+        Ok(self)
     }
 
     /// Loads a market table and any number of rate files (name, text).

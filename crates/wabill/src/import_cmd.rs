@@ -11,6 +11,9 @@ use wabill_rating::{data, Date, MarketTable, Tariff};
 pub enum RatesCommand {
     /// Import Meta's rate card and/or volume-tier card CSV files.
     Import(ImportArgs),
+    /// What a month's bills in a currency rest on: per market and category the rate in force,
+    /// its version date and source, and the known gaps and missing rates.
+    List(crate::rates_list_cmd::ListArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -28,7 +31,10 @@ pub struct ImportArgs {
 }
 
 pub fn run(cmd: &RatesCommand) -> Result<i32> {
-    let RatesCommand::Import(args) = cmd;
+    let args = match cmd {
+        RatesCommand::Import(args) => args,
+        RatesCommand::List(args) => return crate::rates_list_cmd::run(args),
+    };
     let Some(effective) = Date::parse(&args.effective) else {
         anyhow::bail!("--effective '{}' is not a date YYYY-MM-DD", args.effective);
     };
@@ -69,11 +75,12 @@ pub fn run(cmd: &RatesCommand) -> Result<i32> {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let target = dir.join("rates.csv");
-            let existing = if target.exists() {
+            let from_bundled = !target.exists();
+            let existing = if from_bundled {
+                data::RATES_CSV.to_string()
+            } else {
                 std::fs::read_to_string(&target)
                     .with_context(|| format!("reading {}", target.display()))?
-            } else {
-                data::RATES_CSV.to_string()
             };
             let merged = meta_csv::merge_into_rates_csv(&existing, &rows)?;
             check_loads(&markets_csv, &merged)?;
@@ -81,6 +88,13 @@ pub fn run(cmd: &RatesCommand) -> Result<i32> {
             std::fs::write(&tmp, &merged).with_context(|| format!("writing {}", tmp.display()))?;
             std::fs::rename(&tmp, &target)
                 .with_context(|| format!("writing {}", target.display()))?;
+            // The bundled rates come with their known gaps: without them, a key whose newer
+            // version is a gap would be billed at the older price (decisions.md D61).
+            let gaps = dir.join(crate::tariff::GAPS_FILE);
+            if from_bundled && !gaps.exists() {
+                std::fs::write(&gaps, data::RATE_GAPS_CSV)
+                    .with_context(|| format!("writing {}", gaps.display()))?;
+            }
             eprintln!(
                 "imported {} rows into {}; rate with: wabill rate --rates {} ...",
                 rows.len(),

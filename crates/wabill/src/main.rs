@@ -9,6 +9,7 @@ mod input;
 mod invoice_cmd;
 mod load_cmd;
 mod rate_cmd;
+mod rates_list_cmd;
 mod reconcile_cmd;
 mod serve_cmd;
 mod tariff;

@@ -4,8 +4,10 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use wabill_rating::{data, Tariff};
 
-/// Bundled data, or `dir`: its `markets.csv` if present (else the bundled one) and every other
-/// `*.csv` file with the `rates.csv` header (in name order) instead of the bundled rates.
+/// Bundled data, or `dir`: its `markets.csv` if present (else the bundled one), every other
+/// `*.csv` file with the `rates.csv` header (in name order) instead of the bundled rates, and its
+/// known gaps `rate_gaps.csv` if present (decisions.md D61; `wabill rates import --into` writes
+/// the bundled one beside the bundled rates it copies).
 pub fn load(dir: Option<&Path>) -> Result<Tariff> {
     let Some(dir) = dir else {
         return Ok(Tariff::bundled());
@@ -26,6 +28,7 @@ pub fn load(dir: Option<&Path>) -> Result<Tariff> {
         let path = e.path();
         if path.extension().is_some_and(|x| x == "csv")
             && path.file_name() != Some("markets.csv".as_ref())
+            && path.file_name() != Some(GAPS_FILE.as_ref())
         {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -47,5 +50,15 @@ pub fn load(dir: Option<&Path>) -> Result<Tariff> {
         .iter()
         .map(|(n, t)| (n.as_str(), t.as_str()))
         .collect();
-    Ok(Tariff::from_csv(&markets, &refs)?)
+    let tariff = Tariff::from_csv(&markets, &refs)?;
+    let gaps_path = dir.join(GAPS_FILE);
+    if !gaps_path.exists() {
+        return Ok(tariff);
+    }
+    let gaps = std::fs::read_to_string(&gaps_path)
+        .with_context(|| format!("reading {}", gaps_path.display()))?;
+    Ok(tariff.with_gaps(&gaps_path.display().to_string(), &gaps)?)
 }
+
+/// The name of the known-gaps file in a rates directory.
+pub const GAPS_FILE: &str = "rate_gaps.csv";

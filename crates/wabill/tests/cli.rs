@@ -268,3 +268,260 @@ fn rate_carries_the_agent_through() {
     );
     assert!(csv.lines().nth(2).unwrap().ends_with(",,"), "{csv}");
 }
+
+#[test]
+fn rates_list_shows_the_rate_in_force_its_version_and_source_and_the_gaps() {
+    let out = wabill(
+        &["rates", "list", "--currency", "USD", "--month", "2026-05"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let row = |market: &str, category: &str| -> Vec<String> {
+        table
+            .lines()
+            .find(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                l.starts_with(market) && f.contains(&category)
+            })
+            .unwrap_or_else(|| panic!("no {market} {category} line:\n{table}"))
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    // The 2026-04-01 version, with where each value comes from (data/SOURCES.md keys).
+    assert_eq!(
+        row("Pakistan", "utility"),
+        [
+            "Pakistan",
+            "utility",
+            "0.01",
+            "2026-04-01",
+            "GH-IDX-67478796404"
+        ]
+    );
+    assert_eq!(
+        row("Turkey", "authentication")[2..4],
+        ["0.0009", "2026-04-01"]
+    );
+    assert_eq!(
+        row("Saudi Arabia", "marketing")[2..4],
+        ["0.0501", "2026-04-01"]
+    );
+    assert_eq!(
+        row("India", "authentication_international")[2..4],
+        ["0.0304", "2026-04-01"]
+    );
+    // Unchanged keys rest on the version before.
+    assert_eq!(row("Pakistan", "marketing")[2..4], ["0.0473", "2026-01-01"]);
+    assert!(
+        table.contains("\nGaps: 0 ") && table.contains("\nMissing: 0 "),
+        "{table}"
+    );
+
+    // INR has no card of 2026-04-01: the changed keys are gaps, with their reason.
+    let out = wabill(
+        &["rates", "list", "--currency", "INR", "--month", "2026-05"],
+        None,
+    );
+    let table = text(&out.stdout);
+    assert!(table.contains("\nGaps: 10 "), "{table}");
+    assert!(
+        table.contains("  Pakistan utility from 2026-04-01: no INR card of 2026-04-01 was found"),
+        "{table}"
+    );
+    // May 2025 in USD: the four authentication-international rates Meta lowered on 2025-04-01.
+    let out = wabill(
+        &[
+            "rates",
+            "list",
+            "--currency",
+            "USD",
+            "--month",
+            "2025-05",
+            "--format",
+            "csv",
+        ],
+        None,
+    );
+    let csv = text(&out.stdout);
+    assert!(csv.starts_with("market,category,status,rate,effective_from,source_or_reason\n"));
+    let nigeria: Vec<&str> = csv
+        .lines()
+        .filter(|l| l.starts_with("Nigeria,authentication_international,"))
+        .collect();
+    assert_eq!(nigeria.len(), 1, "{csv}");
+    assert!(nigeria[0].starts_with("Nigeria,authentication_international,gap,,2025-04-01,"));
+    // JSON carries the same.
+    let out = wabill(
+        &[
+            "rates",
+            "list",
+            "--currency",
+            "USD",
+            "--month",
+            "2026-05",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let pk = items
+        .iter()
+        .find(|i| i["market"] == "Pakistan" && i["category"] == "utility")
+        .unwrap();
+    assert_eq!(pk["rate"], "0.01");
+    assert_eq!(pk["effective_from"], "2026-04-01");
+    assert_eq!(pk["status"], "rate");
+
+    // Bad input: exit 2, saying what and why.
+    for (args, why) in [
+        (
+            ["--currency", "USD", "--month", "2026-13"],
+            "--month '2026-13'",
+        ),
+        (
+            ["--currency", "JPY", "--month", "2026-05"],
+            "no rate in JPY; it prices AED, EUR, INR, USD",
+        ),
+        (
+            ["--currency", "USD", "--month", "2023-05"],
+            "before 2023-06",
+        ),
+    ] {
+        let mut a = vec!["rates", "list"];
+        a.extend(args);
+        let out = wabill(&a, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn a_gap_is_a_missing_rate_until_a_row_of_its_date_fills_it_in_a_rates_dir() {
+    let dir = tmpdir("gaps");
+    let events = dir.join("e.jsonl");
+    std::fs::write(
+        &events,
+        concat!(
+            r#"{"kind":"account","waba":"W1","timezone":"UTC","currency":"USD","primary_country":"AE","auth_international":{"start":"2025-02-01T00:00:00Z"}}"#,
+            "\n",
+            r#"{"kind":"outbound","id":"n1","at":"2025-05-15T10:00:00Z","waba":"W1","phone":"15550001111","user":"2348031234567","type":"template","category":"authentication"}"#,
+            "\n",
+            r#"{"kind":"status","id":"n1","at":"2025-05-15T10:00:02Z","status":"delivered"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = wabill(&["rate", events.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("category authentication_international on 2025-05-15 (Meta changed this rate on 2025-04-01"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // `rates import --into` a new directory writes the bundled gaps beside the bundled rates.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../formats/tests/fixtures/meta");
+    let rates = dir.join("rates");
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            fixtures.join("tier_card_usd_2026-10.csv").to_str().unwrap(),
+            "--effective",
+            "2026-10-01",
+            "--into",
+            rates.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(rates.join("rate_gaps.csv")).unwrap(),
+        include_str!("../../../data/rate_gaps.csv")
+    );
+    let out = wabill(
+        &[
+            "rate",
+            "--rates",
+            rates.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the copied gaps apply: {}",
+        text(&out.stdout)
+    );
+
+    // A row of the gap's date (made up for this test) fills it: billed, and listed with its source.
+    let mut csv = std::fs::read_to_string(rates.join("rates.csv")).unwrap();
+    csv.push_str("2025-04-01,CBP,USD,Nigeria,authentication_international,,,0.07,test-row\n");
+    std::fs::write(rates.join("rates.csv"), csv).unwrap();
+    let out = wabill(
+        &[
+            "rate",
+            "--rates",
+            rates.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(r#""category":"authentication_international","type":"regular","billable":true,"tier":null,"rate":"0.07""#), "{}", text(&out.stdout));
+    let out = wabill(
+        &[
+            "rates",
+            "list",
+            "--rates",
+            rates.to_str().unwrap(),
+            "--currency",
+            "USD",
+            "--month",
+            "2025-05",
+            "--format",
+            "csv",
+        ],
+        None,
+    );
+    let list = text(&out.stdout);
+    assert!(
+        list.contains("\nNigeria,authentication_international,rate,0.07,2025-04-01,test-row\n"),
+        "{list}"
+    );
+    assert!(
+        list.contains("\nEgypt,authentication_international,gap,,2025-04-01,"),
+        "{list}"
+    );
+}
+
+/// The README's `wabill rates list` example runs as pasted and prints what the README shows
+/// (its excerpt's lines, in order; `...` stands for lines left out).
+#[test]
+fn the_readme_rates_list_example_prints_what_it_shows() {
+    let readme = include_str!("../../../README.md");
+    let cmd = "wabill rates list --currency USD --month 2026-05";
+    let at = readme
+        .find(&format!("```sh\n{cmd}\n```"))
+        .expect("the example");
+    let rest = &readme[at..];
+    let start = rest.find("prints (excerpt):\n\n```\n").expect("its output") + 23;
+    let excerpt = &rest[start..start + rest[start..].find("\n```").unwrap()];
+    let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+    let out = wabill(&args, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let mut lines = printed.lines();
+    for want in excerpt.lines().filter(|l| *l != "...") {
+        assert!(
+            lines.any(|l| l == want),
+            "README line not printed (in this order):\n{want}\n--- printed:\n{printed}"
+        );
+    }
+}
