@@ -508,6 +508,28 @@ mod tests {
     }
 
     #[test]
+    fn instants_out_of_range_too_precise_or_leap_are_refused_by_field() {
+        for at in [
+            r#""0000-01-01T00:00:00Z""#,
+            r#""9999-12-31T23:59:59Z""#,
+            r#""1969-12-31T23:59:59Z""#,
+            "-1",
+            r#""2025-07-01T10:00:60Z""#,
+            r#""2025-07-01T10:00:00.0001Z""#,
+        ] {
+            let line = format!(
+                r#"{{"kind":"inbound","id":"x","at":{at},"waba":"W1","phone":"1555","user":"5511"}}"#
+            );
+            let e = one(&line).unwrap_err();
+            assert_eq!((e.line, e.field.as_str()), (7, "at"), "{at}: {e}");
+        }
+        // Two events 0.1 ms apart can no longer tie: the finer one is refused, not cut.
+        let a =
+            one(r#"{"kind":"status","id":"x","at":"2025-07-01T10:00:00.000Z","status":"read"}"#);
+        assert!(a.is_ok());
+    }
+
+    #[test]
     fn escaped_strings_are_read() {
         let Event::Status(s) = one(r#"{"kind":"status","id":"wamid.\u0041\"q","at":"2025-07-01T10:00:00Z","status":"read"}"#).unwrap() else { panic!() };
         assert_eq!(s.id, "wamid.A\"q");
