@@ -4,6 +4,7 @@
 pub mod charges;
 pub mod events;
 mod flat;
+pub mod limits;
 pub mod meta_csv;
 pub mod time;
 pub mod webhook;
