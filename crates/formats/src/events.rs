@@ -3,6 +3,7 @@
 //! the field, and why.
 
 use crate::flat;
+use crate::limits::{self, Limit};
 use crate::time::parse_instant;
 use crate::webhook;
 use serde::de::{self, Deserializer, Visitor};
@@ -103,6 +104,7 @@ fn parse<'a>(
             why: format!("not a JSON object: {e}"),
         })?,
     };
+    bounded(&raw, line)?;
     let mark = (
         sink.events.len(),
         sink.meta_pricing.len(),
@@ -128,6 +130,53 @@ fn parse<'a>(
         sink.ignored_webhook_items = mark.2;
     }
     r
+}
+
+/// Every string of the line within its bound (`limits`), before any is stored or echoed.
+fn bounded(raw: &RawLine<'_>, line: u64) -> Result<(), LineError> {
+    let text: [(&str, &Option<Cow<'_, str>>, Limit); 15] = [
+        ("kind", &raw.kind, limits::WORD),
+        ("object", &raw.object, limits::WORD),
+        ("id", &raw.id, limits::MESSAGE_ID),
+        ("waba", &raw.waba, limits::ACCOUNT_ID),
+        ("phone", &raw.phone, limits::PHONE),
+        ("user", &raw.user, limits::PHONE),
+        ("entry_point", &raw.entry_point, limits::WORD),
+        ("type", &raw.message_type, limits::MESSAGE_TYPE),
+        ("category", &raw.category, limits::WORD),
+        ("api", &raw.api, limits::WORD),
+        ("status", &raw.status, limits::WORD),
+        ("agent", &raw.agent, limits::AGENT),
+        ("portfolio", &raw.portfolio, limits::ACCOUNT_ID),
+        ("timezone", &raw.timezone, limits::TIMEZONE),
+        ("currency", &raw.currency, limits::WORD),
+    ];
+    for (field, v, limit) in text {
+        if let Some(v) = v {
+            limits::check(v, limit).map_err(|why| err(line, field, why))?;
+        }
+    }
+    if let Some(c) = &raw.primary_country {
+        limits::check(c, limits::WORD).map_err(|why| err(line, "primary_country", why))?;
+    }
+    if let Some(ai) = &raw.auth_international {
+        let field = "auth_international.exception_countries";
+        if ai.exception_countries.len() > limits::EXCEPTION_COUNTRIES {
+            return Err(err(
+                line,
+                field,
+                format!(
+                    "has {} countries, more than the limit of {} (ISO 3166 has 249)",
+                    ai.exception_countries.len(),
+                    limits::EXCEPTION_COUNTRIES
+                ),
+            ));
+        }
+        for c in ai.exception_countries.keys() {
+            limits::check(c, limits::WORD).map_err(|why| err(line, field, why))?;
+        }
+    }
+    Ok(())
 }
 
 /// One input line, any kind; fields are checked per kind after parsing.
@@ -217,7 +266,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for TimeValue<'a> {
 impl TimeValue<'_> {
     pub(crate) fn instant(&self) -> Result<UnixMs, String> {
         match self {
-            TimeValue::Text(s) => parse_instant(s),
+            TimeValue::Text(s) => {
+                limits::check(s, limits::INSTANT_TEXT)?;
+                parse_instant(s)
+            }
             TimeValue::Seconds(v) => crate::time::unix_seconds(&v.to_string()),
         }
     }
@@ -255,6 +307,7 @@ fn non_empty<'a>(
 }
 
 pub(crate) fn msisdn(v: &str, line: u64, field: &str) -> Result<Msisdn, LineError> {
+    limits::check(v, limits::PHONE).map_err(|why| err(line, field, why))?;
     Msisdn::parse(v).map_err(|why| err(line, field, format!("'{v}' {why}")))
 }
 
@@ -505,6 +558,67 @@ mod tests {
         assert!(e.why.contains("not a JSON object"));
         let e = one(r#"{"kind":"outbound","id":"x","at":"2025-07-01T10:00:00Z","waba":"W1","phone":"1555","user":"5511","type":"text","category":"marketing"}"#).unwrap_err();
         assert_eq!(e.field, "category");
+    }
+
+    #[test]
+    fn instants_out_of_range_too_precise_or_leap_are_refused_by_field() {
+        for at in [
+            r#""0000-01-01T00:00:00Z""#,
+            r#""9999-12-31T23:59:59Z""#,
+            r#""1969-12-31T23:59:59Z""#,
+            "-1",
+            r#""2025-07-01T10:00:60Z""#,
+            r#""2025-07-01T10:00:00.0001Z""#,
+        ] {
+            let line = format!(
+                r#"{{"kind":"inbound","id":"x","at":{at},"waba":"W1","phone":"1555","user":"5511"}}"#
+            );
+            let e = one(&line).unwrap_err();
+            assert_eq!((e.line, e.field.as_str()), (7, "at"), "{at}: {e}");
+        }
+        // Two events 0.1 ms apart can no longer tie: the finer one is refused, not cut.
+        let a =
+            one(r#"{"kind":"status","id":"x","at":"2025-07-01T10:00:00.000Z","status":"read"}"#);
+        assert!(a.is_ok());
+    }
+
+    #[test]
+    fn every_string_is_bounded_and_the_error_names_field_and_limit() {
+        let long = "x".repeat(300_000);
+        let base = r#"{"kind":"outbound","id":"o","at":"2025-07-01T10:05:00Z","waba":"W1","phone":"1555","user":"5511","type":"text","agent":"ana"}"#;
+        for (field, max) in [
+            ("id", 256),
+            ("waba", 64),
+            ("phone", 32),
+            ("user", 32),
+            ("type", 64),
+            ("agent", 256),
+            ("at", 40),
+            ("kind", 64),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(base).unwrap();
+            v[field] = serde_json::Value::String(long.clone());
+            let line = v.to_string();
+            let e = one(&line).unwrap_err();
+            assert_eq!(e.field, field);
+            assert_eq!(
+                e.why,
+                format!("is 300000 bytes long, more than the limit of {max} bytes")
+            );
+        }
+        let e = one(&format!(
+            r#"{{"kind":"account","waba":"W1","currency":"USD","portfolio":"{long}"}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "portfolio");
+        let e = one(&format!(
+            r#"{{"kind":"account","waba":"W1","currency":"USD","timezone":"{long}"}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "timezone");
+        // At the limit, taken.
+        let ok = base.replace(r#""id":"o""#, &format!(r#""id":"{}""#, "i".repeat(256)));
+        assert!(one(&ok).is_ok());
     }
 
     #[test]

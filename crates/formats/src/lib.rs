@@ -1,9 +1,11 @@
 //! wabill's public formats (`docs/events.md`): events and Meta webhooks in, charges out, and
 //! Meta's published rate-card CSV files. The rating core never sees a byte of these.
 
+pub mod body;
 pub mod charges;
 pub mod events;
 mod flat;
+pub mod limits;
 pub mod meta_csv;
 pub mod time;
 pub mod webhook;

@@ -3,29 +3,74 @@
 
 use wabill_rating::UnixMs;
 
+/// The first instant accepted, 2000-01-01T00:00:00Z, in Unix seconds (decisions.md D70).
+pub const MIN_UNIX_S: i64 = 946_684_800;
+/// The first instant refused after the range, 2100-01-01T00:00:00Z, in Unix seconds.
+pub const END_UNIX_S: i64 = 4_102_444_800;
+/// The accepted range, as error messages state it.
+pub const RANGE: &str = "2000-01-01T00:00:00Z <= t < 2100-01-01T00:00:00Z";
+
 /// Parses RFC 3339 (`2025-07-01T10:00:00Z`, `2025-07-01T07:00:00.250-03:00`) or Unix seconds
 /// (`"1751364000"`). Returns milliseconds since the epoch.
+///
+/// Both forms take the same range, [`RANGE`], and an instant is kept exactly as given: a
+/// fraction more precise than a millisecond (a non-zero digit after the third) and a leap
+/// second (`:60`) are refused rather than rounded (decisions.md D70, D71).
 pub fn parse_instant(s: &str) -> Result<UnixMs, String> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return unix_seconds(s);
     }
     if let Some(ms) = fast_rfc3339_utc(s.as_bytes()) {
-        return Ok(ms);
+        return in_range(s, ms);
     }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            format!("'{s}' is not an RFC 3339 time with an offset (2025-07-01T10:00:00Z) or Unix seconds")
-        })
+    let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| {
+        format!(
+            "'{s}' is not an RFC 3339 time with an offset (2025-07-01T10:00:00Z) or Unix seconds"
+        )
+    })?;
+    use chrono::Timelike;
+    if t.nanosecond() >= 1_000_000_000 {
+        return Err(format!(
+            "'{s}' is a leap second (:60), which is not taken: Meta's timestamps are Unix \
+             seconds, which have none"
+        ));
+    }
+    // chrono reads at most nanoseconds and drops further digits, so the text is looked at.
+    let fraction = s.split_once('.').map(|(_, f)| {
+        f.bytes()
+            .take_while(u8::is_ascii_digit)
+            .skip(3)
+            .any(|d| d != b'0')
+    });
+    if fraction == Some(true) {
+        return Err(format!(
+            "'{s}' is more precise than a millisecond, which is what wabill keeps: give at \
+             most three digits of fraction"
+        ));
+    }
+    in_range(s, t.timestamp_millis())
 }
 
-/// Unix seconds given as a whole number.
+fn in_range(s: &str, ms: UnixMs) -> Result<UnixMs, String> {
+    if (MIN_UNIX_S * 1000..END_UNIX_S * 1000).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(format!("'{s}' is outside the accepted range {RANGE}"))
+    }
+}
+
+/// Unix seconds given as a whole number, in [`RANGE`].
 pub fn unix_seconds(s: &str) -> Result<UnixMs, String> {
-    s.parse::<i64>()
-        .ok()
-        .filter(|v| (0..=253_402_300_799).contains(v))
-        .map(|v| v * 1000)
-        .ok_or_else(|| format!("'{s}' is not a Unix time in seconds"))
+    let v = s
+        .parse::<i64>()
+        .map_err(|_| format!("'{s}' is not a Unix time in seconds"))?;
+    if (MIN_UNIX_S..END_UNIX_S).contains(&v) {
+        Ok(v * 1000)
+    } else {
+        Err(format!(
+            "'{s}' (Unix seconds) is outside the accepted range {RANGE}"
+        ))
+    }
 }
 
 /// The common case, `YYYY-MM-DDTHH:MM:SSZ`, without a general parser.
@@ -153,13 +198,79 @@ mod tests {
             "2025-07-01T10:00:00Z",
             "2024-02-29T23:59:59Z",
             "2026-10-01T00:00:00.500Z",
-            "1970-01-01T00:00:00Z",
+            "2000-01-01T00:00:00Z",
+            "2099-12-31T23:59:59.999Z",
         ] {
             assert_eq!(format_instant(parse_instant(s).unwrap()), s);
         }
         for days in [-1000, 0, 19_000, 20_000, 40_000] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m as i64, d as i64), days);
+        }
+    }
+
+    #[test]
+    fn both_forms_take_one_range() {
+        for bad in [
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "1969-12-31T23:59:59Z",
+            "1999-12-31T23:59:59.999Z",
+            "2000-01-01T00:59:59+01:00",
+            "2100-01-01T00:00:00Z",
+            "0",
+            "946684799",
+            "4102444800",
+            "253402300799",
+        ] {
+            let e = parse_instant(bad).unwrap_err();
+            assert!(e.contains("outside the accepted range"), "{bad}: {e}");
+            assert!(e.contains(RANGE), "{e}");
+        }
+        assert!(unix_seconds("-1").unwrap_err().contains(RANGE));
+        assert_eq!(parse_instant("946684800").unwrap(), 946_684_800_000);
+        assert_eq!(
+            parse_instant("2000-01-01T00:00:00Z").unwrap(),
+            946_684_800_000
+        );
+        assert_eq!(
+            parse_instant("2099-12-31T23:59:59Z").unwrap(),
+            parse_instant("4102444799").unwrap()
+        );
+    }
+
+    #[test]
+    fn precision_is_kept_or_refused() {
+        for bad in [
+            "2025-07-01T10:00:00.0001Z",
+            "2025-07-01T10:00:00.2501Z",
+            "2025-07-01T10:00:00.000000001Z",
+            "2025-07-01T10:00:00.0000000000001Z",
+            "2025-07-01T07:00:00.1234-03:00",
+        ] {
+            let e = parse_instant(bad).unwrap_err();
+            assert!(e.contains("more precise than a millisecond"), "{bad}: {e}");
+        }
+        // Zeros after the millisecond lose nothing.
+        assert_eq!(
+            parse_instant("2025-07-01T10:00:00.250000000Z").unwrap(),
+            1_751_364_000_250
+        );
+        assert_eq!(
+            parse_instant("2025-07-01T10:00:00.1Z").unwrap(),
+            1_751_364_000_100
+        );
+    }
+
+    #[test]
+    fn a_leap_second_is_refused() {
+        for bad in [
+            "2016-12-31T23:59:60Z",
+            "2025-07-01T10:00:60Z",
+            "2025-07-01T10:00:60.5Z",
+        ] {
+            let e = parse_instant(bad).unwrap_err();
+            assert!(e.contains("leap second"), "{bad}: {e}");
         }
     }
 }

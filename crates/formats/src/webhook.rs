@@ -5,6 +5,7 @@
 //! messages come from wabill's own `outbound` events.
 
 use crate::events::{err, msisdn, LineError, MetaPricing, Parsed, RawLine, TimeValue};
+use crate::limits::{self, Limit};
 use serde::Deserialize;
 use std::borrow::Cow;
 use wabill_rating::{DeliveryStatus, EntryPoint, Event, Inbound, Msisdn, Status};
@@ -106,14 +107,23 @@ pub(crate) fn read_envelope<'a>(
         }
         None => return Err(err(line, "object", "is missing from the webhook envelope")),
     }
+    // Within its bound (`limits`), or the envelope is refused naming the field.
+    let bound = |v: Option<&str>, limit: Limit, field: &dyn Fn() -> String| match v {
+        Some(v) => limits::check(v, limit).map_err(|why| err(line, &field(), why)),
+        None => Ok(()),
+    };
     let entries = raw.entry.unwrap_or_default();
     for (ei, entry) in entries.into_iter().enumerate() {
+        bound(entry.id.as_deref(), limits::ACCOUNT_ID, &|| {
+            format!("entry[{ei}].id")
+        })?;
         let waba = entry
             .id
             .filter(|w| !w.trim().is_empty())
             .ok_or_else(|| err(line, &format!("entry[{ei}].id"), "is missing (the WABA id)"))?;
         for (ci, change) in entry.changes.into_iter().enumerate() {
             let at = |f: &str| format!("entry[{ei}].changes[{ci}].{f}");
+            bound(change.field.as_deref(), limits::WORD, &|| at("field"))?;
             if change.field.as_deref() != Some("messages") {
                 sink.ignored_webhook_items += 1;
                 continue;
@@ -123,6 +133,9 @@ pub(crate) fn read_envelope<'a>(
             };
             let phone: Option<Msisdn> = match value.metadata.and_then(|m| m.display_phone_number) {
                 Some(p) => {
+                    bound(Some(&p), limits::PHONE, &|| {
+                        at("value.metadata.display_phone_number")
+                    })?;
                     let digits: String = p.chars().filter(char::is_ascii_digit).collect();
                     Some(msisdn(
                         &digits,
@@ -141,6 +154,7 @@ pub(crate) fn read_envelope<'a>(
                         "is missing",
                     )
                 })?;
+                bound(m.id.as_deref(), limits::MESSAGE_ID, &|| f("id"))?;
                 let entry_point = match m.referral.as_ref().and_then(|r| r.source_type.as_deref()) {
                     Some("ad") => Some(EntryPoint::Ctwa),
                     Some("post") => Some(EntryPoint::PageCta),
@@ -173,6 +187,23 @@ pub(crate) fn read_envelope<'a>(
             }
             for (si, s) in value.statuses.into_iter().enumerate() {
                 let f = |x: &str| at(&format!("value.statuses[{si}].{x}"));
+                bound(s.status.as_deref(), limits::WORD, &|| f("status"))?;
+                bound(s.id.as_deref(), limits::MESSAGE_ID, &|| f("id"))?;
+                let conversation = s.conversation.and_then(|c| c.id);
+                bound(conversation.as_deref(), limits::CONVERSATION_ID, &|| {
+                    f("conversation.id")
+                })?;
+                if let Some(p) = &s.pricing {
+                    bound(p.pricing_model.as_deref(), limits::WORD, &|| {
+                        f("pricing.pricing_model")
+                    })?;
+                    bound(p.category.as_deref(), limits::WORD, &|| {
+                        f("pricing.category")
+                    })?;
+                    bound(p.pricing_type.as_deref(), limits::WORD, &|| {
+                        f("pricing.type")
+                    })?;
+                }
                 let name = s
                     .status
                     .as_deref()
@@ -200,7 +231,7 @@ pub(crate) fn read_envelope<'a>(
                         pricing_model: p.pricing_model,
                         category: p.category,
                         pricing_type: p.pricing_type,
-                        conversation_id: s.conversation.and_then(|c| c.id),
+                        conversation_id: conversation,
                     });
                 }
                 sink.events.push(Event::Status(Status {
@@ -251,6 +282,71 @@ mod tests {
         let e = parse_line(line, 3, &mut p).unwrap_err();
         assert_eq!(e.field, "entry[0].changes[0].value.statuses[1].timestamp");
         assert!(p.events.is_empty() && p.meta_pricing.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use crate::events::{parse_line, Parsed};
+
+    fn envelope(status: &str) -> String {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"metadata":{{"display_phone_number":"15550001111"}},"statuses":[{status}]}}}}]}}]}}"#
+        )
+    }
+
+    #[test]
+    fn a_long_id_or_pricing_word_is_refused_naming_the_field_and_the_limit() {
+        let long = "A".repeat(300_000);
+        for (status, field, max) in [
+            (
+                format!(r#"{{"id":"wamid.{long}","status":"read","timestamp":"1752400000"}}"#),
+                "entry[0].changes[0].value.statuses[0].id",
+                256,
+            ),
+            (
+                format!(
+                    r#"{{"id":"wamid.A","status":"read","timestamp":"1752400000","conversation":{{"id":"{long}"}},"pricing":{{"billable":true}}}}"#
+                ),
+                "entry[0].changes[0].value.statuses[0].conversation.id",
+                256,
+            ),
+            (
+                format!(
+                    r#"{{"id":"wamid.A","status":"read","timestamp":"1752400000","pricing":{{"billable":true,"category":"{long}"}}}}"#
+                ),
+                "entry[0].changes[0].value.statuses[0].pricing.category",
+                64,
+            ),
+            (
+                format!(r#"{{"id":"wamid.A","status":"read","timestamp":"{long}"}}"#),
+                "entry[0].changes[0].value.statuses[0].timestamp",
+                40,
+            ),
+        ] {
+            let text = envelope(&status);
+            let mut p = Parsed::default();
+            let e = parse_line(&text, 1, &mut p).unwrap_err();
+            assert_eq!(e.field, field);
+            assert!(
+                e.why
+                    .contains(&format!("more than the limit of {max} bytes")),
+                "{e}"
+            );
+            assert!(e.to_string().len() < 300, "the value is not echoed");
+            assert!(p.events.is_empty() && p.meta_pricing.is_empty());
+        }
+        let line = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{long}","changes":[]}}]}}"#
+        );
+        let e = parse_line(&line, 1, &mut Parsed::default()).unwrap_err();
+        assert_eq!(e.field, "entry[0].id");
+        let line = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"metadata":{{"display_phone_number":"1555"}},"messages":[{{"from":"{long}","id":"i","timestamp":"1752400000"}}]}}}}]}}]}}"#
+        );
+        let e = parse_line(&line, 1, &mut Parsed::default()).unwrap_err();
+        assert_eq!(e.field, "entry[0].changes[0].value.messages[0].from");
+        assert!(e.to_string().len() < 300, "{e}");
     }
 }
 

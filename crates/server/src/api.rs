@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use wabill_billing::TenantSetup;
+use wabill_formats::body::BodyError;
 use wabill_formats::charges::json_str;
 use wabill_formats::{parse_envelope, parse_line, MetaPricing, Parsed};
 use wabill_rating::{Event, UnixMs};
@@ -416,42 +417,38 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Respons
     if caller.role == Role::Reader {
         return problem("forbidden", "a reader key cannot send events");
     }
-    let Ok(text) = std::str::from_utf8(body) else {
-        return problem("invalid_body", "the body is not UTF-8");
-    };
-    // A JSON array of events, or JSON Lines.
-    let owned: Vec<String>;
-    let lines: Vec<&str> = if text.trim_start().starts_with('[') {
-        match serde_json::from_str::<Vec<serde_json::Value>>(text) {
-            Ok(values) => {
-                owned = values.iter().map(|v| v.to_string()).collect();
-                owned.iter().map(String::as_str).collect()
-            }
-            Err(e) => return problem("invalid_body", format!("not a JSON array of events: {e}")),
+    // A JSON array of events, or JSON Lines, read item by item (wabill_formats::body): an
+    // item's index counts blank lines, a line that is not UTF-8 is refused alone, and reading
+    // stops at the first item, or the first event of an envelope, beyond the limit, so that a
+    // body never costs more than the limit whatever it holds (decisions.md D73, D74).
+    let lines = wabill_formats::body::shape(body) == wabill_formats::body::Shape::Lines;
+    let error = |i: usize, field: &str, reason: &str| {
+        let mut e = serde_json::json!({"index": i, "field": field, "reason": reason});
+        if lines {
+            e["line"] = serde_json::json!(i + 1);
         }
-    } else {
-        text.lines().filter(|l| !l.trim().is_empty()).collect()
+        e
     };
-    if lines.len() > MAX_EVENTS_PER_REQUEST {
-        return problem(
-            "too_many_events",
-            format!(
-                "at most {MAX_EVENTS_PER_REQUEST} events per request, got {}",
-                lines.len()
-            ),
-        );
-    }
     let mut errors: Vec<serde_json::Value> = Vec::new();
     let mut parsed = Parsed::default();
     let mut index_of = Vec::new();
     // Meta's pricing, with the index of the line that carried it.
     let mut pricing: Vec<(usize, MetaPricingRow)> = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
+    let mut last_item_events = 0;
+    let read = wabill_formats::body::items(body, MAX_EVENTS_PER_REQUEST, |i, item| {
+        let line = match item {
+            Ok(line) => line,
+            Err(why) => {
+                errors.push(error(i, "", &why));
+                return true;
+            }
+        };
         let before = parsed.events.len();
         let before_pricing = parsed.meta_pricing.len();
         match parse_line(line, i as u64, &mut parsed) {
             Ok(()) => {
-                index_of.extend(std::iter::repeat_n(i, parsed.events.len() - before));
+                last_item_events = parsed.events.len() - before;
+                index_of.extend(std::iter::repeat_n(i, last_item_events));
                 for row in meta_rows(line, &parsed.meta_pricing[before_pricing..]) {
                     let visible = match &row.waba {
                         Some(w) => caller.may_see(w),
@@ -460,14 +457,55 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Respons
                     if visible {
                         pricing.push((i, row));
                     } else {
-                        errors.push(serde_json::json!({"index": i, "field": "entry.id", "reason": "this key may not send Meta's pricing for that WABA"}));
+                        errors.push(error(
+                            i,
+                            "entry.id",
+                            "this key may not send Meta's pricing for that WABA",
+                        ));
                     }
                 }
             }
-            Err(e) => {
-                errors.push(serde_json::json!({"index": i, "field": e.field, "reason": e.why}))
-            }
+            Err(e) => errors.push(error(i, &e.field, &e.why)),
         }
+        parsed.events.len() <= MAX_EVENTS_PER_REQUEST
+    });
+    let at = |i: usize| {
+        if lines {
+            format!("line {}", i + 1)
+        } else {
+            format!("the element at index {i}")
+        }
+    };
+    match read {
+        Ok(_) => {}
+        Err(BodyError::Empty) => {
+            return problem(
+                "empty_body",
+                "the body holds no event: send JSON Lines or a JSON array of events",
+            )
+        }
+        Err(BodyError::TooManyItems { limit, index }) => {
+            return problem(
+                "too_many_events",
+                format!(
+                    "at most {limit} events per request: {} is the {}th item",
+                    at(index),
+                    limit + 1
+                ),
+            )
+        }
+        Err(BodyError::Stopped { index }) => {
+            return problem(
+                "too_many_events",
+                format!(
+                    "at most {MAX_EVENTS_PER_REQUEST} events per request: with {} (which holds \
+                     {last_item_events} events) the request holds {}",
+                    at(index),
+                    parsed.events.len()
+                ),
+            )
+        }
+        Err(BodyError::Invalid(why)) => return problem("invalid_body", why),
     }
     let mut batch = Vec::with_capacity(parsed.events.len());
     for (e, i) in parsed.events.into_iter().zip(index_of) {
@@ -479,7 +517,11 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Respons
         };
         if let Some(w) = waba {
             if !caller.may_see(w) {
-                errors.push(serde_json::json!({"index": i, "field": "waba", "reason": "this key may not send events for that WABA"}));
+                errors.push(error(
+                    i,
+                    "waba",
+                    "this key may not send events for that WABA",
+                ));
                 continue;
             }
         }
@@ -527,7 +569,7 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Respons
             let refused = "no message of this key's WABAs has this id";
             batch.retain(|(i, e)| match e {
                 Event::Status(s) if foreign.contains(s.id.as_ref()) => {
-                    errors.push(serde_json::json!({"index": i, "field": "id", "reason": refused}));
+                    errors.push(error(*i, "id", refused));
                     false
                 }
                 _ => true,
@@ -535,7 +577,11 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Respons
             pricing.retain(|(i, p)| {
                 let keep = !foreign.contains(&p.id);
                 if !keep {
-                    errors.push(serde_json::json!({"index": i, "field": "pricing", "reason": format!("Meta's pricing of a message: {refused}")}));
+                    errors.push(error(
+                        *i,
+                        "pricing",
+                        &format!("Meta's pricing of a message: {refused}"),
+                    ));
                 }
                 keep
             });
@@ -553,7 +599,7 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Respons
     match stored {
         Ok(out) => {
             for (i, why) in out.conflicts {
-                errors.push(serde_json::json!({"index": i, "field": "id", "reason": why}));
+                errors.push(error(i, "id", &why));
             }
             errors.sort_by_key(|e| e["index"].as_u64());
             let body = serde_json::json!({

@@ -39,6 +39,11 @@ pub const CODES: &[Code] = &[
         meaning: "the body is not UTF-8 or not JSON of the expected shape",
     },
     Code {
+        code: "empty_body",
+        status: 400,
+        meaning: "the body holds no event (nothing but blank lines, or an empty array)",
+    },
+    Code {
         code: "invalid_parameter",
         status: 400,
         meaning: "a query parameter is missing or malformed",
@@ -101,7 +106,8 @@ pub const CODES: &[Code] = &[
     Code {
         code: "too_many_events",
         status: 413,
-        meaning: "more events than one POST /v1/events takes",
+        meaning: "more events than one POST /v1/events takes (10,000, counting the events of \
+                  every Meta envelope)",
     },
     Code {
         code: "waba_taken",

@@ -176,7 +176,8 @@ fn base_schemas() -> Value {
             "properties": {
                 "stored": s("integer"), "duplicates": s("integer"), "rejected": s("integer"),
                 "errors": {"type": "array", "items": {"type": "object", "properties": {
-                    "index": s("integer"), "field": s("string"), "reason": s("string")}}},
+                    "index": s("integer"), "line": s("integer"), "field": s("string"),
+                    "reason": s("string")}}},
             },
         },
         "Charge": {

@@ -155,6 +155,7 @@ pub const ROUTES: &[Route] = &[
             "invalid_api_key",
             "forbidden",
             "invalid_body",
+            "empty_body",
             "too_many_events",
             "payload_too_large",
             "store_unavailable",

@@ -353,6 +353,128 @@ async fn ingest_is_idempotent_and_reports_each_bad_line() {
     );
 }
 
+fn post_bytes(key: &str, body: Vec<u8>) -> Request<Body> {
+    Request::post("/v1/events")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bodies_are_read_item_by_item_within_their_bounds() {
+    let s = sqlite_service().await;
+    let inbound = |id: &str| {
+        format!(
+            r#"{{"kind":"inbound","id":"{id}","at":"2025-11-03T10:00:00Z","waba":"W1","phone":"15550001111","user":"5511988887777"}}"#
+        )
+    };
+    let json = |text: &str| -> serde_json::Value { serde_json::from_str(text).unwrap() };
+
+    // The index counts blank lines: it is the line number less one, and the line is given.
+    let body = format!(
+        "{ACCOUNT}
+
+
+{{\"kind\":\"inbound\",\"id\":\"i2\",\"at\":\"later\"}}\n"
+    );
+    let (status, text, _) = call(&s, post_events(&s.admin, body)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let r = json(&text);
+    assert_eq!(
+        (
+            r["errors"][0]["index"].as_u64(),
+            r["errors"][0]["line"].as_u64()
+        ),
+        (Some(3), Some(4)),
+        "{text}"
+    );
+
+    // An empty body is refused, whatever its shape.
+    for empty in ["", "\n\n \r\n", "[]", " [ ]"] {
+        let (status, text, _) = call(&s, post_events(&s.admin, empty.into())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{empty:?}");
+        assert_eq!(json(&text)["error"]["code"], "empty_body", "{text}");
+    }
+
+    // One byte that is not UTF-8 refuses its line only, with the line's index.
+    let mut body = format!("{}\n", inbound("u1")).into_bytes();
+    body.extend_from_slice(b"{\"kind\":\"inbound\",\"id\":\"\xff\"}\n\n");
+    body.extend_from_slice(inbound("u2").as_bytes());
+    let (status, text, _) = call(&s, post_bytes(&s.admin, body)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let r = json(&text);
+    assert_eq!(
+        (r["stored"].as_u64(), r["rejected"].as_u64()),
+        (Some(2), Some(1)),
+        "{text}"
+    );
+    assert_eq!(r["errors"][0]["index"], 1, "{text}");
+    assert!(
+        r["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("line 2 is not UTF-8"),
+        "{text}"
+    );
+
+    // A 300,000-character id is refused, naming the field and the limit, and not stored.
+    let long = inbound(&"x".repeat(300_000));
+    let (status, text, _) = call(&s, post_events(&s.admin, long)).await;
+    assert_eq!(status, StatusCode::OK);
+    let r = json(&text);
+    assert_eq!(
+        (r["stored"].as_u64(), r["errors"][0]["field"].as_str()),
+        (Some(0), Some("id"))
+    );
+    assert!(
+        r["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 256 bytes"),
+        "{text}"
+    );
+    assert!(text.len() < 1000, "the value is not echoed");
+
+    // Instants out of the range are refused alike, in either form.
+    for at in [
+        r#""1969-12-31T23:59:59Z""#,
+        "-1",
+        r#""0000-01-01T00:00:00Z""#,
+        r#""9999-12-31T23:59:59Z""#,
+    ] {
+        let line = inbound("t1").replace(r#""2025-11-03T10:00:00Z""#, at);
+        let r = json(&call(&s, post_events(&s.admin, line)).await.1);
+        assert_eq!(r["errors"][0]["field"], "at", "{at}: {r}");
+    }
+
+    // An envelope counts its events: one line of 10,002 statuses is refused whole.
+    let statuses: Vec<String> = (0..api::MAX_EVENTS_PER_REQUEST + 2)
+        .map(|i| format!(r#"{{"id":"wamid.S{i}","status":"delivered","timestamp":"1762164000"}}"#))
+        .collect();
+    let envelope = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"metadata":{{"display_phone_number":"15550001111"}},"statuses":[{}]}}}}]}}]}}"#,
+        statuses.join(",")
+    );
+    let (status, text, _) = call(&s, post_events(&s.admin, envelope)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert_eq!(json(&text)["error"]["code"], "too_many_events");
+    assert!(text.contains("10002 events"), "{text}");
+
+    // An array is read element by element: the reading stops at the element after the limit,
+    // so what follows it is never read (here, it is not even JSON).
+    let mut body = b"[".to_vec();
+    body.extend(std::iter::repeat_n(&b"{},"[..], api::MAX_EVENTS_PER_REQUEST + 1).flatten());
+    body.extend_from_slice(b" this is never read");
+    let (status, text, _) = call(&s, post_bytes(&s.admin, body)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert_eq!(json(&text)["error"]["code"], "too_many_events");
+    assert_eq!(
+        s.state.engine.store().max_seq().await.unwrap(),
+        3,
+        "nothing more was stored"
+    );
+}
+
 #[tokio::test]
 async fn a_tenant_key_never_sees_or_writes_another_tenants_wabas() {
     let s = sqlite_service().await;
