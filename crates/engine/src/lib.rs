@@ -1,0 +1,33 @@
+//! wabill's service domain, with no HTTP in it: what `wabill serve` does between a request and
+//! its answer, and what `wabill reconcile` and `wabill tenants` share with it.
+//!
+//! - [`engine`]: events stored before they are acknowledged, then the (portfolio, month)s they
+//!   touch re-rated by the pure rating core, kept in memory between rounds ([`months`]);
+//! - [`working_set`]: the last week of events and the month's counters in memory, from which
+//!   [`check`] answers "may this be sent now, and at what price";
+//! - [`caller`]: who asks and the tenant scope of every read and write;
+//! - [`tenants`], [`alerts`], [`reconcile`], [`usage`]: tenant billing, budget alerts (delivered
+//!   through the [`alerts::AlertPoster`] port), Meta's figures against ours, Meta-shaped usage;
+//! - [`clock`]: the one way the present comes in.
+//!
+//! The HTTP crate (`wabill-server`) maps requests to these calls and their results to answers.
+
+pub mod alerts;
+pub mod cache;
+pub mod caller;
+pub mod charges;
+pub mod check;
+pub mod clock;
+pub mod engine;
+pub mod meta;
+pub mod metrics;
+pub mod months;
+pub mod reconcile;
+pub mod tenants;
+pub mod usage;
+pub mod workers;
+pub mod working_set;
+
+pub use caller::{hash_key, Caller};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::Engine;
