@@ -33,9 +33,10 @@
 //! than the look-back that still matter (D23's pathological chain) are not seen.
 
 use crate::caller::Caller;
-use crate::engine::{Engine, LOOKBACK_MS};
+use crate::engine::Engine;
 use crate::tenants::TenantError;
 use crate::working_set::{CounterKey, Line};
+use crate::LOOKBACK_MS;
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};

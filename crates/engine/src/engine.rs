@@ -23,6 +23,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
 use crate::months::{month_range, MonthKey, MonthLines, MonthMemory, TailEvent};
 use crate::working_set::{pair_key, CounterKey, CounterSet, Line, WorkingSet};
+use crate::LOOKBACK_MS;
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,9 +41,6 @@ use wabill_store::{
 /// Events ingest hands over to re-rating between two rounds at most; past it the hand-over is
 /// dropped and the round reads them from the store.
 const MAX_HANDED_OVER: usize = 250_000;
-
-/// How far before a month its re-rating starts reading events (see the module comment).
-pub const LOOKBACK_MS: UnixMs = 7 * 24 * 3_600_000;
 
 /// What ingesting a batch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -28,6 +28,12 @@ pub mod usage;
 pub mod workers;
 pub mod working_set;
 
+/// How far back the service reads events for a decision: a month's re-rating reads from this
+/// long before the month's start, and a send check reads the pair's events of this long before
+/// its instant. Windows and conversations open at an instant depend on at most 96 hours before
+/// it (decisions.md D23); a week leaves room.
+pub const LOOKBACK_MS: wabill_rating::UnixMs = 7 * 24 * 3_600_000;
+
 pub use caller::{hash_key, Caller};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::Engine;

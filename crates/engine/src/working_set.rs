@@ -16,7 +16,7 @@
 //! newest charge a counter counts) reads the store instead; so does a month whose counters
 //! are not built yet. The answer is the same either way (tested).
 
-use crate::engine::LOOKBACK_MS;
+use crate::LOOKBACK_MS;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
