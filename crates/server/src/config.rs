@@ -67,7 +67,7 @@ pub struct Resolved {
     pub verify_token: String,
     pub rates: Option<PathBuf>,
     pub max_body_bytes: usize,
-    /// What re-rating may keep of the months it rated (see [`crate::months`]), in bytes.
+    /// What re-rating may keep of the months it rated (see [`wabill_engine::months`]), in bytes.
     pub rerate_memory_bytes: usize,
     pub limits: crate::limits::Limits,
     /// `None`: no rate limit.
@@ -198,7 +198,7 @@ impl Settings {
             max_body_bytes,
             rerate_memory_bytes: self
                 .rerate_memory_mb
-                .map_or(crate::months::DEFAULT_BUDGET_BYTES, |mb| mb << 20),
+                .map_or(wabill_engine::months::DEFAULT_BUDGET_BYTES, |mb| mb << 20),
         })
     }
 }
@@ -227,7 +227,10 @@ mod tests {
         assert_eq!(r.app_secrets, vec![b"a".to_vec(), b"b".to_vec()]);
         assert_eq!(r.verify_token, "tok");
         assert_eq!(r.max_body_bytes, crate::api::MAX_BODY_BYTES);
-        assert_eq!(r.rerate_memory_bytes, crate::months::DEFAULT_BUDGET_BYTES);
+        assert_eq!(
+            r.rerate_memory_bytes,
+            wabill_engine::months::DEFAULT_BUDGET_BYTES
+        );
         assert_eq!(r.limits, crate::limits::Limits::default());
         assert_eq!(r.rate_limit, None);
         let defaults = Settings::default().resolve().unwrap();

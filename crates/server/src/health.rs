@@ -5,7 +5,7 @@
 //! out, since writes resume by themselves when the fault clears (decisions.md D81).
 
 use crate::api::AppState;
-use crate::errors::problem;
+use crate::errors::{problem, ErrorCode};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -68,7 +68,7 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         Err(why) => {
             tracing::warn!(error = %why, "not ready: the store is unavailable");
             problem(
-                "store_unavailable",
+                ErrorCode::StoreUnavailable,
                 format!("the {backend} store cannot be written now: {why}"),
             )
         }

@@ -5,7 +5,7 @@
 //! The connection loop here replaces `axum::serve`, which has no timeouts and no bound
 //! (decisions.md D82-D84).
 
-use crate::errors::problem_retry;
+use crate::errors::{problem_retry, ErrorCode};
 use axum::body::Body;
 use axum::http::{header, Request};
 use axum::response::{IntoResponse, Response};
@@ -220,11 +220,11 @@ async fn answer_within(app: Router, req: Request<Body>, limit: Duration) -> Resp
         Ok(Ok(resp)) => resp,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "a request's task failed");
-            problem_retry("internal_error", "the request failed; try again", 1)
+            problem_retry(ErrorCode::InternalError, "the request failed; try again", 1)
         }
         Err(_) => {
             let mut resp = problem_retry(
-                "request_timeout",
+                ErrorCode::RequestTimeout,
                 format!(
                     "no answer within the request timeout of {} s",
                     limit.as_secs_f64()

@@ -1,9 +1,9 @@
 //! The OpenAPI 3 document of `GET /openapi.json`, generated from the route list
-//! (`routes::ROUTES`) and the error table (`errors::CODES`), so that it describes exactly the
+//! (`routes::ROUTES`) and the error table (`errors::ErrorCode`), so that it describes exactly the
 //! routes the router serves and the statuses their codes come with.
 
-use crate::errors;
-use crate::routes::{Auth, Route, ROUTES};
+use crate::errors::ErrorCode;
+use crate::routes::{Access, Route, ROUTES};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -34,8 +34,8 @@ pub fn document() -> Value {
             },
             "schemas": schemas(),
         },
-        "x-error-codes": errors::CODES.iter().map(|c| json!({
-            "code": c.code, "status": c.status, "meaning": c.meaning,
+        "x-error-codes": ErrorCode::ALL.iter().map(|c| json!({
+            "code": c.as_str(), "status": c.status_u16(), "meaning": c.meaning(),
         })).collect::<Vec<_>>(),
     })
 }
@@ -72,10 +72,10 @@ fn operation(r: &Route) -> Value {
         );
     }
     match r.auth {
-        Auth::ApiKey => {
+        Access::ApiKey => {
             op.insert("security".into(), json!([{"apiKey": []}]));
         }
-        Auth::MetaSignature => {
+        Access::MetaSignature => {
             op.insert(
                 "description".into(),
                 json!(
@@ -84,7 +84,7 @@ fn operation(r: &Route) -> Value {
                 ),
             );
         }
-        Auth::None => {}
+        Access::None => {}
     }
     let mut responses = Map::new();
     let (content_type, schema) = r.ok;
@@ -100,14 +100,16 @@ fn operation(r: &Route) -> Value {
     // Error codes grouped by their status (window_closed is a 200 answer, described there).
     let mut by_status: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
     // What the connection loop and the key's rate limit may answer on any route (`limits`).
-    let everywhere: &[&str] = match r.auth {
-        Auth::ApiKey => &["rate_limited", "request_timeout"],
-        _ => &["request_timeout"],
+    let everywhere: &[ErrorCode] = match r.auth {
+        Access::ApiKey => &[ErrorCode::RateLimited, ErrorCode::RequestTimeout],
+        _ => &[ErrorCode::RequestTimeout],
     };
-    for code in r.codes.iter().chain(everywhere) {
-        let c = errors::lookup(code).expect("route codes are in errors::CODES (tested)");
-        if c.status != 200 {
-            by_status.entry(c.status).or_default().push(c.code);
+    for c in r.codes.iter().chain(everywhere) {
+        if c.status_u16() != 200 {
+            by_status
+                .entry(c.status_u16())
+                .or_default()
+                .push(c.as_str());
         }
     }
     for (status, codes) in by_status {
@@ -334,7 +336,7 @@ mod tests {
             let op = &doc["paths"][r.path][r.method.as_str()];
             assert!(op.is_object(), "{} {} missing", r.method.as_str(), r.path);
             assert!(op["responses"]["408"].is_object(), "{}", r.path);
-            if matches!(r.auth, Auth::ApiKey) {
+            if matches!(r.auth, Access::ApiKey) {
                 let limited = op["responses"]["429"]["description"].as_str();
                 assert_eq!(limited, Some("rate_limited"), "{}", r.path);
             }

@@ -4,8 +4,9 @@
 //! their HTTP status.
 
 use crate::api::{self, AppState};
-use crate::errors::problem;
-use crate::{alerts, check, health, openapi, reconcile, tenants, usage};
+use crate::errors::{problem, ErrorCode};
+use crate::handlers::{alerts, charges, check, events, reconcile, tenants, usage, webhook};
+use crate::{health, openapi};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -32,7 +33,7 @@ impl Method {
 
 /// How a route's caller is authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Auth {
+pub enum Access {
     /// Anyone (probes, Meta's handshake, this document).
     None,
     /// `Authorization: Bearer KEY`.
@@ -94,14 +95,14 @@ pub struct Route {
     pub path: &'static str,
     pub op: Op,
     pub summary: &'static str,
-    pub auth: Auth,
+    pub auth: Access,
     pub params: &'static [Param],
     /// (content type, schema name in `components.schemas`) of the request body.
     pub body: Option<(&'static str, &'static str)>,
     /// (content type, schema name or `""`) of the successful answer.
     pub ok: (&'static str, &'static str),
-    /// Error codes (`errors::CODES`) the route can answer with.
-    pub codes: &'static [&'static str],
+    /// Error codes the route can answer with.
+    pub codes: &'static [ErrorCode],
 }
 
 pub const ROUTES: &[Route] = &[
@@ -111,7 +112,7 @@ pub const ROUTES: &[Route] = &[
         op: Op::WebhookVerify,
         summary: "Meta's webhook verification handshake: echoes hub.challenge for the right \
                   hub.verify_token",
-        auth: Auth::None,
+        auth: Access::None,
         params: &[
             param("hub.mode", true, "subscribe"),
             param("hub.verify_token", true, "the configured verify token"),
@@ -119,7 +120,7 @@ pub const ROUTES: &[Route] = &[
         ],
         body: None,
         ok: ("text/plain", ""),
-        codes: &["verification_failed"],
+        codes: &[ErrorCode::VerificationFailed],
     },
     Route {
         method: Method::Post,
@@ -127,17 +128,17 @@ pub const ROUTES: &[Route] = &[
         op: Op::WebhookPost,
         summary: "A signed Meta webhook envelope: its messages and statuses are stored (with \
                   the pricing objects Meta attached) before the 200",
-        auth: Auth::MetaSignature,
+        auth: Access::MetaSignature,
         params: &[],
         body: Some(("application/json", "WebhookEnvelope")),
         ok: ("text/plain", ""),
         codes: &[
-            "webhook_disabled",
-            "bad_signature",
-            "invalid_body",
-            "invalid_webhook",
-            "payload_too_large",
-            "store_unavailable",
+            ErrorCode::WebhookDisabled,
+            ErrorCode::BadSignature,
+            ErrorCode::InvalidBody,
+            ErrorCode::InvalidWebhook,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -146,19 +147,19 @@ pub const ROUTES: &[Route] = &[
         op: Op::Ingest,
         summary: "Events of docs/events.md (or Meta envelopes), as JSON Lines or a JSON array, \
                   stored idempotently; per-line errors with their index",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[],
         body: Some(("application/x-ndjson", "EventLines")),
         ok: ("application/json", "IngestResult"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "forbidden",
-            "invalid_body",
-            "empty_body",
-            "too_many_events",
-            "payload_too_large",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::Forbidden,
+            ErrorCode::InvalidBody,
+            ErrorCode::EmptyBody,
+            ErrorCode::TooManyEvents,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -167,7 +168,7 @@ pub const ROUTES: &[Route] = &[
         op: Op::Charges,
         summary: "Stored charges, exactly as `wabill rate` prints them, by (send instant, id), \
                   paged",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[
             param("waba", false, "only this WABA"),
             param("from", false, "sent at or after (RFC 3339 or Unix seconds)"),
@@ -191,10 +192,10 @@ pub const ROUTES: &[Route] = &[
         body: None,
         ok: ("application/json", "Charges"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "invalid_parameter",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::InvalidParameter,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -202,15 +203,15 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/unratable",
         op: Op::Unratable,
         summary: "Messages the last re-rating could not price, by portfolio and month (admin)",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[],
         body: None,
         ok: ("application/json", "Unratable"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "forbidden",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::Forbidden,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -219,27 +220,27 @@ pub const ROUTES: &[Route] = &[
         op: Op::SendCheck,
         summary: "May this message be sent now, and what would it cost if delivered now? \
                   Rated by the rating core with the pair's stored events; windows included",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[],
         body: Some(("application/json", "SendCheckRequest")),
         ok: ("application/json", "SendCheckAnswer"),
         codes: &[
-            "window_closed",
-            "license_required",
-            "missing_api_key",
-            "invalid_api_key",
-            "forbidden",
-            "invalid_request",
-            "payload_too_large",
-            "unknown_account",
-            "invalid_account",
-            "conflicting_account",
-            "conflicting_duplicate",
-            "unsupported_date",
-            "unknown_country",
-            "unknown_market",
-            "missing_rate",
-            "store_unavailable",
+            ErrorCode::WindowClosed,
+            ErrorCode::LicenseRequired,
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::Forbidden,
+            ErrorCode::InvalidRequest,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnknownAccount,
+            ErrorCode::InvalidAccount,
+            ErrorCode::ConflictingAccount,
+            ErrorCode::ConflictingDuplicate,
+            ErrorCode::UnsupportedDate,
+            ErrorCode::UnknownCountry,
+            ErrorCode::UnknownMarket,
+            ErrorCode::MissingRate,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -247,7 +248,7 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/usage",
         op: Op::Usage,
         summary: "Delivered messages and their cost, shaped like Meta's pricing_analytics",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[
             param("waba", true, "the WABA"),
             param(
@@ -300,12 +301,12 @@ pub const ROUTES: &[Route] = &[
         body: None,
         ok: ("application/json", "Usage"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "forbidden",
-            "invalid_parameter",
-            "unknown_account",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::Forbidden,
+            ErrorCode::InvalidParameter,
+            ErrorCode::UnknownAccount,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -314,7 +315,7 @@ pub const ROUTES: &[Route] = &[
         op: Op::Reconciliation,
         summary: "Messages of a WABA's month where Meta's webhook pricing disagrees with \
                   wabill's charge, with totals",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[
             param("waba", true, "the WABA"),
             param("month", true, "YYYY-MM, in the WABA's timezone"),
@@ -322,12 +323,12 @@ pub const ROUTES: &[Route] = &[
         body: None,
         ok: ("application/json", "Reconciliation"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "forbidden",
-            "invalid_parameter",
-            "unknown_account",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::Forbidden,
+            ErrorCode::InvalidParameter,
+            ErrorCode::UnknownAccount,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -336,20 +337,20 @@ pub const ROUTES: &[Route] = &[
         op: Op::TenantPut,
         summary: "Records a tenant's billing set-up as its newest version (admin); versions are \
                   kept, licence records are never removed or rewritten",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[],
         body: Some(("application/json", "TenantSetup")),
         ok: ("application/json", "TenantVersion"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "forbidden",
-            "invalid_body",
-            "invalid_request",
-            "payload_too_large",
-            "waba_taken",
-            "licence_conflict",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::Forbidden,
+            ErrorCode::InvalidBody,
+            ErrorCode::InvalidRequest,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::WabaTaken,
+            ErrorCode::LicenceConflict,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -357,15 +358,15 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/tenants/{id}",
         op: Op::TenantGet,
         summary: "A tenant's newest set-up (admin, or a key whose WABAs include all the tenant's)",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[],
         body: None,
         ok: ("application/json", "TenantVersion"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "unknown_tenant",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::UnknownTenant,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -374,20 +375,20 @@ pub const ROUTES: &[Route] = &[
         op: Op::LicencePost,
         summary: "Adds a dated licence record to the tenant's set-up, or ends an open one (same \
                   id, with `to`), as a new version (admin)",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[],
         body: Some(("application/json", "LicenceRecord")),
         ok: ("application/json", "TenantVersion"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "forbidden",
-            "invalid_body",
-            "invalid_request",
-            "payload_too_large",
-            "unknown_tenant",
-            "licence_conflict",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::Forbidden,
+            ErrorCode::InvalidBody,
+            ErrorCode::InvalidRequest,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnknownTenant,
+            ErrorCode::LicenceConflict,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -396,7 +397,7 @@ pub const ROUTES: &[Route] = &[
         op: Op::InvoiceGet,
         summary: "The tenant's invoice of a month (YYYY-MM, tenant calendar): the finalized \
                   record, else a draft from the stored charges of its WABAs",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[Param {
             name: "format",
             required: false,
@@ -407,21 +408,21 @@ pub const ROUTES: &[Route] = &[
         body: None,
         ok: ("application/json", "Invoice"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "invalid_parameter",
-            "unknown_tenant",
-            "no_plan",
-            "missing_fx_rate",
-            "previous_not_final",
-            "previous_after_month",
-            "previous_other_tenant",
-            "previous_currency",
-            "duplicate_previous",
-            "unknown_agent",
-            "conflicting_charge",
-            "charge_without_instant",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::InvalidParameter,
+            ErrorCode::UnknownTenant,
+            ErrorCode::NoPlan,
+            ErrorCode::MissingFxRate,
+            ErrorCode::PreviousNotFinal,
+            ErrorCode::PreviousAfterMonth,
+            ErrorCode::PreviousOtherTenant,
+            ErrorCode::PreviousCurrency,
+            ErrorCode::DuplicatePrevious,
+            ErrorCode::UnknownAgent,
+            ErrorCode::ConflictingCharge,
+            ErrorCode::ChargeWithoutInstant,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -430,29 +431,29 @@ pub const ROUTES: &[Route] = &[
         op: Op::InvoiceFinalize,
         summary: "Finalizes the tenant's invoice of a month and stores it, once; months are \
                   finalized in order (admin)",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[],
         body: None,
         ok: ("application/json", "Invoice"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "forbidden",
-            "invalid_parameter",
-            "unknown_tenant",
-            "already_finalized",
-            "finalized_later",
-            "no_plan",
-            "missing_fx_rate",
-            "previous_not_final",
-            "previous_after_month",
-            "previous_other_tenant",
-            "previous_currency",
-            "duplicate_previous",
-            "unknown_agent",
-            "conflicting_charge",
-            "charge_without_instant",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::Forbidden,
+            ErrorCode::InvalidParameter,
+            ErrorCode::UnknownTenant,
+            ErrorCode::AlreadyFinalized,
+            ErrorCode::FinalizedLater,
+            ErrorCode::NoPlan,
+            ErrorCode::MissingFxRate,
+            ErrorCode::PreviousNotFinal,
+            ErrorCode::PreviousAfterMonth,
+            ErrorCode::PreviousOtherTenant,
+            ErrorCode::PreviousCurrency,
+            ErrorCode::DuplicatePrevious,
+            ErrorCode::UnknownAgent,
+            ErrorCode::ConflictingCharge,
+            ErrorCode::ChargeWithoutInstant,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -462,19 +463,19 @@ pub const ROUTES: &[Route] = &[
         summary: "Sets the tenant's budget alerts: thresholds (percent of the included budget \
                   or absolute spend), an http:// or https:// webhook URL and its signing \
                   secret, which is never returned (admin)",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[],
         body: Some(("application/json", "AlertSettingsRequest")),
         ok: ("application/json", "AlertSettings"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "forbidden",
-            "invalid_body",
-            "invalid_request",
-            "payload_too_large",
-            "unknown_tenant",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::Forbidden,
+            ErrorCode::InvalidBody,
+            ErrorCode::InvalidRequest,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnknownTenant,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -483,15 +484,15 @@ pub const ROUTES: &[Route] = &[
         op: Op::AlertsGet,
         summary: "The tenant's alert settings (without the secret) and every budget alert \
                   emitted, with its delivery state: pending, delivered, failed",
-        auth: Auth::ApiKey,
+        auth: Access::ApiKey,
         params: &[],
         body: None,
         ok: ("application/json", "Alerts"),
         codes: &[
-            "missing_api_key",
-            "invalid_api_key",
-            "unknown_tenant",
-            "store_unavailable",
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::UnknownTenant,
+            ErrorCode::StoreUnavailable,
         ],
     },
     Route {
@@ -499,7 +500,7 @@ pub const ROUTES: &[Route] = &[
         path: "/healthz",
         op: Op::Healthz,
         summary: "Liveness: the process answers (the store is not asked)",
-        auth: Auth::None,
+        auth: Access::None,
         params: &[],
         body: None,
         ok: ("application/json", ""),
@@ -511,18 +512,18 @@ pub const ROUTES: &[Route] = &[
         op: Op::Readyz,
         summary: "Readiness: the store can be read and written now (503 store_unavailable \
                   while it cannot, with Retry-After)",
-        auth: Auth::None,
+        auth: Access::None,
         params: &[],
         body: None,
         ok: ("application/json", ""),
-        codes: &["store_unavailable"],
+        codes: &[ErrorCode::StoreUnavailable],
     },
     Route {
         method: Method::Get,
         path: "/metrics",
         op: Op::Metrics,
         summary: "Counters in Prometheus' text format",
-        auth: Auth::None,
+        auth: Access::None,
         params: &[],
         body: None,
         ok: ("text/plain", ""),
@@ -533,7 +534,7 @@ pub const ROUTES: &[Route] = &[
         path: "/openapi.json",
         op: Op::OpenApi,
         summary: "This document",
-        auth: Auth::None,
+        auth: Access::None,
         params: &[],
         body: None,
         ok: ("application/json", ""),
@@ -548,11 +549,11 @@ fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
         Method::Put => MethodFilter::PUT,
     };
     match route.op {
-        Op::WebhookVerify => on(f, api::webhook_verify),
-        Op::WebhookPost => on(f, api::webhook_post),
-        Op::Ingest => on(f, api::ingest),
-        Op::Charges => on(f, api::charges),
-        Op::Unratable => on(f, api::unratable),
+        Op::WebhookVerify => on(f, webhook::webhook_verify),
+        Op::WebhookPost => on(f, webhook::webhook_post),
+        Op::Ingest => on(f, events::ingest),
+        Op::Charges => on(f, charges::charges),
+        Op::Unratable => on(f, charges::unratable),
         Op::SendCheck => on(f, check::send_check),
         Op::Usage => on(f, usage::usage),
         Op::Reconciliation => on(f, reconcile::reconciliation),
@@ -565,18 +566,18 @@ fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
         Op::AlertsGet => on(f, alerts::get_alerts),
         Op::Healthz => on(f, health::healthz),
         Op::Readyz => on(f, health::readyz),
-        Op::Metrics => on(f, api::metrics),
+        Op::Metrics => on(f, charges::metrics),
         Op::OpenApi => on(f, openapi::serve_document),
     }
 }
 
 async fn not_found() -> Response {
-    problem("not_found", "no such route; see GET /openapi.json")
+    problem(ErrorCode::NotFound, "no such route; see GET /openapi.json")
 }
 
 async fn method_not_allowed() -> Response {
     problem(
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "the route exists with another method; see GET /openapi.json",
     )
 }

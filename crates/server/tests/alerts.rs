@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower::ServiceExt;
+use wabill_engine::alerts::{run_once, AlertConfig};
+use wabill_engine::meta::verify_signature;
 use wabill_formats::time::parse_instant;
 use wabill_rating::Tariff;
-use wabill_server::alerts::{run_once, AlertConfig};
-use wabill_server::meta::verify_signature;
+use wabill_server::alert_http::ReqwestPoster;
 use wabill_server::{api, hash_key, AppState, Engine};
 use wabill_store::{NewApiKey, PgStore, Role, SqliteStore, Store};
 
@@ -190,7 +191,8 @@ fn config() -> AlertConfig {
 }
 
 async fn round(s: &Service, now: i64) {
-    run_once(&**s.state.engine.store(), &config(), now)
+    let poster = ReqwestPoster::new(config().timeout).unwrap();
+    run_once(&**s.state.engine.store(), &config(), &poster, now)
         .await
         .unwrap();
 }
@@ -425,13 +427,14 @@ async fn budget_alerts_are_delivered_once_on_postgres() {
 async fn the_alert_worker_delivers_after_rerating() {
     let s = start(Db::Sqlite(tempfile::tempdir().unwrap()), true).await;
     let (hook, url) = receiver().await;
-    let worker = tokio::spawn(wabill_server::alerts::alert_loop(
+    let worker = tokio::spawn(wabill_engine::alerts::alert_loop(
         s.state.engine.clone(),
         AlertConfig {
             tick: Duration::from_millis(20),
             evaluate_every: Duration::from_millis(50),
             ..config()
         },
+        std::sync::Arc::new(ReqwestPoster::new(config().timeout).unwrap()),
     ));
     let setup = json!({
         "tenant": {"id": "acme", "timezone": "UTC", "currency": "USD", "wabas": ["W1"]},
@@ -449,7 +452,7 @@ async fn the_alert_worker_delivers_after_rerating() {
     )
     .await;
     assert_eq!(st, StatusCode::OK);
-    let at = wabill_formats::time::format_instant(api::system_now() - 1000);
+    let at = wabill_formats::time::format_instant(wabill_engine::clock::system_now() - 1000);
     ingest(
         &s,
         format!(

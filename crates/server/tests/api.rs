@@ -6,8 +6,9 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use tower::ServiceExt;
+use wabill_engine::meta;
 use wabill_rating::{rate, RateOptions, Tariff};
-use wabill_server::{api, hash_key, meta, AppState, Engine};
+use wabill_server::{api, hash_key, AppState, Engine};
 use wabill_store::{NewApiKey, Role, SqliteStore, Store};
 
 const SECRET: &[u8] = b"app-secret-1";
@@ -1024,10 +1025,16 @@ async fn a_send_check_without_now_uses_the_services_clock() {
     fn fixed() -> UnixMs {
         1_762_171_200_000 // 2025-11-03T12:00:00Z
     }
-    let state = Arc::new(AppState {
-        clock: fixed,
-        ..AppState::new(s.state.engine.clone(), vec![], String::new())
-    });
+    // The same store under an engine whose clock stands still.
+    let engine = Engine::with_clock(
+        s.state.engine.store().clone(),
+        Arc::new(Tariff::bundled()),
+        Arc::new(Default::default()),
+        fixed,
+    )
+    .await
+    .unwrap();
+    let state = Arc::new(AppState::new(engine, vec![], String::new()));
     let body = json!({"waba": "W1", "phone": PHONE, "user": BR_USER, "type": "template", "category": "utility"});
     let resp = api::router(state)
         .oneshot(
@@ -1717,7 +1724,8 @@ async fn a_revoked_key_stops_working_within_the_cache_time() {
     };
     assert_eq!(call(&s, ask()).await.0, StatusCode::OK);
     assert!(store.revoke_key(key.id).await.unwrap());
-    tokio::time::sleep(api::KEY_CACHE_TTL + std::time::Duration::from_millis(50)).await;
+    tokio::time::sleep(wabill_engine::cache::KEY_CACHE_TTL + std::time::Duration::from_millis(50))
+        .await;
     let (status, body, _) = call(&s, ask()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("invalid_api_key"), "{body}");

@@ -9,8 +9,9 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tower::ServiceExt;
+use wabill_engine::meta;
 use wabill_rating::Tariff;
-use wabill_server::{api, hash_key, meta, AppState, Engine};
+use wabill_server::{api, hash_key, AppState, Engine};
 use wabill_store::{NewApiKey, Role, SqliteStore, Store};
 
 const SECRET: &[u8] = b"app-secret-1";
@@ -258,7 +259,7 @@ async fn bad_query_strings_are_json_and_come_after_authentication() {
 /// extractor every keyed route takes, so a route added later is probed here too.
 #[tokio::test]
 async fn every_keyed_route_refuses_without_a_key_and_shows_w1_nothing_of_w2() {
-    use wabill_server::routes::{Auth, ROUTES};
+    use wabill_server::routes::{Access, ROUTES};
     let s = service().await;
     post_events(&s, ADMIN, two_tenants()).await;
     s.state.engine.settle().await.unwrap();
@@ -270,7 +271,7 @@ async fn every_keyed_route_refuses_without_a_key_and_shows_w1_nothing_of_w2() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
-    let keyed: Vec<_> = ROUTES.iter().filter(|r| r.auth == Auth::ApiKey).collect();
+    let keyed: Vec<_> = ROUTES.iter().filter(|r| r.auth == Access::ApiKey).collect();
     assert!(keyed.len() >= 10, "the route table lost its keyed routes");
     for route in keyed {
         let path = route

@@ -1,4 +1,4 @@
-//! The send check's working set in memory (`hot.rs`): a check answered from it equals the
+//! The send check's working set in memory (`working_set.rs`): a check answered from it equals the
 //! check answered from the store, across ingest, re-rating, restarts and eviction; events
 //! count the moment they are stored; and it lets go of what the clock leaves behind.
 
@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt;
+use wabill_engine::check::{check_from, CheckRequest, Source};
+use wabill_engine::Caller;
 use wabill_rating::{Tariff, UnixMs};
-use wabill_server::api::Caller;
-use wabill_server::check::{check_from, CheckRequest, Source};
 use wabill_server::{api, hash_key, AppState, Engine};
 use wabill_store::{NewApiKey, Role, SqliteStore, Store};
 
@@ -195,7 +195,7 @@ async fn memory_equals_store(start: &str, clock: fn() -> UnixMs) {
         .collect();
     ingest(&e, &upto).await;
     e.settle().await.unwrap();
-    let (pairs, _, held) = e.hot.size();
+    let (pairs, _, held) = e.working_set.size();
     assert!(pairs > 50 && held > 500, "{pairs} pairs, {held} lines");
     let first = agree(&e, &lines, now).await;
 
@@ -259,13 +259,13 @@ async fn an_event_counts_as_soon_as_it_is_stored_and_the_clock_lets_it_go() {
     let open = answer(&e, &text, now, Source::Auto).await;
     assert_eq!(open["allowed"], true, "{open}");
     assert_eq!(open, answer(&e, &text, now, Source::Store).await);
-    assert_eq!(e.hot.size(), (1, 0, 1));
+    assert_eq!(e.working_set.size(), (1, 0, 1));
 
     // Eight days on, the inbound has left the working set, and the check (now from an empty
     // pair) still equals the store's.
     CLOCK_B.store(now + 8 * 86_400_000, Ordering::Relaxed);
     e.maintain();
-    assert_eq!(e.hot.size(), (0, 0, 0));
+    assert_eq!(e.working_set.size(), (0, 0, 0));
     let later = clock_b();
     let before = e.metrics.checks();
     let closed = answer(&e, &text, later, Source::Auto).await;
@@ -274,7 +274,7 @@ async fn an_event_counts_as_soon_as_it_is_stored_and_the_clock_lets_it_go() {
     assert_eq!(closed, answer(&e, &text, later, Source::Store).await);
     // An event older than the working set's horizon is stored but not held.
     ingest(&e, &[&inbound("in0", now - 86_400_000, "W9")]).await;
-    assert_eq!(e.hot.size(), (0, 0, 0));
+    assert_eq!(e.working_set.size(), (0, 0, 0));
 }
 
 static CLOCK_C: AtomicI64 = AtomicI64::new(0);
@@ -294,9 +294,13 @@ async fn a_wabas_events_stored_before_its_account_and_a_restart_are_loaded_with_
     ingest(&e, &[&inbound("in1", now - 3_600_000, "W7")]).await;
     drop(e);
     let e = engine(store.clone(), clock_c).await;
-    assert_eq!(e.hot.size(), (0, 0, 0), "no account, nothing loaded");
+    assert_eq!(
+        e.working_set.size(),
+        (0, 0, 0),
+        "no account, nothing loaded"
+    );
     ingest(&e, &[&account("W7")]).await;
-    assert_eq!(e.hot.size(), (1, 0, 1));
+    assert_eq!(e.working_set.size(), (1, 0, 1));
     let text = request("W7", "15550009999", "5511987654321", "text");
     let open = answer(&e, &text, now, Source::Auto).await;
     assert_eq!(open["allowed"], true, "{open}");

@@ -8,10 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wabill_rating::Decimal;
 
 /// Now, in Unix milliseconds. Only bookkeeping instants (`received_at_ms`, `recorded_at_ms`,
-/// key creation and revocation) come from the clock; rating never sees them.
+/// key creation and revocation) come from the clock; rating never sees them, so they are the one
+/// reading of the wall clock outside `wabill_engine::clock` (decisions.md D92).
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    #[allow(clippy::disallowed_methods)] // Bookkeeping stamps, never a rating input.
+    let now = SystemTime::now();
+    now.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 

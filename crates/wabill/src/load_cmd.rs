@@ -50,9 +50,7 @@ const CATCH_UP_LIMIT: Duration = Duration::from_secs(600);
 
 /// The day `days` days before today (UTC), `YYYY-MM-DD`.
 fn days_ago(days: u32) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = wabill_engine::clock::system_now();
     wabill_formats::time::format_instant(now - i64::from(days) * 86_400_000)[..10].to_string()
 }
 

@@ -9,8 +9,8 @@ use crate::rate_cmd::EXIT_UNRATABLE;
 use anyhow::Result;
 use std::io::Write;
 use std::path::PathBuf;
+use wabill_engine::reconcile::{reconcile, JsonValue, Report};
 use wabill_rating::{rate_keyed_chunks, RateOptions};
-use wabill_server::reconcile::{reconcile, JsonValue, Report};
 use wabill_store::{ChargeRow, MetaPricingRow};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -71,7 +71,7 @@ pub fn run(args: &ReconcileArgs) -> Result<i32> {
     let charges: Vec<ChargeRow> = rated
         .charges
         .iter()
-        .map(|c| wabill_server::engine::charge_row(c, &tariff))
+        .map(|c| wabill_engine::engine::charge_row(c, &tariff))
         .collect();
     let mut meta: Vec<MetaPricingRow> = parsed
         .meta_pricing()

@@ -5,8 +5,9 @@
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
+use wabill_engine::{hash_key, Engine};
 use wabill_server::config::{Resolved, Settings};
-use wabill_server::{hash_key, Engine, ServeConfig};
+use wabill_server::ServeConfig;
 use wabill_store::{NewApiKey, Role};
 
 #[derive(clap::Args, Debug)]

@@ -7,8 +7,9 @@ use crate::rate_cmd::{EXIT_INVALID, EXIT_UNRATABLE};
 use anyhow::{Context, Result};
 use std::io::Write;
 use wabill_billing::Invoice;
+use wabill_engine::clock::system_now;
+use wabill_engine::tenants::{self, TenantError};
 use wabill_rating::Month;
-use wabill_server::tenants::{self, TenantError};
 use wabill_store::TenantRow;
 
 #[derive(clap::Subcommand, Debug)]
@@ -169,7 +170,7 @@ pub fn invoice_from_store(
         let store = wabill_store::open(db)
             .await
             .with_context(|| format!("opening the database {db}"))?;
-        match tenants::month_invoice(&*store, tenant, month, finalize).await {
+        match tenants::month_invoice(&*store, tenant, month, finalize.then(system_now)).await {
             Ok(inv) => {
                 for n in &inv.notes {
                     eprintln!("note: [{}] {}", n.code, n.message);

@@ -377,10 +377,7 @@ fn load_waits_until_the_charges_are_final() {
     );
     // Once it says so, the stored charges are final: what `wabill rate` gives for the stream
     // it sent (its generator, seed 1, the last 10 days), read at once, without polling.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now_ms = wabill_engine::clock::system_now();
     let start = wabill_formats::time::format_instant(now_ms - 10 * 86_400_000)[..10].to_string();
     let stream = run(
         &["gen", "--events", "4000", "--start", &start, "--days", "10"],

@@ -1,25 +1,16 @@
-//! Tenant billing in the service (issue #4): tenant set-ups kept as append-only versions,
+//! Tenant billing in the service: tenant set-ups kept as append-only versions,
 //! licence records added to them, invoices of a month computed from the stored charges of the
 //! tenant's WABAs, and finalized invoices stored once. Everything billing decides is
 //! `wabill-billing`'s; this module reads and writes the store, and is shared by the routes
 //! under `/v1/tenants` and by `wabill tenants` / `wabill invoice --tenant` (decisions.md D41).
 
-use crate::api::{read_body, AppState, Caller, Params};
-use crate::errors::problem;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-use std::sync::Arc;
 use wabill_billing::{
     render, BillingError, Invoice, InvoiceInput, LicenceAssignment, TenantSetup, UsageCharge,
 };
 use wabill_rating::time::local_day_start;
 use wabill_rating::{Currency, Month};
 use wabill_store::{
-    ChargeFilter, InvoiceRow, NewTenant, Role, Store, StoreError, TenantOutcome, TenantRow,
+    ChargeFilter, InvoiceRow, NewTenant, Store, StoreError, TenantOutcome, TenantRow,
 };
 
 /// Why a tenant operation was refused; each has a stable code of `errors.rs`.
@@ -71,7 +62,7 @@ pub fn valid_tenant_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn parse_setup(text: &str) -> Result<TenantSetup, TenantError> {
+pub fn parse_setup(text: &str) -> Result<TenantSetup, TenantError> {
     TenantSetup::from_json(text).map_err(|e| TenantError::Invalid(format!("set-up: {e}")))
 }
 
@@ -264,7 +255,8 @@ pub async fn finalized(store: &dyn Store, id: &str) -> Result<Vec<Invoice>, Tena
 }
 
 /// The tenant's invoice of `month`: the stored record once finalized, else a draft from the
-/// stored charges; with `finalize`, the draft is made final and stored (once).
+/// stored charges; with `finalize_at_ms`, the draft is made final, stamped with that instant, and
+/// stored (once).
 ///
 /// Charges read: those of the tenant's WABAs sent from the first day of the earliest
 /// finalized month (or of `month`, if earlier) to the end of `month`, tenant calendar, so
@@ -273,8 +265,9 @@ pub async fn month_invoice(
     store: &dyn Store,
     id: &str,
     month: Month,
-    finalize: bool,
+    finalize_at_ms: Option<i64>,
 ) -> Result<Invoice, TenantError> {
+    let finalize = finalize_at_ms.is_some();
     let (_, setup) = load(store, id).await?;
     let finals = finalized(store, id).await?;
     if let Some(done) = finals.iter().find(|i| i.month == month) {
@@ -315,7 +308,7 @@ pub async fn month_invoice(
                 tenant: id.to_string(),
                 month: month.to_string(),
                 invoice: render::json(&inv),
-                finalized_at_ms: crate::api::system_now(),
+                finalized_at_ms: finalize_at_ms.expect("finalizing"),
             })
             .await?;
         if !stored {
@@ -326,199 +319,4 @@ pub async fn month_invoice(
         }
     }
     Ok(inv)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Routes
-
-pub(crate) fn answer_error(e: TenantError) -> Response {
-    if let TenantError::Store(s) = &e {
-        tracing::error!(error = %s, "tenant store call failed");
-        return problem("store_unavailable", "try again");
-    }
-    problem(e.code(), e.to_string())
-}
-
-/// Admin keys see every tenant; a reader or sender key sees a tenant whose every WABA is in
-/// its scope (a tenant without WABAs only to admins), so that no invoice shows it usage of a
-/// WABA it may not read.
-fn may_read(caller: &Caller, setup: &TenantSetup) -> bool {
-    match &caller.wabas {
-        None => true,
-        Some(_) => {
-            !setup.tenant.wabas.is_empty() && setup.tenant.wabas.iter().all(|w| caller.may_see(w))
-        }
-    }
-}
-
-#[allow(clippy::result_large_err)]
-pub(crate) fn admin(caller: &Caller) -> Result<(), Response> {
-    if caller.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(problem("forbidden", "only an admin key manages tenants"))
-    }
-}
-
-/// Reads the tenant for a caller; a tenant the caller may not read is answered exactly as a
-/// missing one, so that a key learns nothing of other tenants.
-pub(crate) async fn readable(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<(TenantRow, TenantSetup), Response> {
-    match load(&**state.engine.store(), id).await {
-        Ok((row, setup)) if may_read(caller, &setup) => Ok((row, setup)),
-        Ok(_) | Err(TenantError::UnknownTenant(_)) => Err(problem(
-            "unknown_tenant",
-            "no tenant of that id this key may read",
-        )),
-        Err(e) => Err(answer_error(e)),
-    }
-}
-
-fn tenant_body(row: &TenantRow, setup: &TenantSetup, recorded: Option<bool>) -> Response {
-    let mut v = json!({
-        "tenant": row.tenant,
-        "version": row.version,
-        "recorded_at_ms": row.recorded_at_ms,
-        "setup": setup,
-    });
-    if let Some(r) = recorded {
-        v["recorded"] = json!(r);
-    }
-    (StatusCode::OK, axum::Json(v)).into_response()
-}
-
-async fn write_route(
-    state: &AppState,
-    caller: &Caller,
-    body: Result<Bytes, BytesRejection>,
-    id: &str,
-    licence: bool,
-) -> Response {
-    if let Err(r) = admin(caller) {
-        return r;
-    }
-    let body = match read_body(body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return problem("invalid_body", "the body is not UTF-8");
-    };
-    let store = &**state.engine.store();
-    let done = if licence {
-        add_licence(store, id, text).await
-    } else {
-        put_setup(store, id, text).await
-    };
-    // The send check's licence answers see a change made here at once (others, made from
-    // the command line, within a second).
-    state.licences.clear();
-    match done {
-        Ok((row, recorded)) => match parse_setup(&row.setup) {
-            Ok(setup) => tenant_body(&row, &setup, Some(recorded)),
-            Err(e) => answer_error(e),
-        },
-        Err(e) => answer_error(e),
-    }
-}
-
-/// `PUT /v1/tenants/{id}` (admin).
-pub(crate) async fn put_tenant(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    write_route(&state, &caller, body, &id, false).await
-}
-
-/// `POST /v1/tenants/{id}/licences` (admin).
-pub(crate) async fn post_licence(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    write_route(&state, &caller, body, &id, true).await
-}
-
-/// `GET /v1/tenants/{id}`.
-pub(crate) async fn get_tenant(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Response {
-    match readable(&state, &caller, &id).await {
-        Ok((row, setup)) => tenant_body(&row, &setup, None),
-        Err(r) => r,
-    }
-}
-
-#[derive(serde::Deserialize)]
-pub(crate) struct InvoiceQuery {
-    format: Option<String>,
-}
-
-/// `GET /v1/tenants/{id}/invoices/{month}`.
-pub(crate) async fn get_invoice(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path((id, month)): Path<(String, String)>,
-    Params(q): Params<InvoiceQuery>,
-) -> Response {
-    invoice_route(&state, &caller, &id, &month, q.format.as_deref(), false).await
-}
-
-/// `POST /v1/tenants/{id}/invoices/{month}/finalize` (admin).
-pub(crate) async fn finalize_invoice(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path((id, month)): Path<(String, String)>,
-) -> Response {
-    invoice_route(&state, &caller, &id, &month, None, true).await
-}
-
-async fn invoice_route(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    month: &str,
-    format: Option<&str>,
-    finalize: bool,
-) -> Response {
-    if let Err(r) = readable(state, caller, id).await {
-        return r;
-    }
-    if finalize {
-        if let Err(r) = admin(caller) {
-            return r;
-        }
-    }
-    let Some(month) = Month::parse(month) else {
-        return problem(
-            "invalid_parameter",
-            format!("'{month}' is not a month (YYYY-MM)"),
-        );
-    };
-    let text = format.unwrap_or("json");
-    if !matches!(text, "json" | "csv" | "html") {
-        return problem(
-            "invalid_parameter",
-            format!("format: '{text}' is not json, csv or html"),
-        );
-    }
-    match month_invoice(&**state.engine.store(), id, month, finalize).await {
-        Ok(inv) => {
-            let (body, ct) = match text {
-                "csv" => (render::csv(&inv), "text/csv; charset=utf-8"),
-                "html" => (render::html(&inv), "text/html; charset=utf-8"),
-                _ => (render::json(&inv), "application/json"),
-            };
-            (StatusCode::OK, [(header::CONTENT_TYPE, ct)], body).into_response()
-        }
-        Err(e) => answer_error(e),
-    }
 }

@@ -7,6 +7,9 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::collections::HashMap;
+use wabill_formats::MetaPricing;
+use wabill_store::MetaPricingRow;
 
 /// Why a webhook post was refused (answered with 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,11 +75,77 @@ pub fn verify_subscription<'a>(
     (mode == Some("subscribe") && token_ok && !expected_token.is_empty()).then_some(challenge?)
 }
 
+/// The rows to store for the pricing objects one input line carried. The WABA of each comes
+/// from the envelope's `entry[].id` that holds the status (MetaPricing does not carry it), so
+/// that reconciliation can scope Meta's side by tenant even for messages wabill never saw.
+pub fn meta_rows(line: &str, pricing: &[MetaPricing<'_>]) -> Vec<MetaPricingRow> {
+    if pricing.is_empty() {
+        return Vec::new();
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(default)]
+        entry: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        id: Option<String>,
+        #[serde(default)]
+        changes: Vec<Change>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Change {
+        value: Option<Value>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Value {
+        #[serde(default)]
+        statuses: Vec<St>,
+    }
+    #[derive(serde::Deserialize)]
+    struct St {
+        id: Option<String>,
+        status: Option<String>,
+    }
+    let mut waba_of: HashMap<(String, String), String> = HashMap::new();
+    if let Ok(env) = serde_json::from_str::<Envelope>(line) {
+        for e in env.entry {
+            let Some(waba) = e.id else { continue };
+            for st in e
+                .changes
+                .into_iter()
+                .filter_map(|c| c.value)
+                .flat_map(|v| v.statuses)
+            {
+                if let (Some(id), Some(status)) = (st.id, st.status) {
+                    waba_of.insert((id, status), waba.clone());
+                }
+            }
+        }
+    }
+    pricing
+        .iter()
+        .map(|p| MetaPricingRow {
+            id: p.id.to_string(),
+            status: p.status.as_str().to_string(),
+            at_ms: p.at,
+            waba: waba_of
+                .get(&(p.id.to_string(), p.status.as_str().to_string()))
+                .cloned(),
+            billable: p.billable,
+            pricing_model: p.pricing_model.as_deref().map(str::to_string),
+            category: p.category.as_deref().map(str::to_string),
+            pricing_type: p.pricing_type.as_deref().map(str::to_string),
+            conversation_id: p.conversation_id.as_deref().map(str::to_string),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const BODY: &[u8] = include_bytes!("../tests/fixtures/webhook_inbound.json");
+    const BODY: &[u8] = include_bytes!("../../server/tests/fixtures/webhook_inbound.json");
     /// Computed independently (Python's hmac module) over the fixture's bytes.
     const SIGNATURE: &str =
         "sha256=85a9c073a78e0d4f6a57983b8db70b66b3253e9ae957f40de44c65b8a244cfe8";

@@ -4,7 +4,7 @@
 //! - **Recent events.** Every inbound and outbound message sent at or after the *horizon*
 //!   (the clock less [`LOOKBACK_MS`] and an hour), by pair, and every status of a message by
 //!   its id, as the canonical lines the store holds, each with its seq. Ingest adds what it
-//!   stored; [`Hot::evict`] drops what falls behind the horizon as the clock moves on. Memory is
+//!   stored; [`WorkingSet::evict`] drops what falls behind the horizon as the clock moves on. Memory is
 //!   therefore bounded by the pairs active in the last week and their messages, not by history.
 //!   On start the set is loaded from the store (every WABA with an account); a WABA whose
 //!   account arrives after the start is loaded then.
@@ -16,7 +16,7 @@
 //! newest charge a counter counts) reads the store instead; so does a month whose counters
 //! are not built yet. The answer is the same either way (tested).
 
-use crate::engine::LOOKBACK_MS;
+use crate::LOOKBACK_MS;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -111,7 +111,7 @@ impl CounterSet {
 /// (portfolio, month) → its counters.
 type CounterSets = FxHashMap<(Box<str>, Month), Arc<CounterSet>>;
 
-pub struct Hot {
+pub struct WorkingSet {
     shards: Box<[Mutex<Shard>]>,
     /// Events sent before this instant are not held.
     horizon: AtomicI64,
@@ -129,10 +129,10 @@ fn shard_of<T: Hash>(key: &T) -> usize {
     (h.finish() >> 32) as usize % SHARDS
 }
 
-impl Hot {
+impl WorkingSet {
     /// An empty set holding events from `clock_now - LOOKBACK_MS - MARGIN_MS` on.
-    pub fn new(clock_now: UnixMs) -> Hot {
-        Hot {
+    pub fn new(clock_now: UnixMs) -> WorkingSet {
+        WorkingSet {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             horizon: AtomicI64::new(clock_now - LOOKBACK_MS - MARGIN_MS),
             counters: RwLock::default(),

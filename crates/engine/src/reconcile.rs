@@ -17,16 +17,9 @@
 //!   point window); a free service conversation (from 2024-11-01) was reported both ways (B5)
 //!   and is not compared.
 
-use crate::api::{write_row_json, AppState, Caller, Params};
-use crate::errors::problem;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use crate::charges::write_row_json;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
-use wabill_rating::time::local_day_start;
-use wabill_rating::Month;
 use wabill_store::{ChargeFilter, ChargeRow, MetaPricingRow, StoreError};
 
 /// JSON values of a report, for callers without their own serde_json.
@@ -294,47 +287,6 @@ pub async fn month_report(
         meta.extend(rows.into_iter().filter(|r| in_month.contains(&r.id)));
     }
     Ok(reconcile(&charges, &meta))
-}
-
-/// `GET /v1/reconciliation?waba=&month=YYYY-MM`.
-pub(crate) async fn reconciliation(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Params(q): Params<HashMap<String, String>>,
-) -> Response {
-    inner(&state, &caller, &q).await
-}
-
-async fn inner(state: &AppState, caller: &Caller, q: &HashMap<String, String>) -> Response {
-    let Some(waba) = q.get("waba").filter(|w| !w.is_empty()) else {
-        return problem("invalid_parameter", "waba: required");
-    };
-    if !caller.may_see(waba) {
-        return problem("forbidden", "this key may not read that WABA");
-    }
-    let Some(month) = q.get("month").and_then(|m| Month::parse(m)) else {
-        return problem("invalid_parameter", "month: required, YYYY-MM");
-    };
-    let Some((_, tz)) = state.engine.account_info(waba).await else {
-        return problem(
-            "unknown_account",
-            format!("WABA '{waba}' has no account: its months are unknown"),
-        );
-    };
-    let from = local_day_start(tz, month.first_day());
-    let to = local_day_start(tz, month.next().first_day());
-    match month_report(state.engine.store().as_ref(), waba, from, to).await {
-        Ok(report) => {
-            let mut body = report.to_json();
-            body["waba"] = json!(waba);
-            body["month"] = json!(month.to_string());
-            (StatusCode::OK, axum::Json(body)).into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "reconciliation failed");
-            problem("store_unavailable", "try again")
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Budget alerts delivered (issue #4 point 5, decisions.md D42). Per tenant: thresholds (a
+//! Budget alerts delivered (decisions.md D42). Per tenant: thresholds (a
 //! percentage of the month's included budget, or an absolute spend in the tenant's currency),
 //! a webhook URL and a signing secret. After re-rating, or on a timer, each tenant's month is
 //! evaluated: its spend is read from the draft invoice (the billing core), `alerts_due` says
@@ -8,26 +8,22 @@
 //! (`X-Wabill-Signature-256: sha256=<hex HMAC-SHA256 of the body>`), and retried with
 //! exponential backoff until a 2xx answer or the last attempt.
 //!
-//! The HTTP client is `reqwest` over rustls (certificates checked against the bundled webpki
-//! roots), for `http://` and `https://` URLs, with the configured timeout per attempt.
+//! The POST itself goes through the [`AlertPoster`] port: the HTTP crate's client (reqwest over
+//! rustls, certificates checked against the bundled webpki roots) for `http://` and `https://`
+//! URLs, with the configured timeout per attempt.
 
-use crate::api::{read_body, system_now, AppState, Caller};
-use crate::errors::problem;
 use crate::tenants::{self, TenantError};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use wabill_billing::{alerts_due, AlertState, Invoice, LineKind, Threshold};
 use wabill_formats::time::format_instant;
 use wabill_rating::time::local_date;
 use wabill_rating::Decimal;
-use wabill_store::{AlertAttempt, AlertRow, AlertSettingsRow, NewAlert, Store, StoreError};
+use wabill_store::{AlertAttempt, AlertSettingsRow, NewAlert, Store, StoreError};
 
 /// How alerts are evaluated and delivered.
 #[derive(Clone, Debug)]
@@ -74,7 +70,7 @@ impl AlertConfig {
     }
 }
 
-/// What `PUT /v1/tenants/{id}/alerts/settings` takes.
+/// Alert settings as given (`PUT /v1/tenants/{id}/alerts/settings`, JSON).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingsBody {
@@ -160,54 +156,72 @@ pub fn parse_http_url(url: &str) -> Result<HttpUrl, String> {
         path,
     };
     // What the client will be given must read back as the same URL.
-    reqwest::Url::parse(&parsed.to_url()).map_err(|e| format!("'{url}': {e}"))?;
+    url::Url::parse(&parsed.to_url()).map_err(|e| format!("'{url}': {e}"))?;
     Ok(parsed)
 }
 
-/// The HTTP client of alert deliveries (HTTP/1.1 and TLS through rustls with the webpki roots;
-/// no redirects followed, no proxy from the environment).
-pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .user_agent("wabill")
-        .build()
-        .map_err(|e| format!("building the HTTP client: {e}"))
+/// A future the [`AlertPoster`] returns.
+pub type PostFuture<'a> = Pin<Box<dyn Future<Output = Result<u16, String>> + Send + 'a>>;
+
+/// How a signed alert leaves the service: one POST, answered by a status code or failed with a
+/// reason. The engine decides what to send, when, signed with what, and what an answer means;
+/// the HTTP crate implements this port over its client (decisions.md D91).
+pub trait AlertPoster: Send + Sync {
+    /// POSTs `body` (JSON) to `url` with `headers`, within `timeout`.
+    fn post<'a>(
+        &'a self,
+        url: &'a HttpUrl,
+        headers: &'a [(&'a str, &'a str)],
+        body: &'a [u8],
+        timeout: Duration,
+    ) -> PostFuture<'a>;
 }
 
-/// POSTs `body` with `headers`; the status code answered, or why there is none.
-pub async fn post(
-    client: &reqwest::Client,
-    url: &HttpUrl,
-    headers: &[(&str, &str)],
+/// Records a tenant's alert settings (`body`, JSON: url, thresholds, and the signing secret,
+/// which may be omitted to keep the stored one) at `now_ms`, and returns what was stored.
+/// Refusals are [`TenantError::Invalid`] naming the field, or the tenant's own errors.
+pub async fn put_settings(
+    store: &dyn Store,
+    tenant: &str,
     body: &[u8],
-    timeout: Duration,
-) -> Result<u16, String> {
-    let mut request = client
-        .post(url.to_url())
-        .timeout(timeout)
-        .header("Content-Type", "application/json")
-        .body(body.to_vec());
-    for (k, v) in headers {
-        request = request.header(*k, *v);
+    now_ms: i64,
+) -> Result<AlertSettingsRow, TenantError> {
+    let invalid = |why: String| TenantError::Invalid(why);
+    let parsed: SettingsBody =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("not alert settings: {e}")))?;
+    tenants::load(store, tenant).await?;
+    parse_http_url(&parsed.url).map_err(|e| invalid(format!("url: {e}")))?;
+    if parsed.thresholds.is_empty() {
+        return Err(invalid("thresholds: at least one is needed".into()));
     }
-    match request.send().await {
-        Ok(answer) => Ok(answer.status().as_u16()),
-        Err(e) if e.is_timeout() => Err(format!("no answer in {} ms", timeout.as_millis())),
-        Err(e) => {
-            // The whole chain: reqwest's top-level message alone hides the cause.
-            let mut why = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                why.push_str(": ");
-                why.push_str(&s.to_string());
-                source = s.source();
-            }
-            Err(why)
-        }
+    if let Some(t) = parsed.thresholds.iter().find(|t| match t {
+        Threshold::Percent(d) | Threshold::Spend(d) => !d.is_positive(),
+    }) {
+        return Err(invalid(format!(
+            "thresholds: '{}' is not positive",
+            t.key()
+        )));
     }
+    let secret = match parsed.secret {
+        Some(s) if s.is_empty() => return Err(invalid("secret: empty".into())),
+        Some(s) => s,
+        None => match store.alert_settings(tenant).await? {
+            Some(old) => old.secret,
+            None => return Err(invalid("secret: needed the first time".into())),
+        },
+    };
+    let mut thresholds = parsed.thresholds;
+    thresholds.sort();
+    thresholds.dedup();
+    let row = AlertSettingsRow {
+        tenant: tenant.to_string(),
+        thresholds: serde_json::to_string(&thresholds).expect("thresholds serialize"),
+        url: parsed.url,
+        secret,
+        updated_at_ms: now_ms,
+    };
+    store.put_alert_settings(&row).await?;
+    Ok(row)
 }
 
 /// The month's spend and included budget, from the tenant's invoice of the month: the budget
@@ -250,7 +264,7 @@ pub async fn evaluate(store: &dyn Store, now_ms: i64) -> Result<u64, StoreError>
             }
         };
         let month = local_date(setup.tenant.timezone, now_ms).month();
-        let inv = match tenants::month_invoice(store, id, month, false).await {
+        let inv = match tenants::month_invoice(store, id, month, None).await {
             Ok(inv) => inv,
             Err(TenantError::Store(e)) => return Err(e),
             Err(e) => {
@@ -310,10 +324,10 @@ pub async fn evaluate(store: &dyn Store, now_ms: i64) -> Result<u64, StoreError>
 pub async fn deliver(
     store: &dyn Store,
     config: &AlertConfig,
+    poster: &dyn AlertPoster,
     now_ms: i64,
 ) -> Result<u64, StoreError> {
     let mut delivered = 0;
-    let mut http: Option<Result<reqwest::Client, String>> = None;
     let mut settings: HashMap<String, Option<AlertSettingsRow>> = HashMap::new();
     for alert in store.alerts_due(now_ms, 100).await? {
         if !settings.contains_key(&alert.tenant) {
@@ -323,24 +337,18 @@ pub async fn deliver(
         let Some(s) = &settings[&alert.tenant] else {
             continue;
         };
-        let client = http.get_or_insert_with(|| client(config.timeout)).clone();
-        let outcome = match client.and_then(|c| parse_http_url(&s.url).map(|u| (c, u))) {
+        let outcome = match parse_http_url(&s.url) {
             Err(e) => Err(e),
-            Ok((client, url)) => {
+            Ok(url) => {
                 let signature = crate::meta::sign(s.secret.as_bytes(), alert.payload.as_bytes());
                 let key = format!("{}/{}", alert.month, alert.threshold);
                 let headers = [
                     ("X-Wabill-Signature-256", signature.as_str()),
                     ("X-Wabill-Alert", key.as_str()),
                 ];
-                post(
-                    &client,
-                    &url,
-                    &headers,
-                    alert.payload.as_bytes(),
-                    config.timeout,
-                )
-                .await
+                poster
+                    .post(&url, &headers, alert.payload.as_bytes(), config.timeout)
+                    .await
             }
         };
         let ok = matches!(outcome, Ok(200..=299));
@@ -374,15 +382,20 @@ pub async fn deliver(
 pub async fn run_once(
     store: &dyn Store,
     config: &AlertConfig,
+    poster: &dyn AlertPoster,
     now_ms: i64,
 ) -> Result<u64, StoreError> {
     evaluate(store, now_ms).await?;
-    deliver(store, config, now_ms).await
+    deliver(store, config, poster, now_ms).await
 }
 
 /// The service's alert worker: evaluates after each re-rating pass that changed something (and
 /// every `evaluate_every` otherwise), and delivers what is due every `tick`.
-pub async fn alert_loop(engine: Arc<crate::Engine>, config: AlertConfig) {
+pub async fn alert_loop(
+    engine: Arc<crate::Engine>,
+    config: AlertConfig,
+    poster: Arc<dyn AlertPoster>,
+) {
     let mut last_evaluation: Option<std::time::Instant> = None;
     loop {
         let rerated = tokio::time::timeout(config.tick, engine.rerated())
@@ -395,133 +408,14 @@ pub async fn alert_loop(engine: Arc<crate::Engine>, config: AlertConfig) {
         };
         if rerated || stale {
             last_evaluation = Some(std::time::Instant::now());
-            if let Err(e) = evaluate(store, system_now()).await {
+            if let Err(e) = evaluate(store, engine.clock.now_ms()).await {
                 tracing::error!(error = %e, "budget alerts: evaluation failed; retrying");
             }
         }
-        if let Err(e) = deliver(store, &config, system_now()).await {
+        if let Err(e) = deliver(store, &config, &*poster, engine.clock.now_ms()).await {
             tracing::error!(error = %e, "budget alerts: delivery failed; retrying");
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Routes
-
-fn settings_view(s: &AlertSettingsRow) -> Value {
-    let thresholds: Value = serde_json::from_str(&s.thresholds).unwrap_or(Value::Null);
-    json!({
-        "url": s.url,
-        "thresholds": thresholds,
-        "secret_set": !s.secret.is_empty(),
-        "updated_at": format_instant(s.updated_at_ms),
-    })
-}
-
-fn alert_view(a: &AlertRow) -> Value {
-    let mut v: Value = serde_json::from_str(&a.payload).unwrap_or_else(|_| json!({}));
-    let state = match (a.delivered_at_ms, a.next_attempt_at_ms) {
-        (Some(_), _) => "delivered",
-        (None, Some(_)) => "pending",
-        (None, None) => "failed",
-    };
-    v["state"] = json!(state);
-    v["attempts"] = json!(a.attempts);
-    v["created_at"] = json!(format_instant(a.created_at_ms));
-    v["delivered_at"] = json!(a.delivered_at_ms.map(format_instant));
-    v["next_attempt_at"] = json!(a.next_attempt_at_ms.map(format_instant));
-    v["last_error"] = json!(a.last_error);
-    v
-}
-
-/// `PUT /v1/tenants/{id}/alerts/settings` (admin).
-pub(crate) async fn put_settings(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if let Err(r) = tenants::admin(&caller) {
-        return r;
-    }
-    let body = match read_body(body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let parsed: SettingsBody = match serde_json::from_slice(&body) {
-        Ok(p) => p,
-        Err(e) => return problem("invalid_request", format!("not alert settings: {e}")),
-    };
-    let store = &**state.engine.store();
-    if let Err(e) = tenants::load(store, &id).await {
-        return tenants::answer_error(e);
-    }
-    if let Err(e) = parse_http_url(&parsed.url) {
-        return problem("invalid_request", format!("url: {e}"));
-    }
-    if parsed.thresholds.is_empty() {
-        return problem("invalid_request", "thresholds: at least one is needed");
-    }
-    if let Some(t) = parsed.thresholds.iter().find(|t| match t {
-        Threshold::Percent(d) | Threshold::Spend(d) => !d.is_positive(),
-    }) {
-        return problem(
-            "invalid_request",
-            format!("thresholds: '{}' is not positive", t.key()),
-        );
-    }
-    let secret = match parsed.secret {
-        Some(s) if s.is_empty() => return problem("invalid_request", "secret: empty"),
-        Some(s) => s,
-        None => match store.alert_settings(&id).await {
-            Ok(Some(old)) => old.secret,
-            Ok(None) => return problem("invalid_request", "secret: needed the first time"),
-            Err(e) => return tenants::answer_error(e.into()),
-        },
-    };
-    let mut thresholds = parsed.thresholds;
-    thresholds.sort();
-    thresholds.dedup();
-    let row = AlertSettingsRow {
-        tenant: id.clone(),
-        thresholds: serde_json::to_string(&thresholds).expect("thresholds serialize"),
-        url: parsed.url,
-        secret,
-        updated_at_ms: system_now(),
-    };
-    if let Err(e) = store.put_alert_settings(&row).await {
-        return tenants::answer_error(e.into());
-    }
-    // What is already due is recorded now rather than at the next evaluation.
-    state.engine.notify_rerated();
-    let v = json!({"tenant": id, "settings": settings_view(&row)});
-    (StatusCode::OK, axum::Json(v)).into_response()
-}
-
-/// `GET /v1/tenants/{id}/alerts`.
-pub(crate) async fn get_alerts(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = tenants::readable(&state, &caller, &id).await {
-        return r;
-    }
-    let store = &**state.engine.store();
-    let settings = match store.alert_settings(&id).await {
-        Ok(s) => s,
-        Err(e) => return tenants::answer_error(e.into()),
-    };
-    let alerts = match store.alerts(&id).await {
-        Ok(a) => a,
-        Err(e) => return tenants::answer_error(e.into()),
-    };
-    let v = json!({
-        "tenant": id,
-        "settings": settings.as_ref().map(settings_view),
-        "alerts": alerts.iter().map(alert_view).collect::<Vec<_>>(),
-    });
-    (StatusCode::OK, axum::Json(v)).into_response()
 }
 
 #[cfg(test)]
@@ -592,37 +486,5 @@ mod tests {
         ] {
             assert!(parse_http_url(bad).is_err(), "{bad}");
         }
-    }
-
-    /// An `https://` URL is spoken TLS to: a plain-HTTP answer is a handshake failure, never a
-    /// delivery.
-    #[tokio::test]
-    async fn https_speaks_tls() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            while let Ok((mut stream, _)) = listener.accept().await {
-                // The whole request (or a TLS ClientHello), then a plain-HTTP answer.
-                let mut got = Vec::new();
-                let mut buf = [0u8; 4096];
-                while got.first() != Some(&0x16) && !got.ends_with(b"\r\n\r\n{}") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = stream
-                    .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-                    .await;
-            }
-        });
-        let timeout = Duration::from_secs(5);
-        let client = client(timeout).unwrap();
-        let url = parse_http_url(&format!("https://127.0.0.1:{port}/hook")).unwrap();
-        let r = post(&client, &url, &[("X-A", "1")], b"{}", timeout).await;
-        assert!(r.is_err(), "{r:?}");
-        let url = parse_http_url(&format!("http://127.0.0.1:{port}/hook")).unwrap();
-        assert_eq!(post(&client, &url, &[], b"{}", timeout).await, Ok(204));
     }
 }

@@ -20,7 +20,7 @@
 //! The memory is bounded: past its budget the least recently rated months are forgotten and
 //! read from the store again when next needed.
 
-use crate::engine::LOOKBACK_MS;
+use crate::LOOKBACK_MS;
 use chrono_tz::Tz;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! `GET /v1/usage`: delivered messages and their cost per time bucket, shaped like Meta's
+//! Usage (served as `GET /v1/usage`): delivered messages and their cost per time bucket, shaped like Meta's
 //! `pricing_analytics` (docs/pricing-rules.md §9), so that dashboards built for Meta's numbers
 //! read wabill's.
 //!
@@ -16,15 +16,9 @@
 //! - `cost` is an exact decimal string, summed in Rust from per-amount groups the store returns.
 //!   There is one `data` element per currency (a WABA has one unless its account changed).
 
-use crate::api::{AppState, Caller, Params};
-use crate::errors::problem;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 use wabill_rating::time::{local_date, local_day_start};
 use wabill_rating::{Date, Decimal, UnixMs};
 use wabill_store::UsageRow;
@@ -177,7 +171,7 @@ pub fn aggregate(q: &UsageQuery, rows: &[UsageRow]) -> Value {
 }
 
 /// A list parameter: `A,B` or Meta's `["A","B"]`.
-fn list(v: &str) -> Vec<String> {
+pub fn list(v: &str) -> Vec<String> {
     v.trim()
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -185,93 +179,6 @@ fn list(v: &str) -> Vec<String> {
         .map(|x| x.trim().trim_matches('"').trim().to_string())
         .filter(|x| !x.is_empty())
         .collect()
-}
-
-/// `GET /v1/usage`.
-pub(crate) async fn usage(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Params(q): Params<HashMap<String, String>>,
-) -> Response {
-    usage_inner(&state, &caller, &q).await
-}
-
-async fn usage_inner(state: &AppState, caller: &Caller, q: &HashMap<String, String>) -> Response {
-    let bad = |why: String| problem("invalid_parameter", why);
-    let Some(waba) = q.get("waba").filter(|w| !w.is_empty()) else {
-        return bad("waba: required (usage is per WABA, as Meta's)".into());
-    };
-    if !caller.may_see(waba) {
-        return problem("forbidden", "this key may not read that WABA");
-    }
-    // The reason a parameter is wrong, turned into the answer below.
-    let instant = |name: &str| -> Result<UnixMs, String> {
-        let v = q
-            .get(name)
-            .ok_or_else(|| format!("{name}: required (Unix seconds or RFC 3339)"))?;
-        wabill_formats::time::parse_instant(v).map_err(|why| format!("{name}: {why}"))
-    };
-    let (start, end) = match (instant("start"), instant("end")) {
-        (Ok(s), Ok(e)) if s < e => (s, e),
-        (Ok(_), Ok(_)) => return bad("start: must be before end".into()),
-        (Err(why), _) | (_, Err(why)) => return bad(why),
-    };
-    let Some(granularity) = q.get("granularity").and_then(|g| Granularity::parse(g)) else {
-        return bad("granularity: required, HALF_HOUR, DAILY or MONTHLY".into());
-    };
-    let mut dimensions = BTreeSet::new();
-    for d in q.get("dimensions").map(|v| list(v)).unwrap_or_default() {
-        match DIMENSIONS.iter().find(|x| **x == d.to_uppercase()) {
-            Some(x) => {
-                dimensions.insert(*x);
-            }
-            None => {
-                return bad(format!(
-                    "dimensions: '{d}' is not one of {}",
-                    DIMENSIONS.join(", ")
-                ))
-            }
-        }
-    }
-    let tz = match q.get("align").map(|a| a.to_uppercase()).as_deref() {
-        None | Some("UTC") => chrono_tz::UTC,
-        Some("WABA") => match state.engine.account_info(waba).await {
-            Some((_, tz)) => tz,
-            None => {
-                return problem(
-                    "unknown_account",
-                    format!("WABA '{waba}' has no account: its timezone is unknown"),
-                )
-            }
-        },
-        Some(other) => return bad(format!("align: '{other}' is not UTC or WABA")),
-    };
-    let set = |name: &str, upper: bool| {
-        q.get(name).map(|v| {
-            list(v)
-                .into_iter()
-                .map(|x| if upper { x.to_uppercase() } else { x })
-                .collect::<BTreeSet<String>>()
-        })
-    };
-    let query = UsageQuery {
-        start,
-        end,
-        granularity,
-        dimensions,
-        tz,
-        phone_numbers: set("phone_numbers", false),
-        country_codes: set("country_codes", true),
-        pricing_types: set("pricing_types", true),
-        pricing_categories: set("pricing_categories", true),
-    };
-    match state.engine.store().usage(waba, start, end).await {
-        Ok(rows) => (StatusCode::OK, axum::Json(aggregate(&query, &rows))).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "reading usage failed");
-            problem("store_unavailable", "try again")
-        }
-    }
 }
 
 #[cfg(test)]

@@ -18,15 +18,18 @@
 //! seq; once the round succeeds the watermark rises to it. On start, events stored after the
 //! watermark are marked dirty again.
 
-use crate::api::{system_now, Clock};
-use crate::hot::{pair_key, CounterKey, CounterSet, Hot, Line};
+use crate::cache::TtlCache;
+use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
 use crate::months::{month_range, MonthKey, MonthLines, MonthMemory, TailEvent};
+use crate::working_set::{pair_key, CounterKey, CounterSet, Line, WorkingSet};
+use crate::LOOKBACK_MS;
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{Mutex, Notify, RwLock};
+use wabill_billing::TenantSetup;
 use wabill_formats::events::write_event;
 use wabill_formats::{parse_line, Parsed};
 use wabill_rating::time::{local_date, local_day_start};
@@ -38,9 +41,6 @@ use wabill_store::{
 /// Events ingest hands over to re-rating between two rounds at most; past it the hand-over is
 /// dropped and the round reads them from the store.
 const MAX_HANDED_OVER: usize = 250_000;
-
-/// How far before a month its re-rating starts reading events (see the module comment).
-pub const LOOKBACK_MS: UnixMs = 7 * 24 * 3_600_000;
 
 /// What ingesting a batch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -101,11 +101,14 @@ pub struct Engine {
     /// What ingest committed since the last round, for the kept months (at most
     /// [`MAX_HANDED_OVER`]; a round reads the store's tail when something is missing).
     committed: std::sync::Mutex<Vec<TailEvent>>,
-    /// The send check's working set (see [`crate::hot`]).
-    pub hot: Hot,
-    /// The highest seq stored when the engine started: what ingest has not added to `hot`.
+    /// The send check's working set (see [`crate::working_set`]).
+    pub working_set: WorkingSet,
+    /// The highest seq stored when the engine started: what ingest has not added to the working set.
     start_seq: u64,
-    pub clock: Clock,
+    pub clock: Arc<dyn Clock>,
+    /// The tenant set-up owning each WABA a send check named an agent for, read at most once
+    /// per [`crate::cache::KEY_CACHE_TTL`] (`None`: no tenant owns the WABA).
+    pub licences: TtlCache<String, Option<Arc<TenantSetup>>>,
     pub metrics: Arc<Metrics>,
     /// Lookups of late statuses' messages left to fail, to test what a failed read does.
     #[cfg(test)]
@@ -121,7 +124,7 @@ impl Engine {
         tariff: Arc<Tariff>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Engine>, StoreError> {
-        Engine::with_clock(store, tariff, metrics, system_now).await
+        Engine::with_clock(store, tariff, metrics, SystemClock).await
     }
 
     /// [`Engine::new`] with another clock (the send check's working set follows it).
@@ -129,7 +132,7 @@ impl Engine {
         store: Arc<dyn Store>,
         tariff: Arc<Tariff>,
         metrics: Arc<Metrics>,
-        clock: Clock,
+        clock: impl Clock,
     ) -> Result<Arc<Engine>, StoreError> {
         let mut accounts = HashMap::new();
         for row in store.accounts(None).await? {
@@ -146,13 +149,18 @@ impl Engine {
         }
         let watermark = store.rated_seq().await?;
         let start_seq = store.max_seq().await?;
-        let hot = Hot::new(clock());
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let working_set = WorkingSet::new(clock.now_ms());
         // One WABA at a time, so that loading holds one WABA's week, not everyone's.
         for waba in accounts.keys() {
             let recent = store
-                .events_for(std::slice::from_ref(waba), hot.horizon(), i64::MAX / 2)
+                .events_for(
+                    std::slice::from_ref(waba),
+                    working_set.horizon(),
+                    i64::MAX / 2,
+                )
                 .await?;
-            hot.load(&recent, start_seq);
+            working_set.load(&recent, start_seq);
         }
         let engine = Arc::new(Engine {
             store,
@@ -166,9 +174,10 @@ impl Engine {
             rated_seq: AtomicU64::new(watermark),
             months: Mutex::new(MonthMemory::new(crate::months::DEFAULT_BUDGET_BYTES)),
             committed: std::sync::Mutex::new(Vec::new()),
-            hot,
+            working_set,
             start_seq,
             clock,
+            licences: TtlCache::default(),
             metrics,
             #[cfg(test)]
             fail_refs: Default::default(),
@@ -183,7 +192,7 @@ impl Engine {
     /// Marks every portfolio's current month dirty, so that re-rating builds the counters the
     /// send check needs (until then checks read them from the store).
     async fn mark_current_months(&self) {
-        let now = (self.clock)();
+        let now = self.clock.now_ms();
         let cache = self.accounts.lock().await;
         let mut dirty = self.dirty.lock().await;
         for info in cache.values() {
@@ -258,11 +267,11 @@ impl Engine {
     /// Lets the send check's working set go of what the clock has left behind (events older
     /// than the look-back, counters of months long ended) and reports its size.
     pub fn maintain(&self) {
-        let now = (self.clock)();
-        self.hot.evict(now);
-        self.hot
+        let now = self.clock.now_ms();
+        self.working_set.evict(now);
+        self.working_set
             .forget_months_before(local_date(chrono_tz::UTC, now - 35 * 86_400_000).month());
-        let (pairs, _, lines) = self.hot.size();
+        let (pairs, _, lines) = self.working_set.size();
         self.metrics.set_working_set(pairs as u64, lines as u64);
     }
 
@@ -363,7 +372,7 @@ impl Engine {
                     .store
                     .events_for(
                         std::slice::from_ref(&waba),
-                        self.hot.horizon(),
+                        self.working_set.horizon(),
                         i64::MAX / 2,
                     )
                     .await?;
@@ -403,7 +412,7 @@ impl Engine {
                 if old.is_none() {
                     // Only the ingest that added the WABA to the cache loads it.
                     if let Some(recent) = earlier.remove(&a.waba) {
-                        self.hot.load(&recent, self.start_seq);
+                        self.working_set.load(&recent, self.start_seq);
                     }
                 }
                 // A changed account re-rates every month of its portfolio (and of the one it
@@ -431,7 +440,7 @@ impl Engine {
                 let e = &events[i];
                 let pair = pair_key(e.phone.as_deref(), e.user.as_deref());
                 let raw: Arc<str> = e.raw.as_str().into();
-                self.hot.add(
+                self.working_set.add(
                     e.kind,
                     &e.id,
                     pair,
@@ -692,7 +701,7 @@ impl Engine {
         let mut list: BTreeSet<Month> = months.clone();
         if list.remove(&Month(i32::MIN)) {
             let wabas: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
-            let now = (self.clock)();
+            let now = self.clock.now_ms();
             for (_, tz) in &members {
                 list.insert(local_date(*tz, now).month());
             }
@@ -713,7 +722,7 @@ impl Engine {
             }
             // What the portfolio had before (a WABA may have left it) goes; each month re-rated
             // below puts its own back.
-            self.hot.forget_portfolio(portfolio);
+            self.working_set.forget_portfolio(portfolio);
             memory.forget_portfolio(portfolio);
             self.unratable
                 .lock()
@@ -767,7 +776,8 @@ impl Engine {
             .await?;
         memory.keep(key, lines);
         self.metrics.add_rated(rating.rows.len() as u64);
-        self.hot.set_counters(portfolio, month, rating.counters);
+        self.working_set
+            .set_counters(portfolio, month, rating.counters);
         let mut unratable = self.unratable.lock().await;
         unratable.remove(&(portfolio.to_string(), month));
         if !rating.errors.is_empty() {

@@ -1,4 +1,4 @@
-//! `POST /v1/sends/check`: may this message be sent now, and what would it cost if it were
+//! The send check (`POST /v1/sends/check`): may this message be sent now, and what would it cost if it were
 //! delivered now?
 //!
 //! The answer is the rating core's, never a second implementation of the rules: the pair's
@@ -21,7 +21,7 @@
 //! - the CBP free tier until 2024-10-31 (1,000 service conversations per WABA and month).
 //!
 //! A check as of the present reads all of this from the engine's working set in memory
-//! ([`crate::hot`], decisions.md D45): the pair's lines, the statuses of its messages, and the
+//! ([`crate::working_set`], decisions.md D45): the pair's lines, the statuses of its messages, and the
 //! counters of the portfolio's month as its last re-rating left them, to which the pair's own
 //! messages stored since are added. [`Source::Store`] reads the store instead; so does a check
 //! the working set cannot answer for (an earlier instant, a month not re-rated since the start).
@@ -32,15 +32,11 @@
 //! delivered later (delivery confirms, the send instant decides, rules.md); and events older
 //! than the look-back that still matter (D23's pathological chain) are not seen.
 
-use crate::api::{read_body, AppState, Caller};
-use crate::engine::{Engine, LOOKBACK_MS};
-use crate::errors::problem;
-use crate::hot::{CounterKey, Line};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use crate::caller::Caller;
+use crate::engine::Engine;
+use crate::tenants::TenantError;
+use crate::working_set::{CounterKey, Line};
+use crate::LOOKBACK_MS;
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
@@ -108,7 +104,7 @@ impl From<StoreError> for CheckError {
 /// Where a check reads the pair's events and the counters from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// The engine's working set in memory ([`crate::hot`]) where it can answer, else the store.
+    /// The engine's working set in memory ([`crate::working_set`]) where it can answer, else the store.
     Auto,
     /// The store only: the reference the working set is tested against.
     Store,
@@ -193,13 +189,15 @@ async fn answer(
     let user = outbound.user.to_string();
     let from = now - LOOKBACK_MS;
     let held = match source {
-        Source::Auto => engine
-            .hot
-            .pair((outbound.phone.get(), outbound.user.get()), from, now + 1),
+        Source::Auto => {
+            engine
+                .working_set
+                .pair((outbound.phone.get(), outbound.user.get()), from, now + 1)
+        }
         Source::Store => None,
     };
-    let hot = held.is_some();
-    *read_store |= !hot;
+    let in_memory = held.is_some();
+    *read_store |= !in_memory;
     let lines: Vec<Line> = match held {
         Some(lines) => lines,
         None => store
@@ -247,10 +245,10 @@ async fn answer(
         });
     }
     // The working set holds statuses by message id; the store gave them with the pair.
-    let status_lines: Vec<Line> = if hot {
+    let status_lines: Vec<Line> = if in_memory {
         seq_of
             .keys()
-            .flat_map(|id| engine.hot.statuses(id))
+            .flat_map(|id| engine.working_set.statuses(id))
             .collect()
     } else {
         Vec::new()
@@ -263,7 +261,7 @@ async fn answer(
     // The store gives the account of every WABA among the pair's events; so does the working
     // set (a business number that moved between WABAs has events of both).
     let mut others: Vec<Arc<str>> = Vec::new();
-    if hot {
+    if in_memory {
         let mut wabas: Vec<&str> = pair
             .events
             .iter()
@@ -321,9 +319,9 @@ async fn answer(
     let same_month = |c: &Charge<'_>| local_date(tz, c.sent_at).month() == month;
     // The counters: the working set's, when the pair came from it and its re-rating counted
     // nothing sent after `now`; else the store's.
-    let counters = if hot {
+    let counters = if in_memory {
         engine
-            .hot
+            .working_set
             .counters(&portfolio, month)
             .filter(|s| now >= s.max_at)
     } else {
@@ -641,103 +639,25 @@ fn missing_rate(
     }
 }
 
-/// `POST /v1/sends/check`. Any key may check a WABA it sees: a check writes nothing, so a
-/// reader key may ask too.
-pub(crate) async fn send_check(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match read_body(body) {
-        Ok(body) => check_inner(&state, &caller, &body).await,
-        Err(r) => r,
-    }
-}
-
-async fn check_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Response {
-    let req: CheckRequest = match serde_json::from_slice(body) {
-        Ok(r) => r,
-        Err(e) => return problem("invalid_request", format!("not a send check: {e}")),
-    };
-    if !caller.may_see(&req.waba) {
-        return problem("forbidden", "this key may not use that WABA");
-    }
-    let now = match req.now.as_deref() {
-        Some(s) => match wabill_formats::time::parse_instant(s) {
-            Ok(t) => t,
-            Err(why) => return problem("invalid_request", format!("now: {why}")),
-        },
-        None => (state.clock)(),
-    };
-    if let Some(agent) = &req.agent {
-        match licence_answer(state, &req.waba, agent, now).await {
-            Ok(Some(answer)) => {
-                return (
-                    crate::errors::status_of("license_required"),
-                    axum::Json(answer),
-                )
-                    .into_response()
-            }
-            Ok(None) => {}
-            Err(r) => return r,
-        }
-    }
-    match check(&state.engine, caller, &req, now).await {
-        Ok(answer) => {
-            // A "no" is an answer: its status comes from its code's row of the error table.
-            let status = match answer["reason"]["code"].as_str() {
-                Some(code) => crate::errors::status_of(code),
-                None => StatusCode::OK,
-            };
-            (status, axum::Json(answer)).into_response()
-        }
-        Err(CheckError::Invalid { field, why }) => {
-            problem("invalid_request", format!("{field}: {why}"))
-        }
-        Err(CheckError::UnknownAccount(w)) => problem(
-            "unknown_account",
-            format!("WABA '{w}' has no account event: nothing can be rated for it"),
-        ),
-        Err(CheckError::Unratable { code, message }) => problem(code, message),
-        Err(CheckError::Store(e)) => {
-            tracing::error!(error = %e, "send check failed");
-            problem("store_unavailable", "try again")
-        }
-    }
-}
-
 /// The answer for an agent without a licence at `now`, of the tenant owning the WABA; `None`
 /// when the agent may send (or no tenant owns the WABA: licences are a tenant's). The WABA's
-/// tenant set-up is read from the store at most once a second ([`crate::api::KEY_CACHE_TTL`]): a licence
+/// tenant set-up is read from the store at most once a second ([`crate::cache::KEY_CACHE_TTL`]): a licence
 /// change takes effect within a second.
-async fn licence_answer(
-    state: &AppState,
+pub async fn licence_answer(
+    engine: &Engine,
     waba: &str,
     agent: &str,
     now: UnixMs,
-) -> Result<Option<Value>, Response> {
-    let setup = match state.licences.get(waba) {
+) -> Result<Option<Value>, TenantError> {
+    let setup = match engine.licences.get(waba) {
         Some(setup) => setup,
         None => {
-            let store = &**state.engine.store();
-            let unavailable = |e: &dyn std::fmt::Display| {
-                tracing::error!(error = %e, "reading the tenant of a send check failed");
-                problem("store_unavailable", "try again")
-            };
-            let setup = match store
-                .tenant_of_waba(waba)
-                .await
-                .map_err(|e| unavailable(&e))?
-            {
+            let store = &**engine.store();
+            let setup = match store.tenant_of_waba(waba).await? {
                 None => None,
-                Some(tenant) => Some(Arc::new(
-                    crate::tenants::load(store, &tenant)
-                        .await
-                        .map_err(|e| unavailable(&e))?
-                        .1,
-                )),
+                Some(tenant) => Some(Arc::new(crate::tenants::load(store, &tenant).await?.1)),
             };
-            state.licences.put(waba.to_string(), setup.clone());
+            engine.licences.put(waba.to_string(), setup.clone());
             setup
         }
     };

@@ -1,0 +1,144 @@
+//! `GET /v1/charges`, `GET /v1/unratable` and `GET /metrics`.
+
+use crate::api::{AppState, Auth, Params};
+use crate::errors::{problem, ErrorCode};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use wabill_engine::charges::{write_row_csv, write_row_json};
+use wabill_formats::charges::json_str;
+use wabill_rating::UnixMs;
+use wabill_store::{ChargeCursor, ChargeFilter, Role};
+
+#[derive(serde::Deserialize)]
+pub(crate) struct ChargesQuery {
+    waba: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+    format: Option<String>,
+}
+
+#[allow(clippy::result_large_err)]
+fn instant_param(v: &Option<String>, name: &str) -> Result<Option<UnixMs>, Response> {
+    v.as_deref()
+        .map(|s| {
+            wabill_formats::time::parse_instant(s)
+                .map_err(|why| problem(ErrorCode::InvalidParameter, format!("{name}: {why}")))
+        })
+        .transpose()
+}
+
+pub(crate) async fn charges(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    Params(q): Params<ChargesQuery>,
+) -> Response {
+    let (from_ms, to_ms) = match (instant_param(&q.from, "from"), instant_param(&q.to, "to")) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let after = match q.after.as_deref().map(parse_cursor) {
+        Some(None) => {
+            return problem(
+                ErrorCode::InvalidParameter,
+                "after: not a cursor from a previous page",
+            )
+        }
+        Some(Some(c)) => Some(c),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let filter = ChargeFilter {
+        waba: q.waba.clone(),
+        wabas: caller.wabas.clone(),
+        from_ms,
+        to_ms,
+        after,
+        limit,
+    };
+    let rows = match state.engine.store().charges(&filter).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "reading charges failed");
+            return problem(ErrorCode::StoreUnavailable, "try again");
+        }
+    };
+    let next = (rows.len() as u32 == limit)
+        .then(|| rows.last().map(|r| format_cursor(&r.cursor())))
+        .flatten();
+    if q.format.as_deref() == Some("csv") {
+        let mut out = wabill_formats::charges::csv_header().into_bytes();
+        for r in &rows {
+            write_row_csv(&mut out, r);
+        }
+        let mut resp = (StatusCode::OK, out).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            "text/csv; charset=utf-8".parse().expect("valid"),
+        );
+        if let Some(n) = next {
+            resp.headers_mut()
+                .insert("x-next-cursor", n.parse().expect("ascii cursor"));
+        }
+        return resp;
+    }
+    let mut out = Vec::with_capacity(rows.len() * 340 + 64);
+    out.extend_from_slice(b"{\"charges\":[");
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_row_json(&mut out, r);
+    }
+    out.extend_from_slice(b"],\"next\":");
+    match next {
+        Some(n) => json_str(&mut out, &n),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+    let mut resp = (StatusCode::OK, out).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "application/json".parse().expect("valid"),
+    );
+    resp
+}
+
+fn format_cursor(c: &ChargeCursor) -> String {
+    format!("{}.{}", c.sent_at_ms, hex::encode(c.id.as_bytes()))
+}
+
+fn parse_cursor(s: &str) -> Option<ChargeCursor> {
+    let (at, id) = s.split_once('.')?;
+    Some(ChargeCursor {
+        sent_at_ms: at.parse().ok()?,
+        id: String::from_utf8(hex::decode(id).ok()?).ok()?,
+    })
+}
+
+pub(crate) async fn unratable(State(state): State<Arc<AppState>>, Auth(caller): Auth) -> Response {
+    if caller.role != Role::Admin {
+        return problem(
+            ErrorCode::Forbidden,
+            "only an admin key sees rating errors across portfolios",
+        );
+    }
+    let list = state.engine.unratable().await;
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "unratable": list })),
+    )
+        .into_response()
+}
+
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut resp = state.engine.metrics.render().into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4".parse().expect("valid"),
+    );
+    resp
+}

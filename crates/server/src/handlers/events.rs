@@ -1,0 +1,160 @@
+//! `POST /v1/events`: wabill event lines and Meta envelopes, as JSON Lines or a JSON array, read
+//! item by item and stored with the caller's tenant scope.
+
+use crate::api::{read_body, AppState, Auth, MAX_EVENTS_PER_REQUEST};
+use crate::errors::{problem, ErrorCode};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use wabill_engine::caller::admit;
+use wabill_engine::meta::meta_rows;
+use wabill_engine::Caller;
+use wabill_formats::body::BodyError;
+use wabill_formats::{parse_line, Parsed};
+use wabill_rating::Event;
+use wabill_store::{MetaPricingRow, Role};
+
+pub(crate) async fn ingest(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match read_body(body) {
+        Ok(body) => ingest_inner(&state, &caller, &body).await,
+        Err(r) => r,
+    }
+}
+
+async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Response {
+    if caller.role == Role::Reader {
+        return problem(ErrorCode::Forbidden, "a reader key cannot send events");
+    }
+    // A JSON array of events, or JSON Lines, read item by item (wabill_formats::body): an
+    // item's index counts blank lines, a line that is not UTF-8 is refused alone, and reading
+    // stops at the first item, or the first event of an envelope, beyond the limit, so that a
+    // body never costs more than the limit whatever it holds (decisions.md D73, D74).
+    let lines = wabill_formats::body::shape(body) == wabill_formats::body::Shape::Lines;
+    let error = |i: usize, field: &str, reason: &str| {
+        let mut e = serde_json::json!({"index": i, "field": field, "reason": reason});
+        if lines {
+            e["line"] = serde_json::json!(i + 1);
+        }
+        e
+    };
+    let mut errors: Vec<serde_json::Value> = Vec::new();
+    let mut parsed = Parsed::default();
+    let mut index_of = Vec::new();
+    // Meta's pricing, with the index of the line that carried it.
+    let mut pricing: Vec<(usize, MetaPricingRow)> = Vec::new();
+    let mut last_item_events = 0;
+    let read = wabill_formats::body::items(body, MAX_EVENTS_PER_REQUEST, |i, item| {
+        let line = match item {
+            Ok(line) => line,
+            Err(why) => {
+                errors.push(error(i, "", &why));
+                return true;
+            }
+        };
+        let before = parsed.events.len();
+        let before_pricing = parsed.meta_pricing.len();
+        match parse_line(line, i as u64, &mut parsed) {
+            Ok(()) => {
+                last_item_events = parsed.events.len() - before;
+                index_of.extend(std::iter::repeat_n(i, last_item_events));
+                for row in meta_rows(line, &parsed.meta_pricing[before_pricing..]) {
+                    pricing.push((i, row));
+                }
+            }
+            Err(e) => errors.push(error(i, &e.field, &e.why)),
+        }
+        parsed.events.len() <= MAX_EVENTS_PER_REQUEST
+    });
+    let at = |i: usize| {
+        if lines {
+            format!("line {}", i + 1)
+        } else {
+            format!("the element at index {i}")
+        }
+    };
+    match read {
+        Ok(_) => {}
+        Err(BodyError::Empty) => {
+            return problem(
+                ErrorCode::EmptyBody,
+                "the body holds no event: send JSON Lines or a JSON array of events",
+            )
+        }
+        Err(BodyError::TooManyItems { limit, index }) => {
+            return problem(
+                ErrorCode::TooManyEvents,
+                format!(
+                    "at most {limit} events per request: {} is the {}th item",
+                    at(index),
+                    limit + 1
+                ),
+            )
+        }
+        Err(BodyError::Stopped { index }) => {
+            return problem(
+                ErrorCode::TooManyEvents,
+                format!(
+                    "at most {MAX_EVENTS_PER_REQUEST} events per request: with {} (which holds \
+                     {last_item_events} events) the request holds {}",
+                    at(index),
+                    parsed.events.len()
+                ),
+            )
+        }
+        Err(BodyError::Invalid(why)) => return problem(ErrorCode::InvalidBody, why),
+    }
+    // What the key's tenant scope refuses is refused alone, by index (decisions.md D46, D50).
+    let events: Vec<(usize, Event<'_>)> = index_of.into_iter().zip(parsed.events).collect();
+    let admitted = match admit(caller, &**state.engine.store(), events, pricing).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "looking up the messages of statuses failed");
+            return problem(
+                ErrorCode::StoreUnavailable,
+                "nothing was stored; send it again",
+            );
+        }
+    };
+    for r in &admitted.refused {
+        errors.push(error(r.index, r.field, &r.reason));
+    }
+    let (batch, pricing) = (admitted.events, admitted.pricing);
+    state.engine.metrics.add_rejected(errors.len() as u64);
+    let stored = match state.engine.ingest(&batch).await {
+        Ok(out) => match state.engine.store().record_meta_pricing(&pricing).await {
+            Ok(_) => Ok(out),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(out) => {
+            for (i, why) in out.conflicts {
+                errors.push(error(i, "id", &why));
+            }
+            errors.sort_by_key(|e| e["index"].as_u64());
+            let body = serde_json::json!({
+                "stored": out.stored,
+                "duplicates": out.duplicates,
+                "rejected": errors.len(),
+                "errors": errors,
+            });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "storing events failed");
+            problem(
+                ErrorCode::StoreUnavailable,
+                "the batch was not (entirely) stored; send it again: what was stored comes back \
+                 as duplicates",
+            )
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The handlers, one module per group of routes. Each takes the caller through the [`Auth`]
+//! extractor (a handler cannot run unauthenticated), asks the engine, and turns the answer into
+//! HTTP; the list of routes is `routes.rs`.
+//!
+//! [`Auth`]: crate::api::Auth
+
+pub mod alerts;
+pub mod charges;
+pub mod check;
+pub mod events;
+pub mod reconcile;
+pub mod tenants;
+pub mod usage;
+pub mod webhook;
