@@ -12,6 +12,8 @@
 //! rustls, certificates checked against the bundled webpki roots) for `http://` and `https://`
 //! URLs, with the configured timeout per attempt.
 
+use crate::destinations::AllowedNetworks;
+use crate::secrets::{is_sealed, open_with, SecretKeys};
 use crate::tenants::{self, TenantError};
 use serde_json::json;
 use std::collections::HashMap;
@@ -40,6 +42,11 @@ pub struct AlertConfig {
     pub tick: Duration,
     /// How often tenants are evaluated when nothing was re-rated.
     pub evaluate_every: Duration,
+    /// The keys signing secrets are sealed under at rest (`None`: no key configured; a new
+    /// secret is then refused, decisions.md D86).
+    pub secrets: Option<SecretKeys>,
+    /// The networks beyond the public internet alerts may be sent to (decisions.md D87).
+    pub networks: AllowedNetworks,
 }
 
 impl Default for AlertConfig {
@@ -51,6 +58,8 @@ impl Default for AlertConfig {
             timeout: Duration::from_secs(10),
             tick: Duration::from_secs(1),
             evaluate_every: Duration::from_secs(60),
+            secrets: None,
+            networks: AllowedNetworks::default(),
         }
     }
 }
@@ -182,6 +191,7 @@ pub trait AlertPoster: Send + Sync {
 /// Refusals are [`TenantError::Invalid`] naming the field, or the tenant's own errors.
 pub async fn put_settings(
     store: &dyn Store,
+    config: &AlertConfig,
     tenant: &str,
     body: &[u8],
     now_ms: i64,
@@ -190,7 +200,10 @@ pub async fn put_settings(
     let parsed: SettingsBody =
         serde_json::from_slice(body).map_err(|e| invalid(format!("not alert settings: {e}")))?;
     tenants::load(store, tenant).await?;
-    parse_http_url(&parsed.url).map_err(|e| invalid(format!("url: {e}")))?;
+    let url = parse_http_url(&parsed.url).map_err(|e| invalid(format!("url: {e}")))?;
+    if let Some(why) = config.networks.refuse_host(&url.host) {
+        return Err(invalid(format!("url: {why}")));
+    }
     if parsed.thresholds.is_empty() {
         return Err(invalid("thresholds: at least one is needed".into()));
     }
@@ -202,13 +215,23 @@ pub async fn put_settings(
             t.key()
         )));
     }
-    let secret = match parsed.secret {
+    let plain = match parsed.secret {
         Some(s) if s.is_empty() => return Err(invalid("secret: empty".into())),
         Some(s) => s,
         None => match store.alert_settings(tenant).await? {
+            // Kept as stored: sealed, or plain from before sealing existed (sealed below).
             Some(old) => old.secret,
             None => return Err(invalid("secret: needed the first time".into())),
         },
+    };
+    let secret = if is_sealed(&plain) {
+        plain
+    } else {
+        config
+            .secrets
+            .as_ref()
+            .ok_or(TenantError::NoSecretsKey)?
+            .seal(tenant, &plain)
     };
     let mut thresholds = parsed.thresholds;
     thresholds.sort();
@@ -222,6 +245,23 @@ pub async fn put_settings(
     };
     store.put_alert_settings(&row).await?;
     Ok(row)
+}
+
+/// Seals every alert secret still stored plain (from before sealing existed) under the first
+/// configured key; returns how many were sealed. Run when the service starts with a key.
+pub async fn seal_stored_secrets(store: &dyn Store, keys: &SecretKeys) -> Result<u64, StoreError> {
+    let mut sealed = 0;
+    for row in store.all_alert_settings().await? {
+        if is_sealed(&row.secret) {
+            continue;
+        }
+        let secret = keys.seal(&row.tenant, &row.secret);
+        store
+            .put_alert_settings(&AlertSettingsRow { secret, ..row })
+            .await?;
+        sealed += 1;
+    }
+    Ok(sealed)
 }
 
 /// The month's spend and included budget, from the tenant's invoice of the month: the budget
@@ -337,10 +377,19 @@ pub async fn deliver(
         let Some(s) = &settings[&alert.tenant] else {
             continue;
         };
-        let outcome = match parse_http_url(&s.url) {
-            Err(e) => Err(e),
-            Ok(url) => {
-                let signature = crate::meta::sign(s.secret.as_bytes(), alert.payload.as_bytes());
+        let target = parse_http_url(&s.url).and_then(|url| {
+            // The policy may have changed since the URL was set: checked at every attempt.
+            match config.networks.refuse_host(&url.host) {
+                Some(why) => Err(why),
+                None => Ok(url),
+            }
+        });
+        let secret = open_with(config.secrets.as_ref(), &alert.tenant, &s.secret);
+        let outcome = match (target, secret) {
+            (Err(e), _) => Err(e),
+            (_, Err(e)) => Err(e.to_string()),
+            (Ok(url), Ok(secret)) => {
+                let signature = crate::meta::sign(secret.as_bytes(), alert.payload.as_bytes());
                 let key = format!("{}/{}", alert.month, alert.threshold);
                 let headers = [
                     ("X-Wabill-Signature-256", signature.as_str()),

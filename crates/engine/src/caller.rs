@@ -16,6 +16,8 @@ pub struct Caller {
     pub wabas: Option<Vec<String>>,
     /// The API key's id; `None` for the service's own calls.
     pub key_id: Option<i64>,
+    /// The API key's name, for the audit log.
+    pub key_name: Option<String>,
 }
 
 impl Caller {
@@ -25,6 +27,17 @@ impl Caller {
             role: Role::Admin,
             wabas: None,
             key_id: None,
+            key_name: None,
+        }
+    }
+
+    /// Who this caller is in the audit log: `key:<id>:<name>`, or `service` for the service's
+    /// own calls.
+    pub fn actor(&self) -> String {
+        match (self.key_id, &self.key_name) {
+            (Some(id), Some(name)) => format!("key:{id}:{name}"),
+            (Some(id), None) => format!("key:{id}"),
+            _ => "service".to_string(),
         }
     }
 

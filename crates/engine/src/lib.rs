@@ -13,16 +13,19 @@
 //! The HTTP crate (`wabill-server`) maps requests to these calls and their results to answers.
 
 pub mod alerts;
+pub mod audit;
 pub mod cache;
 pub mod caller;
 pub mod charges;
 pub mod check;
 pub mod clock;
+pub mod destinations;
 pub mod engine;
 pub mod meta;
 pub mod metrics;
 pub mod months;
 pub mod reconcile;
+pub mod secrets;
 pub mod tenants;
 pub mod usage;
 pub mod workers;

@@ -32,6 +32,11 @@ pub enum TenantError {
     FinalizedLater { month: Month, later: Month },
     #[error("the set-up was changed meanwhile; try again")]
     Busy,
+    #[error(
+        "no secrets key is configured (secrets-key, WABILL_SECRETS_KEY: 64 hex digits, \
+         `openssl rand -hex 32`): a signing secret is never stored unsealed"
+    )]
+    NoSecretsKey,
     #[error("{0}")]
     Billing(#[from] BillingError),
     #[error("{0}")]
@@ -48,6 +53,7 @@ impl TenantError {
             TenantError::AlreadyFinalized { .. } => "already_finalized",
             TenantError::FinalizedLater { .. } => "finalized_later",
             TenantError::Busy | TenantError::Store(_) => "store_unavailable",
+            TenantError::NoSecretsKey => "secrets_key_missing",
             TenantError::Billing(e) => e.code(),
         }
     }

@@ -37,6 +37,9 @@ pub struct AppState {
     pub keys: TtlCache<[u8; 32], Caller>,
     /// Requests per second per API key, taken by the [`Auth`] extractor (none by default).
     pub rate_limit: crate::limits::RateLimiter,
+    /// How budget alerts are sealed, checked and delivered (the alert settings route and the
+    /// alert worker share it).
+    pub alerts: wabill_engine::alerts::AlertConfig,
     /// The last readiness answer, reused for a moment (`health`).
     pub readiness: crate::health::Readiness,
 }
@@ -49,6 +52,7 @@ impl AppState {
             verify_token,
             max_body_bytes: MAX_BODY_BYTES,
             keys: TtlCache::default(),
+            alerts: wabill_engine::alerts::AlertConfig::default(),
             rate_limit: crate::limits::RateLimiter::default(),
             readiness: crate::health::Readiness::default(),
             engine,
@@ -163,6 +167,7 @@ pub(crate) async fn authenticate(
                 role: k.role,
                 wabas: (k.role != Role::Admin).then_some(k.tenant_wabas),
                 key_id: Some(k.id),
+                key_name: Some(k.name.clone()),
             };
             state.keys.put(hash, caller.clone());
             Ok(caller)
@@ -176,4 +181,25 @@ pub(crate) async fn authenticate(
             Err(problem(ErrorCode::StoreUnavailable, "try again"))
         }
     }
+}
+
+/// Records an admin action of `caller` in the audit log once it is done; the answer to give
+/// when the log cannot be written (`503`: the action stays done, and doing it again records it).
+#[allow(clippy::result_large_err)]
+pub(crate) async fn audited(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+) -> Result<(), Response> {
+    let now = state.engine.clock.now_ms();
+    wabill_engine::audit::record_by(&**state.engine.store(), caller, action, target, now)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, action, target, "recording an admin action failed");
+            problem(
+                ErrorCode::StoreUnavailable,
+                "done, but not recorded in the audit log: send it again",
+            )
+        })
 }

@@ -3,7 +3,7 @@
 //! defaults. The file is JSON whose keys are the flags' names (`db`, `listen`, `app-secret`,
 //! `verify-token`, `rates`, `max-body-bytes`, `rerate-memory-mb`, `header-timeout-secs`,
 //! `idle-timeout-secs`, `request-timeout-secs`, `max-connections`, `rate-limit-per-sec`,
-//! `rate-limit-burst`; `_` may replace `-`); an unknown key is an error,
+//! `rate-limit-burst`, `secrets-key`, `alert-allow-networks`; `_` may replace `-`); an unknown key is an error,
 //! so that a typo never silently falls back to a default.
 
 use std::net::SocketAddr;
@@ -42,6 +42,12 @@ pub struct Settings {
     pub rate_limit_per_sec: Option<u32>,
     #[serde(alias = "rate_limit_burst")]
     pub rate_limit_burst: Option<u32>,
+    /// Keys alert secrets are sealed under (64 hex digits each, comma-separated).
+    #[serde(alias = "secrets_key")]
+    pub secrets_key: Option<String>,
+    /// Networks beyond the public internet alerts may be sent to (CIDRs, comma-separated).
+    #[serde(alias = "alert_allow_networks")]
+    pub alert_allow_networks: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +78,10 @@ pub struct Resolved {
     pub limits: crate::limits::Limits,
     /// `None`: no rate limit.
     pub rate_limit: Option<(u32, u32)>,
+    /// `None`: no key, and alert settings with a secret are refused (decisions.md D86).
+    pub secrets: Option<wabill_engine::secrets::SecretKeys>,
+    /// Where alerts may go beyond public addresses (decisions.md D87).
+    pub alert_networks: wabill_engine::destinations::AllowedNetworks,
 }
 
 impl Settings {
@@ -109,6 +119,8 @@ impl Settings {
             max_connections: self.max_connections.or(lower.max_connections),
             rate_limit_per_sec: self.rate_limit_per_sec.or(lower.rate_limit_per_sec),
             rate_limit_burst: self.rate_limit_burst.or(lower.rate_limit_burst),
+            secrets_key: self.secrets_key.or(lower.secrets_key),
+            alert_allow_networks: self.alert_allow_networks.or(lower.alert_allow_networks),
         }
     }
 
@@ -179,9 +191,28 @@ impl Settings {
             // A second's worth at once by default.
             (Some(r), burst) => Some((r, burst.unwrap_or(r))),
         };
+        let secrets =
+            match self.secrets_key.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(text) => Some(wabill_engine::secrets::SecretKeys::parse(text).map_err(
+                    |why| ConfigError::Value {
+                        key: "secrets-key",
+                        why,
+                    },
+                )?),
+            };
+        let alert_networks = wabill_engine::destinations::AllowedNetworks::parse(
+            self.alert_allow_networks.as_deref().unwrap_or(""),
+        )
+        .map_err(|why| ConfigError::Value {
+            key: "alert-allow-networks",
+            why,
+        })?;
         Ok(Resolved {
             limits,
             rate_limit,
+            secrets,
+            alert_networks,
             db: self.db.unwrap_or_else(|| DEFAULT_DB.to_string()),
             listen,
             app_secrets: self

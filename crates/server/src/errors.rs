@@ -100,6 +100,12 @@ error_codes! {
     InternalError = ("internal_error", 500, "a bug in wabill; nothing internal is shown, try again"),
     StoreUnavailable = ("store_unavailable", 503, "the database could not be read or written (a full disk, an I/O error, the \
                   database server gone); nothing was changed, try again after Retry-After"),
+    SecretsKeyMissing = (
+        "secrets_key_missing",
+        503,
+        "no secrets key is configured (secrets-key), so a signing secret cannot be stored \
+         sealed, and it is never stored otherwise"
+    ),
     WebhookDisabled = ("webhook_disabled", 503, "no app secret is configured, so no webhook post can be authenticated"),
 }
 

@@ -33,6 +33,8 @@ pub struct ServeConfig {
     pub limits: limits::Limits,
     /// Requests per second per API key; `None`: no limit.
     pub rate_limit: Option<limits::RateLimit>,
+    /// Budget alerts: backoff, timeouts, the secrets keys and the networks allowed.
+    pub alerts: wabill_engine::alerts::AlertConfig,
 }
 
 impl ServeConfig {
@@ -45,6 +47,7 @@ impl ServeConfig {
             max_body_bytes: api::MAX_BODY_BYTES,
             limits: limits::Limits::default(),
             rate_limit: None,
+            alerts: wabill_engine::alerts::AlertConfig::default(),
         }
     }
 }
@@ -71,6 +74,7 @@ pub async fn serve_on(
     let state = Arc::new(AppState {
         max_body_bytes: config.max_body_bytes,
         rate_limit: limits::RateLimiter::new(config.rate_limit),
+        alerts: config.alerts.clone(),
         ..AppState::new(
             engine.clone(),
             config.app_secrets.clone(),
@@ -79,9 +83,21 @@ pub async fn serve_on(
     });
     let worker = tokio::spawn(workers::rerate_loop(engine.clone()));
     let maintenance = tokio::spawn(workers::maintain_loop(engine.clone()));
-    let alert_config = alerts::AlertConfig::default();
-    let poster = alert_http::ReqwestPoster::new(alert_config.timeout)
-        .map_err(|e| std::io::Error::other(format!("budget alerts: {e}")))?;
+    let alert_config = config.alerts.clone();
+    if let Some(keys) = &alert_config.secrets {
+        match alerts::seal_stored_secrets(&**engine.store(), keys).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sealed = n, "alert secrets stored plain are now sealed"),
+            Err(e) => tracing::error!(error = %e, "sealing the stored alert secrets failed"),
+        }
+    } else {
+        tracing::warn!(
+            "no secrets key (WABILL_SECRETS_KEY): budget alert settings with a secret are refused"
+        );
+    }
+    let poster =
+        alert_http::ReqwestPoster::new(alert_config.timeout, alert_config.networks.clone())
+            .map_err(|e| std::io::Error::other(format!("budget alerts: {e}")))?;
     let alerts = tokio::spawn(alerts::alert_loop(
         engine.clone(),
         alert_config,

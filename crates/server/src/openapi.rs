@@ -281,6 +281,24 @@ fn alert_schemas(all: &mut Value) {
     let instant = json!({"type": "string", "format": "date-time"});
     let decimal = json!({"type": "string", "description": "exact decimal"});
     let more = json!({
+        "AuditLog": {
+            "type": "object",
+            "required": ["entries", "next"],
+            "properties": {
+                "entries": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["id", "at", "actor", "action", "target"],
+                    "properties": {
+                        "id": s("integer"),
+                        "at": instant,
+                        "actor": {"type": "string", "description": "key:<id>:<name>, or cli:<user>"},
+                        "action": {"type": "string", "enum": ["tenant.put", "licence.add", "invoice.finalize", "alert_settings.put", "key.create", "key.revoke"]},
+                        "target": s("string"),
+                    },
+                }},
+                "next": {"type": "integer", "nullable": true, "description": "the `after` of the next page; null at the end"},
+            },
+        },
         "AlertSettingsRequest": {
             "type": "object",
             "required": ["url", "thresholds"],

@@ -5,7 +5,7 @@
 
 use crate::api::{self, AppState};
 use crate::errors::{problem, ErrorCode};
-use crate::handlers::{alerts, charges, check, events, reconcile, tenants, usage, webhook};
+use crate::handlers::{alerts, audit, charges, check, events, reconcile, tenants, usage, webhook};
 use crate::{health, openapi};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
@@ -64,6 +64,7 @@ pub enum Op {
     Readyz,
     Metrics,
     OpenApi,
+    Audit,
 }
 
 /// A query parameter.
@@ -476,6 +477,7 @@ pub const ROUTES: &[Route] = &[
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnknownTenant,
             ErrorCode::StoreUnavailable,
+            ErrorCode::SecretsKeyMissing,
         ],
     },
     Route {
@@ -492,6 +494,39 @@ pub const ROUTES: &[Route] = &[
             ErrorCode::MissingApiKey,
             ErrorCode::InvalidApiKey,
             ErrorCode::UnknownTenant,
+            ErrorCode::StoreUnavailable,
+        ],
+    },
+    Route {
+        method: Method::Get,
+        path: "/v1/audit",
+        op: Op::Audit,
+        summary: "The audit log of admin actions, oldest first: who (the API key, or the \
+                  command line and its user), what, on which tenant or key, when (admin)",
+        auth: Access::ApiKey,
+        params: &[
+            Param {
+                name: "after",
+                required: false,
+                description: "the id of the last entry already read (default 0: from the start)",
+                kind: "integer",
+                values: &[],
+            },
+            Param {
+                name: "limit",
+                required: false,
+                description: "entries per page, 1 to 1000 (default 100)",
+                kind: "integer",
+                values: &[],
+            },
+        ],
+        body: None,
+        ok: ("application/json", "AuditLog"),
+        codes: &[
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::Forbidden,
+            ErrorCode::InvalidParameter,
             ErrorCode::StoreUnavailable,
         ],
     },
@@ -568,6 +603,7 @@ fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
         Op::Readyz => on(f, health::readyz),
         Op::Metrics => on(f, charges::metrics),
         Op::OpenApi => on(f, openapi::serve_document),
+        Op::Audit => on(f, audit::audit_log),
     }
 }
 

@@ -14,13 +14,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower::ServiceExt;
-use wabill_engine::alerts::{run_once, AlertConfig};
+use wabill_engine::alerts::{run_once, seal_stored_secrets, AlertConfig};
+use wabill_engine::destinations::AllowedNetworks;
 use wabill_engine::meta::verify_signature;
+use wabill_engine::secrets::{is_sealed, SecretKeys};
 use wabill_formats::time::parse_instant;
 use wabill_rating::Tariff;
 use wabill_server::alert_http::ReqwestPoster;
 use wabill_server::{api, hash_key, AppState, Engine};
-use wabill_store::{NewApiKey, PgStore, Role, SqliteStore, Store};
+use wabill_store::{AlertSettingsRow, NewApiKey, PgStore, Role, SqliteStore, Store};
 
 const ADMIN: &str = "admin-key-123";
 const ACME: &str = "acme-reader-key";
@@ -76,8 +78,16 @@ async fn start(db: Db, create_keys: bool) -> Service {
     let engine = Engine::new(store, Arc::new(Tariff::bundled()), Default::default())
         .await
         .unwrap();
-    let state = Arc::new(AppState::new(engine, vec![b"s".to_vec()], "tok".into()));
+    let state = Arc::new(AppState {
+        alerts: config(),
+        ..AppState::new(engine, vec![b"s".to_vec()], "tok".into())
+    });
     Service { db, state }
+}
+
+/// The service's secrets key in these tests.
+fn secrets() -> SecretKeys {
+    SecretKeys::new(vec![[7; 32]])
 }
 
 async fn postgres_db(test: &str) -> Option<Db> {
@@ -186,12 +196,15 @@ fn config() -> AlertConfig {
         backoff_max: Duration::from_millis(400),
         max_attempts: 4,
         timeout: Duration::from_secs(5),
+        secrets: Some(secrets()),
+        // The receivers of these tests listen on 127.0.0.1.
+        networks: AllowedNetworks::parse("127.0.0.0/8").unwrap(),
         ..AlertConfig::default()
     }
 }
 
 async fn round(s: &Service, now: i64) {
-    let poster = ReqwestPoster::new(config().timeout).unwrap();
+    let poster = ReqwestPoster::new(config().timeout, config().networks).unwrap();
     run_once(&**s.state.engine.store(), &config(), &poster, now)
         .await
         .unwrap();
@@ -434,7 +447,7 @@ async fn the_alert_worker_delivers_after_rerating() {
             evaluate_every: Duration::from_millis(50),
             ..config()
         },
-        std::sync::Arc::new(ReqwestPoster::new(config().timeout).unwrap()),
+        std::sync::Arc::new(ReqwestPoster::new(config().timeout, config().networks).unwrap()),
     ));
     let setup = json!({
         "tenant": {"id": "acme", "timezone": "UTC", "currency": "USD", "wabas": ["W1"]},
@@ -473,4 +486,309 @@ async fn the_alert_worker_delivers_after_rerating() {
     let keys = hook.keys();
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].ends_with("/spend:0.000000001"), "{keys:?}");
+}
+
+async fn put_acme(s: &Service) {
+    let setup = json!({
+        "tenant": {"id": "acme", "timezone": "UTC", "currency": "USD", "wabas": ["W1"]},
+        "agents": [{"id": "a1"}],
+        "plans": [{"effective_from": "2023-06-01"}],
+    });
+    let (st, _) = call(s, "PUT", "/v1/tenants/acme", ADMIN, &setup.to_string()).await;
+    assert_eq!(st, StatusCode::OK);
+}
+
+/// A signing secret is stored sealed under the configured key, bound to its tenant, never as
+/// given; deliveries are still signed with the secret itself. Without a key, settings with a
+/// secret are refused and nothing is stored (decisions.md D86).
+#[tokio::test]
+async fn signing_secrets_are_sealed_at_rest() {
+    let s = start(Db::Sqlite(tempfile::tempdir().unwrap()), true).await;
+    put_acme(&s).await;
+    let (hook, url) = receiver().await;
+    let settings = json!({"url": url, "secret": SECRET, "thresholds": [{"spend": "0.000000001"}]});
+    let (st, body) = call(
+        &s,
+        "PUT",
+        "/v1/tenants/acme/alerts/settings",
+        ADMIN,
+        &settings.to_string(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let stored = s
+        .state
+        .engine
+        .store()
+        .alert_settings("acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(is_sealed(&stored.secret), "{}", stored.secret);
+    assert!(!stored.secret.contains(SECRET));
+    assert_eq!(secrets().open("acme", &stored.secret).unwrap(), SECRET);
+    // Moved to another tenant's row, it does not open.
+    assert!(secrets().open("globex", &stored.secret).is_err());
+    // Omitting the secret keeps the sealed one.
+    let keep = json!({"url": url, "thresholds": [{"spend": "0.000000001"}]});
+    let (st, _) = call(
+        &s,
+        "PUT",
+        "/v1/tenants/acme/alerts/settings",
+        ADMIN,
+        &keep.to_string(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let again = s
+        .state
+        .engine
+        .store()
+        .alert_settings("acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.secret, stored.secret);
+    // A delivery is signed with the secret itself.
+    ingest(&s, account_w1()).await;
+    ingest(&s, sent("m1", "2026-11-10T10:00:00Z")).await;
+    round(&s, parse_instant("2026-11-10T12:00:00Z").unwrap()).await;
+    let got = hook.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    let sig = got[0].0["x-wabill-signature-256"].to_str().unwrap();
+    verify_signature(&[SECRET.as_bytes().to_vec()], &got[0].1, Some(sig)).unwrap();
+
+    // The same service without a key refuses to store a new secret.
+    let bare = Service {
+        db: Db::Sqlite(tempfile::tempdir().unwrap()),
+        state: Arc::new(AppState {
+            alerts: AlertConfig {
+                secrets: None,
+                ..config()
+            },
+            ..AppState::new(s.state.engine.clone(), vec![], String::new())
+        }),
+    };
+    let other = json!({"url": url, "secret": "new-secret", "thresholds": [{"percent": "80"}]});
+    let (st, body) = call(
+        &bare,
+        "PUT",
+        "/v1/tenants/acme/alerts/settings",
+        ADMIN,
+        &other.to_string(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "secrets_key_missing");
+    let unchanged = s
+        .state
+        .engine
+        .store()
+        .alert_settings("acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged.secret, stored.secret);
+}
+
+/// A secret stored plain (before sealing existed) is sealed when the service starts with a
+/// key, and still signs deliveries.
+#[tokio::test]
+async fn secrets_stored_plain_are_sealed_at_start() {
+    let s = start(Db::Sqlite(tempfile::tempdir().unwrap()), true).await;
+    put_acme(&s).await;
+    let store = s.state.engine.store();
+    store
+        .put_alert_settings(&AlertSettingsRow {
+            tenant: "acme".into(),
+            thresholds: r#"[{"spend":"0.000000001"}]"#.into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            secret: SECRET.into(),
+            updated_at_ms: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(seal_stored_secrets(&**store, &secrets()).await.unwrap(), 1);
+    let row = store.alert_settings("acme").await.unwrap().unwrap();
+    assert!(is_sealed(&row.secret));
+    assert_eq!(secrets().open("acme", &row.secret).unwrap(), SECRET);
+    assert_eq!(seal_stored_secrets(&**store, &secrets()).await.unwrap(), 0);
+}
+
+/// Alert URLs on loopback, private or link-local addresses are refused unless the
+/// configuration allows their network, when set and again at each delivery (D87).
+#[tokio::test]
+async fn alerts_go_to_public_addresses_unless_allowed() {
+    let s = start(Db::Sqlite(tempfile::tempdir().unwrap()), true).await;
+    put_acme(&s).await;
+    let strict = Service {
+        db: Db::Sqlite(tempfile::tempdir().unwrap()),
+        state: Arc::new(AppState {
+            alerts: AlertConfig {
+                networks: AllowedNetworks::default(),
+                ..config()
+            },
+            ..AppState::new(s.state.engine.clone(), vec![], String::new())
+        }),
+    };
+    for url in [
+        "http://127.0.0.1:8080/h",
+        "http://localhost/h",
+        "http://[::1]:80/h",
+        "http://10.0.0.1/h",
+        "http://169.254.169.254/latest/meta-data",
+        "https://192.168.1.10/h",
+    ] {
+        let body = json!({"url": url, "secret": SECRET, "thresholds": [{"percent": "80"}]});
+        let (st, answer) = call(
+            &strict,
+            "PUT",
+            "/v1/tenants/acme/alerts/settings",
+            ADMIN,
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{url}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("alert-allow-networks"),
+            "{answer}"
+        );
+    }
+    assert!(s
+        .state
+        .engine
+        .store()
+        .alert_settings("acme")
+        .await
+        .unwrap()
+        .is_none());
+    // Allowed where the configuration says so (the test's receiver on 127.0.0.1)...
+    let (hook, url) = receiver().await;
+    let body = json!({"url": url, "secret": SECRET, "thresholds": [{"spend": "0.000000001"}]});
+    let (st, _) = call(
+        &s,
+        "PUT",
+        "/v1/tenants/acme/alerts/settings",
+        ADMIN,
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    // ... but a delivery under a stricter policy is refused, and recorded as a failed attempt.
+    ingest(&s, account_w1()).await;
+    ingest(&s, sent("m1", "2026-11-10T10:00:00Z")).await;
+    let strict_config = AlertConfig {
+        networks: AllowedNetworks::default(),
+        ..config()
+    };
+    let poster = ReqwestPoster::new(strict_config.timeout, strict_config.networks.clone()).unwrap();
+    run_once(
+        &**s.state.engine.store(),
+        &strict_config,
+        &poster,
+        parse_instant("2026-11-10T12:00:00Z").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(hook.got.lock().unwrap().is_empty());
+    let alerts = s.state.engine.store().alerts("acme").await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].attempts, 1);
+    assert!(
+        alerts[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("loopback"),
+        "{:?}",
+        alerts[0].last_error
+    );
+}
+
+/// Admin actions are in the audit log, who, what and when, in order; what changed nothing is
+/// not; only admin keys read it (D88).
+#[tokio::test]
+async fn admin_actions_are_audited() {
+    let s = start(Db::Sqlite(tempfile::tempdir().unwrap()), true).await;
+    put_acme(&s).await;
+    // The same set-up again changes nothing.
+    put_acme(&s).await;
+    let licence = json!({"id": "L1", "target": {"agent": "a1"}, "from": "2026-11-01"});
+    let (st, body) = call(
+        &s,
+        "POST",
+        "/v1/tenants/acme/licences",
+        ADMIN,
+        &licence.to_string(),
+    )
+    .await;
+    assert_ne!(st, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let (hook, url) = receiver().await;
+    drop(hook);
+    let settings = json!({"url": url, "secret": SECRET, "thresholds": [{"percent": "80"}]});
+    let (st, _) = call(
+        &s,
+        "PUT",
+        "/v1/tenants/acme/alerts/settings",
+        ADMIN,
+        &settings.to_string(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, body) = call(
+        &s,
+        "POST",
+        "/v1/tenants/acme/invoices/2026-10/finalize",
+        ADMIN,
+        "",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, log) = call(&s, "GET", "/v1/audit", ADMIN, "").await;
+    assert_eq!(st, StatusCode::OK, "{log}");
+    let entries = log["entries"].as_array().unwrap();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    let mut expected = vec![("tenant.put", "acme")];
+    if st == StatusCode::OK && actions.iter().any(|a| a.0 == "licence.add") {
+        expected.push(("licence.add", "acme"));
+    }
+    expected.extend([
+        ("alert_settings.put", "acme"),
+        ("invoice.finalize", "acme/2026-10"),
+    ]);
+    assert_eq!(actions, expected);
+    for e in entries {
+        assert!(
+            e["actor"].as_str().unwrap().starts_with("key:")
+                && e["actor"].as_str().unwrap().ends_with(":admin"),
+            "{e}"
+        );
+        assert!(parse_instant(e["at"].as_str().unwrap()).is_ok());
+    }
+    // Paging.
+    let first = entries[0]["id"].as_i64().unwrap();
+    let (_, page) = call(
+        &s,
+        "GET",
+        &format!("/v1/audit?after={first}&limit=1"),
+        ADMIN,
+        "",
+    )
+    .await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(page["entries"][0], entries[1]);
+    // A reader key may not read it.
+    let (st, body) = call(&s, "GET", "/v1/audit", ACME, "").await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+}
+
+fn account_w1() -> String {
+    r#"{"kind":"account","waba":"W1","portfolio":"P1","timezone":"UTC","currency":"USD","primary_country":"BR"}"#.to_string() + "\n"
 }

@@ -27,9 +27,10 @@ pub use error::{Backend, StoreError};
 pub use postgres::PgStore;
 pub use rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    ChargeCount, ChargeCursor, ChargeFilter, ChargeRow, EventKind, InvoiceRow, MetaPricingRow,
-    NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, Role,
-    StoredEvent, TenantOutcome, TenantRow, UsageRow, WabaRange, USAGE_SLOT_MS,
+    AuditEntry, AuditRow, ChargeCount, ChargeCursor, ChargeFilter, ChargeRow, EventKind,
+    InvoiceRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef,
+    ReplaceOutcome, Role, StoredEvent, TenantOutcome, TenantRow, UsageRow, WabaRange,
+    USAGE_SLOT_MS,
 };
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreFuture};

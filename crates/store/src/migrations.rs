@@ -43,6 +43,11 @@ pub(crate) const SQLITE: Source = &[
         "events_id_hash",
         include_str!("../migrations/sqlite/0006_events_id_hash.sql"),
     ),
+    (
+        7,
+        "audit",
+        include_str!("../migrations/sqlite/0007_audit.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: Source = &[
@@ -70,6 +75,11 @@ pub(crate) const POSTGRES: Source = &[
         5,
         "charge_agent",
         include_str!("../migrations/postgres/0005_charge_agent.sql"),
+    ),
+    (
+        6,
+        "audit",
+        include_str!("../migrations/postgres/0006_audit.sql"),
     ),
 ];
 

@@ -18,9 +18,9 @@ use crate::error::{redact, Backend, StoreError};
 use crate::migrations;
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow, NewAccount, NewAlert,
-    NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent, TenantOutcome,
-    TenantRow, UsageRow, USAGE_SLOT_MS,
+    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow,
+    NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent,
+    TenantOutcome, TenantRow, UsageRow, USAGE_SLOT_MS,
 };
 use crate::store::StoreFuture;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -1178,6 +1178,18 @@ fn alert_row(t: AlertTuple) -> AlertRow {
     }
 }
 
+fn audit_row((id, at_ms, actor, action, target): (i64, i64, String, String, String)) -> AuditRow {
+    AuditRow {
+        id,
+        entry: AuditEntry {
+            at_ms,
+            actor,
+            action,
+            target,
+        },
+    }
+}
+
 fn settings_row(
     (tenant, thresholds, url, secret, updated_at_ms): (String, String, String, String, i64),
 ) -> AlertSettingsRow {
@@ -1191,6 +1203,32 @@ fn settings_row(
 }
 
 impl PgStore {
+    async fn record_audit_impl(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        let doing = format!("recording the admin action {} on '{}'", e.action, e.target);
+        sqlx::query("INSERT INTO audit_log (at_ms, actor, action, target) VALUES ($1, $2, $3, $4)")
+            .bind(e.at_ms)
+            .bind(e.actor.as_str())
+            .bind(e.action.as_str())
+            .bind(e.target.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::db("audit_log", doing))?;
+        Ok(())
+    }
+
+    async fn audit_log_impl(&self, after_id: i64, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, i64, String, String, String)>(
+            "SELECT id, at_ms, actor, action, target FROM audit_log WHERE id > $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db("audit_log", "reading the audit log"))?;
+        Ok(rows.into_iter().map(audit_row).collect())
+    }
+
     async fn put_settings_impl(&self, s: &AlertSettingsRow) -> Result<(), StoreError> {
         let doing = format!("recording the alert settings of '{}'", s.tenant);
         let mut tx = self

@@ -497,3 +497,23 @@ pub struct AlertAttempt {
     /// When to try again; `None` to give up (ignored when delivered).
     pub next_attempt_at_ms: Option<i64>,
 }
+
+/// One admin action of the audit log, as recorded (decisions.md D88).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at_ms: i64,
+    /// `key:<id>:<name>` for an API key, `cli:<user>` for the command line.
+    pub actor: String,
+    /// A stable name: `tenant.put`, `licence.add`, `invoice.finalize`, `alert_settings.put`,
+    /// `key.create`, `key.revoke`.
+    pub action: String,
+    /// What it acted on (a tenant id, `tenant/month`, a key id).
+    pub target: String,
+}
+
+/// A recorded [`AuditEntry`] with its position in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub entry: AuditEntry,
+}

@@ -11,9 +11,9 @@
 use crate::error::{Backend, StoreError};
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow, NewAccount, NewAlert,
-    NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent, TenantOutcome,
-    TenantRow, UsageRow,
+    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow,
+    NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent,
+    TenantOutcome, TenantRow, UsageRow,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -211,6 +211,13 @@ pub trait Store: Send + Sync {
     /// `at_ms`) or the next attempt. An alert already delivered is left as it is; false then.
     fn record_alert_attempt<'a>(&'a self, a: &'a AlertAttempt) -> StoreFuture<'a, bool>;
 
+    /// Appends an admin action to the audit log.
+    fn record_audit<'a>(&'a self, entry: &'a AuditEntry) -> StoreFuture<'a, ()>;
+
+    /// The audit log after position `after_id` (0: from the start), oldest first, at most
+    /// `limit` rows.
+    fn audit_log(&self, after_id: i64, limit: u32) -> StoreFuture<'_, Vec<AuditRow>>;
+
     /// Closes the connections, waiting for calls in flight.
     fn close(&self) -> StoreFuture<'_, ()>;
 }
@@ -406,6 +413,12 @@ macro_rules! forward_store {
             }
             fn record_alert_attempt<'a>(&'a self, a: &'a AlertAttempt) -> StoreFuture<'a, bool> {
                 Box::pin(self.attempt_impl(a))
+            }
+            fn record_audit<'a>(&'a self, entry: &'a AuditEntry) -> StoreFuture<'a, ()> {
+                Box::pin(self.record_audit_impl(entry))
+            }
+            fn audit_log(&self, after_id: i64, limit: u32) -> StoreFuture<'_, Vec<AuditRow>> {
+                Box::pin(self.audit_log_impl(after_id, limit))
             }
             fn close(&self) -> StoreFuture<'_, ()> {
                 Box::pin(self.shut())

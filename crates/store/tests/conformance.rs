@@ -16,9 +16,9 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 use wabill_rating::Decimal;
 use wabill_store::{
-    AccountRow, AlertAttempt, AlertSettingsRow, ChargeCount, ChargeFilter, ChargeRow, EventKind,
-    InvoiceRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, PgStore,
-    Role, Store, StoreError, StoredEvent, TenantOutcome, WabaRange,
+    AccountRow, AlertAttempt, AlertSettingsRow, AuditEntry, ChargeCount, ChargeFilter, ChargeRow,
+    EventKind, InvoiceRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant,
+    PgStore, Role, Store, StoreError, StoredEvent, TenantOutcome, WabaRange,
 };
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -173,6 +173,7 @@ conformance!(
     tenant_setups_are_versioned_and_own_their_wabas,
     finalized_invoices_are_written_once,
     alerts_are_recorded_once_and_track_delivery,
+    the_audit_log_keeps_every_action_in_order,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1602,4 +1603,33 @@ async fn alerts_are_recorded_once_and_track_delivery(ctx: Ctx) {
         ]
     );
     assert!(s.alerts("globex").await.unwrap().is_empty());
+}
+
+async fn the_audit_log_keeps_every_action_in_order(ctx: Ctx) {
+    let s = ctx.open().await;
+    assert!(s.audit_log(0, 10).await.unwrap().is_empty());
+    let entry = |n: i64, action: &str| AuditEntry {
+        at_ms: n,
+        actor: "key:1:admin".into(),
+        action: action.into(),
+        target: format!("acme/{n}"),
+    };
+    for n in 1..=5 {
+        s.record_audit(&entry(n, "tenant.put")).await.unwrap();
+    }
+    s.record_audit(&entry(6, "invoice.finalize")).await.unwrap();
+    drop(s);
+    let s = ctx.open().await;
+    let all = s.audit_log(0, 100).await.unwrap();
+    assert_eq!(all.len(), 6);
+    assert_eq!(
+        all.iter().map(|r| r.entry.at_ms).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(all[5].entry, entry(6, "invoice.finalize"));
+    // Paging by position.
+    let page = s.audit_log(all[1].id, 2).await.unwrap();
+    assert_eq!(page, all[2..4].to_vec());
+    assert!(s.audit_log(all[5].id, 10).await.unwrap().is_empty());
 }

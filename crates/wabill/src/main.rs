@@ -60,6 +60,18 @@ enum Command {
     /// Manage tenant set-ups and licence records in the service's store.
     #[command(subcommand)]
     Tenants(tenants_cmd::TenantsCommand),
+    /// The audit log of admin actions (keys, tenants, licences, finalized invoices, alert
+    /// settings), one JSON line per entry, oldest first.
+    Audit {
+        #[arg(long, env = "WABILL_DB", default_value = "wabill.sqlite")]
+        db: String,
+        /// Only entries after this id.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
 }
 
 fn main() {
@@ -77,6 +89,7 @@ fn main() {
         Command::Load(args) => load_cmd::run(&args),
         Command::Invoice(args) => invoice_cmd::run(&args),
         Command::Tenants(cmd) => tenants_cmd::run(&cmd),
+        Command::Audit { db, after, limit } => tenants_cmd::audit_log(&db, after, limit),
     };
     match code {
         Ok(code) => std::process::exit(code),

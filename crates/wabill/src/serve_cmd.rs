@@ -60,6 +60,16 @@ pub struct ServeArgs {
     /// Requests a key may send at once under the rate limit. [default: the rate]
     #[arg(long, env = "WABILL_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
+    /// Key(s) budget alert secrets are sealed under at rest: 64 hex digits (`openssl rand -hex
+    /// 32`), comma-separated during a rotation (the first seals, all open). Without one, alert
+    /// settings with a secret are refused.
+    #[arg(long, env = "WABILL_SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<String>,
+    /// Networks besides the public internet budget alerts may be sent to, comma-separated
+    /// CIDRs or addresses (`127.0.0.0/8,10.1.2.3`). [default: none: loopback, private and
+    /// link-local addresses are refused]
+    #[arg(long, env = "WABILL_ALERT_ALLOW_NETWORKS", value_name = "CIDRS")]
+    pub alert_allow_networks: Option<String>,
 }
 
 impl ServeArgs {
@@ -79,6 +89,8 @@ impl ServeArgs {
             max_connections: self.max_connections,
             rate_limit_per_sec: self.rate_limit_per_sec,
             rate_limit_burst: self.rate_limit_burst,
+            secrets_key: self.secrets_key.clone(),
+            alert_allow_networks: self.alert_allow_networks.clone(),
         };
         let file = match &self.config {
             Some(path) => Settings::from_file(path)?,
@@ -160,6 +172,11 @@ pub fn serve(args: &ServeArgs) -> Result<i32> {
                         burst,
                     }
                 }),
+                alerts: wabill_engine::alerts::AlertConfig {
+                    secrets: config.secrets.clone(),
+                    networks: config.alert_networks.clone(),
+                    ..Default::default()
+                },
             },
         )
         .await
@@ -191,6 +208,13 @@ pub fn keys(cmd: &KeysCommand) -> Result<i32> {
                         key_hash: hash_key(&key),
                     })
                     .await?;
+                let target = format!("{} {}", row.id, row.name);
+                crate::tenants_cmd::audit_cli(
+                    &*store,
+                    wabill_engine::audit::action::KEY_CREATE,
+                    &target,
+                )
+                .await?;
                 println!("{key}");
                 eprintln!(
                     "created key {} ({}, {}); it is shown only now",
@@ -219,6 +243,12 @@ pub fn keys(cmd: &KeysCommand) -> Result<i32> {
             KeysCommand::Revoke { id, db } => {
                 let store = wabill_store::open(db).await?;
                 if store.revoke_key(*id).await? {
+                    crate::tenants_cmd::audit_cli(
+                        &*store,
+                        wabill_engine::audit::action::KEY_REVOKE,
+                        &id.to_string(),
+                    )
+                    .await?;
                     eprintln!("revoked key {id}");
                 } else {
                     anyhow::bail!("key {id} does not exist or was already revoked");

@@ -7,6 +7,7 @@ use crate::rate_cmd::{EXIT_INVALID, EXIT_UNRATABLE};
 use anyhow::{Context, Result};
 use std::io::Write;
 use wabill_billing::Invoice;
+use wabill_engine::audit;
 use wabill_engine::clock::system_now;
 use wabill_engine::tenants::{self, TenantError};
 use wabill_rating::Month;
@@ -100,6 +101,9 @@ pub fn run(cmd: &TenantsCommand) -> Result<i32> {
                 let store = wabill_store::open(db).await?;
                 match tenants::put_setup(&*store, &id, &source.text).await {
                     Ok((row, recorded)) => {
+                        if recorded {
+                            audit_cli(&*store, audit::action::TENANT_PUT, &id).await?;
+                        }
                         print_row(&row, Some(recorded))?;
                         Ok(0)
                     }
@@ -129,6 +133,9 @@ pub fn run(cmd: &TenantsCommand) -> Result<i32> {
                 let store = wabill_store::open(db).await?;
                 match tenants::add_licence(&*store, id, &text).await {
                     Ok((row, recorded)) => {
+                        if recorded {
+                            audit_cli(&*store, audit::action::LICENCE_ADD, id).await?;
+                        }
                         print_row(&row, Some(recorded))?;
                         Ok(0)
                     }
@@ -172,6 +179,10 @@ pub fn invoice_from_store(
             .with_context(|| format!("opening the database {db}"))?;
         match tenants::month_invoice(&*store, tenant, month, finalize.then(system_now)).await {
             Ok(inv) => {
+                if finalize {
+                    let target = format!("{tenant}/{month}");
+                    audit_cli(&*store, audit::action::INVOICE_FINALIZE, &target).await?;
+                }
                 for n in &inv.notes {
                     eprintln!("note: [{}] {}", n.code, n.message);
                 }
@@ -179,5 +190,26 @@ pub fn invoice_from_store(
             }
             Err(e) => Ok(Err(refused(&e)?)),
         }
+    })
+}
+
+/// Records an admin action done from the command line in the audit log (decisions.md D88).
+pub async fn audit_cli(store: &dyn wabill_store::Store, action: &str, target: &str) -> Result<()> {
+    audit::record(store, audit::cli_actor(), action, target, system_now())
+        .await
+        .with_context(|| format!("recording {action} on {target} in the audit log"))
+}
+
+/// `wabill audit [--db] [--after ID] [--limit N]`: the audit log, one JSON line per entry.
+pub fn audit_log(db: &str, after: i64, limit: u32) -> Result<i32> {
+    runtime()?.block_on(async {
+        let store = wabill_store::open(db)
+            .await
+            .with_context(|| format!("opening the database {db}"))?;
+        let mut out = std::io::stdout().lock();
+        for row in store.audit_log(after, limit).await? {
+            writeln!(out, "{}", audit::to_json(&row))?;
+        }
+        Ok(0)
     })
 }

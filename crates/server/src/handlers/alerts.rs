@@ -2,7 +2,7 @@
 //! settings and deliveries (the engine's `alerts`).
 
 use super::tenants::{admin, answer_error, readable};
-use crate::api::{read_body, AppState, Auth};
+use crate::api::{audited, read_body, AppState, Auth};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use wabill_engine::alerts;
+use wabill_engine::{alerts, audit};
 use wabill_formats::time::format_instant;
 use wabill_store::{AlertRow, AlertSettingsRow};
 
@@ -55,10 +55,14 @@ pub(crate) async fn put_settings(
         Err(r) => return r,
     };
     let now = state.engine.clock.now_ms();
-    let row = match alerts::put_settings(&**state.engine.store(), &id, &body, now).await {
+    let store = &**state.engine.store();
+    let row = match alerts::put_settings(store, &state.alerts, &id, &body, now).await {
         Ok(row) => row,
         Err(e) => return answer_error(e),
     };
+    if let Err(r) = audited(&state, &caller, audit::action::ALERT_SETTINGS_PUT, &id).await {
+        return r;
+    }
     // What is already due is recorded now rather than at the next evaluation.
     state.engine.notify_rerated();
     let v = json!({"tenant": id, "settings": settings_view(&row)});

@@ -5,6 +5,7 @@
 //! [`Auth`]: crate::api::Auth
 
 pub mod alerts;
+pub mod audit;
 pub mod charges;
 pub mod check;
 pub mod events;

@@ -1,7 +1,7 @@
 //! `/v1/tenants`: set-ups, licences and invoices (the engine's `tenants`), with the tenant scope
 //! of the caller: a tenant a key may not read is answered exactly as a missing one.
 
-use crate::api::{read_body, AppState, Auth, Params};
+use crate::api::{audited, read_body, AppState, Auth, Params};
 use crate::errors::{problem, ErrorCode};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,7 +14,7 @@ use wabill_billing::{render, TenantSetup};
 use wabill_engine::tenants::{
     add_licence, load, month_invoice, parse_setup, put_setup, TenantError,
 };
-use wabill_engine::Caller;
+use wabill_engine::{audit, Caller};
 use wabill_rating::Month;
 use wabill_store::{Role, TenantRow};
 
@@ -95,10 +95,22 @@ async fn write_route(
     // the command line, within a second).
     state.engine.licences.clear();
     match done {
-        Ok((row, recorded)) => match parse_setup(&row.setup) {
-            Ok(setup) => tenant_body(&row, &setup, Some(recorded)),
-            Err(e) => answer_error(e),
-        },
+        Ok((row, recorded)) => {
+            if recorded {
+                let action = if licence {
+                    audit::action::LICENCE_ADD
+                } else {
+                    audit::action::TENANT_PUT
+                };
+                if let Err(r) = audited(state, caller, action, id).await {
+                    return r;
+                }
+            }
+            match parse_setup(&row.setup) {
+                Ok(setup) => tenant_body(&row, &setup, Some(recorded)),
+                Err(e) => answer_error(e),
+            }
+        }
         Err(e) => answer_error(e),
     }
 }
@@ -191,6 +203,14 @@ async fn invoice_route(
     let finalize_at = finalize.then(|| state.engine.clock.now_ms());
     match month_invoice(&**state.engine.store(), id, month, finalize_at).await {
         Ok(inv) => {
+            if finalize {
+                let target = format!("{id}/{month}");
+                if let Err(r) =
+                    audited(state, caller, audit::action::INVOICE_FINALIZE, &target).await
+                {
+                    return r;
+                }
+            }
             let (body, ct) = match text {
                 "csv" => (render::csv(&inv), "text/csv; charset=utf-8"),
                 "html" => (render::html(&inv), "text/html; charset=utf-8"),
