@@ -26,7 +26,7 @@ use crate::working_set::{pair_key, CounterKey, CounterSet, Line, WorkingSet};
 use crate::LOOKBACK_MS;
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{Mutex, Notify, RwLock};
 use wabill_billing::TenantSetup;
@@ -95,6 +95,10 @@ pub struct Engine {
     gate: RwLock<()>,
     /// The watermark last written to the store (to skip writing the same value again).
     rated_seq: AtomicU64,
+    /// Set when a write of ingest failed: the store may have committed it all the same (a
+    /// commit whose answer was lost), so what it holds after the watermark is no longer known
+    /// to be marked. The next round looks, as a start does (decisions.md D94).
+    unsure: AtomicBool,
     /// The months re-rating keeps between rounds (see [`crate::months`]). Held for a whole
     /// round, which also keeps rounds from running at once.
     months: Mutex<MonthMemory>,
@@ -172,6 +176,7 @@ impl Engine {
             rerated: Notify::new(),
             gate: RwLock::new(()),
             rated_seq: AtomicU64::new(watermark),
+            unsure: AtomicBool::new(false),
             months: Mutex::new(MonthMemory::new(crate::months::DEFAULT_BUDGET_BYTES)),
             committed: std::sync::Mutex::new(Vec::new()),
             working_set,
@@ -202,6 +207,57 @@ impl Engine {
                 .or_default()
                 .insert(local_date(info.tz, now).month());
         }
+    }
+
+    /// After a failed write of ingest, what the store committed all the same: the accounts it
+    /// holds that the cache does not (or holds otherwise), and the events after the watermark,
+    /// marked for re-rating and added to the working set where it lacks them. Called by a round
+    /// under the exclusive gate, so no ingest is between its commit and its marks.
+    async fn recover_unsure(&self) -> Result<(), StoreError> {
+        let rows = self.store.accounts(None).await?;
+        {
+            let mut cache = self.accounts.lock().await;
+            let mut dirty = self.dirty.lock().await;
+            for row in rows {
+                let Ok(tz) = row.timezone.parse::<Tz>() else {
+                    continue;
+                };
+                if cache.get(&row.waba).is_some_and(|c| *c.raw == *row.raw) {
+                    continue;
+                }
+                let old = cache.insert(
+                    row.waba.clone(),
+                    AccountInfo {
+                        portfolio: row.portfolio.clone(),
+                        tz,
+                        raw: row.raw.as_str().into(),
+                    },
+                );
+                for p in [Some(row.portfolio.clone()), old.map(|o| o.portfolio)]
+                    .into_iter()
+                    .flatten()
+                {
+                    dirty.months.entry(p).or_default().insert(Month(i32::MIN));
+                }
+                if let Some(times) = dirty.waiting.remove(&row.waba) {
+                    for at in times {
+                        mark(&mut dirty, &row.portfolio, tz, at);
+                    }
+                }
+            }
+        }
+        let watermark = self.rated_seq.load(Ordering::SeqCst);
+        let mut after = watermark;
+        loop {
+            let page = self.store.events_since(after, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            self.working_set.load_missing(&page);
+            if page.len() < 10_000 {
+                break;
+            }
+        }
+        self.recover(watermark).await
     }
 
     /// Marks dirty what every event stored after `watermark` touches.
@@ -380,7 +436,11 @@ impl Engine {
             }
         }
         if !accounts.is_empty() {
-            let outcomes = self.store.record_accounts(&accounts).await?;
+            let outcomes = self
+                .store
+                .record_accounts(&accounts)
+                .await
+                .inspect_err(|_| self.unsure.store(true, Ordering::SeqCst))?;
             if let Some(seq) = outcomes.iter().filter(|o| o.recorded).map(|o| o.seq).max() {
                 self.metrics.stored_upto(seq);
             }
@@ -431,7 +491,11 @@ impl Engine {
             }
         }
         if !events.is_empty() {
-            let result = self.store.append_events(&events).await?;
+            let result = self
+                .store
+                .append_events(&events)
+                .await
+                .inspect_err(|_| self.unsure.store(true, Ordering::SeqCst))?;
             if let Some(&seq) = result.inserted.iter().max() {
                 self.metrics.stored_upto(seq);
             }
@@ -574,6 +638,12 @@ impl Engine {
         let mut memory = self.months.lock().await;
         let (work, seq, committed) = {
             let _gate = self.gate.write().await;
+            if self.unsure.swap(false, Ordering::SeqCst) {
+                if let Err(e) = self.recover_unsure().await {
+                    self.unsure.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            }
             self.resolve_deferred().await?;
             let seq = self.store.max_seq().await?;
             self.metrics.stored_upto(seq);

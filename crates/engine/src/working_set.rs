@@ -179,6 +179,34 @@ impl WorkingSet {
         }
     }
 
+    /// Adds stored events the set may lack (after a write whose outcome was unknown): an
+    /// event whose seq the set holds already is skipped, so nothing is held twice.
+    pub fn load_missing(&self, events: &[StoredEvent]) {
+        for e in events {
+            let pair = pair_key(e.phone.as_deref(), e.user.as_deref());
+            let held = match (e.kind, pair) {
+                (EventKind::Status, _) => {
+                    let s = self.shards[shard_of(&e.id.as_str())]
+                        .lock()
+                        .expect("not poisoned");
+                    s.statuses
+                        .get(e.id.as_str())
+                        .is_some_and(|l| l.iter().any(|l| l.seq == e.seq))
+                }
+                (EventKind::Inbound | EventKind::Outbound, Some(pair)) => {
+                    let s = self.shards[shard_of(&pair)].lock().expect("not poisoned");
+                    s.pairs
+                        .get(&pair)
+                        .is_some_and(|l| l.iter().any(|l| l.seq == e.seq))
+                }
+                _ => true,
+            };
+            if !held {
+                self.load(std::slice::from_ref(e), u64::MAX);
+            }
+        }
+    }
+
     /// The pair's inbound and outbound lines sent in `[from, to)`, or `None` when `from` is
     /// before the horizon (the set may have let some go).
     pub fn pair(&self, pair: (u64, u64), from: UnixMs, to: UnixMs) -> Option<Vec<Line>> {

@@ -33,7 +33,7 @@ use sqlx::sqlite::{
 use sqlx::{Executor, QueryBuilder, Sqlite, SqliteConnection};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -66,6 +66,7 @@ pub struct SqliteStore {
     /// The largest the database file may grow to, in pages (`PRAGMA max_page_count` of the
     /// writer, set again on every writer connection the pool opens); 0: SQLite's own limit.
     page_limit: Arc<AtomicU64>,
+    faults: Arc<Faults>,
     /// Why the last append of events failed, until a write succeeds again: readiness then
     /// probes with a write that must grow the file (see `probe`).
     write_fault: Mutex<Option<String>>,
@@ -81,10 +82,32 @@ pub struct SqliteStore {
 /// (which rolls back) so that the pool opens a fresh one for the next write.
 pub(crate) struct WriteTx {
     conn: Option<PoolConnection<Sqlite>>,
+    faults: Arc<Faults>,
+}
+
+/// Faults injected on purpose (the simulation and the fault tests), one-shot each: the next
+/// `refuse_writes` write transactions fail before writing, and the next `lose_commits` commits
+/// succeed but report a failure, as when a disk error or a dropped connection loses the answer
+/// of a commit that happened.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    refuse_writes: AtomicU32,
+    lose_commits: AtomicU32,
+}
+
+fn take(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 impl WriteTx {
-    async fn begin(pool: &SqlitePool) -> Result<WriteTx, sqlx::Error> {
+    async fn begin(pool: &SqlitePool, faults: &Arc<Faults>) -> Result<WriteTx, sqlx::Error> {
+        if take(&faults.refuse_writes) {
+            return Err(sqlx::Error::Io(std::io::Error::other(
+                "injected fault: the write was refused",
+            )));
+        }
         let mut conn = pool.acquire().await?;
         if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
             // Within a transaction already, which `end` never leaves: close it all the same.
@@ -93,7 +116,10 @@ impl WriteTx {
             }
             return Err(e);
         }
-        Ok(WriteTx { conn: Some(conn) })
+        Ok(WriteTx {
+            conn: Some(conn),
+            faults: faults.clone(),
+        })
     }
 
     /// Commits; on failure nothing of the transaction is stored and the writer is ready for
@@ -101,6 +127,9 @@ impl WriteTx {
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
         let mut conn = self.conn.take().expect("an open transaction");
         match conn.execute("COMMIT").await {
+            Ok(_) if take(&self.faults.lose_commits) => Err(sqlx::Error::Io(
+                std::io::Error::other("injected fault: committed, but the answer was lost"),
+            )),
             Ok(_) => Ok(()),
             Err(e) => {
                 end(conn).await;
@@ -241,6 +270,7 @@ impl SqliteStore {
             write,
             read,
             page_limit,
+            faults: Arc::default(),
             write_fault: Mutex::default(),
         })
     }
@@ -259,8 +289,18 @@ impl SqliteStore {
         Ok(now as u64)
     }
 
+    /// Injects faults into the next write transactions (the simulation's failing writes): the
+    /// next `refused` fail before writing anything, and after them the next `lost` commit but
+    /// answer with an error.
+    pub fn inject_write_faults(&self, refused: u32, lost: u32) {
+        self.faults
+            .refuse_writes
+            .fetch_add(refused, Ordering::AcqRel);
+        self.faults.lose_commits.fetch_add(lost, Ordering::AcqRel);
+    }
+
     async fn begin_write(&self, table: &'static str) -> Result<WriteTx, StoreError> {
-        WriteTx::begin(&self.write)
+        WriteTx::begin(&self.write, &self.faults)
             .await
             .map_err(StoreError::db(table, "starting a write transaction"))
     }
@@ -719,10 +759,12 @@ impl SqliteStore {
 async fn backfill_id_hashes(write: &SqlitePool) -> Result<(), StoreError> {
     const PAGE: i64 = 10_000;
     loop {
-        let mut tx = WriteTx::begin(write).await.map_err(StoreError::db(
-            "events",
-            "starting to hash the ids of stored events",
-        ))?;
+        let mut tx = WriteTx::begin(write, &Arc::default())
+            .await
+            .map_err(StoreError::db(
+                "events",
+                "starting to hash the ids of stored events",
+            ))?;
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT seq, id FROM events WHERE id_hash IS NULL AND kind <> 'account' \
              ORDER BY seq LIMIT ?",

@@ -525,3 +525,53 @@ fn the_readme_rates_list_example_prints_what_it_shows() {
         );
     }
 }
+
+/// The command line's admin actions are in the audit log with their actor, and `wabill audit`
+/// prints it (decisions.md D88).
+#[test]
+fn admin_commands_are_audited() {
+    let dir = tmpdir("audit");
+    let db = dir.join("wabill.sqlite");
+    let db = db.to_str().unwrap();
+    let out = wabill(
+        &[
+            "keys", "create", "--name", "ops", "--role", "admin", "--db", db,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = wabill(&["keys", "revoke", "1", "--db", db], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = wabill(&["audit", "--db", db], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l["action"].as_str().unwrap(), l["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(actions, [("key.create", "1 ops"), ("key.revoke", "1")]);
+    for l in &lines {
+        assert!(l["actor"].as_str().unwrap().starts_with("cli:"), "{l}");
+    }
+    let out = wabill(
+        &["audit", "--db", db, "--after", &lines[0]["id"].to_string()],
+        None,
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+}
