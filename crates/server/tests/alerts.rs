@@ -488,6 +488,29 @@ async fn the_alert_worker_delivers_after_rerating() {
     assert!(keys[0].ends_with("/spend:0.000000001"), "{keys:?}");
 }
 
+/// `PUT /v1/tenants/acme/alerts/settings` with `body` by the admin key.
+async fn put_settings(s: &Service, body: &Value) -> (StatusCode, Value) {
+    call(
+        s,
+        "PUT",
+        "/v1/tenants/acme/alerts/settings",
+        ADMIN,
+        &body.to_string(),
+    )
+    .await
+}
+
+/// The same engine and store as `s`, served with other alert settings.
+fn with_alerts(s: &Service, alerts: AlertConfig) -> Service {
+    Service {
+        db: Db::Sqlite(tempfile::tempdir().unwrap()),
+        state: Arc::new(AppState {
+            alerts,
+            ..AppState::new(s.state.engine.clone(), vec![], String::new())
+        }),
+    }
+}
+
 async fn put_acme(s: &Service) {
     let setup = json!({
         "tenant": {"id": "acme", "timezone": "UTC", "currency": "USD", "wabas": ["W1"]},
@@ -507,14 +530,7 @@ async fn signing_secrets_are_sealed_at_rest() {
     put_acme(&s).await;
     let (hook, url) = receiver().await;
     let settings = json!({"url": url, "secret": SECRET, "thresholds": [{"spend": "0.000000001"}]});
-    let (st, body) = call(
-        &s,
-        "PUT",
-        "/v1/tenants/acme/alerts/settings",
-        ADMIN,
-        &settings.to_string(),
-    )
-    .await;
+    let (st, body) = put_settings(&s, &settings).await;
     assert_eq!(st, StatusCode::OK, "{body}");
     let stored = s
         .state
@@ -531,14 +547,7 @@ async fn signing_secrets_are_sealed_at_rest() {
     assert!(secrets().open("globex", &stored.secret).is_err());
     // Omitting the secret keeps the sealed one.
     let keep = json!({"url": url, "thresholds": [{"spend": "0.000000001"}]});
-    let (st, _) = call(
-        &s,
-        "PUT",
-        "/v1/tenants/acme/alerts/settings",
-        ADMIN,
-        &keep.to_string(),
-    )
-    .await;
+    let (st, _) = put_settings(&s, &keep).await;
     assert_eq!(st, StatusCode::OK);
     let again = s
         .state
@@ -559,25 +568,15 @@ async fn signing_secrets_are_sealed_at_rest() {
     verify_signature(&[SECRET.as_bytes().to_vec()], &got[0].1, Some(sig)).unwrap();
 
     // The same service without a key refuses to store a new secret.
-    let bare = Service {
-        db: Db::Sqlite(tempfile::tempdir().unwrap()),
-        state: Arc::new(AppState {
-            alerts: AlertConfig {
-                secrets: None,
-                ..config()
-            },
-            ..AppState::new(s.state.engine.clone(), vec![], String::new())
-        }),
-    };
+    let bare = with_alerts(
+        &s,
+        AlertConfig {
+            secrets: None,
+            ..config()
+        },
+    );
     let other = json!({"url": url, "secret": "new-secret", "thresholds": [{"percent": "80"}]});
-    let (st, body) = call(
-        &bare,
-        "PUT",
-        "/v1/tenants/acme/alerts/settings",
-        ADMIN,
-        &other.to_string(),
-    )
-    .await;
+    let (st, body) = put_settings(&bare, &other).await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "secrets_key_missing");
     let unchanged = s
@@ -621,16 +620,13 @@ async fn secrets_stored_plain_are_sealed_at_start() {
 async fn alerts_go_to_public_addresses_unless_allowed() {
     let s = start(Db::Sqlite(tempfile::tempdir().unwrap()), true).await;
     put_acme(&s).await;
-    let strict = Service {
-        db: Db::Sqlite(tempfile::tempdir().unwrap()),
-        state: Arc::new(AppState {
-            alerts: AlertConfig {
-                networks: AllowedNetworks::default(),
-                ..config()
-            },
-            ..AppState::new(s.state.engine.clone(), vec![], String::new())
-        }),
-    };
+    let strict = with_alerts(
+        &s,
+        AlertConfig {
+            networks: AllowedNetworks::default(),
+            ..config()
+        },
+    );
     for url in [
         "http://127.0.0.1:8080/h",
         "http://localhost/h",
@@ -640,14 +636,7 @@ async fn alerts_go_to_public_addresses_unless_allowed() {
         "https://192.168.1.10/h",
     ] {
         let body = json!({"url": url, "secret": SECRET, "thresholds": [{"percent": "80"}]});
-        let (st, answer) = call(
-            &strict,
-            "PUT",
-            "/v1/tenants/acme/alerts/settings",
-            ADMIN,
-            &body.to_string(),
-        )
-        .await;
+        let (st, answer) = put_settings(&strict, &body).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{url}: {answer}");
         assert_eq!(answer["error"]["code"], "invalid_request");
         assert!(
@@ -669,14 +658,7 @@ async fn alerts_go_to_public_addresses_unless_allowed() {
     // Allowed where the configuration says so (the test's receiver on 127.0.0.1)...
     let (hook, url) = receiver().await;
     let body = json!({"url": url, "secret": SECRET, "thresholds": [{"spend": "0.000000001"}]});
-    let (st, _) = call(
-        &s,
-        "PUT",
-        "/v1/tenants/acme/alerts/settings",
-        ADMIN,
-        &body.to_string(),
-    )
-    .await;
+    let (st, _) = put_settings(&s, &body).await;
     assert_eq!(st, StatusCode::OK);
     // ... but a delivery under a stricter policy is refused, and recorded as a failed attempt.
     ingest(&s, account_w1()).await;
@@ -730,14 +712,7 @@ async fn admin_actions_are_audited() {
     let (hook, url) = receiver().await;
     drop(hook);
     let settings = json!({"url": url, "secret": SECRET, "thresholds": [{"percent": "80"}]});
-    let (st, _) = call(
-        &s,
-        "PUT",
-        "/v1/tenants/acme/alerts/settings",
-        ADMIN,
-        &settings.to_string(),
-    )
-    .await;
+    let (st, _) = put_settings(&s, &settings).await;
     assert_eq!(st, StatusCode::OK);
     let (st, body) = call(
         &s,
