@@ -237,8 +237,10 @@ pub fn synthesize(
                     at: at - INBOUND_LEAD_MS,
                     waba: Cow::Borrowed(WABA),
                     phone,
-                    user,
+                    user: Some(user),
+                    user_id: None,
                     entry_point,
+                    change: None,
                 }));
             }
             let id = format!("out.{li}.{k}");
@@ -252,7 +254,8 @@ pub fn synthesize(
                 at,
                 waba: Cow::Borrowed(WABA),
                 phone,
-                user,
+                user: Some(user),
+                user_id: None,
                 kind: line.category.message_kind(),
                 marketing_messages_api: false,
                 agent: None,
@@ -338,7 +341,7 @@ impl SyntheticMonth {
                         instant(i.at),
                         json(&i.waba),
                         i.phone,
-                        i.user
+                        i.user.expect("synthetic users have numbers")
                     );
                     if let Some(ep) = i.entry_point {
                         let _ = write!(out, ",\"entry_point\":\"{}\"", ep.as_str());
@@ -359,7 +362,7 @@ impl SyntheticMonth {
                         instant(o.at),
                         json(&o.waba),
                         o.phone,
-                        o.user
+                        o.user.expect("synthetic users have numbers")
                     );
                 }
                 Event::Status(s) => {

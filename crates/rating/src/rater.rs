@@ -8,6 +8,7 @@
 //! Because the timeline is a function of the *set* of events, the charges are too.
 
 use crate::event::{Account, DeliveryStatus, Event, Inbound, MessageKind, Msisdn, Outbound};
+use crate::identity::{Identities, BSUID_PERSON};
 use crate::markets::{CountryId, MarketId};
 use crate::model::{Category, Era, PricingModel, PricingType};
 use crate::money::{Currency, Decimal};
@@ -39,7 +40,9 @@ pub struct Charge<'e> {
     pub sent_at: UnixMs,
     pub waba: &'e str,
     pub phone: Msisdn,
-    pub user: Msisdn,
+    /// The user as the outbound event named them: phone number, BSUID, or both.
+    pub user: Option<Msisdn>,
+    pub user_id: Option<&'e str>,
     pub country: CountryId,
     pub market: MarketId,
     pub pricing_model: PricingModel,
@@ -60,6 +63,15 @@ impl Charge<'_> {
     pub fn billable(&self) -> bool {
         self.amount.is_positive()
     }
+    /// The charge line's `user`: the phone number when the message named one, else its BSUID
+    /// (decisions.md D104).
+    pub fn user_text(&self) -> std::borrow::Cow<'_, str> {
+        match (self.user, self.user_id) {
+            (Some(u), _) => u.to_string().into(),
+            (None, Some(b)) => b.into(),
+            (None, None) => "".into(),
+        }
+    }
 }
 
 /// Why a message (or an account) could not be rated. Stable codes, see [`RatingError::code`].
@@ -79,6 +91,8 @@ pub enum RatingError {
     UnsupportedDate { id: String, date: Date },
     #[error("message {id}: no country has a calling code that starts {user}")]
     UnknownCountry { id: String, user: Msisdn },
+    #[error("message {id}: the user's BSUID starts with '{country}', which is not a country of markets.csv (and no phone number of the user is known)")]
+    UnknownUserIdCountry { id: String, country: String },
     #[error("message {id}: country {country} has no market on {date}")]
     NoMarket {
         id: String,
@@ -107,7 +121,9 @@ impl RatingError {
             RatingError::ConflictingAccount { .. } => "conflicting_account",
             RatingError::ConflictingDuplicate { .. } => "conflicting_duplicate",
             RatingError::UnsupportedDate { .. } => "unsupported_date",
-            RatingError::UnknownCountry { .. } => "unknown_country",
+            RatingError::UnknownCountry { .. } | RatingError::UnknownUserIdCountry { .. } => {
+                "unknown_country"
+            }
             RatingError::NoMarket { .. } => "unknown_market",
             RatingError::MissingRate { .. } => "missing_rate",
         }
@@ -226,6 +242,9 @@ fn rate_events<'e>(
 ) -> Rated<'e> {
     let mut out = Rated::default();
     let mut machine = Machine::new(tariff, opts);
+    if keys.iter().any(|k| k.identities) {
+        machine.ids = Identities::build(events.iter());
+    }
     for acc in collect_accounts(accounts, events, &keys, &mut out).values() {
         if let Err(e) = machine.add_account(acc) {
             out.errors.push(e);
@@ -557,6 +576,8 @@ pub struct ChunkKeys {
     accounts: Vec<u32>,
     /// Number of events the keys were computed from.
     events: usize,
+    /// Some inbound or outbound event has a BSUID or an identity change: users must be linked.
+    identities: bool,
 }
 
 impl ChunkKeys {
@@ -587,6 +608,7 @@ impl ChunkKeys {
         let mut accounts = Vec::new();
         let mut wabas: FxHashMap<&str, u32> = FxHashMap::default();
         let mut keys = Vec::with_capacity(events.len());
+        let mut identities = false;
         for (i, e) in events.iter().enumerate() {
             let k = match e {
                 Event::Account(_) => {
@@ -594,11 +616,13 @@ impl ChunkKeys {
                     continue;
                 }
                 Event::Inbound(x) => {
+                    identities |= x.user_id.is_some() || x.change.is_some();
                     let pos = steps.len() as i64;
                     steps.push(Step::new(x.at, i, &x.id, NO_ACCOUNT, StepKind::Inbound));
                     IdKey::new(fingerprint(&x.id), pos, StepKind::Inbound, None)
                 }
                 Event::Outbound(x) => {
+                    identities |= x.user_id.is_some();
                     let pos = steps.len() as i64;
                     let n = wabas.len() as u32;
                     let waba = *wabas.entry(x.waba.as_ref()).or_insert(n);
@@ -634,6 +658,7 @@ impl ChunkKeys {
             wabas: names,
             accounts,
             events: events.len(),
+            identities,
         }
     }
 
@@ -904,7 +929,8 @@ fn event_id<'a>(e: &'a Event<'_>) -> &'a str {
 const NEVER: UnixMs = UnixMs::MIN;
 const NO_COUNTRY: u16 = u16::MAX;
 
-/// (business phone, user).
+/// (business phone, user): the user is a person of [`Identities`], their phone number unless
+/// BSUIDs are about.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C, packed(4))]
 struct PairKey {
@@ -985,6 +1011,8 @@ struct Machine<'t, 'e> {
     /// (portfolio, market, category, month) → charged messages (volume tiers).
     tier_counts: FxHashMap<(u32, MarketId, Category, Month), u64>,
     account_ids: FxHashMap<&'e str, u32>,
+    /// Who each user is, when some events carry BSUIDs.
+    ids: Identities<'e>,
     non_template_outside_window: u64,
 }
 
@@ -1002,6 +1030,7 @@ impl<'t, 'e> Machine<'t, 'e> {
             free_service: FxHashMap::default(),
             tier_counts: FxHashMap::default(),
             account_ids: FxHashMap::default(),
+            ids: Identities::default(),
             non_template_outside_window: 0,
         }
     }
@@ -1025,7 +1054,8 @@ impl<'t, 'e> Machine<'t, 'e> {
                 + table(&self.free_service)
                 + table(&self.tier_counts)
                 + table(&self.phones)
-                + table(&self.account_ids),
+                + table(&self.account_ids)
+                + self.ids.bytes(),
         }
     }
 
@@ -1075,10 +1105,10 @@ impl<'t, 'e> Machine<'t, 'e> {
         *self.phones.entry(phone.get()).or_insert(n)
     }
 
-    fn pair(&mut self, phone: Msisdn, user: Msisdn) -> (PairKey, &mut PairState) {
+    fn pair(&mut self, phone: Msisdn, person: u64) -> (PairKey, &mut PairState) {
         let key = PairKey {
             phone: self.phone_index(phone),
-            user: user.get(),
+            user: person,
         };
         (key, pair_entry(&mut self.pairs, self.tariff, key))
     }
@@ -1090,12 +1120,12 @@ impl<'t, 'e> Machine<'t, 'e> {
         &self,
         steps: &[Step],
         events: Events<'_, 'e>,
-        pairs: &mut Vec<(Msisdn, Msisdn)>,
+        pairs: &mut Vec<(Msisdn, u64)>,
     ) -> usize {
         pairs.clear();
         pairs.extend(steps.iter().map(|s| match events.get(s.idx) {
-            Event::Inbound(x) => (x.phone, x.user),
-            Event::Outbound(x) => (x.phone, x.user),
+            Event::Inbound(x) => (x.phone, self.ids.person(x.user, x.user_id.as_ref())),
+            Event::Outbound(x) => (x.phone, self.ids.person(x.user, x.user_id.as_ref())),
             _ => unreachable!("steps are inbound or outbound"),
         }));
         pairs
@@ -1104,7 +1134,7 @@ impl<'t, 'e> Machine<'t, 'e> {
                 self.phones.get(&phone.get()).is_some_and(|&p| {
                     self.pairs.contains_key(&PairKey {
                         phone: p,
-                        user: user.get(),
+                        user: *user,
                     })
                 })
             })
@@ -1112,7 +1142,12 @@ impl<'t, 'e> Machine<'t, 'e> {
     }
 
     fn inbound(&mut self, ib: &Inbound<'_>) {
-        let (_, p) = self.pair(ib.phone, ib.user);
+        if ib.change.is_some() {
+            // An identity change links identities (`Identities`); the user wrote nothing.
+            return;
+        }
+        let person = self.ids.person(ib.user, ib.user_id.as_ref());
+        let (_, p) = self.pair(ib.phone, person);
         p.last_inbound = ib.at;
         if ib.entry_point.is_some() {
             p.last_entry_point = ib.at;
@@ -1148,18 +1183,32 @@ impl<'t, 'e> Machine<'t, 'e> {
         let (currency, portfolio, waba) = (acc.currency, acc.portfolio, acc.waba);
         let tariff = self.tariff;
         let phone_idx = self.phone_index(ob.phone);
+        let user_id = ob.user_id.as_ref();
         let key = PairKey {
             phone: phone_idx,
-            user: ob.user.get(),
+            user: self.ids.person(ob.user, user_id),
         };
+        let market_phone = self.ids.market_phone(ob.user, user_id);
         let pair = pair_entry(&mut self.pairs, tariff, key);
-        if pair.country == NO_COUNTRY {
-            return Err(RatingError::UnknownCountry {
-                id: id.to_string(),
-                user: ob.user,
+        // The market is the country of the user's number when one is known, else of the
+        // BSUID's prefix (decisions.md D102); the pair keeps its person's number's country.
+        let country = match market_phone {
+            Some(u) if u.get() == key.user && pair.country != NO_COUNTRY => Some(pair.country),
+            Some(u) => tariff.markets.country_of(u.get()).map(|c| c.0),
+            None => user_id.and_then(|b| tariff.markets.country(b.country()).map(|c| c.0)),
+        };
+        let Some(country) = country.map(CountryId) else {
+            return Err(match (market_phone, user_id) {
+                (None, Some(b)) => RatingError::UnknownUserIdCountry {
+                    id: id.to_string(),
+                    country: b.country().to_string(),
+                },
+                (u, _) => RatingError::UnknownCountry {
+                    id: id.to_string(),
+                    user: u.expect("an outbound event names its user"),
+                },
             });
-        }
-        let country = CountryId(pair.country);
+        };
         let markets = &tariff.markets;
         let market = markets
             .market_on(country, date)
@@ -1213,6 +1262,7 @@ impl<'t, 'e> Machine<'t, 'e> {
             waba,
             phone: ob.phone,
             user: ob.user,
+            user_id: user_id.map(|b| b.as_str()),
             country,
             market,
             pricing_model: model,
@@ -1438,10 +1488,14 @@ fn pair_entry<'m>(
         last_entry_point: NEVER,
         fep_end: NEVER,
         fep_opener: 0,
-        country: tariff
-            .markets
-            .country_of(key.user)
-            .map_or(NO_COUNTRY, |c| c.0),
+        country: if key.user & BSUID_PERSON != 0 {
+            NO_COUNTRY
+        } else {
+            tariff
+                .markets
+                .country_of(key.user)
+                .map_or(NO_COUNTRY, |c| c.0)
+        },
         flags: 0,
     })
 }

@@ -190,12 +190,14 @@ async fn answer(
         return Err(CheckError::UnknownAccount(req.waba.clone()));
     };
     let phone = outbound.phone.to_string();
-    let user = outbound.user.to_string();
+    // The request's `user` is required (a phone number), so the message names one.
+    let user_number = outbound.user.expect("a check names the user's number");
+    let user = user_number.to_string();
     let from = now - LOOKBACK_MS;
     let held = match source {
         Source::Auto => engine
             .hot
-            .pair((outbound.phone.get(), outbound.user.get()), from, now + 1),
+            .pair((outbound.phone.get(), user_number.get()), from, now + 1),
         Source::Store => None,
     };
     let hot = held.is_some();
@@ -603,6 +605,7 @@ fn unratable(errors: &[RatingError], waba: &str) -> CheckError {
         RatingError::UnknownAccount { id, .. }
         | RatingError::UnsupportedDate { id, .. }
         | RatingError::UnknownCountry { id, .. }
+        | RatingError::UnknownUserIdCountry { id, .. }
         | RatingError::NoMarket { id, .. }
         | RatingError::MissingRate { id, .. } => id == CHECK_ID,
         RatingError::InvalidAccount { waba: w, .. }

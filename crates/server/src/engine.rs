@@ -319,7 +319,7 @@ impl Engine {
                         i.at,
                         i.waba.as_ref(),
                         i.phone.to_string(),
-                        i.user.to_string(),
+                        user_key(i.user, i.user_id.as_ref()),
                         raw,
                     ));
                 }
@@ -330,7 +330,7 @@ impl Engine {
                         o.at,
                         o.waba.as_ref(),
                         o.phone.to_string(),
-                        o.user.to_string(),
+                        user_key(o.user, o.user_id.as_ref()),
                         raw,
                     ));
                 }
@@ -882,6 +882,7 @@ fn rate_month(tariff: &Tariff, month: Month, seq: u64, lines: &mut MonthLines) -
             | RatingError::ConflictingDuplicate { id, .. }
             | RatingError::UnsupportedDate { id, .. }
             | RatingError::UnknownCountry { id, .. }
+            | RatingError::UnknownUserIdCountry { id, .. }
             | RatingError::NoMarket { id, .. }
             | RatingError::MissingRate { id, .. } => !elsewhere.contains(id.as_str()),
             RatingError::InvalidAccount { .. } | RatingError::ConflictingAccount { .. } => true,
@@ -922,6 +923,16 @@ fn mark(dirty: &mut Dirty, portfolio: &str, tz: Tz, at: UnixMs) {
     }
 }
 
+/// The stored user of an inbound or outbound event (the pair a send check reads): the phone
+/// number, else the BSUID (decisions.md D104).
+fn user_key(user: Option<wabill_rating::Msisdn>, user_id: Option<&wabill_rating::Bsuid>) -> String {
+    match (user, user_id) {
+        (Some(u), _) => u.to_string(),
+        (None, Some(b)) => b.to_string(),
+        (None, None) => String::new(),
+    }
+}
+
 /// The stored form of a charge: exactly the fields `wabill rate` prints.
 pub fn charge_row(c: &Charge<'_>, tariff: &Tariff) -> ChargeRow {
     ChargeRow {
@@ -929,7 +940,7 @@ pub fn charge_row(c: &Charge<'_>, tariff: &Tariff) -> ChargeRow {
         sent_at_ms: c.sent_at,
         waba: c.waba.to_string(),
         phone: c.phone.to_string(),
-        user: c.user.to_string(),
+        user: c.user_text().into_owned(),
         country: tariff.markets.iso2(c.country).to_string(),
         market: tariff.markets.market_name(c.market).to_string(),
         pricing_model: c.pricing_model.as_str().to_string(),
