@@ -1722,3 +1722,59 @@ async fn a_revoked_key_stops_working_within_the_cache_time() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("invalid_api_key"), "{body}");
 }
+
+/// The `--- events` lines of a golden scenario (tests/scenarios/), comments left out.
+fn scenario_events(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/scenarios")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = Vec::new();
+    let mut inside = false;
+    for l in text.lines() {
+        if let Some(section) = l.strip_prefix("--- ") {
+            inside = section.trim() == "events";
+        } else if inside && !l.starts_with('#') && !l.trim().is_empty() {
+            lines.push(l);
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// Users known by BSUID (issue 14, point 3): Meta's envelopes with `from_user_id` and no `from`,
+/// identity changes, and the platform's outbound lines naming `user_id`, sent in any order,
+/// give through the service the charges `wabill rate` gives (decisions.md D101, D105).
+#[tokio::test]
+async fn users_known_by_bsuid_are_rated_through_the_service_as_in_the_batch() {
+    for (name, seed) in [
+        ("bsuid_username_inbound_opens_window.scn", 3),
+        ("bsuid_link_learned_later.scn", 5),
+        ("bsuid_number_change.scn", 7),
+    ] {
+        let lines = scenario_events(name);
+        let expected = batch_rating(&lines);
+        assert!(
+            ["BR.", "MX."].iter().any(|b| expected.contains(b)),
+            "{name}: some charge names a BSUID"
+        );
+        let s = sqlite_service().await;
+        // Meta's envelopes through the signed webhook, the platform's lines through the API.
+        let (hooks, own): (Vec<&str>, Vec<&str>) =
+            lines.lines().partition(|l| l.starts_with(r#"{"object""#));
+        send_shuffled(&s, &(own.join("\n") + "\n"), seed, false).await;
+        for h in hooks {
+            let req = Request::post("/webhooks/whatsapp")
+                .header("x-hub-signature-256", meta::sign(SECRET, h.as_bytes()))
+                .body(Body::from(h.to_string()))
+                .unwrap();
+            let (status, text, _) = call(&s, req).await;
+            assert_eq!(status, StatusCode::OK, "{name}: {text}");
+        }
+        s.state.engine.settle().await.unwrap();
+        let got = all_charges(&s, &s.admin, "").await;
+        assert_eq!(
+            got, expected,
+            "{name}: stored charges differ from the batch rating"
+        );
+    }
+}
