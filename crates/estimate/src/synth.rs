@@ -248,6 +248,7 @@ pub fn synthesize(
                 id: Cow::Owned(id.clone()),
                 at: at + DELIVERY_DELAY_MS,
                 status: DeliveryStatus::Delivered,
+                message: None,
             }));
             events.push(Event::Outbound(Outbound {
                 id: Cow::Owned(id),

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use wabill_rating::{
     Account, AuthInternational, Bsuid, Category, Currency, DeliveryStatus, EntryPoint, Event,
-    IdentityChange, IdentityChangeKind, Inbound, MessageKind, Msisdn, Outbound, Status, UnixMs,
+    IdentityChange, IdentityChangeKind, Inbound, MessageKind, Msisdn, Outbound, Status,
+    StatusMessage, UnixMs,
 };
 
 /// A line that could not be read.
@@ -349,12 +350,50 @@ fn user_of<'a>(
             line,
             "user",
             format!(
-                "is required for an {kind} event (the user's phone number), unless user_id \
+                "is required for {kind} events (the user's phone number), unless user_id \
                  (the user's BSUID) is given"
             ),
         ));
     }
     Ok((user, user_id))
+}
+
+/// A status line's message (`waba`, `phone`, `user`/`user_id`, `category`): what Meta's status
+/// webhook said of it, so that it is rated without an outbound event (decisions.md D110). All
+/// or nothing: a status with some of them and not the others is malformed.
+fn status_message<'a>(
+    raw: &RawLine<'a>,
+    line: u64,
+) -> Result<Option<Box<StatusMessage<'a>>>, LineError> {
+    let any = raw.waba.is_some()
+        || raw.phone.is_some()
+        || raw.user.is_some()
+        || raw.user_id.is_some()
+        || raw.category.is_some();
+    if !any {
+        return Ok(None);
+    }
+    let k = "status with its message";
+    let waba = non_empty(&raw.waba, line, "waba", k)?;
+    let phone = msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?;
+    let (user, user_id) = user_of(raw, line, "status")?;
+    let category = match raw.category.as_deref() {
+        None => None,
+        Some(c) => Some(Category::parse(c).ok_or_else(|| {
+            err(
+                line,
+                "category",
+                format!("'{c}' is not one of Meta's pricing categories"),
+            )
+        })?),
+    };
+    Ok(Some(Box::new(StatusMessage {
+        waba,
+        phone,
+        user,
+        user_id,
+        category,
+    })))
 }
 
 /// An inbound line's identity change (`system`, `new_user`, `new_user_id`), if it is one.
@@ -531,6 +570,7 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                 id: non_empty(&raw.id, line, "id", k)?,
                 at: instant(&raw.at, line, "at", k)?,
                 status,
+                message: status_message(&raw, line)?,
             }))
         }
         other => Err(err(
@@ -848,6 +888,19 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event<'_>) {
             field(out, "id", &s.id);
             at(out, s.at);
             field(out, "status", s.status.as_str());
+            if let Some(m) = &s.message {
+                field(out, "waba", &m.waba);
+                field(out, "phone", n.format(m.phone.get()));
+                if let Some(u) = m.user {
+                    field(out, "user", n.format(u.get()));
+                }
+                if let Some(b) = &m.user_id {
+                    field(out, "user_id", b.as_str());
+                }
+                if let Some(c) = m.category {
+                    field(out, "category", c.as_str());
+                }
+            }
         }
     }
     out.push(b'}');
@@ -868,6 +921,7 @@ mod write_tests {
             r#"{"kind":"status","id":"o1","at":"2025-07-01T10:05:02Z","status":"failed"}"#,
             r#"{"kind":"inbound","id":"i2","at":"2026-08-03T10:00:00Z","waba":"W1","phone":"15550001111","user_id":"BR.1502576394655843","entry_point":"ctwa"}"#,
             r#"{"kind":"outbound","id":"o3","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","user_id":"US.ENT.11815799212886844830","type":"text"}"#,
+            r#"{"kind":"status","id":"o9","at":"2026-08-03T10:05:02Z","status":"sent","waba":"W1","phone":"15550001111","user_id":"BR.1","category":"utility"}"#,
             r#"{"kind":"inbound","id":"s1","at":"2026-08-03T10:30:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","user_id":"BR.1","system":"user_changed_number","new_user":"5521977776666","new_user_id":"BR.2"}"#,
         ];
         for l in lines {

@@ -14,8 +14,8 @@ use crate::limits::{self, Limit};
 use serde::Deserialize;
 use std::borrow::Cow;
 use wabill_rating::{
-    Bsuid, DeliveryStatus, EntryPoint, Event, IdentityChange, IdentityChangeKind, Inbound, Msisdn,
-    Status,
+    Bsuid, Category, DeliveryStatus, EntryPoint, Event, IdentityChange, IdentityChangeKind,
+    Inbound, Msisdn, Status, StatusMessage,
 };
 
 #[derive(Deserialize)]
@@ -117,6 +117,8 @@ struct WebhookStatus<'a> {
     recipient_user_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     recipient_parent_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    recipient_type: Option<Cow<'a, str>>,
     #[serde(borrow)]
     conversation: Option<Conversation<'a>>,
     #[serde(borrow)]
@@ -348,18 +350,20 @@ pub(crate) fn read_envelope<'a>(
                 let f = |x: &str| at(&format!("value.statuses[{si}].{x}"));
                 bound(s.status.as_deref(), limits::WORD, &|| f("status"))?;
                 bound(s.id.as_deref(), limits::MESSAGE_ID, &|| f("id"))?;
-                // The recipient: kept out of rating until statuses carry their messages (a
-                // group's statuses name the group), but bounded and, for BSUIDs, of Meta's form.
+                // The recipient, bounded and, for BSUIDs, of Meta's form.
                 bound(s.recipient_id.as_deref(), limits::PHONE, &|| {
                     f("recipient_id")
                 })?;
-                for (name, v) in [
-                    ("recipient_user_id", &s.recipient_user_id),
-                    ("recipient_parent_user_id", &s.recipient_parent_user_id),
-                ] {
-                    if let Some(b) = v {
-                        bsuid(b, line, &f(name))?;
-                    }
+                bound(s.recipient_type.as_deref(), limits::WORD, &|| {
+                    f("recipient_type")
+                })?;
+                let recipient_user_id = s
+                    .recipient_user_id
+                    .as_ref()
+                    .map(|b| bsuid(b, line, &f("recipient_user_id")))
+                    .transpose()?;
+                if let Some(b) = &s.recipient_parent_user_id {
+                    bsuid(b, line, &f("recipient_parent_user_id"))?;
                 }
                 let conversation = s.conversation.and_then(|c| c.id);
                 bound(conversation.as_deref(), limits::CONVERSATION_ID, &|| {
@@ -394,6 +398,31 @@ pub(crate) fn read_envelope<'a>(
                     .ok_or_else(|| err(line, &f("timestamp"), "is missing"))?
                     .instant()
                     .map_err(|why| err(line, &f("timestamp"), why))?;
+                // What the status says of its message, so that it is rated without an
+                // outbound event (D110): not for a group's messages (recipient_type "group",
+                // not rated in v1), nor when the recipient is no number and no BSUID.
+                let message = match phone {
+                    Some(phone) if s.recipient_type.as_deref() != Some("group") => {
+                        let user = s
+                            .recipient_id
+                            .as_deref()
+                            .and_then(|r| Msisdn::parse(r).ok());
+                        (user.is_some() || recipient_user_id.is_some()).then(|| {
+                            Box::new(StatusMessage {
+                                waba: waba.clone(),
+                                phone,
+                                user,
+                                user_id: recipient_user_id,
+                                category: s
+                                    .pricing
+                                    .as_ref()
+                                    .and_then(|p| p.category.as_deref())
+                                    .and_then(Category::parse),
+                            })
+                        })
+                    }
+                    _ => None,
+                };
                 if let Some(p) = s.pricing {
                     sink.meta_pricing.push(MetaPricing {
                         id: id.clone(),
@@ -410,6 +439,7 @@ pub(crate) fn read_envelope<'a>(
                     id,
                     at: at_ms,
                     status,
+                    message,
                 }));
                 sink.lines.push(line);
             }

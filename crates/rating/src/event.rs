@@ -231,6 +231,21 @@ pub struct Status<'a> {
     pub id: Cow<'a, str>,
     pub at: UnixMs,
     pub status: DeliveryStatus,
+    /// What Meta's status webhook says of the message itself, when it says enough to rate a
+    /// message known from its statuses alone (decisions.md D110).
+    pub message: Option<Box<StatusMessage<'a>>>,
+}
+
+/// The message a status webhook is about: its WABA (the entry's id), business phone
+/// (`metadata`), recipient (`recipient_id`, `recipient_user_id`, at least one) and the category
+/// Meta bills it in (`pricing.category`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct StatusMessage<'a> {
+    pub waba: Cow<'a, str>,
+    pub phone: Msisdn,
+    pub user: Option<Msisdn>,
+    pub user_id: Option<Bsuid<'a>>,
+    pub category: Option<Category>,
 }
 
 /// One input line.

@@ -56,7 +56,13 @@ impl<'e> Identities<'e> {
                         uf.link(x.user, x.user_id.as_ref());
                     }
                 }
-                Event::Account(_) | Event::Status(_) => {}
+                // A status names its recipient by number and BSUID alike (decisions.md D110).
+                Event::Status(x) => {
+                    if let Some(m) = x.message.as_deref().filter(|m| m.user_id.is_some()) {
+                        uf.link(m.user, m.user_id.as_ref());
+                    }
+                }
+                Event::Account(_) => {}
             }
         }
         uf.persons()

@@ -20,7 +20,7 @@ pub mod time;
 
 pub use event::{
     Account, AuthInternational, Bsuid, DeliveryStatus, Event, IdentityChange, IdentityChangeKind,
-    Inbound, MessageKind, Msisdn, Outbound, Status,
+    Inbound, MessageKind, Msisdn, Outbound, Status, StatusMessage,
 };
 pub use markets::{CountryId, MarketId, MarketTable};
 pub use model::{Category, EntryPoint, Era, PricingModel, PricingType};

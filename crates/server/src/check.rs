@@ -311,6 +311,7 @@ async fn answer(
         id: CHECK_ID.into(),
         at: now,
         status: DeliveryStatus::Delivered,
+        message: None,
     }));
 
     let rated = rate(tariff, &[], &events, RateOptions::default());
@@ -610,7 +611,9 @@ fn unratable(errors: &[RatingError], waba: &str) -> CheckError {
         | RatingError::MissingRate { id, .. } => id == CHECK_ID,
         RatingError::InvalidAccount { waba: w, .. }
         | RatingError::ConflictingAccount { waba: w } => w == waba,
-        RatingError::ConflictingDuplicate { id, .. } => id == CHECK_ID,
+        RatingError::ConflictingDuplicate { id, .. } | RatingError::UnknownCategory { id } => {
+            id == CHECK_ID
+        }
     });
     match mine {
         Some(e) => CheckError::Unratable {

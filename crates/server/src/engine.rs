@@ -880,6 +880,7 @@ fn rate_month(tariff: &Tariff, month: Month, seq: u64, lines: &mut MonthLines) -
         .filter(|e| match e {
             RatingError::UnknownAccount { id, .. }
             | RatingError::ConflictingDuplicate { id, .. }
+            | RatingError::UnknownCategory { id }
             | RatingError::UnsupportedDate { id, .. }
             | RatingError::UnknownCountry { id, .. }
             | RatingError::UnknownUserIdCountry { id, .. }

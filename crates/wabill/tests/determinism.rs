@@ -124,6 +124,73 @@ fn lines_named(period: usize, actions: &[Action], naming: u128) -> Vec<String> {
     lines
 }
 
+/// The lines of `actions` as Meta's webhooks give them: inbound messages as they are, and each
+/// outbound message as its statuses only, a `sent` one at the send instant and the action's
+/// own, each naming the message (WABA, business phone, recipient) and the category `billed`
+/// says (or, for a message with no charge line, its own). Half the statuses are
+/// Meta's envelopes, half wabill's status lines with the same fields.
+fn webhook_lines(
+    period: usize,
+    actions: &[Action],
+    billed: &std::collections::HashMap<String, String>,
+) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for l in lines_of(period, actions) {
+        if !l.contains(r#""kind":"outbound""#) && !l.contains(r#""kind":"status""#) {
+            lines.push(l);
+        }
+    }
+    for (i, a) in actions.iter().enumerate() {
+        if a.kind < 3 {
+            continue;
+        }
+        let at = time(period, a.minutes);
+        let waba = ["W1", "W2"][a.waba];
+        let phone = ["15550001111", "15550002222"][a.waba];
+        let user = USERS[a.user];
+        let id = format!("out{i}");
+        // A message with no charge line (an error) is billed in its own category.
+        let own = [
+            "service",
+            "marketing",
+            "utility",
+            "authentication",
+            "marketing_lite",
+            "service",
+        ];
+        let category = Some(
+            billed
+                .get(&id)
+                .map_or(own[a.category as usize], |c| c.as_str()),
+        );
+        let mut statuses = vec![("sent", at)];
+        match a.status {
+            0 => {}
+            1 => statuses.push(("failed", at + 1 + a.status as i64)),
+            2 => statuses.push(("read", at + 1 + a.status as i64)),
+            _ => statuses.push(("delivered", at + 1 + a.status as i64)),
+        }
+        for (n, (status, when)) in statuses.into_iter().enumerate() {
+            if (i + n) % 2 == 0 {
+                let pricing = category
+                    .map(|c| format!(r#","pricing":{{"pricing_model":"PMP","category":"{c}"}}"#))
+                    .unwrap_or_default();
+                lines.push(format!(
+                    r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{waba}","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"{phone}","phone_number_id":"1"}},"statuses":[{{"id":"{id}","status":"{status}","timestamp":"{when}","recipient_id":"{user}"{pricing}}}]}}}}]}}]}}"#
+                ));
+            } else {
+                let category = category
+                    .map(|c| format!(r#","category":"{c}""#))
+                    .unwrap_or_default();
+                lines.push(format!(
+                    r#"{{"kind":"status","id":"{id}","at":"{when}","status":"{status}","waba":"{waba}","phone":"{phone}","user":"{user}"{category}}}"#
+                ));
+            }
+        }
+    }
+    lines
+}
+
 /// Rates the lines and returns the output bytes (charges, then errors: some periods reach
 /// partial rate cards, and errors must be as deterministic as charges), the total and the
 /// number of charge lines.
@@ -226,6 +293,40 @@ proptest! {
             shuffled = shuffled.replace(&format!(r#""user":"{bsuid}""#), &format!(r#""user":"{number}""#));
         }
         prop_assert_eq!(&shuffled, &by_number);
+    }
+
+    /// Webhooks alone are enough (issue 14, point 1): the same traffic given as Meta's status
+    /// webhooks only (a `sent` status and the delivery statuses, naming the WABA, the business
+    /// phone, the recipient and the category Meta bills), without outbound events, gives the
+    /// charges of the outbound events, in any order (decisions.md D110).
+    #[test]
+    fn statuses_alone_give_the_charges_of_the_outbound_events_in_any_order(
+        period in 0usize..PERIODS.len(),
+        actions in prop::collection::vec(action(), 1..60),
+        seed in any::<u64>(),
+    ) {
+        let events = lines_of(period, &actions);
+        let (expected, _, _) = rate_lines(&events);
+        let expected = String::from_utf8(expected).unwrap();
+        // What Meta bills each message as: here, what wabill says (Meta agreeing).
+        let billed: std::collections::HashMap<String, String> = expected
+            .lines()
+            .filter(|l| !l.starts_with("error: "))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["id"].as_str().unwrap().to_string(), v["category"].as_str().unwrap().to_string())
+            })
+            .collect();
+        let mut hooks = webhook_lines(period, &actions, &billed);
+        let (got, _, _) = rate_lines(&hooks);
+        prop_assert_eq!(String::from_utf8(got).unwrap(), expected.clone());
+        let mut x = seed | 1;
+        for i in (1..hooks.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            hooks.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let (shuffled, _, _) = rate_lines(&hooks);
+        prop_assert_eq!(String::from_utf8(shuffled).unwrap(), expected);
     }
 
     #[test]
