@@ -68,13 +68,19 @@ impl<'e> Identities<'e> {
         uf.persons()
     }
 
-    /// The person of an event's user. Without BSUIDs in the set, the user's number.
-    #[inline]
+    /// The person of an event's user. Without BSUIDs in the set, the user's number: that case
+    /// is inlined into the walk, the rest is not.
+    #[inline(always)]
     pub(crate) fn person(&self, user: Option<Msisdn>, user_id: Option<&Bsuid<'_>>) -> u64 {
+        match user {
+            Some(u) if self.phones.is_empty() => u.get(),
+            _ => self.linked_person(user, user_id),
+        }
+    }
+
+    #[inline(never)]
+    fn linked_person(&self, user: Option<Msisdn>, user_id: Option<&Bsuid<'_>>) -> u64 {
         if let Some(u) = user {
-            if self.phones.is_empty() {
-                return u.get();
-            }
             return self.phones.get(&u.get()).copied().unwrap_or(u.get());
         }
         match user_id {
