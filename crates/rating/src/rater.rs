@@ -304,9 +304,11 @@ fn rate_events<'e>(
                 let sent = match events.get(step.idx) {
                     Event::Outbound(ob) => {
                         let mut sent = Sent::of_outbound(ob);
-                        if let Some((kind, _)) = decode_kind(step.meta_kind) {
+                        if step.meta_kind != 0 {
                             // Meta's billed template category wins (D112).
-                            sent.kind = kind;
+                            if let Some((kind, _)) = decode_kind(step.meta_kind) {
+                                sent.kind = kind;
+                            }
                         }
                         sent
                     }
@@ -453,10 +455,7 @@ impl StepKind {
     /// Place at equal instants: inbound before outbound (a message from statuses is one).
     #[inline]
     fn rank(self) -> u8 {
-        match self {
-            StepKind::Inbound => 0,
-            _ => 1,
-        }
+        (self as u8).min(1)
     }
 }
 
@@ -1455,26 +1454,12 @@ impl<'t, 'e> Machine<'t, 'e> {
             phone: phone_idx,
             user: self.ids.person(ob.user, user_id),
         };
-        let market_phone = self.ids.market_phone(ob.user, user_id);
         let pair = pair_entry(&mut self.pairs, tariff, key);
         // The market is the country of the user's number when one is known, else of the
         // BSUID's prefix (decisions.md D102); the pair keeps its person's number's country.
-        let country = match market_phone {
-            Some(u) if u.get() == key.user && pair.country != NO_COUNTRY => Some(pair.country),
-            Some(u) => tariff.markets.country_of(u.get()).map(|c| c.0),
-            None => user_id.and_then(|b| tariff.markets.country(b.country()).map(|c| c.0)),
-        };
-        let Some(country) = country.map(CountryId) else {
-            return Err(match (market_phone, user_id) {
-                (None, Some(b)) => RatingError::UnknownUserIdCountry {
-                    id: id.to_string(),
-                    country: b.country().to_string(),
-                },
-                (u, _) => RatingError::UnknownCountry {
-                    id: id.to_string(),
-                    user: u.expect("an outbound event names its user"),
-                },
-            });
+        let country = match ob.user {
+            Some(u) if u.get() == key.user && pair.country != NO_COUNTRY => CountryId(pair.country),
+            _ => country_of_user(&self.ids, tariff, &ob, key.user, pair.country)?,
         };
         let markets = &tariff.markets;
         let market = markets
@@ -1743,6 +1728,38 @@ impl<'t, 'e> Machine<'t, 'e> {
             }
         }
     }
+}
+
+/// The country of a message's user other than by the pair's cached number (D102): a BSUID's
+/// number or prefix, or a number that is not the person's key (after a number change).
+#[inline(never)]
+fn country_of_user(
+    ids: &Identities<'_>,
+    tariff: &Tariff,
+    ob: &Sent<'_>,
+    person: u64,
+    cached: u16,
+) -> Result<CountryId, RatingError> {
+    let market_phone = ids.market_phone(ob.user, ob.user_id);
+    let country = match market_phone {
+        Some(u) if u.get() == person && cached != NO_COUNTRY => Some(cached),
+        Some(u) => tariff.markets.country_of(u.get()).map(|c| c.0),
+        None => ob
+            .user_id
+            .and_then(|b| tariff.markets.country(b.country()).map(|c| c.0)),
+    };
+    country
+        .map(CountryId)
+        .ok_or_else(|| match (market_phone, ob.user_id) {
+            (None, Some(b)) => RatingError::UnknownUserIdCountry {
+                id: ob.id.to_string(),
+                country: b.country().to_string(),
+            },
+            (u, _) => RatingError::UnknownCountry {
+                id: ob.id.to_string(),
+                user: u.expect("an outbound event names its user"),
+            },
+        })
 }
 
 fn pair_entry<'m>(
