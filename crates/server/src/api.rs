@@ -513,7 +513,8 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Respons
             Event::Account(a) => Some(a.waba.as_ref()),
             Event::Inbound(x) => Some(x.waba.as_ref()),
             Event::Outbound(x) => Some(x.waba.as_ref()),
-            Event::Status(_) => None,
+            // A status that names its message's WABA (decisions.md D110) is that WABA's.
+            Event::Status(x) => x.message.as_deref().map(|m| m.waba.as_ref()),
         };
         if let Some(w) = waba {
             if !caller.may_see(w) {

@@ -1778,3 +1778,30 @@ async fn users_known_by_bsuid_are_rated_through_the_service_as_in_the_batch() {
         );
     }
 }
+
+/// A status that names its message's WABA (decisions.md D110) is that WABA's event: a key
+/// scoped to W1 may not send one naming W2, even for an id no message of either has.
+#[tokio::test]
+async fn a_scoped_key_may_not_send_a_status_naming_another_waba() {
+    let s = sqlite_service().await;
+    let store = s.state.engine.store().clone();
+    store
+        .create_key(&NewApiKey {
+            name: "sender-w1".into(),
+            role: Role::Sender,
+            tenant_wabas: vec!["W1".into()],
+            key_hash: hash_key("sender-w1"),
+        })
+        .await
+        .unwrap();
+    let w2 = r#"{"kind":"status","id":"wamid.NEW","at":"2026-08-03T10:05:00Z","status":"sent","waba":"W2","phone":"15550001111","user":"5511988887777","category":"marketing"}"#;
+    let (_, text, _) = call(&s, post_events("sender-w1", w2.into())).await;
+    assert!(
+        text.contains("may not send events for that WABA") && !text.contains("W2"),
+        "{text}"
+    );
+    let w1 = w2.replace(r#""waba":"W2""#, r#""waba":"W1""#);
+    let (status, text, _) = call(&s, post_events("sender-w1", w1)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains(r#""stored":1"#), "{text}");
+}
