@@ -475,6 +475,10 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                     )
                 })?),
             };
+            let id = non_empty(&raw.id, line, "id", k)?;
+            let at = instant(&raw.at, line, "at", k)?;
+            let waba = non_empty(&raw.waba, line, "waba", k)?;
+            let phone = msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?;
             let (user, user_id) = user_of(&raw, line, k)?;
             let change = change_of(&raw, line)?;
             if change.is_some() && entry_point.is_some() {
@@ -485,10 +489,10 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                 ));
             }
             Ok(Event::Inbound(Inbound {
-                id: non_empty(&raw.id, line, "id", k)?,
-                at: instant(&raw.at, line, "at", k)?,
-                waba: non_empty(&raw.waba, line, "waba", k)?,
-                phone: msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?,
+                id,
+                at,
+                waba,
+                phone,
                 user,
                 user_id,
                 entry_point,
@@ -540,12 +544,16 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                     return Err(err(line, field, "is only for inbound system events"));
                 }
             }
+            let id = non_empty(&raw.id, line, "id", k)?;
+            let at = instant(&raw.at, line, "at", k)?;
+            let waba = non_empty(&raw.waba, line, "waba", k)?;
+            let phone = msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?;
             let (user, user_id) = user_of(&raw, line, k)?;
             Ok(Event::Outbound(Outbound {
-                id: non_empty(&raw.id, line, "id", k)?,
-                at: instant(&raw.at, line, "at", k)?,
-                waba: non_empty(&raw.waba, line, "waba", k)?,
-                phone: msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?,
+                id,
+                at,
+                waba,
+                phone,
                 user,
                 user_id,
                 kind,

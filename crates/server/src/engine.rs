@@ -302,7 +302,19 @@ impl Engine {
         for (index, e) in batch {
             // Room for a typical canonical line, so that writing it rarely grows the buffer.
             let mut raw = Vec::with_capacity(256);
-            write_event(&mut raw, e);
+            match e {
+                // A status is stored without what it says of its message (decisions.md D113):
+                // like its pricing, that is no part of the event, so that the same status
+                // from Meta and from the platform is one event (D24, D25).
+                Event::Status(s) if s.message.is_some() => {
+                    let plain = Event::Status(wabill_rating::Status {
+                        message: None,
+                        ..s.clone()
+                    });
+                    write_event(&mut raw, &plain);
+                }
+                _ => write_event(&mut raw, e),
+            }
             let raw = String::from_utf8(raw).expect("written as UTF-8");
             match e {
                 Event::Account(a) => accounts.push(NewAccount {
