@@ -130,7 +130,8 @@ pub async fn admit<'a>(
                 Event::Account(a) => Some(a.waba.as_ref()),
                 Event::Inbound(x) => Some(x.waba.as_ref()),
                 Event::Outbound(x) => Some(x.waba.as_ref()),
-                Event::Status(_) => None,
+                // A status that names its message's WABA (decisions.md D110) is that WABA's.
+                Event::Status(x) => x.message.as_deref().map(|m| m.waba.as_ref()),
             };
             let ok = waba.is_none_or(|w| caller.may_see(w));
             if !ok {

@@ -186,13 +186,15 @@ async fn answer(
         return Err(CheckError::UnknownAccount(req.waba.clone()));
     };
     let phone = outbound.phone.to_string();
-    let user = outbound.user.to_string();
+    // The request's `user` is required (a phone number), so the message names one.
+    let user_number = outbound.user.expect("a check names the user's number");
+    let user = user_number.to_string();
     let from = now - LOOKBACK_MS;
     let held = match source {
         Source::Auto => {
             engine
                 .working_set
-                .pair((outbound.phone.get(), outbound.user.get()), from, now + 1)
+                .pair((outbound.phone.get(), user_number.get()), from, now + 1)
         }
         Source::Store => None,
     };
@@ -307,6 +309,7 @@ async fn answer(
         id: CHECK_ID.into(),
         at: now,
         status: DeliveryStatus::Delivered,
+        message: None,
     }));
 
     let rated = rate(tariff, &[], &events, RateOptions::default());
@@ -601,11 +604,14 @@ fn unratable(errors: &[RatingError], waba: &str) -> CheckError {
         RatingError::UnknownAccount { id, .. }
         | RatingError::UnsupportedDate { id, .. }
         | RatingError::UnknownCountry { id, .. }
+        | RatingError::UnknownUserIdCountry { id, .. }
         | RatingError::NoMarket { id, .. }
         | RatingError::MissingRate { id, .. } => id == CHECK_ID,
         RatingError::InvalidAccount { waba: w, .. }
         | RatingError::ConflictingAccount { waba: w } => w == waba,
-        RatingError::ConflictingDuplicate { id, .. } => id == CHECK_ID,
+        RatingError::ConflictingDuplicate { id, .. } | RatingError::UnknownCategory { id } => {
+            id == CHECK_ID
+        }
     });
     match mine {
         Some(e) => CheckError::Unratable {

@@ -367,7 +367,19 @@ impl Engine {
         for (index, e) in batch {
             // Room for a typical canonical line, so that writing it rarely grows the buffer.
             let mut raw = Vec::with_capacity(256);
-            write_event(&mut raw, e);
+            match e {
+                // A status is stored without what it says of its message (decisions.md D113):
+                // like its pricing, that is no part of the event, so that the same status
+                // from Meta and from the platform is one event (D24, D25).
+                Event::Status(s) if s.message.is_some() => {
+                    let plain = Event::Status(wabill_rating::Status {
+                        message: None,
+                        ..s.clone()
+                    });
+                    write_event(&mut raw, &plain);
+                }
+                _ => write_event(&mut raw, e),
+            }
             let raw = String::from_utf8(raw).expect("written as UTF-8");
             match e {
                 Event::Account(a) => accounts.push(NewAccount {
@@ -384,7 +396,7 @@ impl Engine {
                         i.at,
                         i.waba.as_ref(),
                         i.phone.to_string(),
-                        i.user.to_string(),
+                        user_key(i.user, i.user_id.as_ref()),
                         raw,
                     ));
                 }
@@ -395,7 +407,7 @@ impl Engine {
                         o.at,
                         o.waba.as_ref(),
                         o.phone.to_string(),
-                        o.user.to_string(),
+                        user_key(o.user, o.user_id.as_ref()),
                         raw,
                     ));
                 }
@@ -960,8 +972,10 @@ fn rate_month(tariff: &Tariff, month: Month, seq: u64, lines: &mut MonthLines) -
         .filter(|e| match e {
             RatingError::UnknownAccount { id, .. }
             | RatingError::ConflictingDuplicate { id, .. }
+            | RatingError::UnknownCategory { id }
             | RatingError::UnsupportedDate { id, .. }
             | RatingError::UnknownCountry { id, .. }
+            | RatingError::UnknownUserIdCountry { id, .. }
             | RatingError::NoMarket { id, .. }
             | RatingError::MissingRate { id, .. } => !elsewhere.contains(id.as_str()),
             RatingError::InvalidAccount { .. } | RatingError::ConflictingAccount { .. } => true,
@@ -1002,6 +1016,16 @@ fn mark(dirty: &mut Dirty, portfolio: &str, tz: Tz, at: UnixMs) {
     }
 }
 
+/// The stored user of an inbound or outbound event (the pair a send check reads): the phone
+/// number, else the BSUID (decisions.md D104).
+fn user_key(user: Option<wabill_rating::Msisdn>, user_id: Option<&wabill_rating::Bsuid>) -> String {
+    match (user, user_id) {
+        (Some(u), _) => u.to_string(),
+        (None, Some(b)) => b.to_string(),
+        (None, None) => String::new(),
+    }
+}
+
 /// The stored form of a charge: exactly the fields `wabill rate` prints.
 pub fn charge_row(c: &Charge<'_>, tariff: &Tariff) -> ChargeRow {
     ChargeRow {
@@ -1009,7 +1033,7 @@ pub fn charge_row(c: &Charge<'_>, tariff: &Tariff) -> ChargeRow {
         sent_at_ms: c.sent_at,
         waba: c.waba.to_string(),
         phone: c.phone.to_string(),
-        user: c.user.to_string(),
+        user: c.user_text().into_owned(),
         country: tariff.markets.iso2(c.country).to_string(),
         market: tariff.markets.market_name(c.market).to_string(),
         pricing_model: c.pricing_model.as_str().to_string(),

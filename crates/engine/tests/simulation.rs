@@ -387,7 +387,7 @@ async fn simulate(seed: u64) -> Result<(), String> {
     // check does on a store holding tenant 1's events only.
     let other = acked.iter().find_map(|e| match e {
         Event::Inbound(x) if tenant_of(&x.waba) == 2 => {
-            Some((x.phone.to_string(), x.user.to_string()))
+            x.user.map(|user| (x.phone.to_string(), user.to_string()))
         }
         _ => None,
     });

@@ -237,8 +237,10 @@ pub fn synthesize(
                     at: at - INBOUND_LEAD_MS,
                     waba: Cow::Borrowed(WABA),
                     phone,
-                    user,
+                    user: Some(user),
+                    user_id: None,
                     entry_point,
+                    change: None,
                 }));
             }
             let id = format!("out.{li}.{k}");
@@ -246,13 +248,15 @@ pub fn synthesize(
                 id: Cow::Owned(id.clone()),
                 at: at + DELIVERY_DELAY_MS,
                 status: DeliveryStatus::Delivered,
+                message: None,
             }));
             events.push(Event::Outbound(Outbound {
                 id: Cow::Owned(id),
                 at,
                 waba: Cow::Borrowed(WABA),
                 phone,
-                user,
+                user: Some(user),
+                user_id: None,
                 kind: line.category.message_kind(),
                 marketing_messages_api: false,
                 agent: None,
@@ -338,7 +342,7 @@ impl SyntheticMonth {
                         instant(i.at),
                         json(&i.waba),
                         i.phone,
-                        i.user
+                        i.user.expect("synthetic users have numbers")
                     );
                     if let Some(ep) = i.entry_point {
                         let _ = write!(out, ",\"entry_point\":\"{}\"", ep.as_str());
@@ -359,7 +363,7 @@ impl SyntheticMonth {
                         instant(o.at),
                         json(&o.waba),
                         o.phone,
-                        o.user
+                        o.user.expect("synthetic users have numbers")
                     );
                 }
                 Event::Status(s) => {

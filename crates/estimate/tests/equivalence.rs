@@ -170,7 +170,7 @@ fn the_synthetic_month_is_deterministic_and_shaped_as_documented() {
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::Inbound(i) if i.entry_point.is_some() => Some(i.user.get()),
+            Event::Inbound(i) if i.entry_point.is_some() => Some(i.user.unwrap().get()),
             _ => None,
         })
         .collect();
@@ -178,10 +178,10 @@ fn the_synthetic_month_is_deterministic_and_shaped_as_documented() {
     let mut per_phone: BTreeMap<(u64, bool), u64> = BTreeMap::new();
     for e in &a.events {
         if let Event::Outbound(o) = e {
-            assert!(users.insert(o.user), "user {} reused", o.user);
+            assert!(users.insert(o.user), "user {:?} reused", o.user);
             assert!(start <= o.at && o.at < end, "{} outside the month", o.id);
             if o.kind == MessageKind::NonTemplate {
-                let ep = entry_point_users.contains(&o.user.get());
+                let ep = entry_point_users.contains(&o.user.unwrap().get());
                 *per_phone.entry((o.phone.get(), ep)).or_default() += 1;
             }
         }

@@ -34,9 +34,17 @@ pub fn write_json(out: &mut Vec<u8>, c: &Charge<'_>, tariff: &Tariff) {
     json_str(out, c.waba);
     out.extend_from_slice(b",\"phone\":\"");
     out.extend_from_slice(n.format(c.phone.get()).as_bytes());
-    out.extend_from_slice(b"\",\"user\":\"");
-    out.extend_from_slice(n.format(c.user.get()).as_bytes());
-    out.extend_from_slice(b"\",\"country\":");
+    out.extend_from_slice(b"\",\"user\":");
+    // The phone number when the message named one, else its BSUID (decisions.md D104).
+    match (c.user, c.user_id) {
+        (Some(u), _) => {
+            out.push(b'"');
+            out.extend_from_slice(n.format(u.get()).as_bytes());
+            out.push(b'"');
+        }
+        (None, b) => json_str(out, b.unwrap_or("")),
+    }
+    out.extend_from_slice(b",\"country\":");
     json_str(out, tariff.markets.iso2(c.country));
     out.extend_from_slice(b",\"market\":");
     json_str(out, tariff.markets.market_name(c.market));
@@ -143,7 +151,7 @@ pub fn write_csv(out: &mut Vec<u8>, c: &Charge<'_>, tariff: &Tariff) {
         c.id,
         c.waba,
         &c.phone.to_string(),
-        &c.user.to_string(),
+        &c.user_text(),
         tariff.markets.iso2(c.country),
         tariff.markets.market_name(c.market),
         c.pricing_model.as_str(),

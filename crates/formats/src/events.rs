@@ -12,8 +12,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use wabill_rating::{
-    Account, AuthInternational, Category, Currency, DeliveryStatus, EntryPoint, Event, Inbound,
-    MessageKind, Msisdn, Outbound, Status, UnixMs,
+    Account, AuthInternational, Bsuid, Category, Currency, DeliveryStatus, EntryPoint, Event,
+    IdentityChange, IdentityChangeKind, Inbound, MessageKind, Msisdn, Outbound, Status,
+    StatusMessage, UnixMs,
 };
 
 /// A line that could not be read.
@@ -134,13 +135,17 @@ fn parse<'a>(
 
 /// Every string of the line within its bound (`limits`), before any is stored or echoed.
 fn bounded(raw: &RawLine<'_>, line: u64) -> Result<(), LineError> {
-    let text: [(&str, &Option<Cow<'_, str>>, Limit); 15] = [
+    let text: [(&str, &Option<Cow<'_, str>>, Limit); 19] = [
         ("kind", &raw.kind, limits::WORD),
         ("object", &raw.object, limits::WORD),
         ("id", &raw.id, limits::MESSAGE_ID),
         ("waba", &raw.waba, limits::ACCOUNT_ID),
         ("phone", &raw.phone, limits::PHONE),
         ("user", &raw.user, limits::PHONE),
+        ("user_id", &raw.user_id, limits::USER_ID),
+        ("system", &raw.system, limits::WORD),
+        ("new_user", &raw.new_user, limits::PHONE),
+        ("new_user_id", &raw.new_user_id, limits::USER_ID),
         ("entry_point", &raw.entry_point, limits::WORD),
         ("type", &raw.message_type, limits::MESSAGE_TYPE),
         ("category", &raw.category, limits::WORD),
@@ -198,6 +203,14 @@ pub(crate) struct RawLine<'a> {
     pub(crate) phone: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(crate) user: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) system: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) new_user: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) new_user_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(crate) entry_point: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "type")]
@@ -311,6 +324,127 @@ pub(crate) fn msisdn(v: &str, line: u64, field: &str) -> Result<Msisdn, LineErro
     Msisdn::parse(v).map_err(|why| err(line, field, format!("'{v}' {why}")))
 }
 
+/// A BSUID within its bound and of Meta's form (decisions.md D100).
+pub(crate) fn bsuid<'a>(v: &Cow<'a, str>, line: u64, field: &str) -> Result<Bsuid<'a>, LineError> {
+    limits::check(v, limits::USER_ID).map_err(|why| err(line, field, why))?;
+    Bsuid::parse(v.clone()).map_err(|why| err(line, field, format!("'{v}' {why}")))
+}
+
+/// The user of an inbound or outbound line: `user` (the phone number), `user_id` (the BSUID),
+/// or both; one is required (decisions.md D101).
+fn user_of<'a>(
+    raw: &RawLine<'a>,
+    line: u64,
+    kind: &str,
+) -> Result<(Option<Msisdn>, Option<Bsuid<'a>>), LineError> {
+    let user = match &raw.user {
+        Some(u) => Some(msisdn(u, line, "user")?),
+        None => None,
+    };
+    let user_id = match &raw.user_id {
+        Some(b) => Some(bsuid(b, line, "user_id")?),
+        None => None,
+    };
+    if user.is_none() && user_id.is_none() {
+        return Err(err(
+            line,
+            "user",
+            format!(
+                "is required for {kind} events (the user's phone number), unless user_id \
+                 (the user's BSUID) is given"
+            ),
+        ));
+    }
+    Ok((user, user_id))
+}
+
+/// A status line's message (`waba`, `phone`, `user`/`user_id`, `category`): what Meta's status
+/// webhook said of it, so that it is rated without an outbound event (decisions.md D110). All
+/// or nothing: a status with some of them and not the others is malformed.
+fn status_message<'a>(
+    raw: &RawLine<'a>,
+    line: u64,
+) -> Result<Option<Box<StatusMessage<'a>>>, LineError> {
+    let any = raw.waba.is_some()
+        || raw.phone.is_some()
+        || raw.user.is_some()
+        || raw.user_id.is_some()
+        || raw.category.is_some();
+    if !any {
+        return Ok(None);
+    }
+    let k = "status with its message";
+    let waba = non_empty(&raw.waba, line, "waba", k)?;
+    let phone = msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?;
+    let (user, user_id) = user_of(raw, line, "status")?;
+    let category = match raw.category.as_deref() {
+        None => None,
+        Some(c) => Some(Category::parse(c).ok_or_else(|| {
+            err(
+                line,
+                "category",
+                format!("'{c}' is not one of Meta's pricing categories"),
+            )
+        })?),
+    };
+    Ok(Some(Box::new(StatusMessage {
+        waba,
+        phone,
+        user,
+        user_id,
+        category,
+    })))
+}
+
+/// An inbound line's identity change (`system`, `new_user`, `new_user_id`), if it is one.
+fn change_of<'a>(
+    raw: &RawLine<'a>,
+    line: u64,
+) -> Result<Option<Box<IdentityChange<'a>>>, LineError> {
+    let Some(s) = raw.system.as_deref() else {
+        for (field, v) in [
+            ("new_user", &raw.new_user),
+            ("new_user_id", &raw.new_user_id),
+        ] {
+            if v.is_some() {
+                return Err(err(
+                    line,
+                    field,
+                    "is given without system (user_changed_number or user_changed_user_id)",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let kind = IdentityChangeKind::parse(s).ok_or_else(|| {
+        err(
+            line,
+            "system",
+            format!("'{s}' is not user_changed_number or user_changed_user_id"),
+        )
+    })?;
+    let user = match &raw.new_user {
+        Some(u) => Some(msisdn(u, line, "new_user")?),
+        None => None,
+    };
+    let user_id = match &raw.new_user_id {
+        Some(b) => Some(bsuid(b, line, "new_user_id")?),
+        None => None,
+    };
+    if user.is_none() && user_id.is_none() {
+        return Err(err(
+            line,
+            "new_user",
+            format!("is required for a {s} event (the new number), unless new_user_id (the new BSUID) is given"),
+        ));
+    }
+    Ok(Some(Box::new(IdentityChange {
+        kind,
+        user,
+        user_id,
+    })))
+}
+
 fn instant(
     v: &Option<TimeValue<'_>>,
     line: u64,
@@ -341,13 +475,28 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                     )
                 })?),
             };
+            let id = non_empty(&raw.id, line, "id", k)?;
+            let at = instant(&raw.at, line, "at", k)?;
+            let waba = non_empty(&raw.waba, line, "waba", k)?;
+            let phone = msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?;
+            let (user, user_id) = user_of(&raw, line, k)?;
+            let change = change_of(&raw, line)?;
+            if change.is_some() && entry_point.is_some() {
+                return Err(err(
+                    line,
+                    "entry_point",
+                    "is given for a system event, which is no message from an entry point",
+                ));
+            }
             Ok(Event::Inbound(Inbound {
-                id: non_empty(&raw.id, line, "id", k)?,
-                at: instant(&raw.at, line, "at", k)?,
-                waba: non_empty(&raw.waba, line, "waba", k)?,
-                phone: msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?,
-                user: msisdn(required(&raw.user, line, "user", k)?, line, "user")?,
+                id,
+                at,
+                waba,
+                phone,
+                user,
+                user_id,
                 entry_point,
+                change,
             }))
         }
         "outbound" => {
@@ -386,12 +535,27 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                     return Err(err(line, "api", format!("'{a}' is not marketing_messages")))
                 }
             };
+            for (field, v) in [
+                ("system", &raw.system),
+                ("new_user", &raw.new_user),
+                ("new_user_id", &raw.new_user_id),
+            ] {
+                if v.is_some() {
+                    return Err(err(line, field, "is only for inbound system events"));
+                }
+            }
+            let id = non_empty(&raw.id, line, "id", k)?;
+            let at = instant(&raw.at, line, "at", k)?;
+            let waba = non_empty(&raw.waba, line, "waba", k)?;
+            let phone = msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?;
+            let (user, user_id) = user_of(&raw, line, k)?;
             Ok(Event::Outbound(Outbound {
-                id: non_empty(&raw.id, line, "id", k)?,
-                at: instant(&raw.at, line, "at", k)?,
-                waba: non_empty(&raw.waba, line, "waba", k)?,
-                phone: msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?,
-                user: msisdn(required(&raw.user, line, "user", k)?, line, "user")?,
+                id,
+                at,
+                waba,
+                phone,
+                user,
+                user_id,
                 kind,
                 marketing_messages_api,
                 agent: match raw.agent {
@@ -414,6 +578,7 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                 id: non_empty(&raw.id, line, "id", k)?,
                 at: instant(&raw.at, line, "at", k)?,
                 status,
+                message: status_message(&raw, line)?,
             }))
         }
         other => Err(err(
@@ -506,7 +671,7 @@ mod tests {
         assert_eq!(a.portfolio, "B1");
         assert_eq!(a.auth_international.unwrap().exception_countries.len(), 1);
         let Event::Inbound(i) = one(r#"{"kind":"inbound","id":"wamid.IN1","at":"2025-07-01T10:00:00Z","waba":"W1","phone":"15550001111","user":"+5511988887777","entry_point":"ctwa"}"#).unwrap() else { panic!() };
-        assert_eq!(i.user.get(), 5_511_988_887_777);
+        assert_eq!(i.user.unwrap().get(), 5_511_988_887_777);
         assert_eq!(i.entry_point, Some(EntryPoint::Ctwa));
         let Event::Outbound(o) = one(r#"{"kind":"outbound","id":"wamid.OUT1","at":1751364300,"waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"utility"}"#).unwrap() else { panic!() };
         assert_eq!(o.kind, MessageKind::Template(Category::Utility));
@@ -681,9 +846,23 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event<'_>) {
             at(out, i.at);
             field(out, "waba", &i.waba);
             field(out, "phone", n.format(i.phone.get()));
-            field(out, "user", n.format(i.user.get()));
+            if let Some(u) = i.user {
+                field(out, "user", n.format(u.get()));
+            }
+            if let Some(b) = &i.user_id {
+                field(out, "user_id", b.as_str());
+            }
             if let Some(ep) = i.entry_point {
                 field(out, "entry_point", ep.as_str());
+            }
+            if let Some(c) = &i.change {
+                field(out, "system", c.kind.as_str());
+                if let Some(u) = c.user {
+                    field(out, "new_user", n.format(u.get()));
+                }
+                if let Some(b) = &c.user_id {
+                    field(out, "new_user_id", b.as_str());
+                }
             }
         }
         Event::Outbound(o) => {
@@ -692,7 +871,12 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event<'_>) {
             at(out, o.at);
             field(out, "waba", &o.waba);
             field(out, "phone", n.format(o.phone.get()));
-            field(out, "user", n.format(o.user.get()));
+            if let Some(u) = o.user {
+                field(out, "user", n.format(u.get()));
+            }
+            if let Some(b) = &o.user_id {
+                field(out, "user_id", b.as_str());
+            }
             match o.kind {
                 MessageKind::Template(c) => {
                     field(out, "type", "template");
@@ -712,6 +896,19 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event<'_>) {
             field(out, "id", &s.id);
             at(out, s.at);
             field(out, "status", s.status.as_str());
+            if let Some(m) = &s.message {
+                field(out, "waba", &m.waba);
+                field(out, "phone", n.format(m.phone.get()));
+                if let Some(u) = m.user {
+                    field(out, "user", n.format(u.get()));
+                }
+                if let Some(b) = &m.user_id {
+                    field(out, "user_id", b.as_str());
+                }
+                if let Some(c) = m.category {
+                    field(out, "category", c.as_str());
+                }
+            }
         }
     }
     out.push(b'}');
@@ -730,6 +927,10 @@ mod write_tests {
             r#"{"kind":"outbound","id":"o1","at":1751364300,"waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"marketing","api":"marketing_messages","agent":"ana"}"#,
             r#"{"kind":"outbound","id":"o2","at":"2025-07-01T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"image"}"#,
             r#"{"kind":"status","id":"o1","at":"2025-07-01T10:05:02Z","status":"failed"}"#,
+            r#"{"kind":"inbound","id":"i2","at":"2026-08-03T10:00:00Z","waba":"W1","phone":"15550001111","user_id":"BR.1502576394655843","entry_point":"ctwa"}"#,
+            r#"{"kind":"outbound","id":"o3","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","user_id":"US.ENT.11815799212886844830","type":"text"}"#,
+            r#"{"kind":"status","id":"o9","at":"2026-08-03T10:05:02Z","status":"sent","waba":"W1","phone":"15550001111","user_id":"BR.1","category":"utility"}"#,
+            r#"{"kind":"inbound","id":"s1","at":"2026-08-03T10:30:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","user_id":"BR.1","system":"user_changed_number","new_user":"5521977776666","new_user_id":"BR.2"}"#,
         ];
         for l in lines {
             let mut p = Parsed::default();

@@ -130,6 +130,10 @@ fn assign<'a>(raw: &mut RawLine<'a>, key: &str, v: Value<'a>) -> Option<u32> {
         "currency" => (1 << 12, text(&mut raw.currency, v)),
         "primary_country" => (1 << 13, text(&mut raw.primary_country, v)),
         "agent" => (1 << 15, text(&mut raw.agent, v)),
+        "user_id" => (1 << 16, text(&mut raw.user_id, v)),
+        "system" => (1 << 17, text(&mut raw.system, v)),
+        "new_user" => (1 << 18, text(&mut raw.new_user, v)),
+        "new_user_id" => (1 << 19, text(&mut raw.new_user_id, v)),
         "at" => (
             1 << 14,
             match v {

@@ -74,6 +74,15 @@ pub const PHONE: Limit = Limit {
     source: "E.164: at most 15 digits (a leading + and, in Meta's display_phone_number, \
              spaces and dashes are allowed around them)",
 };
+/// A business-scoped user id (BSUID): wabill's `user_id` and `new_user_id`, Meta's
+/// `from_user_id`, `contacts[].user_id`, `statuses[].recipient_user_id`, the parent BSUIDs and a
+/// system message's `user_id` (decisions.md D100).
+pub const USER_ID: Limit = Limit {
+    field: "user_id",
+    max_bytes: 136,
+    source: "Meta: a two-letter country code, a dot and up to 128 letters and digits \
+             (`ENT.` after the country for a parent BSUID): at most 135 bytes",
+};
 /// Countries in `auth_international.exception_countries`.
 pub const EXCEPTION_COUNTRIES: usize = 300;
 
@@ -88,6 +97,7 @@ pub const ALL: &[Limit] = &[
     TIMEZONE,
     INSTANT_TEXT,
     PHONE,
+    USER_ID,
 ];
 
 /// `Ok` when `value` is within `limit`, else why not (naming the length and the limit, never

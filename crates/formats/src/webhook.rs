@@ -3,12 +3,20 @@
 //! point), `statuses[]` become status events, and the `pricing`/`conversation` objects Meta
 //! attached are kept for reconciliation. Webhooks carry no template category, so outbound
 //! messages come from wabill's own `outbound` events.
+//!
+//! The user of a message is its `from` (phone number) and `from_user_id` (BSUID), either of
+//! which may be absent, completed from the `contacts[]` entry of the same user (`wa_id`,
+//! `user_id`). System messages `user_changed_number` and `user_changed_user_id` become identity
+//! changes (decisions.md D103); other system messages open nothing and are counted as ignored.
 
-use crate::events::{err, msisdn, LineError, MetaPricing, Parsed, RawLine, TimeValue};
+use crate::events::{bsuid, err, msisdn, LineError, MetaPricing, Parsed, RawLine, TimeValue};
 use crate::limits::{self, Limit};
 use serde::Deserialize;
 use std::borrow::Cow;
-use wabill_rating::{DeliveryStatus, EntryPoint, Event, Inbound, Msisdn, Status};
+use wabill_rating::{
+    Bsuid, Category, DeliveryStatus, EntryPoint, Event, IdentityChange, IdentityChangeKind,
+    Inbound, Msisdn, Status, StatusMessage,
+};
 
 #[derive(Deserialize)]
 pub(crate) struct Entry<'a> {
@@ -31,6 +39,8 @@ struct Value<'a> {
     #[serde(borrow)]
     metadata: Option<Metadata<'a>>,
     #[serde(borrow, default)]
+    contacts: Vec<Contact<'a>>,
+    #[serde(borrow, default)]
     messages: Vec<Message<'a>>,
     #[serde(borrow, default)]
     statuses: Vec<WebhookStatus<'a>>,
@@ -42,16 +52,49 @@ struct Metadata<'a> {
     display_phone_number: Option<Cow<'a, str>>,
 }
 
+/// A user of the change's messages: phone number (absent when the user withholds it), BSUID
+/// and parent BSUID.
+#[derive(Deserialize)]
+struct Contact<'a> {
+    #[serde(borrow)]
+    wa_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    parent_user_id: Option<Cow<'a, str>>,
+}
+
 #[derive(Deserialize)]
 struct Message<'a> {
     #[serde(borrow)]
     from: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    from_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    from_parent_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    message_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    system: Option<System<'a>>,
     #[serde(borrow)]
     id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     timestamp: Option<TimeValue<'a>>,
     #[serde(borrow)]
     referral: Option<Referral<'a>>,
+}
+
+/// A system message's body: what changed, and the user's new number and BSUID.
+#[derive(Deserialize)]
+struct System<'a> {
+    #[serde(borrow, rename = "type")]
+    change: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    wa_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    parent_user_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +111,14 @@ struct WebhookStatus<'a> {
     status: Option<Cow<'a, str>>,
     #[serde(borrow)]
     timestamp: Option<TimeValue<'a>>,
+    #[serde(borrow)]
+    recipient_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    recipient_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    recipient_parent_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    recipient_type: Option<Cow<'a, str>>,
     #[serde(borrow)]
     conversation: Option<Conversation<'a>>,
     #[serde(borrow)]
@@ -89,6 +140,28 @@ struct Pricing<'a> {
     category: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "type")]
     pricing_type: Option<Cow<'a, str>>,
+}
+
+/// The user of a message: its own `from` and `from_user_id`, each completed from the contact
+/// that shares the other (or from the only contact, when the message names neither).
+fn complete_user<'a>(
+    from: Option<Msisdn>,
+    from_user_id: Option<Bsuid<'a>>,
+    contacts: &[(Option<Msisdn>, Option<Bsuid<'a>>)],
+) -> (Option<Msisdn>, Option<Bsuid<'a>>) {
+    let contact = contacts
+        .iter()
+        .find(|(w, b)| {
+            (from.is_some() && *w == from) || (from_user_id.is_some() && *b == from_user_id)
+        })
+        .or(match (&from, &from_user_id, contacts) {
+            (None, None, [only]) => Some(only),
+            _ => None,
+        });
+    match contact {
+        Some((w, b)) => (from.or(*w), from_user_id.or_else(|| b.clone())),
+        None => (from, from_user_id),
+    }
 }
 
 pub(crate) fn read_envelope<'a>(
@@ -145,6 +218,25 @@ pub(crate) fn read_envelope<'a>(
                 }
                 None => None,
             };
+            let mut contacts = Vec::with_capacity(value.contacts.len());
+            for (ci, c) in value.contacts.iter().enumerate() {
+                let cf = |x: &str| at(&format!("value.contacts[{ci}].{x}"));
+                bound(c.wa_id.as_deref(), limits::PHONE, &|| cf("wa_id"))?;
+                let wa_id = c
+                    .wa_id
+                    .as_deref()
+                    .map(|w| msisdn(w, line, &cf("wa_id")))
+                    .transpose()?;
+                let user_id = c
+                    .user_id
+                    .as_ref()
+                    .map(|b| bsuid(b, line, &cf("user_id")))
+                    .transpose()?;
+                if let Some(b) = &c.parent_user_id {
+                    bsuid(b, line, &cf("parent_user_id"))?;
+                }
+                contacts.push((wa_id, user_id));
+            }
             for (mi, m) in value.messages.into_iter().enumerate() {
                 let f = |x: &str| at(&format!("value.messages[{mi}].{x}"));
                 let phone = phone.ok_or_else(|| {
@@ -155,7 +247,80 @@ pub(crate) fn read_envelope<'a>(
                     )
                 })?;
                 bound(m.id.as_deref(), limits::MESSAGE_ID, &|| f("id"))?;
+                bound(m.message_type.as_deref(), limits::MESSAGE_TYPE, &|| {
+                    f("type")
+                })?;
+                let from = m
+                    .from
+                    .as_deref()
+                    .map(|u| msisdn(u, line, &f("from")))
+                    .transpose()?;
+                let from_user_id = m
+                    .from_user_id
+                    .as_ref()
+                    .map(|b| bsuid(b, line, &f("from_user_id")))
+                    .transpose()?;
+                if let Some(b) = &m.from_parent_user_id {
+                    bsuid(b, line, &f("from_parent_user_id"))?;
+                }
+                let (user, user_id) = complete_user(from, from_user_id, &contacts);
+                if user.is_none() && user_id.is_none() {
+                    return Err(err(
+                        line,
+                        &f("from"),
+                        "is missing, and so are from_user_id and a contact with wa_id or user_id",
+                    ));
+                }
+                let change = match (m.message_type.as_deref(), &m.system) {
+                    (Some("system"), None) => {
+                        return Err(err(line, &f("system"), "is missing for a system message"))
+                    }
+                    (Some("system"), Some(sys)) => {
+                        let sf = |x: &str| f(&format!("system.{x}"));
+                        bound(sys.change.as_deref(), limits::WORD, &|| sf("type"))?;
+                        let name = sys
+                            .change
+                            .as_deref()
+                            .ok_or_else(|| err(line, &sf("type"), "is missing"))?;
+                        let Some(kind) = IdentityChangeKind::parse(name) else {
+                            // Not an identity change (`customer_identity_changed`, ...): the
+                            // user wrote nothing, so it opens no window.
+                            sink.ignored_webhook_items += 1;
+                            continue;
+                        };
+                        bound(sys.wa_id.as_deref(), limits::PHONE, &|| sf("wa_id"))?;
+                        let new_user = sys
+                            .wa_id
+                            .as_deref()
+                            .map(|u| msisdn(u, line, &sf("wa_id")))
+                            .transpose()?;
+                        let new_user_id = sys
+                            .user_id
+                            .as_ref()
+                            .map(|b| bsuid(b, line, &sf("user_id")))
+                            .transpose()?;
+                        if let Some(b) = &sys.parent_user_id {
+                            bsuid(b, line, &sf("parent_user_id"))?;
+                        }
+                        match (kind, &new_user, &new_user_id) {
+                            (IdentityChangeKind::UserChangedNumber, None, None) => {
+                                return Err(err(line, &sf("wa_id"), "is missing (the new number)"))
+                            }
+                            (IdentityChangeKind::UserChangedUserId, _, None) => {
+                                return Err(err(line, &sf("user_id"), "is missing (the new BSUID)"))
+                            }
+                            _ => {}
+                        }
+                        Some(Box::new(IdentityChange {
+                            kind,
+                            user: new_user,
+                            user_id: new_user_id,
+                        }))
+                    }
+                    _ => None,
+                };
                 let entry_point = match m.referral.as_ref().and_then(|r| r.source_type.as_deref()) {
+                    _ if change.is_some() => None,
                     Some("ad") => Some(EntryPoint::Ctwa),
                     Some("post") => Some(EntryPoint::PageCta),
                     _ => None,
@@ -173,14 +338,10 @@ pub(crate) fn read_envelope<'a>(
                         .map_err(|why| err(line, &f("timestamp"), why))?,
                     waba: waba.clone(),
                     phone,
-                    user: msisdn(
-                        m.from
-                            .as_deref()
-                            .ok_or_else(|| err(line, &f("from"), "is missing"))?,
-                        line,
-                        &f("from"),
-                    )?,
+                    user,
+                    user_id,
                     entry_point,
+                    change,
                 };
                 sink.events.push(Event::Inbound(inbound));
                 sink.lines.push(line);
@@ -189,6 +350,21 @@ pub(crate) fn read_envelope<'a>(
                 let f = |x: &str| at(&format!("value.statuses[{si}].{x}"));
                 bound(s.status.as_deref(), limits::WORD, &|| f("status"))?;
                 bound(s.id.as_deref(), limits::MESSAGE_ID, &|| f("id"))?;
+                // The recipient, bounded and, for BSUIDs, of Meta's form.
+                bound(s.recipient_id.as_deref(), limits::PHONE, &|| {
+                    f("recipient_id")
+                })?;
+                bound(s.recipient_type.as_deref(), limits::WORD, &|| {
+                    f("recipient_type")
+                })?;
+                let recipient_user_id = s
+                    .recipient_user_id
+                    .as_ref()
+                    .map(|b| bsuid(b, line, &f("recipient_user_id")))
+                    .transpose()?;
+                if let Some(b) = &s.recipient_parent_user_id {
+                    bsuid(b, line, &f("recipient_parent_user_id"))?;
+                }
                 let conversation = s.conversation.and_then(|c| c.id);
                 bound(conversation.as_deref(), limits::CONVERSATION_ID, &|| {
                     f("conversation.id")
@@ -222,6 +398,31 @@ pub(crate) fn read_envelope<'a>(
                     .ok_or_else(|| err(line, &f("timestamp"), "is missing"))?
                     .instant()
                     .map_err(|why| err(line, &f("timestamp"), why))?;
+                // What the status says of its message, so that it is rated without an
+                // outbound event (D110): not for a group's messages (recipient_type "group",
+                // not rated in v1), nor when the recipient is no number and no BSUID.
+                let message = match phone {
+                    Some(phone) if s.recipient_type.as_deref() != Some("group") => {
+                        let user = s
+                            .recipient_id
+                            .as_deref()
+                            .and_then(|r| Msisdn::parse(r).ok());
+                        (user.is_some() || recipient_user_id.is_some()).then(|| {
+                            Box::new(StatusMessage {
+                                waba: waba.clone(),
+                                phone,
+                                user,
+                                user_id: recipient_user_id,
+                                category: s
+                                    .pricing
+                                    .as_ref()
+                                    .and_then(|p| p.category.as_deref())
+                                    .and_then(Category::parse),
+                            })
+                        })
+                    }
+                    _ => None,
+                };
                 if let Some(p) = s.pricing {
                     sink.meta_pricing.push(MetaPricing {
                         id: id.clone(),
@@ -238,6 +439,7 @@ pub(crate) fn read_envelope<'a>(
                     id,
                     at: at_ms,
                     status,
+                    message,
                 }));
                 sink.lines.push(line);
             }
@@ -282,6 +484,104 @@ mod tests {
         let e = parse_line(line, 3, &mut p).unwrap_err();
         assert_eq!(e.field, "entry[0].changes[0].value.statuses[1].timestamp");
         assert!(p.events.is_empty() && p.meta_pricing.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod usernames {
+    //! Meta's payloads for users with usernames and business-scoped user ids (BSUIDs), as the
+    //! "Business-scoped user IDs" and system messages references show them (decisions.md D100).
+    use crate::events::{parse_line, Parsed};
+    use wabill_rating::{Event, IdentityChangeKind};
+
+    fn envelope(value: &str) -> String {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550001111","phone_number_id":"1"}},{value}}}}}]}}]}}"#
+        )
+    }
+
+    #[test]
+    fn a_message_without_from_is_its_from_user_id_and_the_contact_completes_either() {
+        let line = envelope(
+            r#""contacts":[{"profile":{"name":"A","username":"ana"},"user_id":"BR.1502576394655843","parent_user_id":"BR.ENT.99"}],"messages":[{"from_user_id":"BR.1502576394655843","from_parent_user_id":"BR.ENT.99","id":"wamid.A","timestamp":"1785751200","type":"text","text":{"body":"hi"}}]"#,
+        );
+        let mut p = Parsed::default();
+        parse_line(&line, 1, &mut p).unwrap();
+        let Event::Inbound(i) = &p.events[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (i.user, i.user_id.as_ref().map(|b| b.as_str())),
+            (None, Some("BR.1502576394655843"))
+        );
+        // The number from the contact, the BSUID from the message's `from` match.
+        let line = envelope(
+            r#""contacts":[{"profile":{"name":"A"},"wa_id":"5511988887777","user_id":"BR.15"}],"messages":[{"from":"5511988887777","id":"wamid.B","timestamp":"1785751200","type":"text"}]"#,
+        );
+        let mut p = Parsed::default();
+        parse_line(&line, 1, &mut p).unwrap();
+        let Event::Inbound(i) = &p.events[0] else {
+            panic!()
+        };
+        assert_eq!(i.user.map(|u| u.get()), Some(5_511_988_887_777));
+        assert_eq!(i.user_id.as_ref().map(|b| b.as_str()), Some("BR.15"));
+    }
+
+    #[test]
+    fn statuses_with_recipient_user_ids_are_read_and_a_bad_one_is_refused_naming_it() {
+        let ok = envelope(
+            r#""statuses":[{"id":"wamid.A","status":"delivered","timestamp":"1785751200","recipient_user_id":"BR.15","recipient_parent_user_id":"BR.ENT.99","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}},{"id":"wamid.B","status":"read","timestamp":"1785751201","recipient_id":"5511988887777","recipient_user_id":"BR.15"}]"#,
+        );
+        let mut p = Parsed::default();
+        parse_line(&ok, 1, &mut p).unwrap();
+        assert_eq!(p.events.len(), 2);
+        let bad = envelope(
+            r#""statuses":[{"id":"wamid.A","status":"delivered","timestamp":"1785751200","recipient_user_id":"15"}]"#,
+        );
+        let e = parse_line(&bad, 1, &mut Parsed::default()).unwrap_err();
+        assert_eq!(
+            e.field,
+            "entry[0].changes[0].value.statuses[0].recipient_user_id"
+        );
+        assert!(e.why.contains("two-letter ISO country code"), "{e}");
+    }
+
+    #[test]
+    fn system_messages_are_identity_changes_or_ignored() {
+        let line = envelope(
+            r#""messages":[{"from":"16505551234","from_user_id":"US.1","id":"wamid.S1","timestamp":"1739321024","type":"system","system":{"body":"User A changed from 16505551234 to 12195555358","wa_id":"12195555358","user_id":"US.2","type":"user_changed_number"}},{"from_user_id":"US.3","id":"wamid.S2","timestamp":"1739321025","type":"system","system":{"body":"changed","user_id":"US.4","type":"user_changed_user_id"}},{"from":"16505551234","id":"wamid.S3","timestamp":"1739321026","type":"system","system":{"body":"security code changed","type":"customer_identity_changed"}}]"#,
+        );
+        let mut p = Parsed::default();
+        parse_line(&line, 1, &mut p).unwrap();
+        assert_eq!(p.events.len(), 2);
+        assert_eq!(
+            p.ignored_webhook_items, 1,
+            "customer_identity_changed is counted"
+        );
+        let Event::Inbound(a) = &p.events[0] else {
+            panic!()
+        };
+        let c = a.change.as_ref().unwrap();
+        assert_eq!(c.kind, IdentityChangeKind::UserChangedNumber);
+        assert_eq!(c.user.map(|u| u.get()), Some(12_195_555_358));
+        assert_eq!(a.entry_point, None);
+        let bad = envelope(
+            r#""messages":[{"from_user_id":"US.3","id":"wamid.S2","timestamp":"1739321025","type":"system","system":{"type":"user_changed_user_id"}}]"#,
+        );
+        let e = parse_line(&bad, 1, &mut Parsed::default()).unwrap_err();
+        assert_eq!(
+            e.field,
+            "entry[0].changes[0].value.messages[0].system.user_id"
+        );
+    }
+
+    #[test]
+    fn a_message_naming_no_user_at_all_is_refused() {
+        let line =
+            envelope(r#""messages":[{"id":"wamid.A","timestamp":"1785751200","type":"text"}]"#);
+        let e = parse_line(&line, 1, &mut Parsed::default()).unwrap_err();
+        assert_eq!(e.field, "entry[0].changes[0].value.messages[0].from");
+        assert!(e.why.contains("from_user_id"), "{e}");
     }
 }
 

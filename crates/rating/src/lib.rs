@@ -8,6 +8,7 @@
 pub mod changes;
 pub mod data;
 pub mod event;
+mod identity;
 pub mod listing;
 pub mod markets;
 pub mod model;
@@ -18,8 +19,8 @@ pub mod tariff;
 pub mod time;
 
 pub use event::{
-    Account, AuthInternational, DeliveryStatus, Event, Inbound, MessageKind, Msisdn, Outbound,
-    Status,
+    Account, AuthInternational, Bsuid, DeliveryStatus, Event, IdentityChange, IdentityChangeKind,
+    Inbound, MessageKind, Msisdn, Outbound, Status, StatusMessage,
 };
 pub use markets::{CountryId, MarketId, MarketTable};
 pub use model::{Category, EntryPoint, Era, PricingModel, PricingType};

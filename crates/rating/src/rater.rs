@@ -7,7 +7,11 @@
 //! point window and any CBP conversations, and per month the free allowances and tier counters.
 //! Because the timeline is a function of the *set* of events, the charges are too.
 
-use crate::event::{Account, DeliveryStatus, Event, Inbound, MessageKind, Msisdn, Outbound};
+use crate::event::{
+    Account, Bsuid, DeliveryStatus, Event, Inbound, MessageKind, Msisdn, Outbound, Status,
+    StatusMessage,
+};
+use crate::identity::{Identities, BSUID_PERSON};
 use crate::markets::{CountryId, MarketId};
 use crate::model::{Category, Era, PricingModel, PricingType};
 use crate::money::{Currency, Decimal};
@@ -39,7 +43,9 @@ pub struct Charge<'e> {
     pub sent_at: UnixMs,
     pub waba: &'e str,
     pub phone: Msisdn,
-    pub user: Msisdn,
+    /// The user as the outbound event named them: phone number, BSUID, or both.
+    pub user: Option<Msisdn>,
+    pub user_id: Option<&'e str>,
     pub country: CountryId,
     pub market: MarketId,
     pub pricing_model: PricingModel,
@@ -60,6 +66,15 @@ impl Charge<'_> {
     pub fn billable(&self) -> bool {
         self.amount.is_positive()
     }
+    /// The charge line's `user`: the phone number when the message named one, else its BSUID
+    /// (decisions.md D104).
+    pub fn user_text(&self) -> std::borrow::Cow<'_, str> {
+        match (self.user, self.user_id) {
+            (Some(u), _) => u.to_string().into(),
+            (None, Some(b)) => b.into(),
+            (None, None) => "".into(),
+        }
+    }
 }
 
 /// Why a message (or an account) could not be rated. Stable codes, see [`RatingError::code`].
@@ -75,10 +90,14 @@ pub enum RatingError {
     ConflictingAccount { waba: String },
     #[error("id '{id}' is used by two different {kind} events")]
     ConflictingDuplicate { id: String, kind: &'static str },
+    #[error("message {id}: known from Meta's statuses only, and none of them gives pricing.category, so its category is unknown (give its outbound event)")]
+    UnknownCategory { id: String },
     #[error("message {id}: sent on {date} (WABA time), before 2023-06-01; pricing before conversation categories is not supported")]
     UnsupportedDate { id: String, date: Date },
     #[error("message {id}: no country has a calling code that starts {user}")]
     UnknownCountry { id: String, user: Msisdn },
+    #[error("message {id}: the user's BSUID starts with '{country}', which is not a country of markets.csv (and no phone number of the user is known)")]
+    UnknownUserIdCountry { id: String, country: String },
     #[error("message {id}: country {country} has no market on {date}")]
     NoMarket {
         id: String,
@@ -106,8 +125,11 @@ impl RatingError {
             RatingError::InvalidAccount { .. } => "invalid_account",
             RatingError::ConflictingAccount { .. } => "conflicting_account",
             RatingError::ConflictingDuplicate { .. } => "conflicting_duplicate",
+            RatingError::UnknownCategory { .. } => "unknown_category",
             RatingError::UnsupportedDate { .. } => "unsupported_date",
-            RatingError::UnknownCountry { .. } => "unknown_country",
+            RatingError::UnknownCountry { .. } | RatingError::UnknownUserIdCountry { .. } => {
+                "unknown_country"
+            }
             RatingError::NoMarket { .. } => "unknown_market",
             RatingError::MissingRate { .. } => "missing_rate",
         }
@@ -124,6 +146,13 @@ pub struct Notes {
     /// Delivered non-template messages sent when no customer service window was open in the
     /// input (Meta only delivers them inside one: an inbound is probably missing).
     pub non_template_outside_window: u64,
+    /// Messages rated from Meta's status webhooks alone (no outbound event), decisions.md D110.
+    pub from_statuses: u64,
+    /// Of those, messages with no `sent` status: sent at their earliest status (D111).
+    pub sent_missing: u64,
+    /// Messages whose outbound event's template category differs from the category Meta's
+    /// statuses bill them in: rated in Meta's (D112).
+    pub category_overridden: u64,
 }
 
 /// Size of the rater's state after a run, for capacity planning and benchmarks.
@@ -226,6 +255,9 @@ fn rate_events<'e>(
 ) -> Rated<'e> {
     let mut out = Rated::default();
     let mut machine = Machine::new(tariff, opts);
+    if keys.iter().any(|k| k.identities) {
+        machine.ids = Identities::build(events.iter());
+    }
     for acc in collect_accounts(accounts, events, &keys, &mut out).values() {
         if let Err(e) = machine.add_account(acc) {
             out.errors.push(e);
@@ -245,9 +277,9 @@ fn rate_events<'e>(
             std::hint::black_box(machine.look_ahead(ahead, events, &mut pairs_ahead));
         }
         if i >= tied_to {
-            let (at, kind) = (steps[i].at, steps[i].kind);
+            let (at, rank) = (steps[i].at, steps[i].kind.rank());
             let mut j = i + 1;
-            while j < steps.len() && steps[j].at == at && steps[j].kind == kind {
+            while j < steps.len() && steps[j].at == at && steps[j].kind.rank() == rank {
                 j += 1;
             }
             if j - i > 1 {
@@ -268,15 +300,29 @@ fn rate_events<'e>(
                 };
                 machine.inbound(ib);
             }
-            StepKind::Outbound => {
-                let Event::Outbound(ob) = events.get(step.idx) else {
-                    unreachable!()
+            StepKind::Outbound | StepKind::FromStatus => {
+                let sent = match events.get(step.idx) {
+                    Event::Outbound(ob) => {
+                        let mut sent = Sent::of_outbound(ob);
+                        if step.meta_kind != 0 {
+                            // Meta's billed template category wins (D112).
+                            if let Some((kind, _)) = decode_kind(step.meta_kind) {
+                                sent.kind = kind;
+                            }
+                        }
+                        sent
+                    }
+                    Event::Status(st) => {
+                        let (kind, mm) = decode_kind(step.meta_kind).expect("chosen with a kind");
+                        Sent::of_status(st, kind, mm)
+                    }
+                    _ => unreachable!("an outbound step is an outbound or a status event"),
                 };
                 let delivery = Delivery {
                     delivered_at: (step.delivered_at != NEVER).then_some(step.delivered_at),
                     failed: step.failed,
                 };
-                match machine.outbound(step.idx, step.account, ob, delivery, events) {
+                match machine.outbound(step.idx, step.account, sent, delivery, events) {
                     Ok(c) => out.charges.push(c),
                     Err(e) => out.errors.push(e),
                 }
@@ -289,7 +335,78 @@ fn rate_events<'e>(
     out.notes.non_template_outside_window = machine.non_template_outside_window;
     out.state = machine.stats();
     out.notes.orphan_statuses = timeline.orphan_statuses;
+    out.notes.from_statuses = timeline.from_statuses;
+    out.notes.sent_missing = timeline.sent_missing;
+    out.notes.category_overridden = timeline.category_overridden;
     out
+}
+
+/// An outbound message as the walk rates it: from its outbound event, or from the status
+/// webhook that stands for it (D110).
+#[derive(Clone, Copy)]
+struct Sent<'e> {
+    id: &'e str,
+    at: UnixMs,
+    waba: &'e str,
+    phone: Msisdn,
+    user: Option<Msisdn>,
+    user_id: Option<&'e Bsuid<'e>>,
+    kind: MessageKind,
+    marketing_messages_api: bool,
+    agent: Option<&'e str>,
+}
+
+impl<'e> Sent<'e> {
+    #[inline]
+    fn of_outbound(o: &'e Outbound<'e>) -> Self {
+        Sent {
+            id: o.id.as_ref(),
+            at: o.at,
+            waba: o.waba.as_ref(),
+            phone: o.phone,
+            user: o.user,
+            user_id: o.user_id.as_ref(),
+            kind: o.kind,
+            marketing_messages_api: o.marketing_messages_api,
+            agent: o.agent.as_deref(),
+        }
+    }
+    fn of_status(s: &'e Status<'e>, kind: MessageKind, marketing_messages_api: bool) -> Self {
+        let m: &'e StatusMessage<'e> = s.message.as_deref().expect("a status standing for it");
+        Sent {
+            id: s.id.as_ref(),
+            at: s.at,
+            waba: m.waba.as_ref(),
+            phone: m.phone,
+            user: m.user,
+            user_id: m.user_id.as_ref(),
+            kind,
+            marketing_messages_api,
+            agent: None,
+        }
+    }
+}
+
+/// The message kind a billed category stands for (D110): a `Step::meta_kind`, 0 for none.
+fn encode_kind(c: Category) -> u8 {
+    match c {
+        Category::Marketing => 1,
+        Category::Utility => 2,
+        Category::Authentication | Category::AuthenticationInternational => 3,
+        Category::MarketingLite => 4,
+        Category::Service | Category::ReferralConversion => 5,
+    }
+}
+
+fn decode_kind(k: u8) -> Option<(MessageKind, bool)> {
+    Some(match k {
+        1 => (MessageKind::Template(Category::Marketing), false),
+        2 => (MessageKind::Template(Category::Utility), false),
+        3 => (MessageKind::Template(Category::Authentication), false),
+        4 => (MessageKind::Template(Category::Marketing), true),
+        5 => (MessageKind::NonTemplate, false),
+        _ => return None,
+    })
 }
 
 /// The events, in one or more slices, indexed as if joined.
@@ -330,6 +447,16 @@ enum StepKind {
     Status = 2,
     /// A repeated or conflicting inbound or outbound event, left out of the timeline.
     Dropped = 3,
+    /// A status that may stand for its message, when it has no outbound event (D110).
+    FromStatus = 4,
+}
+
+impl StepKind {
+    /// Place at equal instants: inbound before outbound (a message from statuses is one).
+    #[inline]
+    fn rank(self) -> u8 {
+        (self as u8).min(1)
+    }
 }
 
 /// One inbound or outbound message on the timeline, with (for outbound) what its statuses say.
@@ -347,6 +474,9 @@ struct Step {
     account: u32,
     kind: StepKind,
     failed: bool,
+    /// The message kind Meta's statuses bill it as (`encode_kind`), or 0: set by the join for
+    /// a message from statuses, and for an outbound event whose category Meta's differs from.
+    meta_kind: u8,
 }
 
 const NO_ACCOUNT: u32 = u32::MAX;
@@ -372,6 +502,7 @@ impl Step {
             account,
             kind,
             failed: false,
+            meta_kind: 0,
         }
     }
 }
@@ -429,6 +560,9 @@ struct Timeline {
     steps: Vec<Step>,
     outbound_count: usize,
     orphan_statuses: u64,
+    from_statuses: u64,
+    sent_missing: u64,
+    category_overridden: u64,
 }
 
 /// An event reduced to what the join needs, keyed by a 92-bit fingerprint of its id: 20 bytes,
@@ -452,13 +586,20 @@ impl IdKey {
             Some(DeliveryStatus::Read) => 3,
             Some(DeliveryStatus::Failed) => 4,
         };
+        let kind_bits = match kind {
+            StepKind::Inbound => 0,
+            StepKind::Outbound => 1,
+            StepKind::Status => 2,
+            StepKind::FromStatus => 3,
+            StepKind::Dropped => unreachable!("keys are never dropped"),
+        };
         IdKey {
             fp: fp.0,
             val,
-            tag: ((fp.1 >> 37) as u32) << 5 | (kind as u32) << 3 | st,
+            tag: ((fp.1 >> 37) as u32) << 5 | kind_bits << 3 | st,
         }
     }
-    /// A status's instant.
+    /// A status's instant (of a `Status` key).
     fn at(&self) -> UnixMs {
         self.val
     }
@@ -481,7 +622,8 @@ impl IdKey {
         match (self.tag >> 3) & 3 {
             0 => StepKind::Inbound,
             1 => StepKind::Outbound,
-            _ => StepKind::Status,
+            2 => StepKind::Status,
+            _ => StepKind::FromStatus,
         }
     }
     fn status(&self) -> Option<DeliveryStatus> {
@@ -557,6 +699,8 @@ pub struct ChunkKeys {
     accounts: Vec<u32>,
     /// Number of events the keys were computed from.
     events: usize,
+    /// Some inbound or outbound event has a BSUID or an identity change: users must be linked.
+    identities: bool,
 }
 
 impl ChunkKeys {
@@ -587,6 +731,7 @@ impl ChunkKeys {
         let mut accounts = Vec::new();
         let mut wabas: FxHashMap<&str, u32> = FxHashMap::default();
         let mut keys = Vec::with_capacity(events.len());
+        let mut identities = false;
         for (i, e) in events.iter().enumerate() {
             let k = match e {
                 Event::Account(_) => {
@@ -594,11 +739,13 @@ impl ChunkKeys {
                     continue;
                 }
                 Event::Inbound(x) => {
+                    identities |= x.user_id.is_some() || x.change.is_some();
                     let pos = steps.len() as i64;
                     steps.push(Step::new(x.at, i, &x.id, NO_ACCOUNT, StepKind::Inbound));
                     IdKey::new(fingerprint(&x.id), pos, StepKind::Inbound, None)
                 }
                 Event::Outbound(x) => {
+                    identities |= x.user_id.is_some();
                     let pos = steps.len() as i64;
                     let n = wabas.len() as u32;
                     let waba = *wabas.entry(x.waba.as_ref()).or_insert(n);
@@ -606,7 +753,19 @@ impl ChunkKeys {
                     IdKey::new(fingerprint(&x.id), pos, StepKind::Outbound, None)
                 }
                 Event::Status(x) => {
-                    IdKey::new(fingerprint(&x.id), x.at, StepKind::Status, Some(x.status))
+                    let fp = fingerprint(&x.id);
+                    if let Some(m) = &x.message {
+                        // It may stand for its message: a step of its own, and a key to it.
+                        identities |= m.user_id.is_some();
+                        let pos = steps.len() as i64;
+                        let n = wabas.len() as u32;
+                        let waba = *wabas.entry(m.waba.as_ref()).or_insert(n);
+                        steps.push(Step::new(x.at, i, &x.id, waba, StepKind::FromStatus));
+                        let k = IdKey::new(fp, pos, StepKind::FromStatus, Some(x.status));
+                        starts[bucket(&k) + 1] += 1;
+                        keys.push(k);
+                    }
+                    IdKey::new(fp, x.at, StepKind::Status, Some(x.status))
                 }
             };
             starts[bucket(&k) + 1] += 1;
@@ -634,6 +793,7 @@ impl ChunkKeys {
             wabas: names,
             accounts,
             events: events.len(),
+            identities,
         }
     }
 
@@ -711,7 +871,7 @@ impl Timeline {
             steps.extend(p.steps.iter().map(|s| Step {
                 idx: s.idx + first_event,
                 account: match s.kind {
-                    StepKind::Outbound => account_of[s.account as usize],
+                    StepKind::Outbound | StepKind::FromStatus => account_of[s.account as usize],
                     _ => NO_ACCOUNT,
                 },
                 ..*s
@@ -722,9 +882,13 @@ impl Timeline {
             steps,
             outbound_count: 0,
             orphan_statuses: 0,
+            from_statuses: 0,
+            sent_missing: 0,
+            category_overridden: 0,
         };
         let mut dropped = false;
         let mut conflicts: Vec<(&'e str, &'static str)> = Vec::new();
+        let mut unknown_category: Vec<&'e str> = Vec::new();
         let mut gathered: Vec<IdKey> = Vec::new();
         let mut sorted: Vec<IdKey> = Vec::new();
         for b in 0..1usize << bits {
@@ -739,7 +903,7 @@ impl Timeline {
             }
             sort_bucket(&gathered, bits, &mut sorted);
             for run in sorted.chunk_by(|a, b| a.same_id(b)) {
-                dropped |= t.join_one_id(run, events, out, &mut conflicts);
+                dropped |= t.join_one_id(run, events, out, &mut conflicts, &mut unknown_category);
             }
         }
         drop(parts);
@@ -749,6 +913,11 @@ impl Timeline {
                 id: id.to_string(),
                 kind,
             });
+        }
+        unknown_category.sort_unstable();
+        for id in unknown_category {
+            out.errors
+                .push(RatingError::UnknownCategory { id: id.to_string() });
         }
         // Order by (instant, kind); the walk orders each run of equal (instant, kind) by id
         // just before it takes its steps, so that ids (strings elsewhere in memory) are read
@@ -767,6 +936,7 @@ impl Timeline {
         events: Events<'_, 'e>,
         out: &mut Rated<'e>,
         conflicts: &mut Vec<(&'e str, &'static str)>,
+        unknown_category: &mut Vec<&'e str>,
     ) -> bool {
         let mut delivered_at = NEVER;
         let mut failed = false;
@@ -821,6 +991,15 @@ impl Timeline {
                         }
                     }
                 }
+                StepKind::FromStatus => {
+                    dropped |= self.join_from_statuses(
+                        same_kind,
+                        &mut outbound,
+                        delivered_at != NEVER,
+                        events,
+                        unknown_category,
+                    );
+                }
                 StepKind::Dropped => unreachable!("keys are never dropped"),
             }
         }
@@ -840,6 +1019,111 @@ impl Timeline {
     }
 }
 
+impl Timeline {
+    /// The statuses of one id that carry their message (`FromStatus` keys, sorted by status,
+    /// then position): with an outbound event, they only say which category Meta bills it in
+    /// (D112); without, the `sent` one (else the earliest, D111) stands for the message in
+    /// Meta's category (D110). The others' steps are dropped. True when a step was dropped.
+    fn join_from_statuses<'e>(
+        &mut self,
+        keys: &[IdKey],
+        outbound: &mut Option<usize>,
+        delivered: bool,
+        events: Events<'_, 'e>,
+        unknown_category: &mut Vec<&'e str>,
+    ) -> bool {
+        let steps = &mut self.steps;
+        let status_of = |k: &IdKey| match events.get(steps[k.pos()].idx) {
+            Event::Status(s) => s,
+            _ => unreachable!("a FromStatus step is a status"),
+        };
+        // The one that stands for the message: `sent` first, then the earliest, then the
+        // content (repeats with different fields must not depend on the order of lines).
+        let order = |k: &IdKey| {
+            let s = status_of(k);
+            (
+                s.status != DeliveryStatus::Sent,
+                s.at,
+                s.status as u8,
+                s.message.as_deref().map(|m| {
+                    (
+                        m.category.map(encode_kind),
+                        m.waba.as_ref(),
+                        m.phone,
+                        m.user,
+                        m.user_id.as_ref().map(|b| b.as_str()),
+                    )
+                }),
+            )
+        };
+        let best = *keys
+            .iter()
+            .min_by(|a, b| order(a).cmp(&order(b)))
+            .expect("a run");
+        // Meta's category: the chosen status's, else the earliest that gives one.
+        let category = status_of(&best)
+            .message
+            .as_deref()
+            .and_then(|m| m.category)
+            .or_else(|| {
+                let mut with: Vec<&IdKey> = keys
+                    .iter()
+                    .filter(|k| {
+                        status_of(k)
+                            .message
+                            .as_deref()
+                            .is_some_and(|m| m.category.is_some())
+                    })
+                    .collect();
+                with.sort_by(|a, b| order(a).cmp(&order(b)));
+                with.first()
+                    .and_then(|k| status_of(k).message.as_deref()?.category)
+            });
+        let best_id = status_of(&best).id.as_ref();
+        let best_sent = status_of(&best).status == DeliveryStatus::Sent;
+        match *outbound {
+            Some(pos) => {
+                if let (Some(meta), Event::Outbound(ob)) = (category, events.get(steps[pos].idx)) {
+                    let declared = match ob.kind {
+                        MessageKind::Template(c) => Some(c),
+                        MessageKind::NonTemplate => None,
+                    };
+                    let billed = matches!(
+                        meta,
+                        Category::Marketing | Category::Utility | Category::Authentication
+                    );
+                    if billed && declared.is_some_and(|c| c != meta) {
+                        steps[pos].meta_kind = encode_kind(meta);
+                        self.category_overridden += 1;
+                    }
+                }
+                for k in keys {
+                    steps[k.pos()].kind = StepKind::Dropped;
+                }
+            }
+            None => {
+                for k in keys {
+                    steps[k.pos()].kind = StepKind::Dropped;
+                }
+                match category {
+                    Some(c) => {
+                        let step = &mut steps[best.pos()];
+                        step.kind = StepKind::FromStatus;
+                        step.meta_kind = encode_kind(c);
+                        *outbound = Some(best.pos());
+                        self.from_statuses += 1;
+                        self.sent_missing += u64::from(!best_sent);
+                    }
+                    // Nothing says what it was; undelivered, it would cost nothing anyway.
+                    None if delivered => unknown_category.push(best_id),
+                    None => {}
+                }
+            }
+        }
+        true
+    }
+}
+
 /// Sorts steps by (instant, kind), leaving out dropped ones. The steps come in input order,
 /// which is mostly time order with some late lines: one pass keeps the steps that extend the
 /// ordered sequence in place and sets the others aside (a step that is ahead of its successor
@@ -847,7 +1131,7 @@ impl Timeline {
 /// aside are sorted and merged in from the back. Any input order gives the same result, only
 /// slower when it is far from time order.
 fn order_steps(steps: &mut Vec<Step>, dropped: bool) {
-    let key = |s: &Step| (s.at, s.kind as u8);
+    let key = |s: &Step| (s.at, s.kind.rank());
     let n = steps.len();
     let mut aside = Vec::new();
     let mut w = 0;
@@ -904,7 +1188,8 @@ fn event_id<'a>(e: &'a Event<'_>) -> &'a str {
 const NEVER: UnixMs = UnixMs::MIN;
 const NO_COUNTRY: u16 = u16::MAX;
 
-/// (business phone, user).
+/// (business phone, user): the user is a person of [`Identities`], their phone number unless
+/// BSUIDs are about.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C, packed(4))]
 struct PairKey {
@@ -985,6 +1270,8 @@ struct Machine<'t, 'e> {
     /// (portfolio, market, category, month) → charged messages (volume tiers).
     tier_counts: FxHashMap<(u32, MarketId, Category, Month), u64>,
     account_ids: FxHashMap<&'e str, u32>,
+    /// Who each user is, when some events carry BSUIDs.
+    ids: Identities<'e>,
     non_template_outside_window: u64,
 }
 
@@ -1002,6 +1289,7 @@ impl<'t, 'e> Machine<'t, 'e> {
             free_service: FxHashMap::default(),
             tier_counts: FxHashMap::default(),
             account_ids: FxHashMap::default(),
+            ids: Identities::default(),
             non_template_outside_window: 0,
         }
     }
@@ -1025,7 +1313,8 @@ impl<'t, 'e> Machine<'t, 'e> {
                 + table(&self.free_service)
                 + table(&self.tier_counts)
                 + table(&self.phones)
-                + table(&self.account_ids),
+                + table(&self.account_ids)
+                + self.ids.bytes(),
         }
     }
 
@@ -1075,10 +1364,10 @@ impl<'t, 'e> Machine<'t, 'e> {
         *self.phones.entry(phone.get()).or_insert(n)
     }
 
-    fn pair(&mut self, phone: Msisdn, user: Msisdn) -> (PairKey, &mut PairState) {
+    fn pair(&mut self, phone: Msisdn, person: u64) -> (PairKey, &mut PairState) {
         let key = PairKey {
             phone: self.phone_index(phone),
-            user: user.get(),
+            user: person,
         };
         (key, pair_entry(&mut self.pairs, self.tariff, key))
     }
@@ -1090,13 +1379,20 @@ impl<'t, 'e> Machine<'t, 'e> {
         &self,
         steps: &[Step],
         events: Events<'_, 'e>,
-        pairs: &mut Vec<(Msisdn, Msisdn)>,
+        pairs: &mut Vec<(Msisdn, u64)>,
     ) -> usize {
         pairs.clear();
         pairs.extend(steps.iter().map(|s| match events.get(s.idx) {
-            Event::Inbound(x) => (x.phone, x.user),
-            Event::Outbound(x) => (x.phone, x.user),
-            _ => unreachable!("steps are inbound or outbound"),
+            Event::Inbound(x) => (x.phone, self.ids.person(x.user, x.user_id.as_ref())),
+            Event::Outbound(x) => (x.phone, self.ids.person(x.user, x.user_id.as_ref())),
+            Event::Status(x) => {
+                let m = x
+                    .message
+                    .as_deref()
+                    .expect("a status step stands for its message");
+                (m.phone, self.ids.person(m.user, m.user_id.as_ref()))
+            }
+            Event::Account(_) => unreachable!("steps are messages"),
         }));
         pairs
             .iter()
@@ -1104,7 +1400,7 @@ impl<'t, 'e> Machine<'t, 'e> {
                 self.phones.get(&phone.get()).is_some_and(|&p| {
                     self.pairs.contains_key(&PairKey {
                         phone: p,
-                        user: user.get(),
+                        user: *user,
                     })
                 })
             })
@@ -1112,7 +1408,12 @@ impl<'t, 'e> Machine<'t, 'e> {
     }
 
     fn inbound(&mut self, ib: &Inbound<'_>) {
-        let (_, p) = self.pair(ib.phone, ib.user);
+        if ib.change.is_some() {
+            // An identity change links identities (`Identities`); the user wrote nothing.
+            return;
+        }
+        let person = self.ids.person(ib.user, ib.user_id.as_ref());
+        let (_, p) = self.pair(ib.phone, person);
         p.last_inbound = ib.at;
         if ib.entry_point.is_some() {
             p.last_entry_point = ib.at;
@@ -1124,12 +1425,12 @@ impl<'t, 'e> Machine<'t, 'e> {
         &mut self,
         idx: u32,
         acc_id: u32,
-        ob: &'e Outbound<'e>,
+        ob: Sent<'e>,
         delivery: Delivery,
         events: Events<'_, 'e>,
     ) -> Result<Charge<'e>, RatingError> {
         let s = ob.at;
-        let id = ob.id.as_ref();
+        let id = ob.id;
         if acc_id == NO_ACCOUNT {
             return Err(RatingError::UnknownAccount {
                 id: id.to_string(),
@@ -1148,18 +1449,18 @@ impl<'t, 'e> Machine<'t, 'e> {
         let (currency, portfolio, waba) = (acc.currency, acc.portfolio, acc.waba);
         let tariff = self.tariff;
         let phone_idx = self.phone_index(ob.phone);
+        let user_id = ob.user_id;
         let key = PairKey {
             phone: phone_idx,
-            user: ob.user.get(),
+            user: self.ids.person(ob.user, user_id),
         };
         let pair = pair_entry(&mut self.pairs, tariff, key);
-        if pair.country == NO_COUNTRY {
-            return Err(RatingError::UnknownCountry {
-                id: id.to_string(),
-                user: ob.user,
-            });
-        }
-        let country = CountryId(pair.country);
+        // The market is the country of the user's number when one is known, else of the
+        // BSUID's prefix (decisions.md D102); the pair keeps its person's number's country.
+        let country = match ob.user {
+            Some(u) if u.get() == key.user && pair.country != NO_COUNTRY => CountryId(pair.country),
+            _ => country_of_user(&self.ids, tariff, &ob, key.user, pair.country)?,
+        };
         let markets = &tariff.markets;
         let market = markets
             .market_on(country, date)
@@ -1213,6 +1514,7 @@ impl<'t, 'e> Machine<'t, 'e> {
             waba,
             phone: ob.phone,
             user: ob.user,
+            user_id: user_id.map(|b| b.as_str()),
             country,
             market,
             pricing_model: model,
@@ -1224,7 +1526,7 @@ impl<'t, 'e> Machine<'t, 'e> {
             currency,
             billed_at: None,
             conversation_id: None,
-            agent: ob.agent.as_deref(),
+            agent: ob.agent,
         };
 
         let delivered_at = match delivery.delivered_at {
@@ -1428,6 +1730,38 @@ impl<'t, 'e> Machine<'t, 'e> {
     }
 }
 
+/// The country of a message's user other than by the pair's cached number (D102): a BSUID's
+/// number or prefix, or a number that is not the person's key (after a number change).
+#[inline(never)]
+fn country_of_user(
+    ids: &Identities<'_>,
+    tariff: &Tariff,
+    ob: &Sent<'_>,
+    person: u64,
+    cached: u16,
+) -> Result<CountryId, RatingError> {
+    let market_phone = ids.market_phone(ob.user, ob.user_id);
+    let country = match market_phone {
+        Some(u) if u.get() == person && cached != NO_COUNTRY => Some(cached),
+        Some(u) => tariff.markets.country_of(u.get()).map(|c| c.0),
+        None => ob
+            .user_id
+            .and_then(|b| tariff.markets.country(b.country()).map(|c| c.0)),
+    };
+    country
+        .map(CountryId)
+        .ok_or_else(|| match (market_phone, ob.user_id) {
+            (None, Some(b)) => RatingError::UnknownUserIdCountry {
+                id: ob.id.to_string(),
+                country: b.country().to_string(),
+            },
+            (u, _) => RatingError::UnknownCountry {
+                id: ob.id.to_string(),
+                user: u.expect("an outbound event names its user"),
+            },
+        })
+}
+
 fn pair_entry<'m>(
     pairs: &'m mut FxHashMap<PairKey, PairState>,
     tariff: &Tariff,
@@ -1438,10 +1772,14 @@ fn pair_entry<'m>(
         last_entry_point: NEVER,
         fep_end: NEVER,
         fep_opener: 0,
-        country: tariff
-            .markets
-            .country_of(key.user)
-            .map_or(NO_COUNTRY, |c| c.0),
+        country: if key.user & BSUID_PERSON != 0 {
+            NO_COUNTRY
+        } else {
+            tariff
+                .markets
+                .country_of(key.user)
+                .map_or(NO_COUNTRY, |c| c.0)
+        },
         flags: 0,
     })
 }

@@ -1730,3 +1730,86 @@ async fn a_revoked_key_stops_working_within_the_cache_time() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("invalid_api_key"), "{body}");
 }
+
+/// The `--- events` lines of a golden scenario (tests/scenarios/), comments left out.
+fn scenario_events(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/scenarios")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = Vec::new();
+    let mut inside = false;
+    for l in text.lines() {
+        if let Some(section) = l.strip_prefix("--- ") {
+            inside = section.trim() == "events";
+        } else if inside && !l.starts_with('#') && !l.trim().is_empty() {
+            lines.push(l);
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// Users known by BSUID (issue 14, point 3): Meta's envelopes with `from_user_id` and no `from`,
+/// identity changes, and the platform's outbound lines naming `user_id`, sent in any order,
+/// give through the service the charges `wabill rate` gives (decisions.md D101, D105).
+#[tokio::test]
+async fn users_known_by_bsuid_are_rated_through_the_service_as_in_the_batch() {
+    for (name, seed) in [
+        ("bsuid_username_inbound_opens_window.scn", 3),
+        ("bsuid_link_learned_later.scn", 5),
+        ("bsuid_number_change.scn", 7),
+    ] {
+        let lines = scenario_events(name);
+        let expected = batch_rating(&lines);
+        assert!(
+            ["BR.", "MX."].iter().any(|b| expected.contains(b)),
+            "{name}: some charge names a BSUID"
+        );
+        let s = sqlite_service().await;
+        // Meta's envelopes through the signed webhook, the platform's lines through the API.
+        let (hooks, own): (Vec<&str>, Vec<&str>) =
+            lines.lines().partition(|l| l.starts_with(r#"{"object""#));
+        send_shuffled(&s, &(own.join("\n") + "\n"), seed, false).await;
+        for h in hooks {
+            let req = Request::post("/webhooks/whatsapp")
+                .header("x-hub-signature-256", meta::sign(SECRET, h.as_bytes()))
+                .body(Body::from(h.to_string()))
+                .unwrap();
+            let (status, text, _) = call(&s, req).await;
+            assert_eq!(status, StatusCode::OK, "{name}: {text}");
+        }
+        s.state.engine.settle().await.unwrap();
+        let got = all_charges(&s, &s.admin, "").await;
+        assert_eq!(
+            got, expected,
+            "{name}: stored charges differ from the batch rating"
+        );
+    }
+}
+
+/// A status that names its message's WABA (decisions.md D110) is that WABA's event: a key
+/// scoped to W1 may not send one naming W2, even for an id no message of either has.
+#[tokio::test]
+async fn a_scoped_key_may_not_send_a_status_naming_another_waba() {
+    let s = sqlite_service().await;
+    let store = s.state.engine.store().clone();
+    store
+        .create_key(&NewApiKey {
+            name: "sender-w1".into(),
+            role: Role::Sender,
+            tenant_wabas: vec!["W1".into()],
+            key_hash: hash_key("sender-w1"),
+        })
+        .await
+        .unwrap();
+    let w2 = r#"{"kind":"status","id":"wamid.NEW","at":"2026-08-03T10:05:00Z","status":"sent","waba":"W2","phone":"15550001111","user":"5511988887777","category":"marketing"}"#;
+    let (_, text, _) = call(&s, post_events("sender-w1", w2.into())).await;
+    assert!(
+        text.contains("may not send events for that WABA") && !text.contains("W2"),
+        "{text}"
+    );
+    let w1 = w2.replace(r#""waba":"W2""#, r#""waba":"W1""#);
+    let (status, text, _) = call(&s, post_events("sender-w1", w1)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains(r#""stored":1"#), "{text}");
+}

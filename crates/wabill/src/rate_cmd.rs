@@ -182,11 +182,20 @@ fn report_notes(w: &mut impl Write, rated: &Rated<'_>, ignored_webhook_items: u6
     if n.orphan_statuses > 0 {
         writeln!(w, "note: {} message id(s) have statuses but no outbound event, so no charge line (give their outbound events to rate them)", n.orphan_statuses)?;
     }
+    if n.from_statuses > 0 {
+        writeln!(w, "note: {} message(s) with no outbound event were rated from Meta's status webhooks (decisions.md D110)", n.from_statuses)?;
+    }
+    if n.sent_missing > 0 {
+        writeln!(w, "note: {} of them have no 'sent' status and were taken as sent at their earliest status (D111)", n.sent_missing)?;
+    }
+    if n.category_overridden > 0 {
+        writeln!(w, "note: {} message(s) were rated in the template category Meta's statuses bill, not the outbound event's (D112)", n.category_overridden)?;
+    }
     if n.non_template_outside_window > 0 {
         writeln!(w, "note: {} delivered non-template message(s) were sent with no customer service window open in the input (an inbound message is probably missing)", n.non_template_outside_window)?;
     }
     if ignored_webhook_items > 0 {
-        writeln!(w, "note: {ignored_webhook_items} webhook item(s) carry nothing to rate (other fields, warning/deleted statuses)")?;
+        writeln!(w, "note: {ignored_webhook_items} webhook item(s) carry nothing to rate (other fields, warning/deleted statuses, system messages that are no identity change)")?;
     }
     Ok(())
 }

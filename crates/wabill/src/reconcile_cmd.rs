@@ -10,7 +10,7 @@ use anyhow::Result;
 use std::io::Write;
 use std::path::PathBuf;
 use wabill_engine::reconcile::{reconcile, JsonValue, Report};
-use wabill_rating::{rate_keyed_chunks, RateOptions};
+use wabill_rating::{rate_keyed_chunks, Category, Event, MessageKind, RateOptions};
 use wabill_store::{ChargeRow, MetaPricingRow};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -68,6 +68,32 @@ pub fn run(args: &ReconcileArgs) -> Result<i32> {
         )?;
         return Ok(EXIT_UNRATABLE);
     }
+    // Where the platform's outbound event named another template category than Meta bills:
+    // the charge follows Meta's (decisions.md D112), and the difference is listed here.
+    let declared: std::collections::HashMap<&str, Category> = parsed
+        .events()
+        .into_iter()
+        .flat_map(|chunk| chunk.iter())
+        .filter_map(|e| match e {
+            Event::Outbound(o) => match o.kind {
+                MessageKind::Template(c) => Some((o.id.as_ref(), c)),
+                MessageKind::NonTemplate => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let platform: Vec<(&str, Category, Category)> = rated
+        .charges
+        .iter()
+        .filter_map(|c| {
+            let d = *declared.get(c.id)?;
+            let template = matches!(
+                c.category,
+                Category::Marketing | Category::Utility | Category::Authentication
+            );
+            (template && c.category != d).then_some((c.id, d, c.category))
+        })
+        .collect();
     let charges: Vec<ChargeRow> = rated
         .charges
         .iter()
@@ -119,8 +145,16 @@ pub fn run(args: &ReconcileArgs) -> Result<i32> {
             for m in &report.meta_only {
                 writeln!(out, "{}", Report::meta_only_json(m))?;
             }
+            for (id, declared, billed) in &platform {
+                let line = serde_json::json!({
+                    "id": id,
+                    "differences": [{"field": "platform_category", "platform": declared.as_str(), "meta": billed.as_str()}],
+                    "note": "the outbound event's template category; charged in Meta's (decisions.md D112)",
+                });
+                writeln!(out, "{line}")?;
+            }
         }
-        Format::Table => write_table(&mut out, &report)?,
+        Format::Table => write_table(&mut out, &report, &platform)?,
     }
     out.flush()?;
     writeln!(
@@ -132,11 +166,22 @@ pub fn run(args: &ReconcileArgs) -> Result<i32> {
         report.wabill_only,
         report.meta_only.len()
     )?;
+    if !platform.is_empty() {
+        writeln!(
+            stderr,
+            "{} outbound event(s) name another template category than Meta bills; charged in Meta's",
+            platform.len()
+        )?;
+    }
     Ok(0)
 }
 
 /// One line per differing field, and one per Meta-only message.
-fn write_table(out: &mut impl Write, report: &Report) -> Result<()> {
+fn write_table(
+    out: &mut impl Write,
+    report: &Report,
+    platform: &[(&str, Category, Category)],
+) -> Result<()> {
     let text = |v: &JsonValue| match v.as_str() {
         Some(s) => s.to_string(),
         None => v.to_string(),
@@ -166,6 +211,14 @@ fn write_table(out: &mut impl Write, report: &Report) -> Result<()> {
             )
             .trim_end()
             .to_string(),
+        ]);
+    }
+    for (id, declared, billed) in platform {
+        rows.push([
+            id.to_string(),
+            "platform_category".into(),
+            declared.as_str().into(),
+            billed.as_str().into(),
         ]);
     }
     let mut widths = [0usize; 4];

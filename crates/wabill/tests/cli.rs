@@ -575,3 +575,62 @@ fn admin_commands_are_audited() {
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
 }
+
+/// The events of a golden scenario (tests/scenarios/), comments left out.
+fn scenario_events(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/scenarios")
+        .join(name);
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = String::new();
+    let mut inside = false;
+    for l in text.lines() {
+        if let Some(section) = l.strip_prefix("--- ") {
+            inside = section.trim() == "events";
+        } else if inside && !l.starts_with('#') && !l.trim().is_empty() {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Meta's webhooks alone (issue 14, point 1): `wabill rate` rates the messages from their
+/// statuses and says so; `wabill reconcile` lists the outbound events whose template category
+/// Meta bills otherwise (decisions.md D110-D112).
+#[test]
+fn webhooks_alone_are_rated_and_reconcile_lists_the_platforms_other_category() {
+    let out = wabill(&["rate", "-"], Some(&scenario_events("webhooks_alone.scn")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 6);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "note: 6 message(s) with no outbound event were rated from Meta's status webhooks"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("note: 1 of them have no 'sent' status"),
+        "{err}"
+    );
+
+    let out = wabill(
+        &["reconcile", "-"],
+        Some(&scenario_events("webhooks_meta_category_wins.scn")),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let platform: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["differences"][0]["field"] == "platform_category")
+        .collect();
+    assert_eq!(platform.len(), 1, "{lines:?}");
+    assert_eq!(platform[0]["id"], "m1");
+    assert_eq!(platform[0]["differences"][0]["platform"], "utility");
+    assert_eq!(platform[0]["differences"][0]["meta"], "marketing");
+    assert!(text(&out.stderr).contains("1 outbound event(s) name another template category"));
+}

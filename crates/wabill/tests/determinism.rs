@@ -17,6 +17,8 @@ const USERS: [&str; 4] = [
     "6281200000003",
     "12125550100",
 ];
+/// The users' business-scoped ids (BSUIDs), of their numbers' countries.
+const BSUIDS: [&str; 4] = ["BR.1502576394655843", "IN.77", "ID.3", "US.ENT.4"];
 /// Start instants (Unix seconds) of the periods streams are drawn from: around the CBP→PMP
 /// switch, inside PMP, and around the 2026-10-01 switch.
 const PERIODS: [i64; 3] = [1_751_155_200, 1_762_128_000, 1_759_104_000];
@@ -56,12 +58,26 @@ fn time(period: usize, minutes: i64) -> i64 {
 }
 
 fn lines_of(period: usize, actions: &[Action]) -> Vec<String> {
+    lines_named(period, actions, 0)
+}
+
+/// The lines of `actions`, each message naming its user by number, by BSUID or by both as the
+/// bits of `naming` say (two per action: 0 or 3 number, 1 BSUID, 2 both). With any BSUID, a
+/// system line for every user links their number and BSUID without opening anything.
+fn lines_named(period: usize, actions: &[Action], naming: u128) -> Vec<String> {
     let mut lines: Vec<String> = ACCOUNTS.iter().map(|s| s.to_string()).collect();
     for (i, a) in actions.iter().enumerate() {
         let at = time(period, a.minutes);
         let waba = ["W1", "W2"][a.waba];
         let phone = ["15550001111", "15550002222"][a.waba];
-        let user = USERS[a.user];
+        let user = match (naming >> (2 * (i % 64))) & 3 {
+            1 => format!(r#""user_id":"{}""#, BSUIDS[a.user]),
+            2 => format!(
+                r#""user":"{}","user_id":"{}""#,
+                USERS[a.user], BSUIDS[a.user]
+            ),
+            _ => format!(r#""user":"{}""#, USERS[a.user]),
+        };
         if a.kind < 3 {
             let ep = if a.kind == 0 {
                 r#","entry_point":"ctwa""#
@@ -69,7 +85,7 @@ fn lines_of(period: usize, actions: &[Action]) -> Vec<String> {
                 ""
             };
             lines.push(format!(
-                r#"{{"kind":"inbound","id":"in{i}","at":"{at}","waba":"{waba}","phone":"{phone}","user":"{user}"{ep}}}"#
+                r#"{{"kind":"inbound","id":"in{i}","at":"{at}","waba":"{waba}","phone":"{phone}",{user}{ep}}}"#
             ));
             continue;
         }
@@ -82,7 +98,7 @@ fn lines_of(period: usize, actions: &[Action]) -> Vec<String> {
             _ => r#""type":"image""#,
         };
         lines.push(format!(
-            r#"{{"kind":"outbound","id":"out{i}","at":"{at}","waba":"{waba}","phone":"{phone}","user":"{user}",{what}}}"#
+            r#"{{"kind":"outbound","id":"out{i}","at":"{at}","waba":"{waba}","phone":"{phone}",{user},{what}}}"#
         ));
         let status = match a.status {
             0 => None,
@@ -95,6 +111,81 @@ fn lines_of(period: usize, actions: &[Action]) -> Vec<String> {
                 r#"{{"kind":"status","id":"out{i}","at":"{}","status":"{st}"}}"#,
                 at + 1 + (a.status as i64)
             ));
+        }
+    }
+    if naming != 0 {
+        for (u, (number, bsuid)) in USERS.iter().zip(BSUIDS).enumerate() {
+            lines.push(format!(
+                r#"{{"kind":"inbound","id":"link{u}","at":"{}","waba":"W1","phone":"15550001111","user":"{number}","system":"user_changed_user_id","new_user_id":"{bsuid}"}}"#,
+                PERIODS[period]
+            ));
+        }
+    }
+    lines
+}
+
+/// The lines of `actions` as Meta's webhooks give them: inbound messages as they are, and each
+/// outbound message as its statuses only, a `sent` one at the send instant and the action's
+/// own, each naming the message (WABA, business phone, recipient) and the category `billed`
+/// says (or, for a message with no charge line, its own). Half the statuses are
+/// Meta's envelopes, half wabill's status lines with the same fields.
+fn webhook_lines(
+    period: usize,
+    actions: &[Action],
+    billed: &std::collections::HashMap<String, String>,
+) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for l in lines_of(period, actions) {
+        if !l.contains(r#""kind":"outbound""#) && !l.contains(r#""kind":"status""#) {
+            lines.push(l);
+        }
+    }
+    for (i, a) in actions.iter().enumerate() {
+        if a.kind < 3 {
+            continue;
+        }
+        let at = time(period, a.minutes);
+        let waba = ["W1", "W2"][a.waba];
+        let phone = ["15550001111", "15550002222"][a.waba];
+        let user = USERS[a.user];
+        let id = format!("out{i}");
+        // A message with no charge line (an error) is billed in its own category.
+        let own = [
+            "service",
+            "marketing",
+            "utility",
+            "authentication",
+            "marketing_lite",
+            "service",
+        ];
+        let category = Some(
+            billed
+                .get(&id)
+                .map_or(own[a.category as usize], |c| c.as_str()),
+        );
+        let mut statuses = vec![("sent", at)];
+        match a.status {
+            0 => {}
+            1 => statuses.push(("failed", at + 1 + a.status as i64)),
+            2 => statuses.push(("read", at + 1 + a.status as i64)),
+            _ => statuses.push(("delivered", at + 1 + a.status as i64)),
+        }
+        for (n, (status, when)) in statuses.into_iter().enumerate() {
+            if (i + n) % 2 == 0 {
+                let pricing = category
+                    .map(|c| format!(r#","pricing":{{"pricing_model":"PMP","category":"{c}"}}"#))
+                    .unwrap_or_default();
+                lines.push(format!(
+                    r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{waba}","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"{phone}","phone_number_id":"1"}},"statuses":[{{"id":"{id}","status":"{status}","timestamp":"{when}","recipient_id":"{user}"{pricing}}}]}}}}]}}]}}"#
+                ));
+            } else {
+                let category = category
+                    .map(|c| format!(r#","category":"{c}""#))
+                    .unwrap_or_default();
+                lines.push(format!(
+                    r#"{{"kind":"status","id":"{id}","at":"{when}","status":"{status}","waba":"{waba}","phone":"{phone}","user":"{user}"{category}}}"#
+                ));
+            }
         }
     }
     lines
@@ -171,6 +262,71 @@ proptest! {
         }
         prop_assert_eq!(&after, &batch);
         if late.is_empty() { prop_assert_eq!(&first, &batch); }
+    }
+
+    /// Windows, free entry points, CBP conversations, allowances and tiers follow the person:
+    /// naming users by BSUID, by number or both, once their identities are linked, gives the
+    /// charges of naming them by number (but for the `user` each line names), in any order.
+    #[test]
+    fn a_user_is_the_same_person_by_number_or_by_bsuid_in_any_order(
+        period in 0usize..PERIODS.len(),
+        actions in prop::collection::vec(action(), 1..60),
+        naming in any::<u128>(),
+        seed in any::<u64>(),
+    ) {
+        let by_number = String::from_utf8(rate_lines(&lines_of(period, &actions)).0).unwrap();
+        let mut lines = lines_named(period, &actions, naming | 1);
+        let (named, _, _) = rate_lines(&lines);
+        let mut named = String::from_utf8(named).unwrap();
+        for (number, bsuid) in USERS.iter().zip(BSUIDS) {
+            named = named.replace(&format!(r#""user":"{bsuid}""#), &format!(r#""user":"{number}""#));
+        }
+        prop_assert_eq!(&named, &by_number);
+        let mut x = seed | 1;
+        for i in (1..lines.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            lines.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let (shuffled, _, _) = rate_lines(&lines);
+        let mut shuffled = String::from_utf8(shuffled).unwrap();
+        for (number, bsuid) in USERS.iter().zip(BSUIDS) {
+            shuffled = shuffled.replace(&format!(r#""user":"{bsuid}""#), &format!(r#""user":"{number}""#));
+        }
+        prop_assert_eq!(&shuffled, &by_number);
+    }
+
+    /// Webhooks alone are enough (issue 14, point 1): the same traffic given as Meta's status
+    /// webhooks only (a `sent` status and the delivery statuses, naming the WABA, the business
+    /// phone, the recipient and the category Meta bills), without outbound events, gives the
+    /// charges of the outbound events, in any order (decisions.md D110).
+    #[test]
+    fn statuses_alone_give_the_charges_of_the_outbound_events_in_any_order(
+        period in 0usize..PERIODS.len(),
+        actions in prop::collection::vec(action(), 1..60),
+        seed in any::<u64>(),
+    ) {
+        let events = lines_of(period, &actions);
+        let (expected, _, _) = rate_lines(&events);
+        let expected = String::from_utf8(expected).unwrap();
+        // What Meta bills each message as: here, what wabill says (Meta agreeing).
+        let billed: std::collections::HashMap<String, String> = expected
+            .lines()
+            .filter(|l| !l.starts_with("error: "))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["id"].as_str().unwrap().to_string(), v["category"].as_str().unwrap().to_string())
+            })
+            .collect();
+        let mut hooks = webhook_lines(period, &actions, &billed);
+        let (got, _, _) = rate_lines(&hooks);
+        prop_assert_eq!(String::from_utf8(got).unwrap(), expected.clone());
+        let mut x = seed | 1;
+        for i in (1..hooks.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            hooks.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let (shuffled, _, _) = rate_lines(&hooks);
+        prop_assert_eq!(String::from_utf8(shuffled).unwrap(), expected);
     }
 
     #[test]

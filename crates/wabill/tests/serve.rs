@@ -395,7 +395,7 @@ fn reconcile_prints_disagreements_and_totals_and_exits_0() {
     let account = r#"{"kind":"account","waba":"W1","timezone":"UTC","currency":"USD","primary_country":"BR"}"#;
     let m1 = r#"{"kind":"outbound","id":"m1","at":"2025-11-05T10:00:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"marketing"}"#;
     let m2 = r#"{"kind":"outbound","id":"m2","at":"2025-11-05T11:00:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"marketing"}"#;
-    let hook = r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","changes":[{"field":"messages","value":{"metadata":{"display_phone_number":"15550001111"},"statuses":[{"id":"m1","status":"delivered","timestamp":"1762336802","recipient_id":"5511988887777","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"utility"}},{"id":"m2","status":"delivered","timestamp":"1762340402","recipient_id":"5511988887777","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}},{"id":"m9","status":"sent","timestamp":"1762340402","recipient_id":"5511988887777","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}}]}}]}]}"#;
+    let hook = r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","changes":[{"field":"messages","value":{"metadata":{"display_phone_number":"15550001111"},"statuses":[{"id":"m1","status":"delivered","timestamp":"1762336802","recipient_id":"5511988887777","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"utility"}},{"id":"m2","status":"delivered","timestamp":"1762340402","recipient_id":"5511988887777","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}},{"id":"m9","status":"sent","timestamp":"1762340402","recipient_id":"5511988887777","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}},{"id":"m8","status":"sent","timestamp":"1762340402","pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}}]}}]}]}"#;
     let dir = tmpdir("reconcile");
     let events = dir.join("events.jsonl");
     let hooks = dir.join("webhooks.jsonl");
@@ -416,15 +416,19 @@ fn reconcile_prints_disagreements_and_totals_and_exits_0() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // m1: the platform said marketing, Meta bills utility: charged as utility (decisions.md
+    // D112), so the charge agrees with Meta and the platform's category is listed. m9 has no
+    // outbound event and is rated from its status (D110); m8's status names no recipient, so
+    // only Meta priced it.
     assert_eq!(lines.len(), 2, "{lines:?}");
-    assert_eq!(lines[0]["id"], "m1");
-    assert_eq!(lines[0]["differences"][0]["field"], "category");
-    assert_eq!(lines[0]["wabill"]["category"], "marketing");
-    assert_eq!(lines[0]["meta"]["category"], "utility");
-    assert_eq!(lines[1]["id"], "m9");
-    assert_eq!(lines[1]["wabill"], Value::Null);
+    assert_eq!(lines[0]["id"], "m8");
+    assert_eq!(lines[0]["wabill"], Value::Null);
+    assert_eq!(lines[1]["id"], "m1");
+    assert_eq!(lines[1]["differences"][0]["field"], "platform_category");
+    assert_eq!(lines[1]["differences"][0]["platform"], "marketing");
+    assert_eq!(lines[1]["differences"][0]["meta"], "utility");
     assert!(
-        stderr.contains("compared 2 message(s): 1 agree, 1 disagree; 0 charged by wabill only, 1 priced by Meta only"),
+        stderr.contains("compared 3 message(s): 3 agree, 0 disagree; 0 charged by wabill only, 1 priced by Meta only"),
         "{stderr}"
     );
     let table = run(
@@ -440,7 +444,7 @@ fn reconcile_prints_disagreements_and_totals_and_exits_0() {
     let table = String::from_utf8(table.stdout).unwrap();
     assert!(
         table.lines().any(|l| l.starts_with("m1")
-            && l.contains("category")
+            && l.contains("platform_category")
             && l.contains("marketing")
             && l.contains("utility")),
         "{table}"
