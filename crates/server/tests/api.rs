@@ -311,6 +311,84 @@ async fn meta_webhooks_are_verified_stored_and_rated() {
     assert_eq!(c["billed_at"], "2025-11-03T10:00:32Z");
 }
 
+fn signed_webhook(body: Vec<u8>) -> Request<Body> {
+    Request::post("/webhooks/whatsapp")
+        .header("x-hub-signature-256", meta::sign(SECRET, &body))
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_signed_webhook_has_the_bounds_of_v1_events() {
+    let s = sqlite_service().await;
+    let json = |text: &str| -> serde_json::Value { serde_json::from_str(text).unwrap() };
+    let envelope = |statuses: &[String]| {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"metadata":{{"display_phone_number":"15550001111"}},"statuses":[{}]}}}}]}}]}}"#,
+            statuses.join(",")
+        )
+    };
+    let status = |i: usize| {
+        format!(r#"{{"id":"wamid.S{i}","status":"delivered","timestamp":"1762164000"}}"#)
+    };
+
+    // More than 10,000 events in the envelope: 413 too_many_events, nothing stored.
+    let over: Vec<String> = (0..api::MAX_EVENTS_PER_REQUEST + 1).map(status).collect();
+    let (code, text, _) = call(&s, signed_webhook(envelope(&over).into_bytes())).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert_eq!(json(&text)["error"]["code"], "too_many_events", "{text}");
+    assert!(
+        text.contains("more than 10000 messages and statuses"),
+        "{text}"
+    );
+    assert_eq!(s.state.engine.store().max_seq().await.unwrap(), 0);
+
+    // Exactly the limit is taken.
+    let full: Vec<String> = (0..api::MAX_EVENTS_PER_REQUEST).map(status).collect();
+    let (code, text, _) = call(&s, signed_webhook(envelope(&full).into_bytes())).await;
+    assert_eq!(code, StatusCode::OK, "{text}");
+
+    // A signed body with nothing in it is refused, not answered 200.
+    for empty in ["", "  \r\n"] {
+        let (code, text, _) = call(&s, signed_webhook(empty.into())).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{empty:?}: {text}");
+        assert_eq!(json(&text)["error"]["code"], "empty_body", "{text}");
+    }
+
+    // A string over its bound names the field and the limit, never the value.
+    let long = envelope(&[format!(
+        r#"{{"id":"{}","status":"delivered","timestamp":"1762164000"}}"#,
+        "x".repeat(300_000)
+    )]);
+    let (code, text, _) = call(&s, signed_webhook(long.into_bytes())).await;
+    assert_eq!(
+        code,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        &text[..text.len().min(300)]
+    );
+    let e = json(&text);
+    assert_eq!(e["error"]["code"], "invalid_webhook");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("statuses[0].id") && message.contains("limit of 256 bytes"),
+        "{message}"
+    );
+    assert!(text.len() < 1000, "the value is not echoed");
+
+    // A byte that is not UTF-8 is named by its place.
+    let mut bad = envelope(&[status(1)]).into_bytes();
+    bad[20] = 0xff;
+    let (code, text, _) = call(&s, signed_webhook(bad)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
+    assert_eq!(json(&text)["error"]["code"], "invalid_body", "{text}");
+    assert!(text.contains("byte 21"), "{text}");
+    assert_eq!(
+        s.state.engine.store().max_seq().await.unwrap(),
+        api::MAX_EVENTS_PER_REQUEST as u64,
+        "only the envelope within the limit was stored"
+    );
+}
 #[tokio::test]
 async fn ingest_is_idempotent_and_reports_each_bad_line() {
     let s = sqlite_service().await;
