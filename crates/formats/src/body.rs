@@ -104,6 +104,52 @@ pub fn items<'a>(
     }
 }
 
+/// Like [`items`], for a body sent as `Content-Type: application/json`: one JSON value. An
+/// array gives its elements as items; any other value is the one item, index 0; a body that
+/// is not one JSON value is [`BodyError::Invalid`] (decisions.md D77).
+pub fn json_items<'a>(
+    body: &'a [u8],
+    max_items: usize,
+    each: impl FnMut(usize, Result<&'a str, String>) -> bool,
+) -> Result<Shape, BodyError> {
+    if shape(body) == Shape::Array {
+        return items(body, max_items, each);
+    }
+    let mut each = each;
+    let text = std::str::from_utf8(body).map_err(|e| {
+        BodyError::Invalid(format!(
+            "the JSON body is not UTF-8 (an invalid byte at byte {} of the body)",
+            e.valid_up_to() + 1
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Err(BodyError::Empty);
+    }
+    serde_json::from_str::<&RawValue>(text).map_err(|e| {
+        BodyError::Invalid(format!(
+            "not JSON (the body is sent as application/json): {e}"
+        ))
+    })?;
+    if !each(0, Ok(text.trim())) {
+        return Err(BodyError::Stopped { index: 0 });
+    }
+    Ok(Shape::Array)
+}
+
+/// [`json_items`] when the body is sent as `application/json`, else [`items`].
+pub fn items_of<'a>(
+    body: &'a [u8],
+    as_json: bool,
+    max_items: usize,
+    each: impl FnMut(usize, Result<&'a str, String>) -> bool,
+) -> Result<Shape, BodyError> {
+    if as_json {
+        json_items(body, max_items, each)
+    } else {
+        items(body, max_items, each)
+    }
+}
+
 struct Seq<'f, F> {
     each: &'f mut F,
     max_items: usize,
@@ -187,6 +233,23 @@ mod tests {
         assert_eq!(seen.len(), 3);
         let (r, _) = all(&b"{}\n".repeat(5), 3);
         assert_eq!(r, Err(BodyError::TooManyItems { limit: 3, index: 3 }));
+    }
+
+    #[test]
+    fn a_json_body_is_one_json_value() {
+        let mut seen = Vec::new();
+        let r = json_items(b"{\n \"a\": 1\n}\n", 10, |i, item| {
+            seen.push((i, item.map(str::to_string)));
+            true
+        });
+        assert_eq!(r, Ok(Shape::Array));
+        assert_eq!(seen, vec![(0, Ok("{\n \"a\": 1\n}".to_string()))]);
+        for bad in [&b"\x00"[..], b"{} {}", b"not json", b"{\"a\":\xff}"] {
+            let r = json_items(bad, 10, |_, _| true);
+            assert!(matches!(r, Err(BodyError::Invalid(_))), "{bad:?}: {r:?}");
+        }
+        assert_eq!(json_items(b" \n", 10, |_, _| true), Err(BodyError::Empty));
+        assert_eq!(json_items(b"[]", 10, |_, _| true), Err(BodyError::Empty));
     }
 
     #[test]

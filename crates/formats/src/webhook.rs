@@ -406,7 +406,7 @@ mod bounds {
             assert_eq!(e.field, field);
             assert!(
                 e.why
-                    .contains(&format!("more than the limit of {max} bytes")),
+                    .contains(&format!("more than the limit of {max} characters")),
                 "{e}"
             );
             assert!(e.to_string().len() < 300, "the value is not echoed");

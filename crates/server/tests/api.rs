@@ -371,7 +371,7 @@ async fn the_signed_webhook_has_the_bounds_of_v1_events() {
     assert_eq!(e["error"]["code"], "invalid_webhook");
     let message = e["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("statuses[0].id") && message.contains("limit of 256 bytes"),
+        message.contains("statuses[0].id") && message.contains("limit of 256 characters"),
         "{message}"
     );
     assert!(text.len() < 1000, "the value is not echoed");
@@ -509,7 +509,7 @@ async fn bodies_are_read_item_by_item_within_their_bounds() {
         r["errors"][0]["reason"]
             .as_str()
             .unwrap()
-            .contains("limit of 256 bytes"),
+            .contains("limit of 256 characters"),
         "{text}"
     );
     assert!(text.len() < 1000, "the value is not echoed");
@@ -1807,4 +1807,107 @@ async fn a_revoked_key_stops_working_within_the_cache_time() {
     let (status, body, _) = call(&s, ask()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("invalid_api_key"), "{body}");
+}
+
+/// What the OpenAPI document allows is what the service takes, and nothing else (decisions.md
+/// D77): schemathesis checks it at large (scripts/schemathesis.sh); these are the cases it
+/// found, pinned.
+#[tokio::test]
+async fn the_document_states_what_the_service_takes() {
+    let s = sqlite_service().await;
+    let get = |uri: String| {
+        Request::get(uri)
+            .header("authorization", format!("Bearer {}", s.admin))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // A limit out of 1..=10000 and an unknown format are refused, not replaced.
+    for q in ["limit=0", "limit=10001", "format=xml"] {
+        let (status, text, _) = call(&s, get(format!("/v1/charges?{q}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {text}");
+        assert!(text.contains("invalid_parameter"), "{text}");
+    }
+    for q in ["limit=1", "limit=10000", "format=json", "format=csv"] {
+        let (status, text, _) = call(&s, get(format!("/v1/charges?{q}"))).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {text}");
+    }
+    // Sent as application/json, the events body is JSON: one value, or refused whole.
+    let post_json = |body: &str| {
+        Request::post("/v1/events")
+            .header("authorization", format!("Bearer {}", s.admin))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, text, _) = call(&s, post_json("\u{0}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("invalid_body"), "{text}");
+    let pretty = "{\n  \"kind\": \"account\",\n  \"waba\": \"W9\",\n  \"currency\": \"USD\"\n}";
+    let (status, text, _) = call(&s, post_json(pretty)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(
+        json(&text)["stored"],
+        1,
+        "one JSON value is one item: {text}"
+    );
+
+    // Every instant the document's pattern allows is taken, at the edges of the pattern.
+    let pattern = wabill_server::openapi::INSTANT_PATTERN;
+    for at in [
+        "2001-01-01T00:00:00+13:59",
+        "2099-12-28T23:59:59.999-13:59",
+        "2050-02-28T12:00:00.5Z",
+        "1000000000",
+        "3999999999",
+    ] {
+        assert!(
+            wabill_formats::time::parse_instant(at).is_ok(),
+            "{at} matches {pattern} and must be taken"
+        );
+    }
+
+    // The document: the JSON array alternative, other renderings, nullable answers, closed
+    // request objects.
+    let doc = wabill_server::openapi::document();
+    let events = &doc["paths"]["/v1/events"]["post"]["requestBody"]["content"];
+    assert!(events["application/json"].is_object(), "{events}");
+    assert!(
+        doc["paths"]["/v1/charges"]["get"]["responses"]["200"]["content"]["text/csv"].is_object()
+    );
+    let invoice =
+        &doc["paths"]["/v1/tenants/{id}/invoices/{month}"]["get"]["responses"]["200"]["content"];
+    assert!(invoice["text/html"].is_object() && invoice["text/csv"].is_object());
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["Charge"]["properties"]["rate"]["nullable"], true);
+    assert_eq!(
+        schemas["Charge"]["properties"]["billed_at"]["nullable"],
+        true
+    );
+    for name in [
+        "SendCheckRequest",
+        "TenantSetup",
+        "LicenceRecord",
+        "AlertSettingsRequest",
+    ] {
+        assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+    }
+    // A send check with an unknown field, or an empty phone, is refused as the schema says.
+    let check = |body: &str| {
+        Request::post("/v1/sends/check")
+            .header("authorization", format!("Bearer {}", s.admin))
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    for body in [
+        r#"{"waba":"W1","phone":"15550001111","user":"5511988887777","type":"text","colour":"red"}"#,
+        r#"{"waba":"W1","phone":"","user":"5511988887777","type":"text"}"#,
+        r#"{"waba":" ","phone":"15550001111","user":"5511988887777","type":"text"}"#,
+    ] {
+        let (status, text, _) = call(&s, check(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
 }
