@@ -29,7 +29,7 @@ pub const ACCOUNT_ID: Limit = Limit {
     field: "waba",
     max_chars: 64,
     source: "Meta's WABA and business ids are numeric strings of at most 20 digits (64-bit); \
-             wabill's own lines may name accounts freely, within 64 bytes",
+             wabill's own lines may name accounts freely, within 64 characters",
 };
 /// The agent who sent an outbound message (D44).
 pub const AGENT: Limit = Limit {

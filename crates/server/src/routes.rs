@@ -226,7 +226,7 @@ pub const ROUTES: &[Route] = &[
                 description: "rows per page, 1 to 10000 (default 1000)",
                 shape: Shape::Int {
                     min: 1,
-                    max: 10_000,
+                    max: api::MAX_PAGE_ROWS as i64,
                 },
             },
             Param {

@@ -1,6 +1,6 @@
 //! `GET /v1/charges`, `GET /v1/unratable` and `GET /metrics`.
 
-use crate::api::{AppState, Auth, Params};
+use crate::api::{AppState, Auth, Params, MAX_PAGE_ROWS};
 use crate::errors::{problem, ErrorCode};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -53,10 +53,10 @@ pub(crate) async fn charges(
     // What the OpenAPI document says is taken, and nothing else: a limit out of its range or
     // another format is refused, never quietly replaced (decisions.md D77).
     let limit = q.limit.unwrap_or(1000);
-    if !(1..=10_000).contains(&limit) {
+    if !(1..=MAX_PAGE_ROWS).contains(&limit) {
         return problem(
             ErrorCode::InvalidParameter,
-            format!("limit: {limit} is not within 1 to 10000"),
+            format!("limit: {limit} is not within 1 to {MAX_PAGE_ROWS}"),
         );
     }
     let csv = match q.format.as_deref() {
