@@ -564,15 +564,19 @@ pub const ROUTES: &[Route] = &[
                 name: "after",
                 required: false,
                 description: "the id of the last entry already read (default 0: from the start)",
-                kind: "integer",
-                values: &[],
+                shape: Shape::Int {
+                    min: 0,
+                    max: i64::MAX,
+                },
             },
             Param {
                 name: "limit",
                 required: false,
                 description: "entries per page, 1 to 1000 (default 100)",
-                kind: "integer",
-                values: &[],
+                shape: Shape::Int {
+                    min: 1,
+                    max: api::MAX_AUDIT_ROWS as i64,
+                },
             },
         ],
         body: None,

@@ -2,7 +2,7 @@
 //! it states, and the table holds exactly these rows (decisions.md D78).
 
 use wabill_formats::{limits, time};
-use wabill_server::api::{MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, MAX_PAGE_ROWS};
+use wabill_server::api::{MAX_AUDIT_ROWS, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, MAX_PAGE_ROWS};
 use wabill_server::limits::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
 };
@@ -53,6 +53,9 @@ fn rows() -> Vec<String> {
     ));
     rows.push(format!(
         "| `limit` of `GET /v1/charges` | 1 to {MAX_PAGE_ROWS} rows | D77 |"
+    ));
+    rows.push(format!(
+        "| `limit` of `GET /v1/audit` | 1 to {MAX_AUDIT_ROWS} entries | D88 |"
     ));
     rows.push(format!(
         "| a request's headers | {} s from its first byte (`--header-timeout-secs`) | D82, D84 |",

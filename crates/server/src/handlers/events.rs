@@ -44,7 +44,7 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
     // item's index counts blank lines, a line that is not UTF-8 is refused alone, and reading
     // stops at the first item, or the first event of an envelope, beyond the limit, so that a
     // body never costs more than the limit whatever it holds (decisions.md D73, D74).
-    let lines = !json && wabill_formats::body::shape(body) == wabill_formats::body::Shape::Lines;
+    let lines = wabill_formats::body::shape_of(body, json) == wabill_formats::body::Shape::Lines;
     let error = |i: usize, field: &str, reason: &str| {
         let mut e = serde_json::json!({"index": i, "field": field, "reason": reason});
         if lines {
