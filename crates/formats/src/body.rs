@@ -104,6 +104,78 @@ pub fn items<'a>(
     }
 }
 
+/// Whether `body` is one JSON value (a single item, or an array), as a body sent as
+/// `application/json` should be.
+fn one_json_value(body: &[u8]) -> bool {
+    std::str::from_utf8(body)
+        .is_ok_and(|t| !t.trim().is_empty() && serde_json::from_str::<&RawValue>(t).is_ok())
+}
+
+/// How a body is read: [`shape`], except that a body sent as `application/json` that is one
+/// JSON value other than an array is one item (which may span lines), read as an array of one.
+pub fn shape_of(body: &[u8], as_json: bool) -> Shape {
+    match shape(body) {
+        Shape::Lines if as_json && one_json_value(body) => Shape::Array,
+        s => s,
+    }
+}
+
+/// Like [`items`], for a body sent as `Content-Type: application/json`: an array gives its
+/// elements as items; one other JSON value is the one item, index 0; JSON Lines labelled
+/// `application/json` are read as JSON Lines when every line is JSON; anything else (a line
+/// that is not JSON) is [`BodyError::Invalid`], naming the line (decisions.md D77).
+pub fn json_items<'a>(
+    body: &'a [u8],
+    max_items: usize,
+    mut each: impl FnMut(usize, Result<&'a str, String>) -> bool,
+) -> Result<Shape, BodyError> {
+    if shape(body) == Shape::Array {
+        return items(body, max_items, each);
+    }
+    if one_json_value(body) {
+        let text = std::str::from_utf8(body).expect("checked").trim();
+        if !each(0, Ok(text)) {
+            return Err(BodyError::Stopped { index: 0 });
+        }
+        return Ok(Shape::Array);
+    }
+    for (index, line) in body.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let why = match std::str::from_utf8(line) {
+            Err(e) => format!(
+                "an invalid byte at byte {} of the line",
+                e.valid_up_to() + 1
+            ),
+            Ok(text) => match serde_json::from_str::<&RawValue>(text) {
+                Ok(_) => continue,
+                Err(e) => e.to_string(),
+            },
+        };
+        return Err(BodyError::Invalid(format!(
+            "not JSON (the body is sent as application/json): line {} is not a JSON value: {why}",
+            index + 1
+        )));
+    }
+    items(body, max_items, each)
+}
+
+/// [`json_items`] when the body is sent as `application/json`, else [`items`].
+pub fn items_of<'a>(
+    body: &'a [u8],
+    as_json: bool,
+    max_items: usize,
+    each: impl FnMut(usize, Result<&'a str, String>) -> bool,
+) -> Result<Shape, BodyError> {
+    if as_json {
+        json_items(body, max_items, each)
+    } else {
+        items(body, max_items, each)
+    }
+}
+
 struct Seq<'f, F> {
     each: &'f mut F,
     max_items: usize,
@@ -187,6 +259,39 @@ mod tests {
         assert_eq!(seen.len(), 3);
         let (r, _) = all(&b"{}\n".repeat(5), 3);
         assert_eq!(r, Err(BodyError::TooManyItems { limit: 3, index: 3 }));
+    }
+
+    #[test]
+    fn a_json_body_is_one_json_value() {
+        let mut seen = Vec::new();
+        let r = json_items(b"{\n \"a\": 1\n}\n", 10, |i, item| {
+            seen.push((i, item.map(str::to_string)));
+            true
+        });
+        assert_eq!(r, Ok(Shape::Array));
+        assert_eq!(seen, vec![(0, Ok("{\n \"a\": 1\n}".to_string()))]);
+        // JSON Lines labelled application/json, every line JSON: read as lines.
+        let mut n = 0;
+        assert_eq!(
+            json_items(b"{}\n\n{}\n", 10, |_, _| {
+                n += 1;
+                true
+            }),
+            Ok(Shape::Lines)
+        );
+        assert_eq!(n, 2);
+        for bad in [
+            &b"\x00"[..],
+            b"{} {}",
+            b"not json",
+            b"{\"a\":\xff}",
+            b"{}\nnot json",
+        ] {
+            let r = json_items(bad, 10, |_, _| true);
+            assert!(matches!(r, Err(BodyError::Invalid(_))), "{bad:?}: {r:?}");
+        }
+        assert_eq!(json_items(b" \n", 10, |_, _| true), Err(BodyError::Empty));
+        assert_eq!(json_items(b"[]", 10, |_, _| true), Err(BodyError::Empty));
     }
 
     #[test]

@@ -768,7 +768,7 @@ mod tests {
             assert_eq!(e.field, field);
             assert_eq!(
                 e.why,
-                format!("is 300000 bytes long, more than the limit of {max} bytes")
+                format!("is 300000 characters long, more than the limit of {max} characters")
             );
         }
         let e = one(&format!(

@@ -11,3 +11,4 @@ pub mod time;
 pub mod webhook;
 
 pub use events::{parse_envelope, parse_line, LineError, MetaPricing, Parsed};
+pub use webhook::{parse_envelope_within, EnvelopeError};

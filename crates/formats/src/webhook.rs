@@ -11,8 +11,12 @@
 
 use crate::events::{bsuid, err, msisdn, LineError, MetaPricing, Parsed, RawLine, TimeValue};
 use crate::limits::{self, Limit};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
 use wabill_rating::{
     Bsuid, Category, DeliveryStatus, EntryPoint, Event, IdentityChange, IdentityChangeKind,
     Inbound, Msisdn, Status, StatusMessage,
@@ -40,10 +44,82 @@ struct Value<'a> {
     metadata: Option<Metadata<'a>>,
     #[serde(borrow, default)]
     contacts: Vec<Contact<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "counted")]
     messages: Vec<Message<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "counted")]
     statuses: Vec<WebhookStatus<'a>>,
+}
+
+thread_local! {
+    /// Messages and statuses an envelope being read may still hold (`None`: no bound), and
+    /// whether one was refused for it: set by [`parse_envelope_within`] around its reading.
+    static BUDGET: Cell<Option<usize>> = const { Cell::new(None) };
+    static OVER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A `messages` or `statuses` array, each element counted against [`BUDGET`] as it is read:
+/// the element after the budget stops the reading, so an envelope never costs more than its
+/// limit of items whatever the arrays hold (decisions.md D75).
+fn counted<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    struct Counted<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Counted<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                match BUDGET.get() {
+                    Some(0) => {
+                        OVER.set(true);
+                        return Err(de::Error::custom("too many messages and statuses"));
+                    }
+                    Some(n) => BUDGET.set(Some(n - 1)),
+                    None => {}
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Counted(PhantomData))
+}
+
+/// Why [`parse_envelope_within`] refused an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvelopeError {
+    /// It holds more than `limit` messages and statuses (the reading stopped at the one after).
+    TooManyEvents { limit: usize },
+    /// It cannot be read (a field, and why).
+    Invalid(LineError),
+}
+
+/// Like [`crate::parse_envelope`] (one of Meta's envelopes, the signed webhook's body), with at
+/// most `max_items` messages and statuses counted while the envelope is read: the reading stops
+/// at the one after, before it is built, and so before any event of it is (decisions.md D75).
+pub fn parse_envelope_within<'a>(
+    text: &'a str,
+    max_items: usize,
+    sink: &mut Parsed<'a>,
+) -> Result<(), EnvelopeError> {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            BUDGET.set(None);
+            OVER.set(false);
+        }
+    }
+    let _reset = Reset;
+    BUDGET.set(Some(max_items));
+    OVER.set(false);
+    crate::parse_envelope(text, 1, sink).map_err(|e| {
+        if OVER.get() {
+            EnvelopeError::TooManyEvents { limit: max_items }
+        } else {
+            EnvelopeError::Invalid(e)
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -630,7 +706,7 @@ mod bounds {
             assert_eq!(e.field, field);
             assert!(
                 e.why
-                    .contains(&format!("more than the limit of {max} bytes")),
+                    .contains(&format!("more than the limit of {max} characters")),
                 "{e}"
             );
             assert!(e.to_string().len() < 300, "the value is not echoed");

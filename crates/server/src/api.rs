@@ -19,6 +19,10 @@ pub use crate::routes::router;
 
 /// Most events one `POST /v1/events` may carry.
 pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
+/// Most rows one page of `GET /v1/charges` may ask for (`limit`, 1 to this).
+pub const MAX_PAGE_ROWS: u32 = 10_000;
+/// Most entries one page of `GET /v1/audit` may ask for (`limit`, 1 to this).
+pub const MAX_AUDIT_ROWS: u32 = 1000;
 /// Largest request body accepted by default (413 above).
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 

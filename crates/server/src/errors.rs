@@ -67,8 +67,8 @@ error_codes! {
     NotFound = ("not_found", 404, "no such route"),
     MethodNotAllowed = ("method_not_allowed", 405, "the route exists but not with this method"),
     PayloadTooLarge = ("payload_too_large", 413, "the request body is larger than the configured limit"),
-    TooManyEvents = ("too_many_events", 413, "more events than one POST /v1/events takes (10,000, counting the events of \
-                  every Meta envelope)"),
+    TooManyEvents = ("too_many_events", 413, "more events than one POST /v1/events or one signed webhook takes (10,000, \
+                  counting the events of every Meta envelope)"),
     WabaTaken = ("waba_taken", 409, "a WABA of the set-up belongs to another tenant"),
     LicenceConflict = ("licence_conflict", 409, "licence records are history: one may be added or an open one ended, never \
                   removed or rewritten"),

@@ -3,7 +3,7 @@
 //! routes the router serves and the statuses their codes come with.
 
 use crate::errors::ErrorCode;
-use crate::routes::{Access, Route, ROUTES};
+use crate::routes::{Access, Op, Route, Shape, ROUTES};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -52,23 +52,31 @@ fn operation(r: &Route) -> Value {
         .path
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .map(|name| {
+            let schema = match name {
+                "month" => shape_schema(Shape::Month),
+                _ => shape_schema(Shape::NonEmpty),
+            };
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
+        })
         .collect();
     if !r.params.is_empty() || !params.is_empty() {
         params.extend(r.params.iter().map(|p| {
-            let mut schema = json!({"type": p.kind});
-            if !p.values.is_empty() {
-                schema["enum"] = json!(p.values);
-            }
+            let schema = shape_schema(p.shape);
             json!({"name": p.name, "in": "query", "required": p.required,
                        "description": p.description, "schema": schema})
         }));
         op.insert("parameters".into(), json!(params));
     }
     if let Some((content_type, schema)) = r.body {
+        let mut content = json!({content_type: {"schema": schema_ref(schema)}});
+        // The events route reads a JSON array as well as JSON Lines (`wabill_formats::body`).
+        if r.op == Op::Ingest {
+            content["application/json"] = json!({"schema": schema_ref("EventArray")});
+        }
         op.insert(
             "requestBody".into(),
-            json!({"required": true, "content": {content_type: {"schema": schema_ref(schema)}}}),
+            json!({"required": true, "content": content}),
         );
     }
     match r.auth {
@@ -88,11 +96,22 @@ fn operation(r: &Route) -> Value {
     }
     let mut responses = Map::new();
     let (content_type, schema) = r.ok;
-    let ok_content = if schema.is_empty() {
+    let mut ok_content = if schema.is_empty() {
         json!({content_type: {}})
     } else {
         json!({content_type: {"schema": schema_ref(schema)}})
     };
+    // The other renderings a `format` parameter asks for.
+    match r.op {
+        Op::Charges => {
+            ok_content["text/csv"] = json!({"schema": {"type": "string"}});
+        }
+        Op::InvoiceGet => {
+            ok_content["text/csv"] = json!({"schema": {"type": "string"}});
+            ok_content["text/html"] = json!({"schema": {"type": "string"}});
+        }
+        _ => {}
+    }
     responses.insert(
         "200".into(),
         json!({"description": "done", "content": ok_content}),
@@ -125,6 +144,61 @@ fn operation(r: &Route) -> Value {
     Value::Object(op)
 }
 
+/// An instant as `wabill_formats::time::parse_instant` takes it, within its range: RFC 3339
+/// (seconds, up to three digits of fraction, `Z` or an offset) or Unix seconds. The pattern is
+/// what a generator may produce, all of it accepted: years 2001-2099 and days up to the 28th,
+/// so that no offset or month length leaves the range; the other accepted instants are named
+/// in the description (decisions.md D77).
+pub const INSTANT_PATTERN: &str = "^(20(0[1-9]|[1-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,3})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])|[1-3][0-9]{9})$";
+
+/// `YYYY-MM`.
+pub const MONTH_PATTERN: &str = "^[0-9]{4}-(0[1-9]|1[0-2])$";
+
+fn instant_schema() -> Value {
+    json!({"type": "string", "pattern": INSTANT_PATTERN,
+           "description": "RFC 3339 with an offset (2025-07-01T10:00:00Z, 2025-07-01T07:00:00.250-03:00) \
+               or Unix seconds, in 2000-01-01T00:00:00Z <= t < 2100-01-01T00:00:00Z, at most \
+               millisecond precision, no leap second; the pattern gives the common part of that \
+               range (every instant of 2001-2099 with days up to the 28th), every instant of the \
+               range is taken"})
+}
+
+/// The schema of a query or path parameter of this shape.
+pub fn shape_schema(shape: Shape) -> Value {
+    match shape {
+        Shape::Text => json!({"type": "string"}),
+        Shape::NonEmpty => json!({"type": "string", "minLength": 1}),
+        Shape::Instant => instant_schema(),
+        Shape::Month => json!({"type": "string", "pattern": MONTH_PATTERN}),
+        // `{send instant ms}.{hex of the id}` (ids are UTF-8; the pattern's bytes are ASCII).
+        Shape::Cursor => {
+            json!({"type": "string", "pattern": "^-?[0-9]{1,18}\\.([2-7][0-9a-fA-F])*$"})
+        }
+        Shape::List(words) => {
+            // Upper or lower case, comma-separated, spaces around, Meta's `["A","B"]` too.
+            let word = words
+                .iter()
+                .map(|w| {
+                    w.chars()
+                        .map(|c| {
+                            if c.is_ascii_alphabetic() {
+                                format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())
+                            } else {
+                                c.to_string()
+                            }
+                        })
+                        .collect::<String>()
+                })
+                .collect::<Vec<_>>()
+                .join("|");
+            let item = format!(" *\"? *({word})? *\"? *");
+            json!({"type": "string", "pattern": format!("^ *\\[?{item}(,{item})*\\]? *$")})
+        }
+        Shape::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
+        Shape::Enum(values) => json!({"type": "string", "enum": values}),
+    }
+}
+
 fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
@@ -136,20 +210,14 @@ fn schemas() -> Value {
 }
 
 fn base_schemas() -> Value {
+    let nullable_instant = json!({"type": "string", "format": "date-time", "nullable": true});
     let s = |t: &str| json!({"type": t});
     let nullable = |t: &str| json!({"type": t, "nullable": true});
     let instant = json!({"type": "string", "format": "date-time"});
     let decimal = json!({"type": "string", "description": "exact decimal"});
     json!({
-        "TenantSetup": {
-            "type": "object",
-            "description": "tenant, teams, agents, licences, plans, fx: the set-up document of \
-                            `wabill invoice --setup` (README, Tenant invoices)",
-        },
-        "LicenceRecord": {
-            "type": "object",
-            "description": "{\"id\":\"L4\",\"target\":{\"agent\":\"a1\"},\"from\":\"2026-03-01\",\"to\":null}",
-        },
+        "TenantSetup": tenant_setup_schema(),
+        "LicenceRecord": licence_schema(),
         "TenantVersion": {
             "type": "object",
             "properties": {"tenant": s("string"), "version": s("integer"),
@@ -171,7 +239,17 @@ fn base_schemas() -> Value {
         },
         "EventLines": {
             "type": "string",
-            "description": "one event of docs/events.md (or Meta envelope) per line; a JSON array of them is also accepted",
+            "description": "one event of docs/events.md (or Meta envelope) per line",
+        },
+        "EventArray": {
+            "description": "a JSON array of events of docs/events.md or Meta envelopes, 1 to \
+                10,000 of them (an envelope's events counted), each refused alone when it is \
+                not one (its error in `errors`); any other JSON value is read as one line, and \
+                refused alone in the same way",
+            "anyOf": [
+                {"type": "array", "minItems": 1, "maxItems": 10000, "items": {}},
+                {"not": {"type": "array"}},
+            ],
         },
         "IngestResult": {
             "type": "object",
@@ -189,8 +267,11 @@ fn base_schemas() -> Value {
                 "id": s("string"), "waba": s("string"), "phone": s("string"), "user": s("string"),
                 "country": s("string"), "market": s("string"), "pricing_model": s("string"),
                 "category": s("string"), "type": s("string"), "billable": s("boolean"),
-                "tier": nullable("string"), "rate": decimal.clone(), "amount": decimal.clone(),
-                "currency": s("string"), "billed_at": instant.clone(),
+                "tier": nullable("string"),
+                "rate": {"type": "string", "nullable": true, "description": "exact decimal; null for a message never charged (undelivered)"},
+                "amount": decimal.clone(),
+                "currency": s("string"),
+                "billed_at": {"type": "string", "format": "date-time", "nullable": true, "description": "null when the message was never delivered"},
                 "conversation_id": nullable("string"),
                 "agent": nullable("string"),
             },
@@ -203,21 +284,7 @@ fn base_schemas() -> Value {
             },
         },
         "Unratable": {"type": "object", "properties": {"unratable": {"type": "array", "items": {"type": "object"}}}},
-        "SendCheckRequest": {
-            "type": "object",
-            "required": ["waba", "phone", "user", "type"],
-            "properties": {
-                "waba": s("string"),
-                "phone": {"type": "string", "description": "business phone number, digits"},
-                "user": {"type": "string", "description": "the user's number, digits"},
-                "type": {"type": "string", "description": "template, or a non-template type (text, image, ...)"},
-                "category": {"type": "string", "enum": ["marketing", "utility", "authentication"],
-                             "description": "required for a template"},
-                "api": {"type": "string", "enum": ["marketing_messages"]},
-                "now": {"type": "string", "description": "check as of this instant instead of the server's clock (RFC 3339 or Unix seconds)"},
-                "agent": {"type": "string", "description": "the tenant's agent who would send: without a WhatsApp licence at that instant the answer is license_required"},
-            },
-        },
+        "SendCheckRequest": send_check_schema(),
         "SendCheckAnswer": {
             "type": "object",
             "properties": {
@@ -233,8 +300,8 @@ fn base_schemas() -> Value {
                     "tier_position": {"type": "integer", "nullable": true, "description": "the message's place among the month's charged messages of its volume-tier counter"},
                 }},
                 "windows": {"type": "object", "properties": {
-                    "customer_service": {"type": "object", "properties": {"open": s("boolean"), "ends_at": instant.clone()}},
-                    "free_entry_point": {"type": "object", "properties": {"open": s("boolean"), "ends_at": instant.clone(), "opened_by_this_message": s("boolean")}},
+                    "customer_service": {"type": "object", "properties": {"open": s("boolean"), "ends_at": nullable_instant.clone()}},
+                    "free_entry_point": {"type": "object", "properties": {"open": s("boolean"), "ends_at": nullable_instant.clone(), "opened_by_this_message": s("boolean")}},
                     "conversations": {"type": "array", "items": {"type": "object", "properties": {
                         "conversation_id": s("string"), "category": s("string"), "type": s("string"),
                         "opened_at": instant.clone(), "expires_at": instant.clone()}}},
@@ -273,6 +340,141 @@ fn base_schemas() -> Value {
     })
 }
 
+/// A date, `YYYY-MM-DD`: the pattern gives days up to the 28th, every calendar date is taken.
+const DATE_PATTERN: &str = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$";
+
+fn date() -> Value {
+    json!({"type": "string", "pattern": DATE_PATTERN, "description": "YYYY-MM-DD"})
+}
+
+/// An exact decimal as a JSON string (`wabill_rating::Decimal`: up to 20 integer digits and 9
+/// of fraction).
+fn decimal_in() -> Value {
+    json!({"type": "string", "pattern": "^-?[0-9]{1,20}(\\.[0-9]{1,9})?$", "description": "exact decimal"})
+}
+
+fn currency() -> Value {
+    json!({"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"})
+}
+
+/// A string that is not only whitespace, within a bound of `wabill_formats::limits`.
+fn bounded(limit: wabill_formats::limits::Limit) -> Value {
+    json!({"type": "string", "maxLength": limit.max_chars, "pattern": "[^ \\t\\n\\r]"})
+}
+
+/// The send check's request: the fields of an outbound event line (events.md), read by the
+/// same parser (decisions.md D77).
+fn send_check_schema() -> Value {
+    use wabill_formats::limits;
+    let phone = json!({"type": "string", "pattern": "^\\+?[1-9][0-9]{0,14}$",
+                       "description": "E.164 digits with the country code, a leading + allowed"});
+    let mut instant = instant_schema();
+    instant["nullable"] = json!(true);
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["waba", "phone", "user", "type"],
+        "properties": {
+            "waba": bounded(limits::ACCOUNT_ID),
+            "phone": phone.clone(),
+            "user": phone,
+            "type": {"type": "string", "maxLength": limits::MESSAGE_TYPE.max_chars, "pattern": "[^ \\t\\n\\r]",
+                     "description": "template, or a non-template type (text, image, ...)"},
+            "category": {"type": "string", "nullable": true,
+                         "enum": ["marketing", "utility", "authentication", "service", null],
+                         "description": "required for a template (marketing, utility or authentication); service or absent otherwise"},
+            "api": {"type": "string", "nullable": true, "enum": ["marketing_messages", null]},
+            "now": instant,
+            "agent": {"type": "string", "nullable": true, "description": "the tenant's agent who would send: without a WhatsApp licence at that instant the answer is license_required"},
+        },
+        "anyOf": [
+            {"required": ["category"], "properties": {
+                "type": {"type": "string", "enum": ["template"]},
+                "category": {"type": "string", "enum": ["marketing", "utility", "authentication"]}}},
+            {"properties": {
+                "type": {"type": "string", "not": {"enum": ["template"]}},
+                "category": {"type": "string", "nullable": true, "enum": ["service", null]}}},
+        ],
+    })
+}
+
+/// `wabill invoice --setup`'s document (README, Tenant invoices); its rules between fields
+/// (references, dates in order, plans from a month's first day) are the service's
+/// (decisions.md D77).
+fn tenant_setup_schema() -> Value {
+    let text = || json!({"type": "string"});
+    let opt_text = || json!({"type": "string", "nullable": true});
+    let mut opt_date = date();
+    opt_date["nullable"] = json!(true);
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["tenant", "plans"],
+        "description": "tenant, teams, agents, licences, plans, fx: the set-up document of \
+                        `wabill invoice --setup` (README, Tenant invoices); references between \
+                        them, dates in order and plans from a month's first day are checked too",
+        "properties": {
+            "tenant": {"type": "object", "additionalProperties": false,
+                "required": ["id", "timezone", "currency", "wabas"],
+                "properties": {
+                    "id": {"type": "string", "minLength": 1},
+                    "name": opt_text(),
+                    "timezone": {"type": "string", "description": "an IANA timezone name"},
+                    "currency": currency(),
+                    "wabas": {"type": "array", "items": text()},
+                }},
+            "teams": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                "required": ["id"], "properties": {"id": text(), "name": opt_text()}}},
+            "agents": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                "required": ["id"], "properties": {"id": text(), "name": opt_text(),
+                    "team": opt_text(), "from": opt_date.clone(), "to": opt_date.clone()}}},
+            "licences": {"type": "array", "items": licence_schema()},
+            "plans": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                "required": ["effective_from"], "properties": {
+                    "effective_from": date(),
+                    "licence_price": nullable_decimal_in(),
+                    "markup_percent": nullable_decimal_in(),
+                    "budget": {"type": "object", "nullable": true, "additionalProperties": false,
+                        "required": ["per_agents", "amount", "currency"], "properties": {
+                            "per_agents": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+                            "amount": decimal_in(), "currency": currency()}},
+                    "active_agent_rule": {"type": "string", "enum": ["licensed", "sent"]},
+                }}},
+            "fx": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                "required": ["date", "from", "to", "rate"], "properties": {
+                    "date": date(), "from": currency(), "to": currency(), "rate": decimal_in()}}},
+        },
+    })
+}
+
+fn nullable_decimal_in() -> Value {
+    let mut d = decimal_in();
+    d["nullable"] = json!(true);
+    d
+}
+
+/// A dated licence record.
+fn licence_schema() -> Value {
+    let mut to = date();
+    to["nullable"] = json!(true);
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["id", "target", "from"],
+        "description": "{\"id\":\"L4\",\"target\":{\"agent\":\"a1\"},\"from\":\"2026-03-01\",\"to\":null}; to (both included) not before from",
+        "properties": {
+            "id": {"type": "string"},
+            "target": {"oneOf": [
+                {"type": "object", "additionalProperties": false, "required": ["agent"], "properties": {"agent": {"type": "string"}}},
+                {"type": "object", "additionalProperties": false, "required": ["team"], "properties": {"team": {"type": "string"}}},
+                {"type": "string", "enum": ["all_agents"]},
+            ]},
+            "from": date(),
+            "to": to,
+        },
+    })
+}
+
 /// The budget alert routes' schemas (apart: one `json!` of everything exceeds the macro's
 /// recursion limit).
 fn alert_schemas(all: &mut Value) {
@@ -301,12 +503,17 @@ fn alert_schemas(all: &mut Value) {
         },
         "AlertSettingsRequest": {
             "type": "object",
+            "additionalProperties": false,
             "required": ["url", "thresholds"],
             "properties": {
                 "url": {"type": "string", "description": "an http:// or https:// URL, without credentials"},
-                "secret": {"type": "string", "description": "HMAC-SHA256 key of X-Wabill-Signature-256; required the first time, kept when omitted"},
-                "thresholds": {"type": "array", "items": {"type": "object",
-                    "description": "{\"percent\":\"80\"} of the included budget, or {\"spend\":\"500\"} in the tenant's currency"}},
+                "secret": {"type": "string", "nullable": true, "description": "HMAC-SHA256 key of X-Wabill-Signature-256; required the first time, kept when omitted"},
+                "thresholds": {"type": "array", "items": {
+                    "description": "{\"percent\":\"80\"} of the included budget, or {\"spend\":\"500\"} in the tenant's currency; positive",
+                    "oneOf": [
+                        {"type": "object", "additionalProperties": false, "required": ["percent"], "properties": {"percent": decimal_in()}},
+                        {"type": "object", "additionalProperties": false, "required": ["spend"], "properties": {"spend": decimal_in()}},
+                    ]}},
             },
         },
         "AlertSettings": {

@@ -67,25 +67,53 @@ pub enum Op {
     Audit,
 }
 
+/// What a query parameter's value may be, exactly as its handler reads it: the OpenAPI
+/// document's schema of it (`openapi::shape_schema`), so that a value the schema allows is
+/// taken and one it does not is refused (decisions.md D77).
+#[derive(Clone, Copy, Debug)]
+pub enum Shape {
+    /// Any text.
+    Text,
+    /// At least one character.
+    NonEmpty,
+    /// An instant: RFC 3339 or Unix seconds, within the accepted range (`wabill_formats::time`).
+    Instant,
+    /// `YYYY-MM`.
+    Month,
+    /// The `next` cursor of a page of charges.
+    Cursor,
+    /// A comma-separated list of these words.
+    List(&'static [&'static str]),
+    /// An integer in `min..=max`.
+    Int { min: i64, max: i64 },
+    /// One of these words.
+    Enum(&'static [&'static str]),
+}
+
 /// A query parameter.
 #[derive(Clone, Copy, Debug)]
 pub struct Param {
     pub name: &'static str,
     pub required: bool,
     pub description: &'static str,
-    /// `string` or `integer`.
-    pub kind: &'static str,
-    /// The values it takes, when it is an enumeration.
-    pub values: &'static [&'static str],
+    pub shape: Shape,
 }
 
 const fn param(name: &'static str, required: bool, description: &'static str) -> Param {
+    shaped(name, required, description, Shape::Text)
+}
+
+const fn shaped(
+    name: &'static str,
+    required: bool,
+    description: &'static str,
+    shape: Shape,
+) -> Param {
     Param {
         name,
         required,
         description,
-        kind: "string",
-        values: &[],
+        shape,
     }
 }
 
@@ -137,8 +165,10 @@ pub const ROUTES: &[Route] = &[
             ErrorCode::WebhookDisabled,
             ErrorCode::BadSignature,
             ErrorCode::InvalidBody,
+            ErrorCode::EmptyBody,
             ErrorCode::InvalidWebhook,
             ErrorCode::PayloadTooLarge,
+            ErrorCode::TooManyEvents,
             ErrorCode::StoreUnavailable,
         ],
     },
@@ -172,22 +202,38 @@ pub const ROUTES: &[Route] = &[
         auth: Access::ApiKey,
         params: &[
             param("waba", false, "only this WABA"),
-            param("from", false, "sent at or after (RFC 3339 or Unix seconds)"),
-            param("to", false, "sent before (RFC 3339 or Unix seconds)"),
-            param("after", false, "the `next` cursor of the previous page"),
+            shaped(
+                "from",
+                false,
+                "sent at or after (RFC 3339 or Unix seconds)",
+                Shape::Instant,
+            ),
+            shaped(
+                "to",
+                false,
+                "sent before (RFC 3339 or Unix seconds)",
+                Shape::Instant,
+            ),
+            shaped(
+                "after",
+                false,
+                "the `next` cursor of the previous page",
+                Shape::Cursor,
+            ),
             Param {
                 name: "limit",
                 required: false,
                 description: "rows per page, 1 to 10000 (default 1000)",
-                kind: "integer",
-                values: &[],
+                shape: Shape::Int {
+                    min: 1,
+                    max: api::MAX_PAGE_ROWS as i64,
+                },
             },
             Param {
                 name: "format",
                 required: false,
                 description: "json (default) or csv (the cursor is then in X-Next-Cursor)",
-                kind: "string",
-                values: &["json", "csv"],
+                shape: Shape::Enum(&["json", "csv"]),
             },
         ],
         body: None,
@@ -251,32 +297,37 @@ pub const ROUTES: &[Route] = &[
         summary: "Delivered messages and their cost, shaped like Meta's pricing_analytics",
         auth: Access::ApiKey,
         params: &[
-            param("waba", true, "the WABA"),
-            param(
+            shaped("waba", true, "the WABA", Shape::NonEmpty),
+            shaped(
                 "start",
                 true,
-                "delivered at or after (Unix seconds, or RFC 3339)",
+                "delivered at or after (Unix seconds, or RFC 3339); before end",
+                Shape::Instant,
             ),
-            param("end", true, "delivered before (Unix seconds, or RFC 3339)"),
+            shaped(
+                "end",
+                true,
+                "delivered before (Unix seconds, or RFC 3339); after start",
+                Shape::Instant,
+            ),
             Param {
                 name: "granularity",
                 required: true,
                 description: "bucket size",
-                kind: "string",
-                values: &["HALF_HOUR", "DAILY", "MONTHLY"],
+                shape: Shape::Enum(&["HALF_HOUR", "DAILY", "MONTHLY"]),
             },
-            param(
+            shaped(
                 "dimensions",
                 false,
                 "comma-separated breakdowns: COUNTRY, PHONE, PRICING_CATEGORY, PRICING_TYPE, TIER",
+                Shape::List(&wabill_engine::usage::DIMENSIONS),
             ),
             Param {
                 name: "align",
                 required: false,
                 description: "UTC (default, as Meta) or WABA: DAILY and MONTHLY buckets start at \
                               the WABA's local midnight, as its bill's months do",
-                kind: "string",
-                values: &["UTC", "WABA"],
+                shape: Shape::Enum(&["UTC", "WABA"]),
             },
             param(
                 "phone_numbers",
@@ -318,8 +369,13 @@ pub const ROUTES: &[Route] = &[
                   wabill's charge, with totals",
         auth: Access::ApiKey,
         params: &[
-            param("waba", true, "the WABA"),
-            param("month", true, "YYYY-MM, in the WABA's timezone"),
+            shaped("waba", true, "the WABA", Shape::NonEmpty),
+            shaped(
+                "month",
+                true,
+                "YYYY-MM, in the WABA's timezone",
+                Shape::Month,
+            ),
         ],
         body: None,
         ok: ("application/json", "Reconciliation"),
@@ -403,8 +459,7 @@ pub const ROUTES: &[Route] = &[
             name: "format",
             required: false,
             description: "json (default, the invoice record), csv or html (printable)",
-            kind: "string",
-            values: &["json", "csv", "html"],
+            shape: Shape::Enum(&["json", "csv", "html"]),
         }],
         body: None,
         ok: ("application/json", "Invoice"),
@@ -509,15 +564,19 @@ pub const ROUTES: &[Route] = &[
                 name: "after",
                 required: false,
                 description: "the id of the last entry already read (default 0: from the start)",
-                kind: "integer",
-                values: &[],
+                shape: Shape::Int {
+                    min: 0,
+                    max: i64::MAX,
+                },
             },
             Param {
                 name: "limit",
                 required: false,
                 description: "entries per page, 1 to 1000 (default 100)",
-                kind: "integer",
-                values: &[],
+                shape: Shape::Int {
+                    min: 1,
+                    max: api::MAX_AUDIT_ROWS as i64,
+                },
             },
         ],
         body: None,

@@ -311,6 +311,84 @@ async fn meta_webhooks_are_verified_stored_and_rated() {
     assert_eq!(c["billed_at"], "2025-11-03T10:00:32Z");
 }
 
+fn signed_webhook(body: Vec<u8>) -> Request<Body> {
+    Request::post("/webhooks/whatsapp")
+        .header("x-hub-signature-256", meta::sign(SECRET, &body))
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_signed_webhook_has_the_bounds_of_v1_events() {
+    let s = sqlite_service().await;
+    let json = |text: &str| -> serde_json::Value { serde_json::from_str(text).unwrap() };
+    let envelope = |statuses: &[String]| {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"metadata":{{"display_phone_number":"15550001111"}},"statuses":[{}]}}}}]}}]}}"#,
+            statuses.join(",")
+        )
+    };
+    let status = |i: usize| {
+        format!(r#"{{"id":"wamid.S{i}","status":"delivered","timestamp":"1762164000"}}"#)
+    };
+
+    // More than 10,000 events in the envelope: 413 too_many_events, nothing stored.
+    let over: Vec<String> = (0..api::MAX_EVENTS_PER_REQUEST + 1).map(status).collect();
+    let (code, text, _) = call(&s, signed_webhook(envelope(&over).into_bytes())).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert_eq!(json(&text)["error"]["code"], "too_many_events", "{text}");
+    assert!(
+        text.contains("more than 10000 messages and statuses"),
+        "{text}"
+    );
+    assert_eq!(s.state.engine.store().max_seq().await.unwrap(), 0);
+
+    // Exactly the limit is taken.
+    let full: Vec<String> = (0..api::MAX_EVENTS_PER_REQUEST).map(status).collect();
+    let (code, text, _) = call(&s, signed_webhook(envelope(&full).into_bytes())).await;
+    assert_eq!(code, StatusCode::OK, "{text}");
+
+    // A signed body with nothing in it is refused, not answered 200.
+    for empty in ["", "  \r\n"] {
+        let (code, text, _) = call(&s, signed_webhook(empty.into())).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{empty:?}: {text}");
+        assert_eq!(json(&text)["error"]["code"], "empty_body", "{text}");
+    }
+
+    // A string over its bound names the field and the limit, never the value.
+    let long = envelope(&[format!(
+        r#"{{"id":"{}","status":"delivered","timestamp":"1762164000"}}"#,
+        "x".repeat(300_000)
+    )]);
+    let (code, text, _) = call(&s, signed_webhook(long.into_bytes())).await;
+    assert_eq!(
+        code,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        &text[..text.len().min(300)]
+    );
+    let e = json(&text);
+    assert_eq!(e["error"]["code"], "invalid_webhook");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("statuses[0].id") && message.contains("limit of 256 characters"),
+        "{message}"
+    );
+    assert!(text.len() < 1000, "the value is not echoed");
+
+    // A byte that is not UTF-8 is named by its place.
+    let mut bad = envelope(&[status(1)]).into_bytes();
+    bad[20] = 0xff;
+    let (code, text, _) = call(&s, signed_webhook(bad)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
+    assert_eq!(json(&text)["error"]["code"], "invalid_body", "{text}");
+    assert!(text.contains("byte 21"), "{text}");
+    assert_eq!(
+        s.state.engine.store().max_seq().await.unwrap(),
+        api::MAX_EVENTS_PER_REQUEST as u64,
+        "only the envelope within the limit was stored"
+    );
+}
 #[tokio::test]
 async fn ingest_is_idempotent_and_reports_each_bad_line() {
     let s = sqlite_service().await;
@@ -431,7 +509,7 @@ async fn bodies_are_read_item_by_item_within_their_bounds() {
         r["errors"][0]["reason"]
             .as_str()
             .unwrap()
-            .contains("limit of 256 bytes"),
+            .contains("limit of 256 characters"),
         "{text}"
     );
     assert!(text.len() < 1000, "the value is not echoed");
@@ -1812,4 +1890,107 @@ async fn a_scoped_key_may_not_send_a_status_naming_another_waba() {
     let (status, text, _) = call(&s, post_events("sender-w1", w1)).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(text.contains(r#""stored":1"#), "{text}");
+}
+
+/// What the OpenAPI document allows is what the service takes, and nothing else (decisions.md
+/// D77): schemathesis checks it at large (scripts/schemathesis.sh); these are the cases it
+/// found, pinned.
+#[tokio::test]
+async fn the_document_states_what_the_service_takes() {
+    let s = sqlite_service().await;
+    let get = |uri: String| {
+        Request::get(uri)
+            .header("authorization", format!("Bearer {}", s.admin))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // A limit out of 1..=10000 and an unknown format are refused, not replaced.
+    for q in ["limit=0", "limit=10001", "format=xml"] {
+        let (status, text, _) = call(&s, get(format!("/v1/charges?{q}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {text}");
+        assert!(text.contains("invalid_parameter"), "{text}");
+    }
+    for q in ["limit=1", "limit=10000", "format=json", "format=csv"] {
+        let (status, text, _) = call(&s, get(format!("/v1/charges?{q}"))).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {text}");
+    }
+    // Sent as application/json, the events body is JSON: one value, or refused whole.
+    let post_json = |body: &str| {
+        Request::post("/v1/events")
+            .header("authorization", format!("Bearer {}", s.admin))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, text, _) = call(&s, post_json("\u{0}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("invalid_body"), "{text}");
+    let pretty = "{\n  \"kind\": \"account\",\n  \"waba\": \"W9\",\n  \"currency\": \"USD\"\n}";
+    let (status, text, _) = call(&s, post_json(pretty)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(
+        json(&text)["stored"],
+        1,
+        "one JSON value is one item: {text}"
+    );
+
+    // Every instant the document's pattern allows is taken, at the edges of the pattern.
+    let pattern = wabill_server::openapi::INSTANT_PATTERN;
+    for at in [
+        "2001-01-01T00:00:00+13:59",
+        "2099-12-28T23:59:59.999-13:59",
+        "2050-02-28T12:00:00.5Z",
+        "1000000000",
+        "3999999999",
+    ] {
+        assert!(
+            wabill_formats::time::parse_instant(at).is_ok(),
+            "{at} matches {pattern} and must be taken"
+        );
+    }
+
+    // The document: the JSON array alternative, other renderings, nullable answers, closed
+    // request objects.
+    let doc = wabill_server::openapi::document();
+    let events = &doc["paths"]["/v1/events"]["post"]["requestBody"]["content"];
+    assert!(events["application/json"].is_object(), "{events}");
+    assert!(
+        doc["paths"]["/v1/charges"]["get"]["responses"]["200"]["content"]["text/csv"].is_object()
+    );
+    let invoice =
+        &doc["paths"]["/v1/tenants/{id}/invoices/{month}"]["get"]["responses"]["200"]["content"];
+    assert!(invoice["text/html"].is_object() && invoice["text/csv"].is_object());
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["Charge"]["properties"]["rate"]["nullable"], true);
+    assert_eq!(
+        schemas["Charge"]["properties"]["billed_at"]["nullable"],
+        true
+    );
+    for name in [
+        "SendCheckRequest",
+        "TenantSetup",
+        "LicenceRecord",
+        "AlertSettingsRequest",
+    ] {
+        assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+    }
+    // A send check with an unknown field, or an empty phone, is refused as the schema says.
+    let check = |body: &str| {
+        Request::post("/v1/sends/check")
+            .header("authorization", format!("Bearer {}", s.admin))
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    for body in [
+        r#"{"waba":"W1","phone":"15550001111","user":"5511988887777","type":"text","colour":"red"}"#,
+        r#"{"waba":"W1","phone":"","user":"5511988887777","type":"text"}"#,
+        r#"{"waba":" ","phone":"15550001111","user":"5511988887777","type":"text"}"#,
+    ] {
+        let (status, text, _) = call(&s, check(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
 }

@@ -13,8 +13,8 @@ pub struct Source {
     pub text: String,
 }
 
-/// Reads a file, or standard input for `-`.
-pub fn read_source(path: &str) -> Result<Source> {
+/// Reads a file, or standard input for `-`, as bytes, with the name errors give it.
+fn read_bytes(path: &str) -> Result<(String, Vec<u8>)> {
     let mut bytes = Vec::new();
     if path == "-" {
         std::io::stdin()
@@ -31,6 +31,12 @@ pub fn read_source(path: &str) -> Result<Source> {
     } else {
         path.to_string()
     };
+    Ok((name, bytes))
+}
+
+/// Reads a file, or standard input for `-`, as text.
+pub fn read_source(path: &str) -> Result<Source> {
+    let (name, bytes) = read_bytes(path)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
@@ -87,22 +93,25 @@ pub fn open_sources(accounts: Option<&str>, files: &[String]) -> Result<Vec<Pend
                     });
                 }
             }
-            let src = read_source(path)?;
+            // Bytes, not text: a line that is not UTF-8 is a malformed line of its own
+            // (`parse_piece`), as in a regular file.
+            let (name, data) = read_bytes(path)?;
             Ok(Pending {
-                name: src.name,
+                name,
                 file: None,
-                data: src.text.into_bytes(),
+                data,
             })
         })
         .collect()
 }
 
-/// A run of whole lines of one input, parsed by one thread.
+/// A run of whole lines of one input, parsed by one thread: bytes, decoded as UTF-8 by that
+/// thread (`parse_piece`), so that a line that is not UTF-8 is refused alone.
 struct Piece<'a> {
     seq: usize,
     source: usize,
     first_line: u64,
-    text: &'a str,
+    text: &'a [u8],
 }
 
 /// Reads and parses inputs opened by [`open_sources`] at once: this thread reads each file a
@@ -222,15 +231,10 @@ fn read_pieces<'a>(
             rest = tail;
             filled -= cut;
             let piece: &'a [u8] = piece;
-            let text = std::str::from_utf8(piece).map_err(|e| {
-                let at = e.valid_up_to();
-                let nl = memchr::memchr_iter(b'\n', &piece[..at]).count() as u64;
-                anyhow::anyhow!("{name}: line {}: not UTF-8 text", line + nl)
-            })?;
             // Every line but a file's last ends with its newline, so the next piece starts a
             // line.
             let lines = memchr::memchr_iter(b'\n', piece).count() as u64;
-            let text = text.strip_suffix('\n').unwrap_or(text);
+            let text = piece.strip_suffix(b"\n").unwrap_or(piece);
             if !piece.is_empty() {
                 let piece = Piece {
                     seq,
@@ -252,8 +256,44 @@ fn read_pieces<'a>(
     Ok(())
 }
 
-/// Parses the lines of one piece, numbered from `first_line`.
+/// Parses the lines of one piece, numbered from `first_line`. The piece is decoded as UTF-8 at
+/// once; when that fails, line by line, and a line that is not UTF-8 is a malformed line, named
+/// with the byte (decisions.md D76).
 fn parse_piece<'a>(
+    first_line: u64,
+    chunk: &'a [u8],
+    on_progress: &(dyn Fn(u64) + Sync),
+) -> (Parsed<'a>, Vec<LineError>) {
+    match std::str::from_utf8(chunk) {
+        Ok(text) => parse_piece_text(first_line, text, on_progress),
+        Err(_) => {
+            let mut p = Parsed::default();
+            let mut errors = Vec::new();
+            for (i, line) in chunk.split(|&b| b == b'\n').enumerate() {
+                let line_no = first_line + i as u64;
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let r = match std::str::from_utf8(line) {
+                    Ok(line) => parse_line(line, line_no, &mut p),
+                    Err(e) => Err(LineError {
+                        line: line_no,
+                        field: String::new(),
+                        why: format!(
+                            "not UTF-8 text (an invalid byte at byte {} of the line)",
+                            e.valid_up_to() + 1
+                        ),
+                    }),
+                };
+                if let Err(e) = r {
+                    errors.push(e);
+                }
+            }
+            on_progress(chunk.len() as u64);
+            (p, errors)
+        }
+    }
+}
+
+fn parse_piece_text<'a>(
     first_line: u64,
     chunk: &'a str,
     on_progress: &(dyn Fn(u64) + Sync),
@@ -428,7 +468,7 @@ pub fn parse_text_chunks<'a>(
             .into_iter()
             .map(|(first_line, chunk)| {
                 s.spawn(move || {
-                    let (p, errors) = parse_piece(first_line, chunk, on_progress);
+                    let (p, errors) = parse_piece_text(first_line, chunk, on_progress);
                     let keys = ChunkKeys::new(&p.events);
                     (p, keys, errors)
                 })

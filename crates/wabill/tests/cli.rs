@@ -634,3 +634,47 @@ fn webhooks_alone_are_rated_and_reconcile_lists_the_platforms_other_category() {
     assert_eq!(platform[0]["differences"][0]["meta"], "marketing");
     assert!(text(&out.stderr).contains("1 outbound event(s) name another template category"));
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_a_malformed_line_of_its_file() {
+    let dir = tmpdir("utf8");
+    let mut bytes = format!("{ACCOUNT}\n{}\n", utility("m1", "2026-10-05T10:00:00Z")).into_bytes();
+    // Line 4: an id with a byte that is not UTF-8.
+    bytes.extend_from_slice(b"{\"kind\":\"inbound\",\"id\":\"\xff\xfe\"}\n");
+    bytes.extend_from_slice(format!("{}\n", utility("m2", "2026-10-06T10:00:00Z")).as_bytes());
+    let file = dir.join("bad.jsonl");
+    std::fs::write(&file, &bytes).unwrap();
+    let path = file.to_str().unwrap();
+    // A regular file (read in pieces) and standard input (read whole) alike.
+    let stdin_copy = dir.join("stdin.jsonl");
+    std::fs::write(&stdin_copy, &bytes).unwrap();
+    for (args, name) in [
+        (vec!["rate", path], path.to_string()),
+        (vec!["rate", "-"], "<stdin>".to_string()),
+    ] {
+        let run = |extra: &[&str]| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_wabill"));
+            cmd.args(&args[..1]).args(extra).args(&args[1..]);
+            cmd.stdin(std::fs::File::open(&stdin_copy).unwrap());
+            cmd.output().unwrap()
+        };
+        let out = run(&[]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("{name}: line 4: ")) && err.contains("not UTF-8"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "nothing is written");
+
+        let out = run(&["--skip-invalid"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains("skipped 1 malformed line(s)"), "{err}");
+        let ids: Vec<String> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+            .collect();
+        assert_eq!(ids, ["\"m1\"", "\"m2\""], "the lines around it are rated");
+    }
+}

@@ -1,6 +1,6 @@
 //! `GET /v1/audit`: the audit log of admin actions (the engine's `audit`), admin keys only.
 
-use crate::api::{AppState, Auth, Params};
+use crate::api::{AppState, Auth, Params, MAX_AUDIT_ROWS};
 use crate::errors::{problem, ErrorCode};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -29,8 +29,11 @@ pub(crate) async fn audit_log(
         );
     }
     let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return problem(ErrorCode::InvalidParameter, "limit: 1 to 1000");
+    if !(1..=MAX_AUDIT_ROWS).contains(&limit) {
+        return problem(
+            ErrorCode::InvalidParameter,
+            format!("limit: 1 to {MAX_AUDIT_ROWS}"),
+        );
     }
     let after = q.after.unwrap_or(0);
     if after < 0 {

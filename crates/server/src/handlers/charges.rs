@@ -1,6 +1,6 @@
 //! `GET /v1/charges`, `GET /v1/unratable` and `GET /metrics`.
 
-use crate::api::{AppState, Auth, Params};
+use crate::api::{AppState, Auth, Params, MAX_PAGE_ROWS};
 use crate::errors::{problem, ErrorCode};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -50,7 +50,25 @@ pub(crate) async fn charges(
         Some(Some(c)) => Some(c),
         None => None,
     };
-    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    // What the OpenAPI document says is taken, and nothing else: a limit out of its range or
+    // another format is refused, never quietly replaced (decisions.md D77).
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=MAX_PAGE_ROWS).contains(&limit) {
+        return problem(
+            ErrorCode::InvalidParameter,
+            format!("limit: {limit} is not within 1 to {MAX_PAGE_ROWS}"),
+        );
+    }
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return problem(
+                ErrorCode::InvalidParameter,
+                format!("format: '{other}' is not json or csv"),
+            )
+        }
+    };
     let filter = ChargeFilter {
         waba: q.waba.clone(),
         wabas: caller.wabas.clone(),
@@ -69,7 +87,7 @@ pub(crate) async fn charges(
     let next = (rows.len() as u32 == limit)
         .then(|| rows.last().map(|r| format_cursor(&r.cursor())))
         .flatten();
-    if q.format.as_deref() == Some("csv") {
+    if csv {
         let mut out = wabill_formats::charges::csv_header().into_bytes();
         for r in &rows {
             write_row_csv(&mut out, r);

@@ -6,7 +6,7 @@ use crate::errors::{problem, ErrorCode};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use wabill_engine::caller::admit;
@@ -20,15 +20,23 @@ use wabill_store::{MetaPricingRow, Role};
 pub(crate) async fn ingest(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // Sent as application/json, the body is one JSON value (an array of items, or one item);
+    // otherwise JSON Lines, or an array (decisions.md D77).
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     match read_body(body) {
-        Ok(body) => ingest_inner(&state, &caller, &body).await,
+        Ok(body) => ingest_inner(&state, &caller, &body, json).await,
         Err(r) => r,
     }
 }
 
-async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Response {
+async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool) -> Response {
     if caller.role == Role::Reader {
         return problem(ErrorCode::Forbidden, "a reader key cannot send events");
     }
@@ -36,7 +44,7 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Respons
     // item's index counts blank lines, a line that is not UTF-8 is refused alone, and reading
     // stops at the first item, or the first event of an envelope, beyond the limit, so that a
     // body never costs more than the limit whatever it holds (decisions.md D73, D74).
-    let lines = wabill_formats::body::shape(body) == wabill_formats::body::Shape::Lines;
+    let lines = wabill_formats::body::shape_of(body, json) == wabill_formats::body::Shape::Lines;
     let error = |i: usize, field: &str, reason: &str| {
         let mut e = serde_json::json!({"index": i, "field": field, "reason": reason});
         if lines {
@@ -50,7 +58,7 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8]) -> Respons
     // Meta's pricing, with the index of the line that carried it.
     let mut pricing: Vec<(usize, MetaPricingRow)> = Vec::new();
     let mut last_item_events = 0;
-    let read = wabill_formats::body::items(body, MAX_EVENTS_PER_REQUEST, |i, item| {
+    let read = wabill_formats::body::items_of(body, json, MAX_EVENTS_PER_REQUEST, |i, item| {
         let line = match item {
             Ok(line) => line,
             Err(why) => {

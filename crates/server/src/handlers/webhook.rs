@@ -1,7 +1,7 @@
 //! `GET` and `POST /webhooks/whatsapp`: Meta's subscription handshake, and its signed webhooks
 //! stored as events (with their pricing, for reconciliation).
 
-use crate::api::{read_body, AppState, Params};
+use crate::api::{read_body, AppState, Params, MAX_EVENTS_PER_REQUEST};
 use crate::errors::{problem, ErrorCode};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
 use wabill_engine::meta::{self, meta_rows};
-use wabill_formats::{parse_envelope, Parsed};
+use wabill_formats::{parse_envelope_within, EnvelopeError, Parsed};
 use wabill_rating::Event;
 
 pub(crate) async fn webhook_verify(
@@ -57,15 +57,45 @@ async fn webhook_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Re
         state.engine.metrics.add_unauthorized_webhook();
         return problem(ErrorCode::BadSignature, e.to_string());
     }
-    let Ok(text) = std::str::from_utf8(body) else {
-        return problem(ErrorCode::InvalidBody, "the body is not UTF-8");
+    // The bounds of `POST /v1/events` (decisions.md D75): the body's bytes as UTF-8, an empty
+    // body refused, every string within `wabill_formats::limits` (checked as the envelope is
+    // read), and at most MAX_EVENTS_PER_REQUEST events.
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => text.trim(),
+        Err(e) => {
+            state.engine.metrics.add_rejected(1);
+            return problem(
+                ErrorCode::InvalidBody,
+                format!(
+                    "the body is not UTF-8 (an invalid byte at byte {} of the body)",
+                    e.valid_up_to() + 1
+                ),
+            );
+        }
     };
-    let mut parsed = Parsed::default();
-    if let Err(e) = parse_envelope(text.trim(), 1, &mut parsed) {
+    if text.is_empty() {
         state.engine.metrics.add_rejected(1);
-        return problem(ErrorCode::InvalidWebhook, e.to_string());
+        return problem(
+            ErrorCode::EmptyBody,
+            "the body holds no webhook envelope: Meta posts one JSON object",
+        );
     }
-    let pricing = meta_rows(text.trim(), &parsed.meta_pricing);
+    let mut parsed = Parsed::default();
+    if let Err(e) = parse_envelope_within(text, MAX_EVENTS_PER_REQUEST, &mut parsed) {
+        state.engine.metrics.add_rejected(1);
+        return match e {
+            EnvelopeError::TooManyEvents { limit } => problem(
+                ErrorCode::TooManyEvents,
+                format!(
+                    "at most {limit} events per request: the envelope holds more than {limit} \
+                     messages and statuses (its reading stopped at the {}th)",
+                    limit + 1
+                ),
+            ),
+            EnvelopeError::Invalid(e) => problem(ErrorCode::InvalidWebhook, e.to_string()),
+        };
+    }
+    let pricing = meta_rows(text, &parsed.meta_pricing);
     let batch: Vec<(usize, Event<'_>)> = parsed.events.into_iter().enumerate().collect();
     // Events first, then Meta's pricing; the 200 only once both are stored. A failure of the
     // second leaves stored events that Meta's retry finds again as duplicates.
