@@ -34,6 +34,8 @@ struct Value<'a> {
     messages: Vec<Message<'a>>,
     #[serde(borrow, default)]
     statuses: Vec<WebhookStatus<'a>>,
+    #[serde(borrow, default)]
+    calls: Vec<crate::calls::WebhookCall<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -124,7 +126,8 @@ pub(crate) fn read_envelope<'a>(
         for (ci, change) in entry.changes.into_iter().enumerate() {
             let at = |f: &str| format!("entry[{ei}].changes[{ci}].{f}");
             bound(change.field.as_deref(), limits::WORD, &|| at("field"))?;
-            if change.field.as_deref() != Some("messages") {
+            let field = change.field.as_deref();
+            if field != Some("messages") && field != Some("calls") {
                 sink.ignored_webhook_items += 1;
                 continue;
             }
@@ -145,6 +148,22 @@ pub(crate) fn read_envelope<'a>(
                 }
                 None => None,
             };
+            if field == Some("calls") {
+                let before = sink.calls.len();
+                crate::calls::read_webhook_calls(
+                    value.calls,
+                    waba.clone(),
+                    phone,
+                    line,
+                    &at,
+                    &mut sink.calls,
+                    &mut sink.ignored_webhook_items,
+                )?;
+                for _ in before..sink.calls.len() {
+                    sink.call_lines.push(line);
+                }
+                continue;
+            }
             for (mi, m) in value.messages.into_iter().enumerate() {
                 let f = |x: &str| at(&format!("value.messages[{mi}].{x}"));
                 let phone = phone.ok_or_else(|| {
