@@ -635,6 +635,42 @@ pub fn rate_calls<'a>(
     out
 }
 
+/// The customer service windows calls open (rules.md "Calls"; Meta: the window "starts or
+/// refreshes for calls: when a WhatsApp user calls you, regardless of if you accept the call or
+/// not; when a WhatsApp user accepts your call"), as inbound events at the call's start for the
+/// message rater: every user-initiated call, and every answered business-initiated call. A call
+/// whose user is known only by BSUID opens none (the message walk pairs by number), nor does a
+/// call whose events disagree (`rate_calls` reports it). One per call id, whatever the repeats.
+pub fn window_openers<'a>(calls: &[Call<'a>]) -> Vec<crate::event::Event<'a>> {
+    let mut by_id: BTreeMap<&str, Vec<&Call<'a>>> = BTreeMap::new();
+    for c in calls {
+        let v = by_id.entry(c.id.as_ref()).or_default();
+        if !v.contains(&c) {
+            v.push(c);
+        }
+    }
+    let mut out = Vec::new();
+    for events in by_id.values() {
+        let Ok(call) = merge(events) else { continue };
+        let opens = match call.direction {
+            CallDirection::UserInitiated => true,
+            CallDirection::BusinessInitiated => call.seconds() > 0,
+        };
+        if let (true, Some(user)) = (opens, call.user) {
+            out.push(crate::event::Event::Inbound(crate::event::Inbound {
+                // Its own id space: a call id never collides with a message id.
+                id: Cow::Owned(format!("call:{}", call.id)),
+                at: call.start,
+                waba: call.waba.clone(),
+                phone: call.phone,
+                user,
+                entry_point: None,
+            }));
+        }
+    }
+    out
+}
+
 /// Tenths of a minute as a decimal string of minutes (`10` → `1`, `15` → `1.5`).
 pub fn tenths_as_minutes(tenths: u64) -> impl fmt::Display {
     Decimal::from_nanos(tenths as i128 * 100_000_000)

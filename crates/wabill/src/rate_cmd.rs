@@ -61,17 +61,25 @@ pub fn run(args: &RateArgs) -> Result<i32> {
         return Ok(code);
     }
 
-    let keys = parsed.take_keys();
+    let mut keys = parsed.take_keys();
+    let mut chunks = parsed.events();
+    // The windows calls open, as inbound events of their own chunk (rules.md "Calls").
+    let calls = parsed.calls();
+    let call_windows = wabill_rating::calls::window_openers(&calls);
+    if !call_windows.is_empty() {
+        keys.push(wabill_rating::ChunkKeys::new(&call_windows));
+        chunks.push(&call_windows);
+    }
     let rated = rate_keyed_chunks(
         &tariff,
         &separate_accounts,
-        &parsed.events(),
+        &chunks,
         keys,
         RateOptions {
             assume_delivered: args.assume_delivered,
         },
     );
-    let rated_calls = rate_parsed_calls(&tariff, &separate_accounts, &parsed);
+    let rated_calls = rate_parsed_calls(&tariff, &separate_accounts, &parsed, &calls);
     if !rated.errors.is_empty() || !rated_calls.errors.is_empty() {
         if !rated.errors.is_empty() {
             report_rating_errors(stderr, &rated)?;
@@ -114,6 +122,8 @@ pub fn run(args: &RateArgs) -> Result<i32> {
     // rather than freeing millions of allocations one by one.
     std::mem::forget(rated);
     std::mem::forget(parsed);
+    std::mem::forget(call_windows);
+    std::mem::forget(calls);
     std::mem::forget(sources);
     Ok(0)
 }
@@ -158,8 +168,8 @@ pub fn rate_parsed_calls<'a>(
     tariff: &Tariff,
     separate_accounts: &[wabill_rating::Account<'_>],
     parsed: &input::ParsedChunks<'a>,
+    calls: &[wabill_rating::calls::Call<'a>],
 ) -> RatedCalls<'a> {
-    let calls = parsed.calls();
     if calls.is_empty() {
         return RatedCalls::default();
     }
@@ -171,7 +181,7 @@ pub fn rate_parsed_calls<'a>(
             }
         }
     }
-    rate_calls(&tariff.markets, &tariff.call_rates, &accounts, &calls)
+    rate_calls(&tariff.markets, &tariff.call_rates, &accounts, calls)
 }
 
 /// One line per call, after the message lines; in CSV a second table with its own header

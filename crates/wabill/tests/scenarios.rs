@@ -130,7 +130,9 @@ fn run_library(s: &Scenario) -> Result<String, Vec<String>> {
     let opts = RateOptions {
         assume_delivered: s.assume_delivered,
     };
-    let rated = rate(&tariff, &[], &parsed.events, opts);
+    let mut events = parsed.events.clone();
+    events.extend(wabill_rating::calls::window_openers(&parsed.calls));
+    let rated = rate(&tariff, &[], &events, opts);
     let accounts: Vec<&wabill_rating::Account<'_>> = parsed
         .events
         .iter()
