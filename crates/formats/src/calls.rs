@@ -373,3 +373,64 @@ pub fn write_call_csv(
     }
     out.push(b'\n');
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::events::{parse_line, Parsed};
+    use wabill_rating::calls::{rate_calls, CallRates, CALL_RATES_HEADER};
+    use wabill_rating::{Event, Tariff};
+
+    fn rate(lines: &[&str]) -> Vec<wabill_rating::calls::CallCharge<'static>> {
+        let tariff = Tariff::bundled();
+        let mut r = CallRates::default();
+        r.add_csv(
+            &tariff.markets,
+            "t",
+            &format!("{CALL_RATES_HEADER}\n2026-04-01,USD,Brazil,,,0.0100,scenario-only\n"),
+        )
+        .unwrap();
+        let text: &'static str = Box::leak(lines.join("\n").into_boxed_str());
+        let mut p = Parsed::default();
+        for (i, l) in text.lines().enumerate() {
+            parse_line(l, i as u64 + 1, &mut p).unwrap();
+        }
+        let accounts: Vec<&wabill_rating::Account<'_>> = p
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Account(a) => Some(&**a),
+                _ => None,
+            })
+            .collect();
+        let out = rate_calls(&tariff.markets, &r, &accounts, &p.calls);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        out.charges
+    }
+
+    /// Meta's documented terminate and connect payloads and the same call as a wabill event
+    /// give the same charge (issue 15 point 7).
+    #[test]
+    fn a_call_as_meta_webhooks_and_as_a_wabill_event_gives_the_same_charge() {
+        let account =
+            r#"{"kind":"account","waba":"102290129340398","timezone":"UTC","currency":"USD"}"#;
+        let connect = r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"calls","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"106540352242922"},"calls":[{"id":"wacid.ABGGFjFVU2AfAgo6V","to":"5511988887777","from":"15550001111","event":"connect","timestamp":"1793700000","direction":"BUSINESS_INITIATED","session":{"sdp_type":"answer","sdp":"v=0"}}]}}]}]}"#;
+        let terminate = r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"calls","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"106540352242922"},"calls":[{"id":"wacid.ABGGFjFVU2AfAgo6V","to":"5511988887777","from":"15550001111","event":"terminate","direction":"BUSINESS_INITIATED","biz_opaque_callback_data":"TRx","timestamp":"1793700060","status":"COMPLETED","start_time":"1793700002","end_time":"1793700058","duration":56}],"errors":[]}}]}]}"#;
+        let event = r#"{"kind":"call","id":"wacid.ABGGFjFVU2AfAgo6V","waba":"102290129340398","phone":"15550001111","user":"5511988887777","direction":"business_initiated","start":1793700002,"end":1793700058,"duration":56,"outcome":"completed"}"#;
+        let from_meta = rate(&[account, terminate, connect, terminate]);
+        let from_event = rate(&[account, event]);
+        assert_eq!(from_meta, from_event);
+        assert_eq!(from_event[0].amount.to_string(), "0.01");
+        assert_eq!(from_event[0].pulses, 10);
+    }
+
+    #[test]
+    fn webhook_call_errors_name_the_field() {
+        let bad = r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"calls","value":{"metadata":{"display_phone_number":"15550001111"},"calls":[{"id":"wacid.1","to":"5511988887777","event":"terminate","direction":"BUSINESS_INITIATED","timestamp":"1793700060"}]}}]}]}"#;
+        let e = parse_line(bad, 2, &mut Parsed::default()).unwrap_err();
+        assert_eq!(e.field, "entry[0].changes[0].value.calls[0].status");
+        let other = r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"calls","value":{"metadata":{"display_phone_number":"15550001111"},"calls":[{"id":"wacid.1","event":"media_update","timestamp":"1793700060"}]}}]}]}"#;
+        let mut p = Parsed::default();
+        parse_line(other, 2, &mut p).unwrap();
+        assert_eq!((p.calls.len(), p.ignored_webhook_items), (0, 1));
+    }
+}
