@@ -175,7 +175,7 @@ pub fn write_csv(out: &mut Vec<u8>, c: &Charge<'_>, tariff: &Tariff) {
     out.push(b'\n');
 }
 
-fn csv_cell(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn csv_cell(out: &mut Vec<u8>, s: &str) {
     if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
         out.extend_from_slice(s.replace('"', "\"\"").as_bytes());

@@ -60,6 +60,10 @@ pub struct Parsed<'a> {
     /// Line number of each event, in the same order (for messages about it).
     pub lines: Vec<u64>,
     pub meta_pricing: Vec<MetaPricing<'a>>,
+    /// Calls (`call` lines and Meta's `calls` webhooks), rated apart from messages.
+    pub calls: Vec<wabill_rating::calls::Call<'a>>,
+    /// Line number of each call, in the same order.
+    pub call_lines: Vec<u64>,
     /// Webhook parts that carry nothing to rate (other `field`s, `warning`/`deleted` statuses),
     /// counted so that nothing disappears without a word.
     pub ignored_webhook_items: u64,
@@ -110,6 +114,7 @@ fn parse<'a>(
         sink.events.len(),
         sink.meta_pricing.len(),
         sink.ignored_webhook_items,
+        sink.calls.len(),
     );
     let r = if raw.object.is_some() || raw.entry.is_some() {
         webhook::read_envelope(raw, line, sink)
@@ -121,6 +126,11 @@ fn parse<'a>(
                   lines"
                 .to_string(),
         });
+    } else if raw.kind.as_deref() == Some("call") {
+        crate::calls::read_call(raw, line).map(|c| {
+            sink.calls.push(c);
+            sink.call_lines.push(line);
+        })
     } else {
         read_event(raw, line).map(|e| sink.push(line, e))
     };
@@ -129,13 +139,15 @@ fn parse<'a>(
         sink.lines.truncate(mark.0);
         sink.meta_pricing.truncate(mark.1);
         sink.ignored_webhook_items = mark.2;
+        sink.calls.truncate(mark.3);
+        sink.call_lines.truncate(mark.3);
     }
     r
 }
 
 /// Every string of the line within its bound (`limits`), before any is stored or echoed.
 fn bounded(raw: &RawLine<'_>, line: u64) -> Result<(), LineError> {
-    let text: [(&str, &Option<Cow<'_, str>>, Limit); 19] = [
+    let text: [(&str, &Option<Cow<'_, str>>, Limit); 21] = [
         ("kind", &raw.kind, limits::WORD),
         ("object", &raw.object, limits::WORD),
         ("id", &raw.id, limits::MESSAGE_ID),
@@ -155,6 +167,8 @@ fn bounded(raw: &RawLine<'_>, line: u64) -> Result<(), LineError> {
         ("portfolio", &raw.portfolio, limits::ACCOUNT_ID),
         ("timezone", &raw.timezone, limits::TIMEZONE),
         ("currency", &raw.currency, limits::WORD),
+        ("direction", &raw.direction, limits::WORD),
+        ("outcome", &raw.outcome, limits::WORD),
     ];
     for (field, v, limit) in text {
         if let Some(v) = v {
@@ -233,6 +247,15 @@ pub(crate) struct RawLine<'a> {
     pub(crate) primary_country: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(crate) auth_international: Option<RawAuthIntl<'a>>,
+    #[serde(borrow)]
+    pub(crate) direction: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) start: Option<TimeValue<'a>>,
+    #[serde(borrow)]
+    pub(crate) end: Option<TimeValue<'a>>,
+    pub(crate) duration: Option<i64>,
+    #[serde(borrow)]
+    pub(crate) outcome: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -460,7 +483,7 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
     let kind = raw
         .kind
         .as_deref()
-        .ok_or_else(|| err(line, "kind", "is missing (account, inbound, outbound or status), and the line is not a Meta webhook envelope"))?;
+        .ok_or_else(|| err(line, "kind", "is missing (account, inbound, outbound, status or call), and the line is not a Meta webhook envelope"))?;
     match kind {
         "account" => read_account(raw, line).map(|a| Event::Account(Box::new(a))),
         "inbound" => {
@@ -584,7 +607,7 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
         other => Err(err(
             line,
             "kind",
-            format!("'{other}' is not account, inbound, outbound or status"),
+            format!("'{other}' is not account, inbound, outbound, status or call"),
         )),
     }
 }

@@ -114,6 +114,15 @@ fn assign<'a>(raw: &mut RawLine<'a>, key: &str, v: Value<'a>) -> Option<u32> {
         }
         Some(())
     }
+    fn instant<'a>(slot: &mut Option<TimeValue<'a>>, v: Value<'a>) -> Option<()> {
+        match v {
+            Value::Str(s) => *slot = Some(TimeValue::Text(Cow::Borrowed(s))),
+            Value::Int(n) => *slot = Some(TimeValue::Seconds(n)),
+            Value::Null => *slot = None,
+            Value::Other => return None,
+        }
+        Some(())
+    }
     let (bit, r) = match key {
         "kind" => (1, text(&mut raw.kind, v)),
         "id" => (1 << 1, text(&mut raw.id, v)),
@@ -130,26 +139,27 @@ fn assign<'a>(raw: &mut RawLine<'a>, key: &str, v: Value<'a>) -> Option<u32> {
         "currency" => (1 << 12, text(&mut raw.currency, v)),
         "primary_country" => (1 << 13, text(&mut raw.primary_country, v)),
         "agent" => (1 << 15, text(&mut raw.agent, v)),
+        "at" => (1 << 14, instant(&mut raw.at, v)),
         "user_id" => (1 << 16, text(&mut raw.user_id, v)),
         "system" => (1 << 17, text(&mut raw.system, v)),
         "new_user" => (1 << 18, text(&mut raw.new_user, v)),
         "new_user_id" => (1 << 19, text(&mut raw.new_user_id, v)),
-        "at" => (
-            1 << 14,
+        "direction" => (1 << 20, text(&mut raw.direction, v)),
+        "outcome" => (1 << 21, text(&mut raw.outcome, v)),
+        "start" => (1 << 22, instant(&mut raw.start, v)),
+        "end" => (1 << 23, instant(&mut raw.end, v)),
+        "duration" => (
+            1 << 24,
             match v {
-                Value::Str(s) => {
-                    raw.at = Some(TimeValue::Text(Cow::Borrowed(s)));
-                    Some(())
-                }
                 Value::Int(n) => {
-                    raw.at = Some(TimeValue::Seconds(n));
+                    raw.duration = Some(n);
                     Some(())
                 }
                 Value::Null => {
-                    raw.at = None;
+                    raw.duration = None;
                     Some(())
                 }
-                Value::Other => None,
+                _ => None,
             },
         ),
         // Webhook envelopes and nested accounts are serde_json's.
@@ -208,5 +218,32 @@ mod tests {
             }
         }
         assert_eq!(fast_taken, 8, "the plain lines take the fast path");
+    }
+
+    /// Call lines: the fast path reads every call field as serde_json does (a field it did not
+    /// know would be silently dropped).
+    #[test]
+    fn call_lines_agree_with_serde_json() {
+        for l in [
+            r#"{"kind":"call","id":"wacid.1","waba":"W1","phone":"1555","user":"5511","user_id":"BR.1","direction":"business_initiated","start":"2026-11-03T10:00:00Z","end":1793700056,"duration":56,"outcome":"completed","agent":"ana"}"#,
+            r#"{"kind":"call","id":"wacid.2","waba":"W1","phone":"1555","user":"5511","direction":"user_initiated","start":1793700000,"duration":-1}"#,
+            r#"{"kind":"call","id":"wacid.3","waba":"W1","phone":"1555","user_id":"BR.9","direction":"BUSINESS_INITIATED","start":1793700000,"outcome":"COMPLETED"}"#,
+        ] {
+            let fast = super::scan(l).expect("a flat line");
+            let serde: RawLine = serde_json::from_str(l).unwrap();
+            let (a, b) = (
+                crate::calls::read_call(fast, 1),
+                crate::calls::read_call(serde, 1),
+            );
+            assert_eq!(a, b, "{l}");
+        }
+        let ok = crate::calls::read_call(super::scan(r#"{"kind":"call","id":"wacid.1","waba":"W1","phone":"1555","user":"5511","direction":"business_initiated","start":"2026-11-03T10:00:00Z","end":1793700056,"duration":56,"outcome":"completed"}"#).unwrap(), 1).unwrap();
+        assert_eq!((ok.duration_s, ok.end), (Some(56), Some(1_793_700_056_000)));
+        let e = crate::calls::read_call(super::scan(r#"{"kind":"call","id":"wacid.2","waba":"W1","phone":"1555","user":"5511","direction":"user_initiated","start":1793700000,"duration":-1}"#).unwrap(), 4).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (4, "duration"));
+        let e = crate::calls::read_call(super::scan(r#"{"kind":"call","id":"wacid.3","waba":"W1","phone":"1555","direction":"business_initiated","start":1793700000,"outcome":"completed"}"#).unwrap(), 4).unwrap_err();
+        assert_eq!(e.field, "user");
+        let e = crate::calls::read_call(super::scan(r#"{"kind":"call","id":"wacid.3","waba":"W1","phone":"1555","user":"5511","direction":"sideways","start":1793700000}"#).unwrap(), 4).unwrap_err();
+        assert_eq!(e.field, "direction");
     }
 }

@@ -2,6 +2,7 @@
 //! Meta's published rate-card CSV files. The rating core never sees a byte of these.
 
 pub mod body;
+pub mod calls;
 pub mod charges;
 pub mod events;
 mod flat;

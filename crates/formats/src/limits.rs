@@ -5,6 +5,10 @@
 //! their range in `time` (D70); numbers on the wire are instants only, and the count of events
 //! per request is the service's (`MAX_EVENTS_PER_REQUEST`).
 
+/// The longest call, in seconds, that a `duration` may give: 31 days. Meta documents no
+/// limit; anything longer is a mistake to report rather than a bill to send.
+pub const CALL_SECONDS_MAX: i64 = 31 * 24 * 3600;
+
 /// One field's bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit {

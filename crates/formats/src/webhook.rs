@@ -48,6 +48,8 @@ struct Value<'a> {
     messages: Vec<Message<'a>>,
     #[serde(borrow, default, deserialize_with = "counted")]
     statuses: Vec<WebhookStatus<'a>>,
+    #[serde(borrow, default)]
+    calls: Vec<crate::calls::WebhookCall<'a>>,
 }
 
 thread_local! {
@@ -273,7 +275,8 @@ pub(crate) fn read_envelope<'a>(
         for (ci, change) in entry.changes.into_iter().enumerate() {
             let at = |f: &str| format!("entry[{ei}].changes[{ci}].{f}");
             bound(change.field.as_deref(), limits::WORD, &|| at("field"))?;
-            if change.field.as_deref() != Some("messages") {
+            let field = change.field.as_deref();
+            if field != Some("messages") && field != Some("calls") {
                 sink.ignored_webhook_items += 1;
                 continue;
             }
@@ -294,6 +297,22 @@ pub(crate) fn read_envelope<'a>(
                 }
                 None => None,
             };
+            if field == Some("calls") {
+                let before = sink.calls.len();
+                crate::calls::read_webhook_calls(
+                    value.calls,
+                    waba.clone(),
+                    phone,
+                    line,
+                    &at,
+                    &mut sink.calls,
+                    &mut sink.ignored_webhook_items,
+                )?;
+                for _ in before..sink.calls.len() {
+                    sink.call_lines.push(line);
+                }
+                continue;
+            }
             let mut contacts = Vec::with_capacity(value.contacts.len());
             for (ci, c) in value.contacts.iter().enumerate() {
                 let cf = |x: &str| at(&format!("value.contacts[{ci}].{x}"));

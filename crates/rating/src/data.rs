@@ -9,3 +9,7 @@ pub const RATE_GAPS_CSV: &str = include_str!("../../../data/rate_gaps.csv");
 /// (`effective_from,pricing_model,market,category,change,source`). Not read by rating: the
 /// tests check the bundled rates against it.
 pub const META_CHANGES_CSV: &str = include_str!("../../../data/meta_changes.csv");
+/// Meta's calling rate cards (`effective_from,currency,market,tier_min,tier_max,rate_per_minute,
+/// source`). Empty: no public source gives a row of any card (data/SOURCES.md, "Calling";
+/// decisions.md D124), so a charged call is an error until a card is given with `--rates`.
+pub const CALL_RATES_CSV: &str = include_str!("../../../data/call_rates.csv");

@@ -5,6 +5,7 @@
 //! charges come out, and the same set of events always gives the same charges byte for byte,
 //! whatever their order (see `rater`). The rules implemented are `docs/rules.md`.
 
+pub mod calls;
 pub mod changes;
 pub mod data;
 pub mod event;

@@ -1,5 +1,6 @@
 //! The tariff: the market table and the rate book that rating reads, loaded once.
 
+use crate::calls::{CallRates, CallRatesError};
 use crate::data;
 use crate::markets::{MarketTable, MarketTableError};
 use crate::rates::{RateBook, RateBookError};
@@ -9,6 +10,8 @@ use crate::rates::{RateBook, RateBookError};
 pub struct Tariff {
     pub markets: MarketTable,
     pub rates: RateBook,
+    /// Calling rate cards (per minute, by currency and market).
+    pub call_rates: CallRates,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +20,8 @@ pub enum TariffError {
     Markets(#[from] MarketTableError),
     #[error(transparent)]
     Rates(#[from] RateBookError),
+    #[error(transparent)]
+    CallRates(#[from] CallRatesError),
 }
 
 impl Tariff {
@@ -25,6 +30,7 @@ impl Tariff {
     pub fn bundled() -> Tariff {
         Tariff::from_csv(data::MARKETS_CSV, &[("data/rates.csv", data::RATES_CSV)])
             .and_then(|t| t.with_gaps("data/rate_gaps.csv", data::RATE_GAPS_CSV))
+            .and_then(|t| t.with_call_rates("data/call_rates.csv", data::CALL_RATES_CSV))
             .expect("bundled rate data is valid (checked by tests)")
     }
 
@@ -35,6 +41,12 @@ impl Tariff {
         Ok(self)
     }
 
+    /// Adds a `call_rates.csv` file (name, text).
+    pub fn with_call_rates(mut self, name: &str, text: &str) -> Result<Tariff, TariffError> {
+        self.call_rates.add_csv(&self.markets, name, text)?;
+        Ok(self)
+    }
+
     /// Loads a market table and any number of rate files (name, text).
     pub fn from_csv(markets_csv: &str, rate_files: &[(&str, &str)]) -> Result<Tariff, TariffError> {
         let markets = MarketTable::from_csv(markets_csv)?;
@@ -42,6 +54,10 @@ impl Tariff {
         for (name, text) in rate_files {
             rates.add_csv(&markets, name, text)?;
         }
-        Ok(Tariff { markets, rates })
+        Ok(Tariff {
+            markets,
+            rates,
+            call_rates: CallRates::default(),
+        })
     }
 }

@@ -369,6 +369,13 @@ impl<'a> ParsedChunks<'a> {
     pub fn meta_pricing(&self) -> impl Iterator<Item = &wabill_formats::MetaPricing<'a>> {
         self.chunks.iter().flat_map(|p| p.meta_pricing.iter())
     }
+    /// Every call read, in input order.
+    pub fn calls(&self) -> Vec<wabill_rating::calls::Call<'a>> {
+        self.chunks
+            .iter()
+            .flat_map(|p| p.calls.iter().cloned())
+            .collect()
+    }
     pub fn ignored_webhook_items(&self) -> u64 {
         self.chunks.iter().map(|p| p.ignored_webhook_items).sum()
     }
@@ -381,6 +388,8 @@ impl<'a> ParsedChunks<'a> {
             all.lines.extend(p.lines);
             all.meta_pricing.extend(p.meta_pricing);
             all.ignored_webhook_items += p.ignored_webhook_items;
+            all.calls.extend(p.calls);
+            all.call_lines.extend(p.call_lines);
         }
         all
     }

@@ -6,7 +6,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use wabill_formats::charges;
+use wabill_formats::{calls as call_format, charges};
+use wabill_rating::calls::{rate_calls, CallCharge, RatedCalls};
 use wabill_rating::{rate_keyed_chunks, Charge, Decimal, RateOptions, Rated, Tariff};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -60,18 +61,39 @@ pub fn run(args: &RateArgs) -> Result<i32> {
         return Ok(code);
     }
 
-    let keys = parsed.take_keys();
+    let mut keys = parsed.take_keys();
+    let mut chunks = parsed.events();
+    // The windows calls open, as inbound events of their own chunk (rules.md "Calls").
+    let calls = parsed.calls();
+    let call_windows = wabill_rating::calls::window_openers(&calls);
+    if !call_windows.is_empty() {
+        keys.push(wabill_rating::ChunkKeys::new(&call_windows));
+        chunks.push(&call_windows);
+    }
     let rated = rate_keyed_chunks(
         &tariff,
         &separate_accounts,
-        &parsed.events(),
+        &chunks,
         keys,
         RateOptions {
             assume_delivered: args.assume_delivered,
         },
     );
-    if !rated.errors.is_empty() {
-        report_rating_errors(stderr, &rated)?;
+    let rated_calls = rate_parsed_calls(&tariff, &separate_accounts, &parsed, &calls);
+    if !rated.errors.is_empty() || !rated_calls.errors.is_empty() {
+        if !rated.errors.is_empty() {
+            report_rating_errors(stderr, &rated)?;
+        }
+        for e in &rated_calls.errors {
+            writeln!(stderr, "error: {e}")?;
+        }
+        if !rated_calls.errors.is_empty() {
+            writeln!(
+                stderr,
+                "error: {} call(s) could not be rated; nothing was written",
+                rated_calls.errors.len()
+            )?;
+        }
         return Ok(EXIT_UNRATABLE);
     }
 
@@ -81,16 +103,27 @@ pub fn run(args: &RateArgs) -> Result<i32> {
         out.write_all(charges::csv_header().as_bytes())?;
     }
     write_charges(&mut out, &rated.charges, &tariff, args.format, threads)?;
+    write_call_charges(&mut out, &rated_calls.charges, &tariff, args.format)?;
     out.flush()?;
 
     report_notes(stderr, &rated, parsed.ignored_webhook_items())?;
+    if rated_calls.duplicates > 0 {
+        writeln!(
+            stderr,
+            "note: {} repeated call event(s) counted once",
+            rated_calls.duplicates
+        )?;
+    }
     if args.summary {
         write_summary(stderr, &rated.charges, &tariff)?;
+        write_call_summary(stderr, &rated_calls.charges, &tariff)?;
     }
     // The process ends right after this: let the OS reclaim the input, events and charges
     // rather than freeing millions of allocations one by one.
     std::mem::forget(rated);
     std::mem::forget(parsed);
+    std::mem::forget(call_windows);
+    std::mem::forget(calls);
     std::mem::forget(sources);
     Ok(0)
 }
@@ -125,6 +158,117 @@ fn write_charges(
         for b in bufs.iter().take(blocks.len().div_ceil(BLOCK)) {
             out.write_all(b)?;
         }
+    }
+    Ok(())
+}
+
+/// Rates the calls of the input (docs/rules.md "Calls"), with every account the input and
+/// `--accounts` give.
+pub fn rate_parsed_calls<'a>(
+    tariff: &Tariff,
+    separate_accounts: &[wabill_rating::Account<'_>],
+    parsed: &input::ParsedChunks<'a>,
+    calls: &[wabill_rating::calls::Call<'a>],
+) -> RatedCalls<'a> {
+    if calls.is_empty() {
+        return RatedCalls::default();
+    }
+    let mut accounts: Vec<&wabill_rating::Account<'_>> = separate_accounts.iter().collect();
+    for events in parsed.events() {
+        for e in events {
+            if let wabill_rating::Event::Account(a) = e {
+                accounts.push(a);
+            }
+        }
+    }
+    rate_calls(&tariff.markets, &tariff.call_rates, &accounts, calls)
+}
+
+/// One line per call, after the message lines; in CSV a second table with its own header
+/// (decisions.md D128), written only when there are calls.
+fn write_call_charges(
+    out: &mut impl Write,
+    calls: &[CallCharge<'_>],
+    tariff: &Tariff,
+    format: Format,
+) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let mut buf = Vec::new();
+    if format == Format::Csv {
+        buf.extend_from_slice(call_format::call_csv_header().as_bytes());
+    }
+    for c in calls {
+        match format {
+            Format::Jsonl => call_format::write_call_json(&mut buf, c, tariff),
+            Format::Csv => call_format::write_call_csv(&mut buf, c, tariff),
+        }
+    }
+    out.write_all(&buf)?;
+    Ok(())
+}
+
+/// Calls, charged calls, billed minutes and amount by currency × direction × market.
+pub fn write_call_summary(
+    w: &mut impl Write,
+    calls: &[CallCharge<'_>],
+    tariff: &Tariff,
+) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    #[derive(Default)]
+    struct Row {
+        calls: u64,
+        charged: u64,
+        pulses: u64,
+        amount: Decimal,
+    }
+    let mut rows: BTreeMap<(&str, &str, &str), Row> = BTreeMap::new();
+    let mut totals: BTreeMap<&str, Row> = BTreeMap::new();
+    for c in calls {
+        let market = c
+            .market
+            .map_or("(unknown)", |m| tariff.markets.market_name(m));
+        let r = rows
+            .entry((c.currency.as_str(), c.direction.as_str(), market))
+            .or_default();
+        let t = totals.entry(c.currency.as_str()).or_default();
+        for x in [r, t] {
+            x.calls += 1;
+            x.charged += u64::from(c.billable());
+            x.pulses += if c.billable() { c.pulses } else { 0 };
+            x.amount += c.amount;
+        }
+    }
+    let minutes = |p: u64| wabill_rating::calls::tenths_as_minutes(p).to_string();
+    writeln!(
+        w,
+        "{:<8} {:<29} {:<34} {:>10} {:>10} {:>12} {:>16}",
+        "currency", "direction", "market", "calls", "charged", "minutes", "amount"
+    )?;
+    for ((cur, dir, market), r) in &rows {
+        writeln!(
+            w,
+            "{cur:<8} {dir:<29} {market:<34} {:>10} {:>10} {:>12} {:>16}",
+            r.calls,
+            r.charged,
+            minutes(r.pulses),
+            r.amount.to_string()
+        )?;
+    }
+    for (cur, r) in &totals {
+        writeln!(
+            w,
+            "{cur:<8} {:<29} {:<34} {:>10} {:>10} {:>12} {:>16}",
+            "total calls",
+            "",
+            r.calls,
+            r.charged,
+            minutes(r.pulses),
+            r.amount.to_string()
+        )?;
     }
     Ok(())
 }

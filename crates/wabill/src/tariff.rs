@@ -29,6 +29,7 @@ pub fn load(dir: Option<&Path>) -> Result<Tariff> {
         if path.extension().is_some_and(|x| x == "csv")
             && path.file_name() != Some("markets.csv".as_ref())
             && path.file_name() != Some(GAPS_FILE.as_ref())
+            && path.file_name() != Some(CALL_RATES_FILE.as_ref())
         {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -50,7 +51,16 @@ pub fn load(dir: Option<&Path>) -> Result<Tariff> {
         .iter()
         .map(|(n, t)| (n.as_str(), t.as_str()))
         .collect();
-    let tariff = Tariff::from_csv(&markets, &refs)?;
+    let mut tariff = Tariff::from_csv(&markets, &refs)?;
+    // Calling cards: the directory's own, else the bundled (empty) one (D124).
+    let calls_path = dir.join(CALL_RATES_FILE);
+    tariff = if calls_path.exists() {
+        let text = std::fs::read_to_string(&calls_path)
+            .with_context(|| format!("reading {}", calls_path.display()))?;
+        tariff.with_call_rates(&calls_path.display().to_string(), &text)?
+    } else {
+        tariff.with_call_rates("data/call_rates.csv", data::CALL_RATES_CSV)?
+    };
     let gaps_path = dir.join(GAPS_FILE);
     if !gaps_path.exists() {
         return Ok(tariff);
@@ -62,3 +72,6 @@ pub fn load(dir: Option<&Path>) -> Result<Tariff> {
 
 /// The name of the known-gaps file in a rates directory.
 pub const GAPS_FILE: &str = "rate_gaps.csv";
+
+/// The name of the calling rate cards file in a rates directory.
+pub const CALL_RATES_FILE: &str = "call_rates.csv";

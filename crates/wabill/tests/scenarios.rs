@@ -12,6 +12,8 @@ struct Scenario {
     name: String,
     assume_delivered: bool,
     rates: Option<String>,
+    /// Rows replacing the bundled `call_rates.csv` (docs/rules.md "Calls").
+    call_rates: Option<String>,
     events: String,
     expect: Option<Vec<Object>>,
     errors: Option<Vec<String>>,
@@ -28,6 +30,7 @@ fn load(path: &Path) -> Scenario {
         name: name.clone(),
         assume_delivered: false,
         rates: None,
+        call_rates: None,
         events: String::new(),
         expect: None,
         errors: None,
@@ -74,6 +77,7 @@ fn load(path: &Path) -> Scenario {
                 s.events = lines.join("\n") + "\n";
             }
             "rates" => s.rates = Some(meaningful(&lines).join("\n") + "\n"),
+            "call_rates" => s.call_rates = Some(meaningful(&lines).join("\n") + "\n"),
             "expect" => {
                 s.expect = Some(
                     meaningful(&lines)
@@ -104,6 +108,15 @@ fn run_library(s: &Scenario) -> Result<String, Vec<String>> {
         Some(r) => Tariff::from_csv(wabill_rating::data::MARKETS_CSV, &[("scenario rates", r)])
             .unwrap_or_else(|e| panic!("{}: rates: {e}", s.name)),
     };
+    let tariff = match &s.call_rates {
+        None => tariff,
+        Some(r) => {
+            let mut t = tariff;
+            t.call_rates = Default::default();
+            t.with_call_rates("scenario call rates", r)
+                .unwrap_or_else(|e| panic!("{}: call rates: {e}", s.name))
+        }
+    };
     let mut parsed = Parsed::default();
     let mut errors = Vec::new();
     for (i, line) in s.events.lines().enumerate() {
@@ -117,13 +130,37 @@ fn run_library(s: &Scenario) -> Result<String, Vec<String>> {
     let opts = RateOptions {
         assume_delivered: s.assume_delivered,
     };
-    let rated = rate(&tariff, &[], &parsed.events, opts);
-    if !rated.errors.is_empty() {
-        return Err(rated.errors.iter().map(|e| e.to_string()).collect());
+    let mut events = parsed.events.clone();
+    events.extend(wabill_rating::calls::window_openers(&parsed.calls));
+    let rated = rate(&tariff, &[], &events, opts);
+    let accounts: Vec<&wabill_rating::Account<'_>> = parsed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            wabill_rating::Event::Account(a) => Some(&**a),
+            _ => None,
+        })
+        .collect();
+    let calls = wabill_rating::calls::rate_calls(
+        &tariff.markets,
+        &tariff.call_rates,
+        &accounts,
+        &parsed.calls,
+    );
+    if !rated.errors.is_empty() || !calls.errors.is_empty() {
+        return Err(rated
+            .errors
+            .iter()
+            .map(|e| e.to_string())
+            .chain(calls.errors.iter().map(|e| e.to_string()))
+            .collect());
     }
     let mut out = Vec::new();
     for c in &rated.charges {
         charges::write_json(&mut out, c, &tariff);
+    }
+    for c in &calls.charges {
+        wabill_formats::calls::write_call_json(&mut out, c, &tariff);
     }
     Ok(String::from_utf8(out).unwrap())
 }
@@ -136,10 +173,17 @@ fn run_binary(s: &Scenario, dir: &Path) -> (i32, String, String) {
     if s.assume_delivered {
         cmd.arg("--assume-delivered");
     }
-    if let Some(r) = &s.rates {
+    if s.rates.is_some() || s.call_rates.is_some() {
         let rd = dir.join(format!("{}.rates", s.name));
         std::fs::create_dir_all(&rd).unwrap();
-        std::fs::write(rd.join("rates.csv"), r).unwrap();
+        let rates = s.rates.as_deref().unwrap_or(wabill_rating::data::RATES_CSV);
+        std::fs::write(rd.join("rates.csv"), rates).unwrap();
+        if s.rates.is_none() {
+            std::fs::write(rd.join("rate_gaps.csv"), wabill_rating::data::RATE_GAPS_CSV).unwrap();
+        }
+        if let Some(c) = &s.call_rates {
+            std::fs::write(rd.join("call_rates.csv"), c).unwrap();
+        }
         cmd.arg("--rates").arg(&rd);
     }
     let out = cmd.output().unwrap();

@@ -69,6 +69,17 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
         let before = parsed.events.len();
         let before_pricing = parsed.meta_pricing.len();
         match parse_line(line, i as u64, &mut parsed) {
+            // Calls are rated by `wabill rate` only so far (issue 15): refused by index rather
+            // than accepted and dropped.
+            Ok(()) if !parsed.calls.is_empty() => {
+                parsed.calls.clear();
+                parsed.call_lines.clear();
+                errors.push(error(
+                    i,
+                    "kind",
+                    "calls are not stored by the service yet; rate them with `wabill rate`",
+                ));
+            }
             Ok(()) => {
                 last_item_events = parsed.events.len() - before;
                 index_of.extend(std::iter::repeat_n(i, last_item_events));

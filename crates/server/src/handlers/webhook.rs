@@ -95,6 +95,13 @@ async fn webhook_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Re
             EnvelopeError::Invalid(e) => problem(ErrorCode::InvalidWebhook, e.to_string()),
         };
     }
+    if !parsed.calls.is_empty() {
+        // Calls are rated by `wabill rate` only so far (issue 15); said, not dropped quietly.
+        tracing::warn!(
+            calls = parsed.calls.len(),
+            "a webhook's calls are not stored by the service yet"
+        );
+    }
     let pricing = meta_rows(text, &parsed.meta_pricing);
     let batch: Vec<(usize, Event<'_>)> = parsed.events.into_iter().enumerate().collect();
     // Events first, then Meta's pricing; the 200 only once both are stored. A failure of the
