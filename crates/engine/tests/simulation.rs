@@ -1,16 +1,22 @@
 //! A deterministic simulation of the service's engine (decisions.md D93), in the spirit of
 //! TigerBeetle's simulator: for each seed, a generated month of traffic for two tenants (two
-//! business portfolios) arrives in a random order, in random batches, with repeats and late
-//! statuses, through the tenant-scoped ingest path, while the engine re-rates at random moments,
-//! the disk fills up and frees again (real SQLite, `PRAGMA max_page_count`), the process
-//! crashes (the engine and the store are dropped and opened again from the file) and the clock
-//! moves on. After each run the invariants hold:
-//! - every acknowledged event is stored, exactly once;
+//! business portfolios) is sent in a random order, in random batches, with repeats and late
+//! statuses, through the tenant-scoped ingest path. Between the clients and the service, a
+//! network holds the requests on the wire and delivers them in any order, loses some, loses the
+//! answer of others (the client sends again what it has no answer for) and delivers some twice.
+//! Meanwhile the engine re-rates at random moments, the disk fills up and frees again (real
+//! SQLite, `PRAGMA max_page_count`), writes fail or commit and lose their answer, the process
+//! crashes (the engine and the store are dropped and opened again from the file, the requests on
+//! the wire break), the clock moves on, and a slow reader pages through the charges of its key a
+//! few rows at a time. After each run the invariants hold:
+//! - every acknowledged event is stored, exactly once, and nothing is stored that was not sent;
 //! - no charge is stored twice;
 //! - the stored charges equal the rating core's charges of the acknowledged events, exactly;
 //! - no cross-tenant answer: a key scoped to one tenant's WABAs has another tenant's statuses
-//!   refused, and a send check it makes about the other tenant's customer answers as if that
-//!   tenant had sent nothing.
+//!   refused, a send check it makes about the other tenant's customer answers as if that
+//!   tenant had sent nothing, and its reader is shown only its own charges;
+//! - a slow reader is shown no charge twice (unless it moved in the order meanwhile) and every
+//!   charge that stayed in place from its first page to its last.
 //!
 //! Everything is driven by the seed, one step at a time, so a failing seed replays exactly:
 //! `SIM_SEED=N cargo test -p wabill-engine --test simulation`. `SIM_SEEDS` sets how many seeds
@@ -24,7 +30,7 @@ use wabill_engine::engine::charge_row;
 use wabill_engine::{Caller, Clock, Engine, ManualClock};
 use wabill_formats::{parse_line, Parsed};
 use wabill_rating::{rate, Event, RateOptions, Tariff, UnixMs};
-use wabill_store::{ChargeFilter, ChargeRow, Role, SqliteStore, Store};
+use wabill_store::{ChargeCursor, ChargeFilter, ChargeRow, Role, SqliteStore, Store};
 
 /// Seeds a run takes unless `SIM_SEEDS` says otherwise.
 const DEFAULT_SEEDS: u64 = 200;
@@ -106,6 +112,151 @@ async fn all_charges(store: &dyn Store, wabas: Option<Vec<String>>) -> Vec<Charg
         if done {
             return out;
         }
+    }
+}
+
+/// A request on the wire: one tenant's events, sent through its key.
+struct Request {
+    tenant: u8,
+    events: Vec<usize>,
+}
+
+/// What the network does with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Delivered,
+    /// Never reaches the service.
+    Lost,
+    /// Reaches the service; its answer never reaches the client.
+    AnswerLost,
+    /// Reaches the service, and again later (a proxy's retry).
+    Twice,
+}
+
+enum Delivery {
+    /// Stored: these events are acknowledged if the answer arrives.
+    Stored(Vec<usize>),
+    /// A fault: nothing acknowledged.
+    Failed(String),
+    /// The tenant's own event was refused: an invariant broken.
+    Refused(String),
+}
+
+/// The service's side of a request: the key's scope, then ingest.
+async fn deliver(
+    engine: &Engine,
+    store: &dyn Store,
+    caller: &Caller,
+    mine: Vec<(usize, Event<'_>)>,
+) -> Delivery {
+    let admitted = match admit(caller, store, mine, Vec::new()).await {
+        Ok(a) => a,
+        Err(e) => return Delivery::Failed(format!("admit: {e}")),
+    };
+    if let Some(r) = admitted.refused.first() {
+        return Delivery::Refused(format!("event {}: {}", r.index, r.reason));
+    }
+    match engine.ingest(&admitted.events).await {
+        Ok(_) => Delivery::Stored(admitted.events.iter().map(|(k, _)| *k).collect()),
+        Err(e) => Delivery::Failed(e.to_string()),
+    }
+}
+
+/// Each stored charge's place in the keyset order (sent at, id) and its WABA.
+fn keys_of(rows: &[ChargeRow]) -> BTreeMap<String, (i64, String)> {
+    rows.iter()
+        .map(|r| (r.id.clone(), (r.sent_at_ms, r.waba.clone())))
+        .collect()
+}
+
+/// A client paging slowly through `/v1/charges`' rows with its key's scope and a cursor, a few
+/// rows at a time, while ingest, re-rating, faults and crashes go on. It must never be shown a
+/// charge outside its scope, never a charge twice unless that charge moved, and every charge
+/// that stayed in place from its first page to its last.
+struct Reader {
+    scope: Option<(u8, Vec<String>)>,
+    cursor: Option<ChargeCursor>,
+    seen: BTreeSet<String>,
+    /// In scope when the reading began.
+    initial: BTreeSet<String>,
+    /// Each charge's place when last observed.
+    last: BTreeMap<String, i64>,
+    /// Charges that moved in the order, or went away, while the reading went on.
+    moved: BTreeSet<String>,
+}
+
+impl Reader {
+    fn new(scope: Option<(u8, Vec<String>)>, now: BTreeMap<String, (i64, String)>) -> Reader {
+        let in_scope = |w: &String| scope.as_ref().is_none_or(|(_, ws)| ws.contains(w));
+        Reader {
+            initial: now
+                .iter()
+                .filter(|(_, (_, w))| in_scope(w))
+                .map(|(id, _)| id.clone())
+                .collect(),
+            last: now.into_iter().map(|(id, (at, _))| (id, at)).collect(),
+            scope,
+            cursor: None,
+            seen: BTreeSet::new(),
+            moved: BTreeSet::new(),
+        }
+    }
+
+    /// The charges after a step of the run.
+    fn observe(&mut self, now: &BTreeMap<String, (i64, String)>) {
+        for (id, at) in &self.last {
+            if now.get(id).map(|(a, _)| a) != Some(at) {
+                self.moved.insert(id.clone());
+            }
+        }
+        self.last = now.iter().map(|(id, (at, _))| (id.clone(), *at)).collect();
+    }
+
+    /// One page; `None` once the last page is read and checked.
+    async fn page(mut self, store: &dyn Store, limit: u32) -> Result<Option<Reader>, String> {
+        let filter = ChargeFilter {
+            wabas: self.scope.as_ref().map(|(_, ws)| ws.clone()),
+            after: self.cursor.clone(),
+            limit,
+            ..Default::default()
+        };
+        let rows = store.charges(&filter).await.map_err(|e| e.to_string())?;
+        let tenant = self.scope.as_ref().map(|(t, _)| *t);
+        for r in &rows {
+            if let Some((t, ws)) = &self.scope {
+                if !ws.contains(&r.waba) {
+                    return Err(format!(
+                        "a reader scoped to tenant {t} was shown {}'s charge {}",
+                        r.waba, r.id
+                    ));
+                }
+            }
+            if !self.seen.insert(r.id.clone()) && !self.moved.contains(&r.id) {
+                return Err(format!(
+                    "a reader (tenant {tenant:?}) was shown charge {} twice",
+                    r.id
+                ));
+            }
+        }
+        if let Some(last) = rows.last() {
+            self.cursor = Some(last.cursor());
+        }
+        if rows.len() == limit as usize {
+            return Ok(Some(self));
+        }
+        let missed: Vec<&String> = self
+            .initial
+            .iter()
+            .filter(|id| !self.moved.contains(*id) && !self.seen.contains(*id))
+            .collect();
+        if !missed.is_empty() {
+            return Err(format!(
+                "a reader (tenant {tenant:?}) missed {} charges that stayed in place, first {}",
+                missed.len(),
+                missed[0]
+            ));
+        }
+        Ok(None)
     }
 }
 
@@ -197,69 +348,109 @@ async fn simulate(seed: u64) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let mut acknowledged: BTreeSet<usize> = BTreeSet::new();
+    // Every event the service may have been sent, by index: nothing else may be stored.
+    let mut sent: BTreeSet<usize> = BTreeSet::new();
+    // Requests on the wire: sent by a client, not yet delivered to the service.
+    let mut network: Vec<Request> = Vec::new();
+    let mut reader: Option<Reader> = None;
     let mut i = 0;
     let mut disk_full = false;
-    while i < queue.len() {
-        match rng.below(100) {
-            // A batch from one tenant's key, the next events of the queue that it sends.
-            0..=64 => {
+    while i < queue.len() || !network.is_empty() {
+        let choice = match rng.below(100) {
+            // With nothing left to send, a client's turn delivers what is on the wire.
+            0..=49 if i >= queue.len() => 50,
+            // With nothing on the wire, the network's turn is a client's.
+            50..=64 if network.is_empty() => 0,
+            c => c,
+        };
+        match choice {
+            // A client sends the next events of the queue, each through its own tenant's key;
+            // the requests are on the wire until the network delivers them, in any order.
+            0..=49 => {
                 let n = 1 + rng.below(40) as usize;
                 let batch_idx: Vec<usize> = queue[i..(i + n).min(queue.len())].to_vec();
-                // Each event goes through its own tenant's key.
                 for t in [1u8, 2] {
-                    let mine: Vec<(usize, Event<'_>)> = batch_idx
+                    let mine: Vec<usize> = batch_idx
                         .iter()
-                        .filter(|&&k| sender(&events[k]) == t)
-                        .map(|&k| (k, events[k].clone()))
+                        .copied()
+                        .filter(|&k| sender(&events[k]) == t)
                         .collect();
-                    if mine.is_empty() {
-                        continue;
-                    }
-                    let caller = &callers[(t - 1) as usize];
-                    let admitted = match admit(caller, &*store, mine, Vec::new()).await {
-                        Ok(a) => a,
-                        Err(e) => {
-                            run.step(format!("admit failed: {e}"));
-                            continue;
-                        }
-                    };
-                    if let Some(r) = admitted.refused.first() {
-                        return Err(format!(
-                            "seed {seed}: tenant {t}'s own event {} refused: {}\n{}",
-                            r.index,
-                            r.reason,
-                            run.log.join("\n")
-                        ));
-                    }
-                    match engine.ingest(&admitted.events).await {
-                        Ok(_) => {
-                            acknowledged.extend(admitted.events.iter().map(|(k, _)| *k));
-                            run.step(format!(
-                                "ingest {} by tenant {t}: ok",
-                                admitted.events.len()
-                            ));
-                        }
-                        // Not acknowledged: the client sends it again later.
-                        Err(e) => {
-                            run.step(format!("ingest by tenant {t}: {e}"));
-                            queue.extend(admitted.events.iter().map(|(k, _)| *k));
-                        }
+                    if !mine.is_empty() {
+                        sent.extend(&mine);
+                        network.push(Request {
+                            tenant: t,
+                            events: mine,
+                        });
                     }
                 }
                 i += batch_idx.len();
+                run.step(format!("send {} events", batch_idx.len()));
             }
-            65..=76 => {
+            // The network delivers one request on the wire: on time, lost, with its answer
+            // lost, or twice.
+            50..=64 => {
+                let req = network.swap_remove(rng.below(network.len() as u64) as usize);
+                let fate = match rng.below(20) {
+                    0 => Fate::Lost,
+                    1 => Fate::AnswerLost,
+                    2 => Fate::Twice,
+                    _ => Fate::Delivered,
+                };
+                if fate == Fate::Lost {
+                    // The client times out and sends it again later.
+                    run.step(format!(
+                        "request of {} by tenant {} lost",
+                        req.events.len(),
+                        req.tenant
+                    ));
+                    queue.extend(&req.events);
+                    continue;
+                }
+                let caller = &callers[(req.tenant - 1) as usize];
+                let mine: Vec<(usize, Event<'_>)> =
+                    req.events.iter().map(|&k| (k, events[k].clone())).collect();
+                match deliver(&engine, &*store, caller, mine).await {
+                    Delivery::Stored(done) => {
+                        run.step(format!(
+                            "ingest {} by tenant {}: ok, {fate:?}",
+                            done.len(),
+                            req.tenant
+                        ));
+                        match fate {
+                            Fate::AnswerLost => queue.extend(&req.events),
+                            _ => acknowledged.extend(done),
+                        }
+                    }
+                    // Not acknowledged: the client sends it again later.
+                    Delivery::Failed(e) => {
+                        run.step(format!("ingest by tenant {}: {e}", req.tenant));
+                        queue.extend(&req.events);
+                    }
+                    Delivery::Refused(why) => {
+                        return Err(format!(
+                            "seed {seed}: tenant {}'s own event refused: {why}\n{}",
+                            req.tenant,
+                            run.log.join("\n")
+                        ));
+                    }
+                }
+                if fate == Fate::Twice {
+                    // A proxy's retry: the same request again, later.
+                    network.push(req);
+                }
+            }
+            65..=74 => {
                 let r = engine.rerate_dirty().await;
                 run.step(format!("rerate: {:?}", r.map_err(|e| e.to_string())));
             }
-            77..=80 => {
+            75..=78 => {
                 // The disk fills up, or is freed.
                 disk_full = !disk_full;
                 let cap = if disk_full { Some(0) } else { None };
                 store.limit_pages(cap).await.map_err(|e| e.to_string())?;
                 run.step(format!("disk full: {disk_full}"));
             }
-            81..=86 => {
+            79..=83 => {
                 // The next writes fail, or commit and lose their answer.
                 let (refused, lost) = (rng.below(3) as u32, rng.below(2) as u32);
                 store.inject_write_faults(refused, lost);
@@ -267,11 +458,15 @@ async fn simulate(seed: u64) -> Result<(), String> {
                     "faults: {refused} writes refused, then {lost} answers lost"
                 ));
             }
-            87..=92 => {
-                // A crash: nothing in memory survives; the file does.
+            84..=88 => {
+                // A crash: nothing in memory survives; the file does. The connections of the
+                // requests on the wire break, and their clients send them again.
                 drop(engine);
                 store.close().await.map_err(|e| e.to_string())?;
                 drop(store);
+                for req in network.drain(..) {
+                    queue.extend(req.events);
+                }
                 store = open(&path).await;
                 disk_full = false;
                 engine = start_engine(store.clone())
@@ -279,9 +474,46 @@ async fn simulate(seed: u64) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
                 run.step("crash and restart");
             }
+            // A slow reader pages through the charges of its key, a few rows a step, while
+            // everything else goes on (across crashes too: its cursor is a value).
+            89..=94 => {
+                let r = match reader.take() {
+                    Some(r) => r,
+                    None => {
+                        let scope = match rng.below(3) {
+                            0 => None,
+                            t => Some((t as u8, callers[t as usize - 1].wabas.clone().unwrap())),
+                        };
+                        let now = keys_of(&all_charges(&*store, None).await);
+                        run.step(format!(
+                            "a reader starts, scope {:?}",
+                            scope.as_ref().map(|s| s.0)
+                        ));
+                        Reader::new(scope, now)
+                    }
+                };
+                match r.page(&*store, 1 + rng.below(9) as u32).await {
+                    Ok(Some(r)) => reader = Some(r),
+                    Ok(None) => run.step("the reader read every page"),
+                    Err(e) => return Err(format!("seed {seed}: {e}\n{}", run.log.join("\n"))),
+                }
+            }
             _ => {
                 clock.advance(rng.below(6 * 3_600_000) as i64);
                 run.step("clock moves on");
+            }
+        }
+        // What the reader may expect: a charge it must see is one that stayed, unmoved.
+        if let Some(r) = reader.as_mut() {
+            r.observe(&keys_of(&all_charges(&*store, None).await));
+        }
+    }
+    if let Some(mut r) = reader.take() {
+        loop {
+            match r.page(&*store, 50).await {
+                Ok(Some(next)) => r = next,
+                Ok(None) => break,
+                Err(e) => return Err(format!("seed {seed}: {e}\n{}", run.log.join("\n"))),
             }
         }
     }
@@ -329,6 +561,20 @@ async fn simulate(seed: u64) -> Result<(), String> {
         if !matches!(e, Event::Account(_)) && !stored_keys.contains(&key_of(e)) {
             return fail(format!("acknowledged {:?} is not stored", key_of(e)));
         }
+    }
+
+    // Nothing is stored that no client sent, and every event sent was in the end acknowledged
+    // (a client sends again what it has no answer for).
+    let sent_keys: BTreeSet<(String, Option<String>)> =
+        sent.iter().map(|&k| key_of(&events[k])).collect();
+    if let Some(k) = stored_keys.iter().find(|k| !sent_keys.contains(*k)) {
+        return fail(format!("{k:?} is stored but was never sent"));
+    }
+    if let Some(k) = sent.iter().find(|k| !acknowledged.contains(k)) {
+        return fail(format!(
+            "{:?} was sent and never acknowledged",
+            key_of(&events[*k])
+        ));
     }
 
     // No charge twice, and exactly the rating core's charges of what was acknowledged.
