@@ -68,12 +68,42 @@ pub(crate) fn observe(
     state: &AppState,
     route: &'static str,
     started: Instant,
-    resp: Response,
+    mut resp: Response,
 ) -> Response {
     state.engine.metrics.observe(
         route,
         resp.status().as_u16(),
         started.elapsed().as_secs_f64(),
+    );
+    resp.extensions_mut().insert(RouteTemplate(route));
+    resp
+}
+
+/// The route template ("/v1/tenants/{id}") that answered, for the request log.
+#[derive(Clone, Copy)]
+pub(crate) struct RouteTemplate(pub &'static str);
+
+/// Logs one line per request once it is answered: method, route template (never the path, which
+/// may carry a tenant's or a WABA's id; `-` for a path no route has), status and duration in
+/// milliseconds. The query string, headers and bodies are never logged: they hold keys and
+/// tenants' data.
+pub(crate) async fn log_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    let route = resp
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or("-", |r| r.0);
+    tracing::info!(
+        method = %method,
+        route,
+        status = resp.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
     );
     resp
 }

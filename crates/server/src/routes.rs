@@ -699,5 +699,6 @@ pub fn router(state: Arc<AppState>) -> Router {
     r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(axum::middleware::from_fn(api::log_request))
         .with_state(state)
 }

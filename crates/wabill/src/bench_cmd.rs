@@ -24,7 +24,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let stats = wabill_gen::generate(&cfg, &mut stream)?;
     let gen_s = t.elapsed().as_secs_f64();
     let text = std::str::from_utf8(&stream)?;
-    println!(
+    outln!(
         "stream: {} lines ({} outbound, {} inbound, {} statuses, {} repeated), {} users, {} WABAs, {:.1} MB, generated in {:.2} s",
         stats.lines, stats.outbound, stats.inbound, stats.statuses, stats.duplicates,
         cfg.users, cfg.wabas, stream.len() as f64 / 1e6, gen_s
@@ -43,7 +43,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let keys = parsed.take_keys();
     let chunks = parsed.events();
     let events = chunks.iter().map(|c| c.len()).sum::<usize>() as f64;
-    println!(
+    outln!(
         "parse ({threads} threads):      {:>8.2} s  {:>12.0} events/s",
         parse_s,
         events / parse_s
@@ -65,7 +65,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         "rating errors: {:?}",
         &rated.errors[..rated.errors.len().min(5)]
     );
-    println!(
+    outln!(
         "rate (core, 1 thread):  {:>8.2} s  {:>12.0} events/s  ({} charges)",
         best,
         events / best,
@@ -78,20 +78,20 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         charges::write_json(&mut out, c, &tariff);
     }
     let write_s = t.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "write JSONL (1 thread):  {:>8.2} s  {:>12.0} charges/s  ({:.1} MB)",
         write_s,
         rated.charges.len() as f64 / write_s,
         out.len() as f64 / 1e6
     );
     let end_to_end = parse_s + best + write_s;
-    println!(
+    outln!(
         "parse + rate + write:    {:>8.2} s  {:>12.0} events/s",
         end_to_end,
         events / end_to_end
     );
     let s = &rated.state;
-    println!(
+    outln!(
         "state: {} (phone, user) pairs; pair table {:.1} MB = {:.1} bytes/pair; other state {:.1} MB",
         s.pairs,
         s.pair_bytes as f64 / 1e6,

@@ -115,7 +115,7 @@ pub fn run(args: &LoadArgs) -> Result<i32> {
     let mut all: Vec<Duration> = latencies.into_iter().flatten().collect();
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
-    println!(
+    outln!(
         "{} events in {:.2} s = {:.0} events/s acknowledged (stored durably); request latency p50 {:.1} ms, p99 {:.1} ms",
         lines.len(),
         elapsed,
@@ -125,7 +125,7 @@ pub fn run(args: &LoadArgs) -> Result<i32> {
     );
     if !args.no_wait {
         let waited = caught_up(args.addr, Instant::now())?;
-        println!(
+        outln!(
             "charges up to date {:.1} s after the last acknowledgement (wabill_rerate_lag_events 0)",
             waited.as_secs_f64()
         );
@@ -227,7 +227,7 @@ fn checks(args: &LoadArgs, lines: &[&str]) -> Result<i32> {
     let mut all: Vec<Duration> = latencies.into_iter().flatten().collect();
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
-    println!(
+    outln!(
         "{} send checks in {:.2} s = {:.0} requests/s over {} connections; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         all.len(),
         elapsed,

@@ -1,5 +1,22 @@
 //! The `wabill` binary: subcommands, wiring and exit codes. No rules live here.
 
+/// `println!` that returns the error instead of panicking: a closed pipe on standard output
+/// (`wabill ... | head -1`) ends the command quietly ([`exit_code`]), it is not a crash.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($t)*)?
+    }};
+}
+
+/// `print!` returning the error, as [`outln!`].
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($t)*)?
+    }};
+}
+
 mod bench_cmd;
 mod demo_cmd;
 mod estimate_cmd;
@@ -91,11 +108,34 @@ fn main() {
         Command::Tenants(cmd) => tenants_cmd::run(&cmd),
         Command::Audit { db, after, limit } => tenants_cmd::audit_log(&db, after, limit),
     };
-    match code {
-        Ok(code) => std::process::exit(code),
+    std::process::exit(exit_code(code));
+}
+
+/// The process's exit code for a command's result: its own code, `1` for an error (printed on
+/// stderr), and `0`, quietly, when standard output was closed by its reader: `wabill rate ... |
+/// head -1` got what it asked for. The command stops writing at the first refused write.
+fn exit_code(result: anyhow::Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::exit(1);
+            1
         }
     }
+}
+
+/// Whether an error comes from writing to a pipe whose reader is gone, however it was wrapped
+/// (a JSON writer carries the IO error).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|cause| {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.kind() == BrokenPipe;
+        }
+        if let Some(json) = cause.downcast_ref::<serde_json::Error>() {
+            return json.io_error_kind() == Some(BrokenPipe);
+        }
+        false
+    })
 }

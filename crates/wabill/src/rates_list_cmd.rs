@@ -69,7 +69,7 @@ pub fn run(args: &ListArgs) -> Result<i32> {
             &data,
         ),
     };
-    print!("{out}");
+    out!("{out}");
     Ok(0)
 }
 

@@ -142,6 +142,7 @@ pub fn serve(args: &ServeArgs) -> Result<i32> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .json()
+        .with_writer(std::io::stderr)
         .init();
     let tariff = Arc::new(crate::tariff::load(config.rates.as_deref())?);
     if config.app_secrets.is_empty() {
@@ -215,7 +216,7 @@ pub fn keys(cmd: &KeysCommand) -> Result<i32> {
                     &target,
                 )
                 .await?;
-                println!("{key}");
+                outln!("{key}");
                 eprintln!(
                     "created key {} ({}, {}); it is shown only now",
                     row.id,
@@ -226,7 +227,7 @@ pub fn keys(cmd: &KeysCommand) -> Result<i32> {
             KeysCommand::List { db } => {
                 let store = wabill_store::open(db).await?;
                 for k in store.list_keys().await? {
-                    println!(
+                    outln!(
                         "{}\t{}\t{}\t{}\t{}",
                         k.id,
                         k.name,

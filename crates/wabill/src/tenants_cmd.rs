@@ -85,7 +85,7 @@ fn print_row(row: &TenantRow, recorded: Option<bool>) -> Result<()> {
     if let Some(r) = recorded {
         v["recorded"] = serde_json::json!(r);
     }
-    println!("{v}");
+    outln!("{v}");
     Ok(())
 }
 

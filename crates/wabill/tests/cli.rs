@@ -678,3 +678,69 @@ fn a_line_that_is_not_utf8_is_a_malformed_line_of_its_file() {
         assert_eq!(ids, ["\"m1\"", "\"m2\""], "the lines around it are rated");
     }
 }
+
+/// Runs `wabill ARGS` with standard output a real pipe, reads its first line and closes the
+/// pipe, as `wabill ... | head -1` does; answers the exit code and what was written on stderr.
+fn closed_early(args: &[&str]) -> (Option<i32>, String, String) {
+    use std::io::{BufRead, Read};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wabill"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        reader.read_line(&mut first).unwrap();
+        // The reader, and so the pipe's only read end, is dropped here.
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (status.code(), first, stderr)
+}
+
+#[test]
+fn a_closed_standard_output_ends_every_command_quietly_with_0() {
+    let dir = tmpdir("pipe");
+    let stream = dir.join("stream.jsonl");
+    let generated = wabill(&["gen", "--seed", "3", "--events", "20000"], None);
+    assert_eq!(generated.status.code(), Some(0));
+    std::fs::write(&stream, &generated.stdout).unwrap();
+    let stream = stream.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["rate", stream],
+        &["rate", "--format", "csv", stream],
+        &["gen", "--events", "2000000"],
+        &["rates", "list", "--currency", "USD", "--month", "2026-05"],
+        &[
+            "estimate",
+            "--month",
+            "2026-11",
+            "--market",
+            "Brazil",
+            "--marketing",
+            "1000",
+        ],
+    ];
+    for args in commands {
+        let (code, first, stderr) = closed_early(&args);
+        assert!(!first.is_empty(), "{args:?} wrote nothing: {stderr}");
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("error") && !stderr.contains("panicked"),
+            "{args:?} says nothing of the closed pipe: {stderr}"
+        );
+    }
+    // The rating output is far larger than a pipe's buffer: the first line proves the pipe was
+    // closed while the command was still writing.
+    assert!(generated.stdout.len() > 1 << 20);
+    let _ = std::fs::remove_dir_all(&dir);
+}

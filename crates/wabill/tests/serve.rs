@@ -491,3 +491,79 @@ fn serve_takes_its_limits_from_flags_and_environment() {
     assert_eq!(http(&addr, "GET", "/readyz", "", "").unwrap().0, 200);
     drop(server);
 }
+
+#[test]
+fn serve_logs_one_json_line_per_request_on_stderr_and_nothing_on_stdout() {
+    let dir = tmpdir("requests-log");
+    let db = dir.join("wabill.sqlite").display().to_string();
+    let key = admin_key(&db);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+    let mut child = wabill()
+        .args(["serve", "--db", &db, "--listen", &addr])
+        .env("WABILL_LOG", "info")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !matches!(http(&addr, "GET", "/healthz", "", ""), Ok((200, _))) {
+        assert!(Instant::now() < deadline, "wabill serve did not answer");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        http(&addr, "GET", "/v1/tenants/secret-tenant", &key, "")
+            .unwrap()
+            .0,
+        404
+    );
+    assert_eq!(http(&addr, "GET", "/v1/charges", "", "").unwrap().0, 401);
+    assert_eq!(
+        http(&addr, "DELETE", "/no/such/route", "", "").unwrap().0,
+        404
+    );
+    // Lines are written as requests are answered; give the last one a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "",
+        "stdout stays empty"
+    );
+    let log = std::fs::read_to_string(&err).unwrap();
+    let requests: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "request")
+        .collect();
+    let seen: Vec<(String, String, u64)> = requests
+        .iter()
+        .map(|v| {
+            let f = &v["fields"];
+            assert!(f["duration_ms"].as_f64().unwrap() >= 0.0, "{v}");
+            (
+                f["method"].as_str().unwrap().to_string(),
+                f["route"].as_str().unwrap().to_string(),
+                f["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let tail = &seen[seen.len() - 4..];
+    assert_eq!(tail[0], ("GET".into(), "/healthz".into(), 200), "{log}");
+    assert_eq!(
+        &tail[1..],
+        &[
+            ("GET".into(), "/v1/tenants/{id}".into(), 404),
+            ("GET".into(), "/v1/charges".into(), 401),
+            ("DELETE".into(), "-".into(), 404),
+        ],
+        "{log}"
+    );
+    assert!(
+        !log.contains("secret-tenant") && !log.contains(&key),
+        "the log names route templates, never paths or keys: {log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
