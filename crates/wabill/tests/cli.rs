@@ -731,7 +731,7 @@ fn a_closed_standard_output_ends_every_command_quietly_with_0() {
         ],
     ];
     for args in commands {
-        let (code, first, stderr) = closed_early(&args);
+        let (code, first, stderr) = closed_early(args);
         assert!(!first.is_empty(), "{args:?} wrote nothing: {stderr}");
         assert_eq!(code, Some(0), "{args:?}: {stderr}");
         assert!(
