@@ -74,6 +74,8 @@ error_codes! {
                   removed or rewritten"),
     AlreadyFinalized = ("already_finalized", 409, "the tenant's month is finalized; a finalized invoice never changes"),
     FinalizedLater = ("finalized_later", 409, "a later month of the tenant is finalized: months are finalized in order"),
+    AllRejected = ("all_rejected", 422, "every item of the batch was refused and nothing was stored: the body is the \
+                  ingest result (stored 0, each item's index, field and reason in `errors`) with this error"),
     NoPlan = ("no_plan", 422, "no plan version of the tenant is in force for the month (billing)"),
     MissingFxRate = ("missing_fx_rate", 422, "the set-up's FX table has no rate the invoice needs (billing)"),
     PreviousNotFinal = ("previous_not_final", 422, "a previous invoice given is a draft (billing)"),

@@ -132,11 +132,17 @@ fn operation(r: &Route) -> Value {
         }
     }
     for (status, codes) in by_status {
+        // An all-rejected batch answers the ingest result with its error (decisions.md D96).
+        let schema = if codes.contains(&ErrorCode::AllRejected.as_str()) {
+            schema_ref("RejectedBatch")
+        } else {
+            schema_ref("Problem")
+        };
         responses.insert(
             status.to_string(),
             json!({
                 "description": codes.join(", "),
-                "content": {"application/json": {"schema": schema_ref("Problem")}},
+                "content": {"application/json": {"schema": schema}},
             }),
         );
     }
@@ -215,7 +221,7 @@ fn base_schemas() -> Value {
     let nullable = |t: &str| json!({"type": t, "nullable": true});
     let instant = json!({"type": "string", "format": "date-time"});
     let decimal = json!({"type": "string", "description": "exact decimal"});
-    json!({
+    let mut all = json!({
         "TenantSetup": tenant_setup_schema(),
         "LicenceRecord": licence_schema(),
         "TenantVersion": {
@@ -337,7 +343,13 @@ fn base_schemas() -> Value {
                 "meta_only": {"type": "array", "items": {"type": "object"}},
             },
         },
-    })
+    });
+    // An all-rejected batch of `POST /v1/events` (decisions.md D96).
+    all["RejectedBatch"] = json!({
+        "description": "a batch none of whose items was stored: the ingest result and the error",
+        "allOf": [schema_ref("Problem"), schema_ref("IngestResult")],
+    });
+    all
 }
 
 /// A date, `YYYY-MM-DD`: the pattern gives days up to the 28th, every calendar date is taken.

@@ -190,6 +190,7 @@ pub const ROUTES: &[Route] = &[
             ErrorCode::EmptyBody,
             ErrorCode::TooManyEvents,
             ErrorCode::PayloadTooLarge,
+            ErrorCode::AllRejected,
             ErrorCode::StoreUnavailable,
         ],
     },
@@ -223,7 +224,8 @@ pub const ROUTES: &[Route] = &[
             Param {
                 name: "limit",
                 required: false,
-                description: "rows per page, 1 to 10000 (default 1000)",
+                description: "rows per page, 1 to 10000 (default 1000; a CSV download without a limit \
+                              is every row, in one body)",
                 shape: Shape::Int {
                     min: 1,
                     max: api::MAX_PAGE_ROWS as i64,
@@ -232,7 +234,8 @@ pub const ROUTES: &[Route] = &[
             Param {
                 name: "format",
                 required: false,
-                description: "json (default) or csv (the cursor is then in X-Next-Cursor)",
+                description: "json (default) or csv (without `limit`, every row; with it, one page \
+                              and its cursor in X-Next-Cursor)",
                 shape: Shape::Enum(&["json", "csv"]),
             },
         ],

@@ -445,10 +445,21 @@ async fn ingest_is_idempotent_and_reports_each_bad_line() {
     );
     // Same id, different content: refused with its index, nothing else lost.
     let changed = good.replace("10:00:00", "11:00:00");
-    let (_, text, _) = call(&s, post_events(&s.admin, format!("[{changed}]"))).await;
+    // Nothing of that batch was taken: 422, with the items' errors in the same body.
+    let (status, text, _) = call(&s, post_events(&s.admin, format!("[{changed}]"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
     let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(r["error"]["code"], "all_rejected", "{text}");
     assert_eq!(r["errors"][0]["index"], 0, "{text}");
-    assert_eq!(r["stored"], 0);
+    assert_eq!((&r["stored"], &r["rejected"]), (&0.into(), &1.into()));
+    // One good item beside a bad one is a success that names the bad one.
+    let other = good.replace("\"i1\"", "\"i9\"");
+    let (status, text, _) =
+        call(&s, post_events(&s.admin, format!("[{changed},{other}]"))).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    // A batch of repeats only is a success too: everything in it is stored.
+    let (status, text, _) = call(&s, post_events(&s.admin, format!("[{other}]"))).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
     // Limits.
     let too_many = vec![good; api::MAX_EVENTS_PER_REQUEST + 1].join("\n");
     assert_eq!(
@@ -667,6 +678,47 @@ async fn a_tenant_key_never_sees_or_writes_another_tenants_wabas() {
         text.contains("no message of this key's WABAs has this id") && !text.contains("W2"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_csv_download_without_a_limit_is_every_row_in_order() {
+    let s = sqlite_service().await;
+    let (status, text, _) = call(&s, post_events(&s.admin, generated(17, 9000))).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    s.state.engine.settle().await.unwrap();
+    let paged = all_charges(&s, &s.admin, "").await;
+    let ids: Vec<String> = paged
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+        .map(|id| id.trim_matches('"').to_string())
+        .collect();
+    // More rows than one store read of the download, and than the default page.
+    assert!(ids.len() > 2000, "{} charges", ids.len());
+    let (status, csv, headers) = call(
+        &s,
+        Request::get("/v1/charges?format=csv")
+            .header("authorization", format!("Bearer {}", s.admin))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get("x-next-cursor").is_none());
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("id,waba,phone"));
+    let csv_ids: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(csv_ids, ids, "the download is every row, once, in the pages' order");
+    // With a limit it stays one page, its cursor in the header.
+    let (_, page, headers) = call(
+        &s,
+        Request::get("/v1/charges?format=csv&limit=10")
+            .header("authorization", format!("Bearer {}", s.admin))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page.lines().count(), 11);
+    assert!(headers.get("x-next-cursor").is_some());
 }
 
 #[tokio::test]

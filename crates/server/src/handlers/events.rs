@@ -159,13 +159,27 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
                 errors.push(error(i, "id", &why));
             }
             errors.sort_by_key(|e| e["index"].as_u64());
-            let body = serde_json::json!({
+            let all_rejected = out.stored == 0 && out.duplicates == 0 && !errors.is_empty();
+            let mut body = serde_json::json!({
                 "stored": out.stored,
                 "duplicates": out.duplicates,
                 "rejected": errors.len(),
                 "errors": errors,
             });
-            (StatusCode::OK, axum::Json(body)).into_response()
+            if !all_rejected {
+                return (StatusCode::OK, axum::Json(body)).into_response();
+            }
+            // Nothing of the batch was taken: a client that checks only the status must not
+            // read it as a success (decisions.md D96). The items' errors stay in the body.
+            let code = ErrorCode::AllRejected;
+            body["error"] = serde_json::json!({
+                "code": code.as_str(),
+                "message": format!(
+                    "every one of the {} items was refused; nothing was stored",
+                    body["rejected"]
+                ),
+            });
+            (code.status(), axum::Json(body)).into_response()
         }
         Err(e) => {
             tracing::error!(error = %e, "storing events failed");
