@@ -11,6 +11,7 @@ pub mod action {
     pub const TENANT_PUT: &str = "tenant.put";
     pub const LICENCE_ADD: &str = "licence.add";
     pub const INVOICE_FINALIZE: &str = "invoice.finalize";
+    pub const INVOICE_LINK: &str = "invoice.link";
     pub const ALERT_SETTINGS_PUT: &str = "alert_settings.put";
     pub const KEY_CREATE: &str = "key.create";
     pub const KEY_REVOKE: &str = "key.revoke";

@@ -21,6 +21,7 @@ pub mod check;
 pub mod clock;
 pub mod destinations;
 pub mod engine;
+pub mod links;
 pub mod meta;
 pub mod metrics;
 pub mod months;

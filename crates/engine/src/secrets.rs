@@ -102,10 +102,45 @@ impl SecretKeys {
         format!("{PREFIX}{id}.{}", hex::encode(out))
     }
 
+    /// A tag over `message` for `purpose` under the first key: `<key id>.<hex of HMAC-SHA256>`.
+    /// Each purpose signs under a key of its own (the HMAC of the purpose under the secrets key),
+    /// so that a tag made for one use never passes for another.
+    pub fn tag(&self, purpose: &str, message: &str) -> String {
+        let (key, id) = &self.keys[0];
+        format!("{id}.{}", hex::encode(mac(key, purpose, message)))
+    }
+
+    /// Whether `tag` is [`SecretKeys::tag`] of `message` for `purpose` under one of the keys
+    /// (a tag made before a rotation holds while its key is still configured). Compared in
+    /// constant time.
+    pub fn verify_tag(&self, purpose: &str, message: &str, tag: &str) -> bool {
+        let Some((id, hex_mac)) = tag.split_once('.') else {
+            return false;
+        };
+        let Ok(given) = hex::decode(hex_mac) else {
+            return false;
+        };
+        self.keys.iter().filter(|(_, k)| k == id).any(|(key, _)| {
+            use subtle::ConstantTimeEq;
+            bool::from(mac(key, purpose, message).as_slice().ct_eq(&given))
+        })
+    }
+
     /// Opens what [`SecretKeys::seal`] sealed for `owner`.
     pub fn open(&self, owner: &str, stored: &str) -> Result<String, SecretError> {
         open_with(Some(self), owner, stored)
     }
+}
+
+fn mac(key: &[u8; 32], purpose: &str, message: &str) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    derive.update(b"wabill tag key: ");
+    derive.update(purpose.as_bytes());
+    let purpose_key = derive.finalize().into_bytes();
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&purpose_key).expect("any key length");
+    m.update(message.as_bytes());
+    m.finalize().into_bytes().into()
 }
 
 /// Whether a stored value is sealed (else it is a plain value from before sealing).
@@ -153,6 +188,24 @@ mod tests {
 
     fn keys(b: u8) -> SecretKeys {
         SecretKeys::new(vec![[b; 32]])
+    }
+
+    #[test]
+    fn a_tag_holds_for_its_purpose_message_and_keys_only() {
+        let k = keys(1);
+        let t = k.tag("link", "acme\n2026-11\n1800000000");
+        assert!(k.verify_tag("link", "acme\n2026-11\n1800000000", &t));
+        assert!(!k.verify_tag("link", "acme\n2026-12\n1800000000", &t));
+        assert!(!k.verify_tag("other", "acme\n2026-11\n1800000000", &t));
+        assert!(!keys(2).verify_tag("link", "acme\n2026-11\n1800000000", &t));
+        // After a rotation (a new first key), the old key's tags hold while it is configured.
+        let rotated = SecretKeys::new(vec![[2; 32], [1; 32]]);
+        assert!(rotated.verify_tag("link", "acme\n2026-11\n1800000000", &t));
+        let mut bad = t.clone();
+        bad.pop();
+        bad.push(if t.ends_with('0') { '1' } else { '0' });
+        assert!(!k.verify_tag("link", "acme\n2026-11\n1800000000", &bad));
+        assert!(!k.verify_tag("link", "acme\n2026-11\n1800000000", "garbage"));
     }
 
     #[test]

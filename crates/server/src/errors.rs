@@ -62,6 +62,9 @@ error_codes! {
     BadSignature = ("bad_signature", 401, "X-Hub-Signature-256 missing or not matching any configured app secret"),
     Forbidden = ("forbidden", 403, "the key's role or WABAs do not allow this"),
     VerificationFailed = ("verification_failed", 403, "Meta's webhook handshake with a wrong mode or token"),
+    LinkInvalid = ("link_invalid", 403, "an invoice link altered, signed under a secrets key no longer configured, or \
+                  never made by this service"),
+    LinkExpired = ("link_expired", 410, "the invoice link is past its expiry: ask for a new one"),
     UnknownAccount = ("unknown_account", 404, "the WABA has no account event yet: nothing can be rated for it"),
     UnknownTenant = ("unknown_tenant", 404, "no such tenant, or none this key may read"),
     NotFound = ("not_found", 404, "no such route"),

@@ -344,6 +344,13 @@ fn base_schemas() -> Value {
             },
         },
     });
+    all["InvoiceLink"] = json!({
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "description": "/invoices/{id}/{month}?expires=..&sig=.."},
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+    });
     // An all-rejected batch of `POST /v1/events` (decisions.md D96).
     all["RejectedBatch"] = json!({
         "description": "a batch none of whose items was stored: the ingest result and the error",

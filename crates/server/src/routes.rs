@@ -58,6 +58,8 @@ pub enum Op {
     LicencePost,
     InvoiceGet,
     InvoiceFinalize,
+    InvoiceLink,
+    SharedInvoice,
     AlertSettingsPut,
     AlertsGet,
     Healthz,
@@ -224,7 +226,8 @@ pub const ROUTES: &[Route] = &[
             Param {
                 name: "limit",
                 required: false,
-                description: "rows per page, 1 to 10000 (default 1000; a CSV download without a limit \
+                description:
+                    "rows per page, 1 to 10000 (default 1000; a CSV download without a limit \
                               is every row, in one body)",
                 shape: Shape::Int {
                     min: 1,
@@ -234,7 +237,8 @@ pub const ROUTES: &[Route] = &[
             Param {
                 name: "format",
                 required: false,
-                description: "json (default) or csv (without `limit`, every row; with it, one page \
+                description:
+                    "json (default) or csv (without `limit`, every row; with it, one page \
                               and its cursor in X-Next-Cursor)",
                 shape: Shape::Enum(&["json", "csv"]),
             },
@@ -516,6 +520,80 @@ pub const ROUTES: &[Route] = &[
         ],
     },
     Route {
+        method: Method::Post,
+        path: "/v1/tenants/{id}/invoices/{month}/link",
+        op: Op::InvoiceLink,
+        summary: "A signed link to the tenant's printable invoice of a month, opened without a \
+                  key until it expires (decisions.md D97); the path, to put after the service's \
+                  address",
+        auth: Access::ApiKey,
+        params: &[Param {
+            name: "ttl",
+            required: false,
+            description:
+                "seconds the link lives, 60 to 7776000 (90 days; default 2592000, 30 days)",
+            shape: Shape::Int {
+                min: 60,
+                max: wabill_engine::links::MAX_TTL_S,
+            },
+        }],
+        body: None,
+        ok: ("application/json", "InvoiceLink"),
+        codes: &[
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::InvalidParameter,
+            ErrorCode::UnknownTenant,
+            ErrorCode::SecretsKeyMissing,
+            ErrorCode::StoreUnavailable,
+        ],
+    },
+    Route {
+        method: Method::Get,
+        path: "/invoices/{id}/{month}",
+        op: Op::SharedInvoice,
+        summary: "The printable invoice a signed link opens (POST \
+                  /v1/tenants/{id}/invoices/{month}/link), without a key",
+        auth: Access::None,
+        params: &[
+            Param {
+                name: "expires",
+                required: true,
+                description: "the link's expiry, Unix seconds, as the link gives it",
+                shape: Shape::Int {
+                    min: 0,
+                    max: 4_102_444_800,
+                },
+            },
+            shaped(
+                "sig",
+                true,
+                "the link's signature, as the link gives it",
+                Shape::NonEmpty,
+            ),
+        ],
+        body: None,
+        ok: ("text/html", ""),
+        codes: &[
+            ErrorCode::InvalidParameter,
+            ErrorCode::LinkInvalid,
+            ErrorCode::LinkExpired,
+            ErrorCode::UnknownTenant,
+            ErrorCode::NoPlan,
+            ErrorCode::MissingFxRate,
+            ErrorCode::PreviousNotFinal,
+            ErrorCode::PreviousAfterMonth,
+            ErrorCode::PreviousOtherTenant,
+            ErrorCode::PreviousCurrency,
+            ErrorCode::DuplicatePrevious,
+            ErrorCode::UnknownAgent,
+            ErrorCode::ConflictingCharge,
+            ErrorCode::ChargeWithoutInstant,
+            ErrorCode::SecretsKeyMissing,
+            ErrorCode::StoreUnavailable,
+        ],
+    },
+    Route {
         method: Method::Put,
         path: "/v1/tenants/{id}/alerts/settings",
         op: Op::AlertSettingsPut,
@@ -659,6 +737,8 @@ fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
         Op::LicencePost => on(f, tenants::post_licence),
         Op::InvoiceGet => on(f, tenants::get_invoice),
         Op::InvoiceFinalize => on(f, tenants::finalize_invoice),
+        Op::InvoiceLink => on(f, tenants::invoice_link),
+        Op::SharedInvoice => on(f, tenants::shared_invoice),
         Op::AlertSettingsPut => on(f, alerts::put_settings),
         Op::AlertsGet => on(f, alerts::get_alerts),
         Op::Healthz => on(f, health::healthz),

@@ -454,8 +454,7 @@ async fn ingest_is_idempotent_and_reports_each_bad_line() {
     assert_eq!((&r["stored"], &r["rejected"]), (&0.into(), &1.into()));
     // One good item beside a bad one is a success that names the bad one.
     let other = good.replace("\"i1\"", "\"i9\"");
-    let (status, text, _) =
-        call(&s, post_events(&s.admin, format!("[{changed},{other}]"))).await;
+    let (status, text, _) = call(&s, post_events(&s.admin, format!("[{changed},{other}]"))).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     // A batch of repeats only is a success too: everything in it is stored.
     let (status, text, _) = call(&s, post_events(&s.admin, format!("[{other}]"))).await;
@@ -707,7 +706,10 @@ async fn a_csv_download_without_a_limit_is_every_row_in_order() {
     let mut lines = csv.lines();
     assert!(lines.next().unwrap().starts_with("id,waba,phone"));
     let csv_ids: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
-    assert_eq!(csv_ids, ids, "the download is every row, once, in the pages' order");
+    assert_eq!(
+        csv_ids, ids,
+        "the download is every row, once, in the pages' order"
+    );
     // With a limit it stays one page, its cursor in the header.
     let (_, page, headers) = call(
         &s,

@@ -517,3 +517,131 @@ async fn tenants_are_billed_from_stored_charges_on_postgres() {
         scenario(&s).await;
     }
 }
+
+/// A signed link opens the tenant's printable invoice without a key, until it expires, and
+/// opens nothing else: not another month or tenant, not after an edit, not under another
+/// secrets key (decisions.md D97).
+#[tokio::test]
+async fn a_signed_link_opens_the_printable_invoice_without_a_key_until_it_expires() {
+    use wabill_engine::clock::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(dir.path().join("wabill.sqlite"))
+            .await
+            .unwrap(),
+    );
+    for (name, role, wabas, key) in [
+        ("admin", Role::Admin, vec![], ADMIN),
+        ("acme", Role::Reader, vec!["W1".to_string()], ACME),
+        ("globex", Role::Reader, vec!["W2".to_string()], GLOBEX),
+    ] {
+        store
+            .create_key(&NewApiKey {
+                name: name.into(),
+                role,
+                tenant_wabas: wabas,
+                key_hash: hash_key(key),
+            })
+            .await
+            .unwrap();
+    }
+    let clock = Arc::new(ManualClock::new(
+        wabill_formats::time::parse_instant("2026-03-02T09:00:00Z").unwrap(),
+    ));
+    let c = clock.clone();
+    let engine = Engine::with_clock(
+        store,
+        Arc::new(Tariff::bundled()),
+        Default::default(),
+        move || wabill_engine::clock::Clock::now_ms(&*c),
+    )
+    .await
+    .unwrap();
+    let mut state = AppState::new(engine, vec![b"s".to_vec()], "tok".into());
+    let keys = wabill_engine::secrets::SecretKeys::new(vec![[9; 32]]);
+    state.alerts.secrets = Some(keys);
+    let s = Service {
+        state: Arc::new(state),
+        _dir: dir,
+    };
+    ingest(
+        &s,
+        format!(
+            "{{\"kind\":\"account\",\"waba\":\"W1\",\"portfolio\":\"P1\",\"timezone\":\"UTC\",\"currency\":\"USD\"}}\n{}",
+            sent("m1", "2026-02-10T12:00:00Z", "W1")
+        ),
+    )
+    .await;
+    s.state.engine.settle().await.unwrap();
+    let l1 = json!([{"id": "L1", "target": {"agent": "a1"}, "from": "2026-02-01", "to": null}]);
+    let (st, v) = json_call(&s, "PUT", "/v1/tenants/acme", ADMIN, &acme_setup(l1)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // Another tenant's key cannot ask for a link to acme's invoice.
+    let uri = "/v1/tenants/acme/invoices/2026-02/link";
+    let (st, v) = json_call(&s, "POST", uri, GLOBEX, "").await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "unknown_tenant"));
+    let (st, v) = json_call(&s, "POST", &format!("{uri}?ttl=3600"), ACME, "").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["expires_at"], "2026-03-02T10:00:00Z");
+    let path = v["path"].as_str().unwrap().to_string();
+    assert!(
+        path.starts_with("/invoices/acme/2026-02?expires="),
+        "{path}"
+    );
+
+    // Opened without any key: the same page as the keyed HTML invoice.
+    let open = |uri: String| {
+        let s = &s;
+        async move {
+            let req = Request::get(uri).body(Body::empty()).unwrap();
+            let resp = api::router(s.state.clone()).oneshot(req).await.unwrap();
+            let st = resp.status();
+            let headers = resp.headers().clone();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (st, String::from_utf8_lossy(&body).to_string(), headers)
+        }
+    };
+    let (st, page, headers) = open(path.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["cache-control"], "private, no-store");
+    let (_, keyed, _) = call(
+        &s,
+        "GET",
+        "/v1/tenants/acme/invoices/2026-02?format=html",
+        ACME,
+        "",
+    )
+    .await;
+    assert_eq!(page, keyed);
+
+    // Edited links open nothing: another month, another tenant, a later expiry, no signature.
+    let (expires, sig) = {
+        let q = path.split_once('?').unwrap().1;
+        let (e, sg) = q.split_once('&').unwrap();
+        (e.to_string(), sg.to_string())
+    };
+    for edited in [
+        path.replace("2026-02", "2026-01"),
+        path.replace("/acme/", "/globex/"),
+        format!("/invoices/acme/2026-02?expires=1900000000&{sig}"),
+    ] {
+        let (st, text, _) = open(edited.clone()).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{edited}: {text}");
+        assert!(text.contains("link_invalid"), "{text}");
+        assert!(!text.contains("a1") && !text.contains("W1"), "{text}");
+    }
+    let (st, _, _) = open(format!("/invoices/acme/2026-02?{expires}")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // Past its expiry the link says so.
+    clock.advance(3_600_000);
+    let (st, text, _) = open(path).await;
+    assert_eq!(st, StatusCode::GONE, "{text}");
+    assert!(text.contains("link_expired"), "{text}");
+    // And asking for one is in the audit log.
+    let (st, v) = json_call(&s, "GET", "/v1/audit", ADMIN, "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(v.to_string().contains("invoice.link"), "{v}");
+}

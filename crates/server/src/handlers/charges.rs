@@ -165,7 +165,10 @@ fn csv_download(state: Arc<AppState>, mut filter: ChargeFilter) -> Response {
             } else {
                 filter.after = rows.last().map(|r| r.cursor());
             }
-            Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(out)), (state, filter, None)))
+            Some((
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(out)),
+                (state, filter, None),
+            ))
         },
     );
     let mut resp = axum::body::Body::from_stream(pages).into_response();

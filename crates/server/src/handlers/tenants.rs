@@ -14,7 +14,7 @@ use wabill_billing::{render, TenantSetup};
 use wabill_engine::tenants::{
     add_licence, load, month_invoice, parse_setup, put_setup, TenantError,
 };
-use wabill_engine::{audit, Caller};
+use wabill_engine::{audit, links, Caller};
 use wabill_rating::Month;
 use wabill_store::{Role, TenantRow};
 
@@ -218,6 +218,108 @@ async fn invoice_route(
             };
             (StatusCode::OK, [(header::CONTENT_TYPE, ct)], body).into_response()
         }
+        Err(e) => answer_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct LinkQuery {
+    ttl: Option<i64>,
+}
+
+/// `POST /v1/tenants/{id}/invoices/{month}/link`: a signed link to the printable invoice, for
+/// any key that may read the tenant (decisions.md D97).
+pub(crate) async fn invoice_link(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    Path((id, month)): Path<(String, String)>,
+    Params(q): Params<LinkQuery>,
+) -> Response {
+    if let Err(r) = readable(&state, &caller, &id).await {
+        return r;
+    }
+    let Some(month) = Month::parse(&month) else {
+        return problem(
+            ErrorCode::InvalidParameter,
+            format!("'{month}' is not a month (YYYY-MM)"),
+        );
+    };
+    let ttl = q.ttl.unwrap_or(links::DEFAULT_TTL_S);
+    if !(60..=links::MAX_TTL_S).contains(&ttl) {
+        return problem(
+            ErrorCode::InvalidParameter,
+            format!(
+                "ttl: {ttl} is not within 60 to {} seconds",
+                links::MAX_TTL_S
+            ),
+        );
+    }
+    let Some(keys) = state.alerts.secrets.as_ref() else {
+        return problem(
+            ErrorCode::SecretsKeyMissing,
+            "no secrets key is configured (secrets-key), so no link can be signed",
+        );
+    };
+    let expires_s = state.engine.clock.now_ms().div_euclid(1000) + ttl;
+    let target = format!("{id}/{month}");
+    if let Err(r) = audited(&state, &caller, audit::action::INVOICE_LINK, &target).await {
+        return r;
+    }
+    let path = links::invoice_path(keys, &id, month, expires_s);
+    let expires_at = wabill_formats::time::format_instant(expires_s * 1000);
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "path": path, "expires_at": expires_at })),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct SharedQuery {
+    expires: i64,
+    sig: String,
+}
+
+/// `GET /invoices/{id}/{month}`: the printable invoice a signed link opens, without a key.
+pub(crate) async fn shared_invoice(
+    State(state): State<Arc<AppState>>,
+    Path((id, month)): Path<(String, String)>,
+    Params(q): Params<SharedQuery>,
+) -> Response {
+    let Some(month) = Month::parse(&month) else {
+        return problem(ErrorCode::LinkInvalid, "not a link this service made");
+    };
+    let Some(keys) = state.alerts.secrets.as_ref() else {
+        return problem(
+            ErrorCode::SecretsKeyMissing,
+            "no secrets key is configured (secrets-key), so no link can be checked",
+        );
+    };
+    let now = state.engine.clock.now_ms();
+    match links::check(keys, &id, month, q.expires, &q.sig, now) {
+        Ok(()) => {}
+        Err(links::LinkError::Invalid) => {
+            return problem(ErrorCode::LinkInvalid, "not a link this service made")
+        }
+        Err(links::LinkError::Expired) => {
+            return problem(
+                ErrorCode::LinkExpired,
+                "the link has expired: ask for a new one",
+            )
+        }
+    }
+    match month_invoice(&**state.engine.store(), &id, month, None).await {
+        Ok(inv) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                // The link is the credential: no cache or referrer may keep it.
+                (header::CACHE_CONTROL, "private, no-store"),
+                (header::REFERRER_POLICY, "no-referrer"),
+            ],
+            render::html(&inv),
+        )
+            .into_response(),
         Err(e) => answer_error(e),
     }
 }
