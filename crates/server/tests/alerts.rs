@@ -31,9 +31,12 @@ const PHONE: &str = "15550001111";
 const USER: &str = "5511988887777";
 const SECRET: &str = "hook-secret-1";
 
+mod support;
+
 enum Db {
     Sqlite(tempfile::TempDir),
-    Postgres { url: String, schema: String },
+    /// The schema is dropped with the `Db`, at the test's end.
+    Postgres(support::PgSchema),
 }
 
 impl Db {
@@ -44,9 +47,11 @@ impl Db {
                     .await
                     .unwrap(),
             ),
-            Db::Postgres { url, schema } => {
-                Box::new(PgStore::open_in_schema(url, schema).await.unwrap())
-            }
+            Db::Postgres(schema) => Box::new(
+                PgStore::open_in_schema(&schema.url, &schema.name)
+                    .await
+                    .unwrap(),
+            ),
         }
     }
 }
@@ -91,13 +96,12 @@ fn secrets() -> SecretKeys {
 }
 
 async fn postgres_db(test: &str) -> Option<Db> {
-    let url = std::env::var("WABILL_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("alr_{test}_{}", std::process::id());
-    match PgStore::open_in_schema(&url, &schema).await {
+    let schema = support::PgSchema::new("alr", test).await;
+    let url = schema.url.clone();
+    match PgStore::open_in_schema(&url, &schema.name).await {
         Ok(store) => {
             store.close().await.unwrap();
-            Some(Db::Postgres { url, schema })
+            Some(Db::Postgres(schema))
         }
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!("PostgreSQL is required in CI and unreachable at {url}: {e}")

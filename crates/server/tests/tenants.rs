@@ -19,9 +19,13 @@ const GLOBEX: &str = "globex-reader-key";
 const PHONE: &str = "15550001111";
 const USER: &str = "5511988887777";
 
+mod support;
+
 struct Service {
     state: Arc<AppState>,
     _dir: tempfile::TempDir,
+    /// Dropped last: the PostgreSQL schema goes once the service has.
+    _schema: Option<support::PgSchema>,
 }
 
 async fn service_on(store: Box<dyn Store>, dir: tempfile::TempDir) -> Service {
@@ -45,7 +49,11 @@ async fn service_on(store: Box<dyn Store>, dir: tempfile::TempDir) -> Service {
         .await
         .unwrap();
     let state = Arc::new(AppState::new(engine, vec![b"s".to_vec()], "tok".into()));
-    Service { state, _dir: dir }
+    Service {
+        state,
+        _dir: dir,
+        _schema: None,
+    }
 }
 
 async fn sqlite_service() -> Service {
@@ -57,11 +65,14 @@ async fn sqlite_service() -> Service {
 }
 
 async fn postgres_service(test: &str) -> Option<Service> {
-    let url = std::env::var("WABILL_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("ten_{test}_{}", std::process::id());
-    match wabill_store::PgStore::open_in_schema(&url, &schema).await {
-        Ok(store) => Some(service_on(Box::new(store), tempfile::tempdir().unwrap()).await),
+    let schema = support::PgSchema::new("ten", test).await;
+    let url = schema.url.clone();
+    match wabill_store::PgStore::open_in_schema(&url, &schema.name).await {
+        Ok(store) => {
+            let mut s = service_on(Box::new(store), tempfile::tempdir().unwrap()).await;
+            s._schema = Some(schema);
+            Some(s)
+        }
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!("PostgreSQL is required in CI and unreachable at {url}: {e}")
         }
@@ -563,6 +574,7 @@ async fn a_signed_link_opens_the_printable_invoice_without_a_key_until_it_expire
     let s = Service {
         state: Arc::new(state),
         _dir: dir,
+        _schema: None,
     };
     ingest(
         &s,
