@@ -185,6 +185,149 @@ fn imported_tier_cards_price_through_rates_dir() {
     );
 }
 
+/// A business-initiated answered call to `user`, `seconds` long, at `start`.
+fn call(id: &str, user: &str, start: &str, seconds: u64) -> String {
+    format!(
+        "{{\"kind\":\"call\",\"id\":\"{id}\",\"waba\":\"W1\",\"phone\":\"15550001111\",\"user\":\"{user}\",\"direction\":\"business_initiated\",\"start\":\"{start}\",\"duration\":{seconds},\"outcome\":\"completed\"}}"
+    )
+}
+
+#[test]
+fn an_imported_calling_card_prices_calls_through_rates_dir() {
+    let dir = tmpdir("import-calls");
+    let card = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../formats/tests/fixtures/meta/call_card_usd_2026-07.csv");
+    let rates = dir.join("rates");
+    let events = dir.join("calls.jsonl");
+    std::fs::write(
+        &events,
+        format!(
+            "{ACCOUNT}\n{}\n",
+            call("c1", "5511988887777", "2026-07-06T15:00:00Z", 56)
+        ),
+    )
+    .unwrap();
+    // The bundled data has no calling card: the call is an error naming currency and market.
+    let out = wabill(&["rate", events.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no calling rate for currency USD, market 'Brazil'"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Printed: call_rates.csv rows, one per tier.
+    let out = wabill(
+        &["rates", "import", card.to_str().unwrap(), "--effective", "2026-07-01"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(
+        printed.starts_with("effective_from,currency,market,tier_min,tier_max,rate_per_minute,source\n"),
+        "{printed}"
+    );
+    let brazil_list_rate = printed
+        .lines()
+        .find(|l| l.starts_with("2026-07-01,USD,Brazil,0,50000,"))
+        .and_then(|l| l.split(',').nth(5))
+        .expect("Brazil's first tier")
+        .to_string();
+
+    // Into a fresh directory: call_rates.csv, and the bundled messaging rates beside it.
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            "--effective",
+            "2026-07-01",
+            "--into",
+            rates.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for f in ["rates.csv", "rate_gaps.csv", "call_rates.csv"] {
+        assert!(rates.join(f).exists(), "{f}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(rates.join("call_rates.csv")).unwrap(),
+        printed
+    );
+    let out = wabill(
+        &["rate", "--rates", rates.to_str().unwrap(), events.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    // 56 s: 10 pulses, one minute, at the first tier's rate.
+    // As the card prints it, without its trailing zeros (0.0200 is shown 0.02).
+    let shown = brazil_list_rate.trim_end_matches('0').trim_end_matches('.');
+    assert!(line.contains(r#""pulses":10"#), "{line}");
+    assert!(line.contains(&format!(r#""rate":"{shown}""#)), "{line}");
+    assert!(line.contains(&format!(r#""amount":"{shown}""#)), "{line}");
+    assert!(line.contains(r#""tier":"0:50000""#), "{line}");
+    // A messaging message still rates from the copied bundled rates.
+    let both = dir.join("both.jsonl");
+    std::fs::write(
+        &both,
+        format!("{ACCOUNT}\n{}\n", utility("m1", "2026-07-06T10:00:00Z")),
+    )
+    .unwrap();
+    let out = wabill(
+        &["rate", "--rates", rates.to_str().unwrap(), both.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // A bad card names file, line, column and why; nothing is written.
+    let bad = dir.join("bad_calls.csv");
+    std::fs::write(
+        &bad,
+        "Cost per minute in USD\nMarket,Currency,From,To,Rate per minute\nBrazil,USD,0,\"50,000\",0.02\n",
+    )
+    .unwrap();
+    let before = std::fs::read_to_string(rates.join("call_rates.csv")).unwrap();
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            bad.to_str().unwrap(),
+            "--effective",
+            "2026-10-01",
+            "--into",
+            rates.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bad_calls.csv: line 3, column 4 (To)") && err.contains("last tier"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rates.join("call_rates.csv")).unwrap(),
+        before
+    );
+    // Messaging and calling cards together need a directory.
+    let rate_card = card.with_file_name("rate_card_usd_2026-10.csv");
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            rate_card.to_str().unwrap(),
+            "--effective",
+            "2026-10-01",
+        ],
+        None,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("--into DIR"), "{}", text(&out.stderr));
+}
+
 #[test]
 fn gen_is_reproducible_and_its_stream_rates_cleanly() {
     let a = wabill(
