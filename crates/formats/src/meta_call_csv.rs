@@ -45,9 +45,9 @@ use wabill_rating::calls::CALL_RATES_HEADER;
 use wabill_rating::{Currency, Date, Decimal, TierRange};
 
 use crate::meta_csv::{
-    category_of_header, check_card_currency, count, currency_cell, currency_from_title,
-    is_na, is_rate_card_header, is_tier_card_header, is_unbounded, money, norm, read_rows,
-    shown, At, ImportError, KnownMarkets, Row,
+    category_of_header, check_card_currency, count, currency_cell, currency_from_title, is_na,
+    is_rate_card_header, is_tier_card_header, is_unbounded, money, norm, read_rows, shown, At,
+    ImportError, KnownMarkets, Row,
 };
 
 /// One row of `data/call_rates.csv`.
@@ -67,9 +67,14 @@ pub struct CallRateRow {
 
 /// A per-minute rate column, by its normalised header.
 fn is_per_minute(n: &str) -> bool {
-    ["rateperminute", "costperminute", "perminuterate", "priceperminute"]
-        .iter()
-        .any(|p| n.starts_with(p))
+    [
+        "rateperminute",
+        "costperminute",
+        "perminuterate",
+        "priceperminute",
+    ]
+    .iter()
+    .any(|p| n.starts_with(p))
 }
 
 fn mentions_minutes(cell: &str) -> bool {
@@ -91,9 +96,11 @@ pub(crate) fn is_call_card_header(rows: &[Row], i: usize) -> bool {
     }
     let above = &rows[..i];
     names.iter().any(|n| n == "rate")
-        && !above
-            .iter()
-            .any(|r| r.cells.iter().any(|c| category_of_header(&norm(c)).is_some()))
+        && !above.iter().any(|r| {
+            r.cells
+                .iter()
+                .any(|c| category_of_header(&norm(c)).is_some())
+        })
         && above
             .iter()
             .any(|r| r.cells.iter().any(|c| mentions_minutes(c)))
@@ -181,7 +188,9 @@ pub fn parse_call_card(
                 col: 0,
                 name: "",
             }
-            .invalid("this is one of Meta's messaging cards (rates per message), not the calling card"));
+            .invalid(
+                "this is one of Meta's messaging cards (rates per message), not the calling card",
+            ));
         }
         return Err(At {
             line: first,
@@ -218,7 +227,9 @@ pub fn parse_call_card(
             col: cols.market,
             name: &names[cols.market],
         }
-        .invalid("no Currency column, and the title does not name the currency ('... in USD ...')"));
+        .invalid(
+            "no Currency column, and the title does not name the currency ('... in USD ...')",
+        ));
     }
     let tiered = cols.from.is_some();
 
@@ -535,10 +546,7 @@ pub fn merge_into_call_rates_csv(
             if tiers(&other.source) != base {
                 return Err(ImportError::Conflict {
                     what: format!("calling {} {} {}", k.0, k.1, k.2),
-                    why: format!(
-                        "{} and {} give different rates",
-                        first_source, other.source
-                    ),
+                    why: format!("{} and {} give different rates", first_source, other.source),
                 });
             }
         }

@@ -196,11 +196,17 @@ fn bad_cards_name_line_column_and_why() {
         ),
         (
             "Brazil,USD,0,--,0.02\nIndia,EUR,0,--,0.02\n",
-            &["line 4, column 2 (Currency)", "differs from the card's currency USD"],
+            &[
+                "line 4, column 2 (Currency)",
+                "differs from the card's currency USD",
+            ],
         ),
         (
             "Brazil,USD,0,--,0.02\nBrazil,USD,0,--,0.02\n",
-            &["line 4, column 1 (Market)", "listed twice (first on line 3)"],
+            &[
+                "line 4, column 1 (Market)",
+                "listed twice (first on line 3)",
+            ],
         ),
         (
             "Brazil,USD,0,--,\n",
@@ -208,7 +214,10 @@ fn bad_cards_name_line_column_and_why() {
         ),
         (
             "Brazil,USD,0,--,€0.02\n",
-            &["line 3, column 5 (Rate per minute)", "in EUR but the row's currency is USD"],
+            &[
+                "line 3, column 5 (Rate per minute)",
+                "in EUR but the row's currency is USD",
+            ],
         ),
     ];
     for (rows, wanted) in cases {
@@ -225,12 +234,18 @@ fn bad_cards_name_line_column_and_why() {
     );
     // A card titled per message is a messaging card, whatever its columns.
     let e = err("Cost per message in USD\nMarket,Currency,Rate per minute\nBrazil,USD,0.02\n");
-    assert!(e.contains("line 1, column 1") && e.contains("prices messages"), "{e}");
+    assert!(
+        e.contains("line 1, column 1") && e.contains("prices messages"),
+        "{e}"
+    );
     // A flat card has no continuation rows.
     let e = err("Market,Currency,Rate per minute\nBrazil,USD,0.02\n,USD,0.01\n");
     assert!(e.contains("line 3, column 1 (Market)"), "{e}");
     let e = err("Market,Currency,From,Rate per minute\nBrazil,USD,0,0.02\n");
-    assert!(e.contains("line 1, column 3 (From)") && e.contains("To column"), "{e}");
+    assert!(
+        e.contains("line 1, column 3 (From)") && e.contains("To column"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -245,11 +260,14 @@ fn merging_replaces_the_versions_given_and_keeps_the_rest() {
     let july_india = parse_call_card(india, july(), "india.csv", &m).unwrap();
     let oct = Date::parse("2026-10-01").unwrap();
     let oct_india = parse_call_card(india, oct, "india-oct.csv", &m).unwrap();
-    let merged =
-        merge_into_call_rates_csv(&first, &[july_india, oct_india].concat()).unwrap();
+    let merged = merge_into_call_rates_csv(&first, &[july_india, oct_india].concat()).unwrap();
     let lines: Vec<&str> = merged.lines().collect();
     assert_eq!(lines[0], CALL_RATES_HEADER);
-    let india_lines: Vec<&str> = lines.iter().copied().filter(|l| l.contains(",India,")).collect();
+    let india_lines: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains(",India,"))
+        .collect();
     assert_eq!(
         india_lines,
         [

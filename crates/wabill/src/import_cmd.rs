@@ -17,6 +17,9 @@ pub enum RatesCommand {
     /// What a month's bills in a currency rest on: per market and category the rate in force,
     /// its version date and source, and the known gaps and missing rates.
     List(crate::rates_list_cmd::ListArgs),
+    /// What the rate data covers, for messages and calls: currencies with a card and without,
+    /// versions, tiers and gaps.
+    Check(crate::rates_check_cmd::CheckArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -39,6 +42,7 @@ pub fn run(cmd: &RatesCommand) -> Result<i32> {
     let args = match cmd {
         RatesCommand::Import(args) => args,
         RatesCommand::List(args) => return crate::rates_list_cmd::run(args),
+        RatesCommand::Check(args) => return crate::rates_check_cmd::run(args),
     };
     let Some(effective) = Date::parse(&args.effective) else {
         anyhow::bail!("--effective '{}' is not a date YYYY-MM-DD", args.effective);

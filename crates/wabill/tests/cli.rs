@@ -218,13 +218,21 @@ fn an_imported_calling_card_prices_calls_through_rates_dir() {
 
     // Printed: call_rates.csv rows, one per tier.
     let out = wabill(
-        &["rates", "import", card.to_str().unwrap(), "--effective", "2026-07-01"],
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            "--effective",
+            "2026-07-01",
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let printed = text(&out.stdout);
     assert!(
-        printed.starts_with("effective_from,currency,market,tier_min,tier_max,rate_per_minute,source\n"),
+        printed.starts_with(
+            "effective_from,currency,market,tier_min,tier_max,rate_per_minute,source\n"
+        ),
         "{printed}"
     );
     let brazil_list_rate = printed
@@ -256,7 +264,12 @@ fn an_imported_calling_card_prices_calls_through_rates_dir() {
         printed
     );
     let out = wabill(
-        &["rate", "--rates", rates.to_str().unwrap(), events.to_str().unwrap()],
+        &[
+            "rate",
+            "--rates",
+            rates.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -276,7 +289,12 @@ fn an_imported_calling_card_prices_calls_through_rates_dir() {
     )
     .unwrap();
     let out = wabill(
-        &["rate", "--rates", rates.to_str().unwrap(), both.to_str().unwrap()],
+        &[
+            "rate",
+            "--rates",
+            rates.to_str().unwrap(),
+            both.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -325,7 +343,159 @@ fn an_imported_calling_card_prices_calls_through_rates_dir() {
         None,
     );
     assert_ne!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("--into DIR"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--into DIR"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn rates_check_and_rates_list_say_what_the_data_covers_for_calls_too() {
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = wabill(args, None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let strs = |v: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    };
+    // Messages: the currencies are those of data/rates.csv; with the ones without a card
+    // they are Meta's 16 billing currencies.
+    let bundled = json(&["rates", "check", "--format", "json"]);
+    let rates_csv =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/rates.csv"))
+            .unwrap();
+    let in_file: std::collections::BTreeSet<String> = rates_csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(2))
+        .map(String::from)
+        .collect();
+    let have = strs(&bundled["messages"]["currencies"]);
+    let without = strs(&bundled["messages"]["currencies_without_card"]);
+    assert_eq!(have, in_file);
+    assert!(have.is_disjoint(&without));
+    assert_eq!(have.len() + without.len(), 16, "{bundled}");
+    let gaps_csv = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/rate_gaps.csv"),
+    )
+    .unwrap();
+    assert_eq!(
+        bundled["messages"]["gaps"].as_u64().unwrap() as usize,
+        gaps_csv
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    );
+    // Calls: the bundled data has no card, and both commands say so.
+    assert!(strs(&bundled["calls"]["currencies"]).is_empty());
+    assert_eq!(bundled["calls"]["versions"], serde_json::json!([]));
+    let out = wabill(&["rates", "check"], None);
+    assert!(
+        text(&out.stdout).contains("no calling card in any currency"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = wabill(
+        &["rates", "list", "--currency", "USD", "--month", "2026-05"],
+        None,
+    );
+    assert!(
+        text(&out.stdout).contains("\nCalls: no calling card in USD (the bundled data holds none"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // With an imported card: its currency, version and markets, per market in the listing.
+    let dir = tmpdir("check-calls");
+    let card = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../formats/tests/fixtures/meta/call_card_usd_2026-07.csv");
+    let rates = dir.join("rates");
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            "--effective",
+            "2026-07-01",
+            "--into",
+            rates.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(rates.join("call_rates.csv")).unwrap();
+    let markets: std::collections::BTreeSet<&str> = written
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(2))
+        .collect();
+    let dir_s = rates.to_str().unwrap();
+    let checked = json(&["rates", "check", "--rates", dir_s, "--format", "json"]);
+    assert_eq!(
+        strs(&checked["calls"]["currencies"]),
+        ["USD".to_string()].into()
+    );
+    let v = &checked["calls"]["versions"][0];
+    assert_eq!(v["effective_from"], "2026-07-01");
+    assert_eq!(v["markets"].as_u64().unwrap() as usize, markets.len());
+    let listed = json(&[
+        "rates",
+        "list",
+        "--currency",
+        "USD",
+        "--month",
+        "2026-07",
+        "--rates",
+        dir_s,
+        "--format",
+        "json",
+    ]);
+    let calls: Vec<&serde_json::Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["category"] == "call")
+        .collect();
+    let rated: std::collections::BTreeSet<&str> = calls
+        .iter()
+        .filter(|i| i["status"] == "rate")
+        .map(|i| i["market"].as_str().unwrap())
+        .collect();
+    assert_eq!(rated, markets);
+    let brazil = calls.iter().find(|i| i["market"] == "Brazil").unwrap();
+    let brazil_rows = written.lines().filter(|l| l.contains(",Brazil,")).count();
+    assert_eq!(brazil["tiers"].as_array().unwrap().len(), brazil_rows);
+    assert_eq!(brazil["tiers"][0]["tier"], "0:50000");
+    // Every other market of the month is listed as missing, never left out.
+    let missing = calls.iter().filter(|i| i["status"] == "missing").count();
+    assert_eq!(missing + rated.len(), calls.len());
+    assert!(missing > 0);
+    // Before the card's date, none is in force.
+    let out = wabill(
+        &[
+            "rates",
+            "list",
+            "--currency",
+            "USD",
+            "--month",
+            "2026-06",
+            "--rates",
+            dir_s,
+        ],
+        None,
+    );
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("Calls in force in 2026-06 for USD") && t.contains(": 0 of "),
+        "{t}"
+    );
 }
 
 #[test]
