@@ -203,6 +203,16 @@ pub fn parse_call_card(
         ));
     };
     for row in &rows[..h] {
+        if is_rate_card_header(row) || is_tier_card_header(row) {
+            return Err(At {
+                line: row.line,
+                col: 0,
+                name: "",
+            }
+            .invalid(
+                "a messaging card's header row above the calling card's: one file, one card",
+            ));
+        }
         for (i, cell) in row.cells.iter().enumerate() {
             let l = cell.to_lowercase();
             if l.contains("per message") || l.contains("per conversation") {

@@ -238,6 +238,15 @@ fn bad_cards_name_line_column_and_why() {
         e.contains("line 1, column 1") && e.contains("prices messages"),
         "{e}"
     );
+    // One file, one card: a messaging header above the calling card's is refused (and
+    // detect() names the first header, the messaging one).
+    let two = "Market,Currency,Marketing,Utility,Authentication\nMarket,Currency,Rate per minute\nBrazil,USD,0.02\n";
+    assert_eq!(detect(two), Some(CardKind::RateCard));
+    let e = err(two);
+    assert!(
+        e.contains("line 1, column 1") && e.contains("one file, one card"),
+        "{e}"
+    );
     // A flat card has no continuation rows.
     let e = err("Market,Currency,Rate per minute\nBrazil,USD,0.02\n,USD,0.01\n");
     assert!(e.contains("line 3, column 1 (Market)"), "{e}");

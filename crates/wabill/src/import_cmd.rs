@@ -58,8 +58,22 @@ pub fn run(cmd: &RatesCommand) -> Result<i32> {
     let mut rows: Vec<RateRow> = Vec::new();
     let mut call_rows: Vec<CallRateRow> = Vec::new();
     for file in &args.files {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        // Meta serves its 2026 cards as workbooks too (D149): a ZIP container, not CSV text.
+        anyhow::ensure!(
+            !bytes.starts_with(b"PK\x03\x04"),
+            "{}: a workbook (.xlsx), not CSV: save each of its sheets (\"List rates\", the \
+             volume tiers, the calling card) as CSV and import those files",
+            file.display()
+        );
+        let text = String::from_utf8(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not UTF-8 text (byte {} is not valid UTF-8): Meta's cards are CSV text; \
+                 save the file as CSV UTF-8",
+                file.display(),
+                e.utf8_error().valid_up_to() + 1
+            )
+        })?;
         let source = file.file_name().map_or_else(
             || file.display().to_string(),
             |n| n.to_string_lossy().to_string(),

@@ -329,6 +329,25 @@ fn an_imported_calling_card_prices_calls_through_rates_dir() {
         std::fs::read_to_string(rates.join("call_rates.csv")).unwrap(),
         before
     );
+    // A workbook is named as such, not read as text.
+    let xlsx = dir.join("USD list rates.xlsx");
+    std::fs::write(&xlsx, b"PK\x03\x04\x14\x00\x06\x00rest of a zip").unwrap();
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            xlsx.to_str().unwrap(),
+            "--effective",
+            "2026-10-01",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("USD list rates.xlsx: a workbook (.xlsx), not CSV"),
+        "{}",
+        text(&out.stderr)
+    );
     // Messaging and calling cards together need a directory.
     let rate_card = card.with_file_name("rate_card_usd_2026-10.csv");
     let out = wabill(
