@@ -367,6 +367,52 @@ fn an_imported_calling_card_prices_calls_through_rates_dir() {
         "{}",
         text(&out.stderr)
     );
+    // With --into they go to their own files; a later calling card leaves rates.csv as it is.
+    let both_dir = dir.join("both");
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            rate_card.to_str().unwrap(),
+            "--effective",
+            "2026-10-01",
+            "--into",
+            both_dir.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rates_csv = std::fs::read_to_string(both_dir.join("rates.csv")).unwrap();
+    assert!(rates_csv.contains("2026-10-01,PMP,USD,Brazil,marketing,"));
+    let calls_csv = std::fs::read_to_string(both_dir.join("call_rates.csv")).unwrap();
+    assert!(
+        calls_csv.contains("\n2026-10-01,USD,Brazil,0,50000,"),
+        "{calls_csv}"
+    );
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            "--effective",
+            "2026-07-01",
+            "--into",
+            both_dir.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(both_dir.join("rates.csv")).unwrap(),
+        rates_csv
+    );
+    let calls_csv = std::fs::read_to_string(both_dir.join("call_rates.csv")).unwrap();
+    assert!(
+        calls_csv.contains("\n2026-07-01,USD,Brazil,0,50000,")
+            && calls_csv.contains("\n2026-10-01,USD,Brazil,0,50000,"),
+        "{calls_csv}"
+    );
 }
 
 #[test]
