@@ -309,3 +309,89 @@ fn merging_replaces_the_versions_given_and_keeps_the_rest() {
         "{e}"
     );
 }
+
+/// Writes a number of minutes as a card may: plain or with thousands separators.
+fn minutes(n: u64, grouped: bool) -> String {
+    if !grouped {
+        return n.to_string();
+    }
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    format!("\"{out}\"")
+}
+
+proptest::proptest! {
+    /// Any contiguous tier set is read back exactly and prices each minute count at the tier
+    /// holding it; moving one tier's start opens a gap or an overlap, which is refused at
+    /// that tier's line.
+    #[test]
+    fn tiers_read_back_and_holes_are_refused(
+        start in 0u64..2,
+        // At least 4 minutes wide, so that a shift of 3 keeps the tiers in their order.
+        widths in proptest::collection::vec(4u64..3_000_000, 0..5),
+        rates in proptest::collection::vec(1u64..100_000_000, 5),
+        grouped: bool,
+        probe in 0u64..40_000_000,
+        shift in proptest::prelude::prop_oneof![-3i64..0, 1i64..4],
+    ) {
+        // Bounds: [start, b1], [b1 + 1, b2], ..., [b_n + 1, --].
+        let mut ranges = Vec::new();
+        let mut min = start;
+        for w in &widths {
+            let max = min + w;
+            ranges.push((min, Some(max)));
+            min = max + 1;
+        }
+        ranges.push((min, None));
+        // Rates with at most 8 decimals (nanos / 10).
+        let rate = |i: usize| Decimal::from_nanos(i128::from(rates[i]) * 10);
+        let body = |ranges: &[(u64, Option<u64>)]| -> String {
+            ranges
+                .iter()
+                .enumerate()
+                .map(|(i, (lo, hi))| {
+                    let hi = hi.map_or("--".to_string(), |h| minutes(h, grouped));
+                    let market = if i == 0 { "Brazil" } else { "" };
+                    format!("{market},USD,{},{hi},{}\n", minutes(*lo, grouped), rate(i))
+                })
+                .collect()
+        };
+        let rows = card(&tiered(&body(&ranges))).unwrap();
+        let read: Vec<(Option<u64>, Option<u64>, Decimal)> =
+            ranges.iter().enumerate().map(|(i, (lo, hi))| (Some(*lo), *hi, rate(i))).collect();
+        proptest::prop_assert_eq!(tiers(&rows, "Brazil"), read);
+        let t = table();
+        let mut book = CallRates::default();
+        book.add_csv(&t, "p", &write_call_rates_csv(&rows).unwrap()).unwrap();
+        let v = book
+            .lookup(Currency::parse("USD").unwrap(), t.market("Brazil").unwrap(), july())
+            .unwrap();
+        let tenths = probe * 10 + 1;
+        let holding = ranges
+            .iter()
+            .position(|(_, hi)| hi.is_none_or(|h| tenths <= h * 10))
+            .unwrap();
+        proptest::prop_assert_eq!(v.price(tenths).1, rate(holding));
+
+        if ranges.len() > 1 {
+            let k = ranges.len() - 1;
+            let mut bad = ranges.clone();
+            bad[k].0 = bad[k].0.checked_add_signed(shift).unwrap();
+            let e = err(&tiered(&body(&bad)));
+            // The header is line 2; tier k is on line 3 + k.
+            let at = format!("line {}, column 3 (From)", 3 + k);
+            proptest::prop_assert!(e.contains(&at), "{}", e);
+            proptest::prop_assert!(
+                e.contains(if shift > 0 { "gap" } else { "overlaps" }),
+                "{}",
+                e
+            );
+        }
+    }
+}
