@@ -7,6 +7,7 @@ pub mod charges;
 pub mod events;
 mod flat;
 pub mod limits;
+pub mod meta_call_csv;
 pub mod meta_csv;
 pub mod time;
 pub mod webhook;

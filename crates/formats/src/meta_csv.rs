@@ -87,6 +87,9 @@ pub enum CardKind {
     RateCard,
     /// Utility / authentication volume tiers, side-by-side column groups.
     TierCard,
+    /// The calling card: per-minute rates of business-initiated calls by market, with volume
+    /// tiers in minutes ([`crate::meta_call_csv`]).
+    CallCard,
 }
 
 /// A column of an input file, for error messages: 1-based index and its header text.
@@ -186,21 +189,21 @@ pub enum ImportError {
 // ---------------------------------------------------------------------------------------------
 
 /// A CSV record with the physical line it starts on; cells trimmed (NBSP included).
-struct Row {
-    line: u64,
-    cells: Vec<String>,
+pub(crate) struct Row {
+    pub(crate) line: u64,
+    pub(crate) cells: Vec<String>,
 }
 
 impl Row {
-    fn get(&self, i: usize) -> &str {
+    pub(crate) fn get(&self, i: usize) -> &str {
         self.cells.get(i).map_or("", String::as_str)
     }
-    fn is_blank(&self) -> bool {
+    pub(crate) fn is_blank(&self) -> bool {
         self.cells.iter().all(|c| c.is_empty())
     }
 }
 
-fn read_rows(text: &str) -> Result<Vec<Row>, ImportError> {
+pub(crate) fn read_rows(text: &str) -> Result<Vec<Row>, ImportError> {
     // Spreadsheet exports often start with a byte-order mark; it is not part of the title.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rdr = csv::ReaderBuilder::new()
@@ -255,7 +258,7 @@ impl<'a> LineIndex<'a> {
 
 /// Header comparison key: letters and digits only, lower-cased, so that `Authentication-⏎
 /// International`, `authentication international` and `AUTHENTICATION_INTERNATIONAL` agree.
-fn norm(s: &str) -> String {
+pub(crate) fn norm(s: &str) -> String {
     s.chars()
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
@@ -263,14 +266,14 @@ fn norm(s: &str) -> String {
 }
 
 /// A header as shown in messages: on one line.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     s.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .replace("- ", "-")
 }
 
-fn category_of_header(n: &str) -> Option<Category> {
+pub(crate) fn category_of_header(n: &str) -> Option<Category> {
     Some(match n {
         "marketing" => Category::Marketing,
         "utility" => Category::Utility,
@@ -284,27 +287,29 @@ fn category_of_header(n: &str) -> Option<Category> {
     })
 }
 
-fn is_na(cell: &str) -> bool {
+pub(crate) fn is_na(cell: &str) -> bool {
     matches!(cell.to_ascii_lowercase().as_str(), "n/a" | "na" | "n.a.")
 }
 
-fn is_rate_card_header(row: &Row) -> bool {
+pub(crate) fn is_rate_card_header(row: &Row) -> bool {
     let names: HashSet<String> = row.cells.iter().map(|c| norm(c)).collect();
     ["market", "currency", "marketing"]
         .iter()
         .all(|n| names.contains(*n))
 }
 
-fn is_tier_card_header(row: &Row) -> bool {
+pub(crate) fn is_tier_card_header(row: &Row) -> bool {
     let names: HashSet<String> = row.cells.iter().map(|c| norm(c)).collect();
     ["from", "to", "rate"].iter().all(|n| names.contains(*n))
 }
 
-/// Which layout `text` is, by its header row; `None` when it is neither (or not CSV).
+/// Which layout `text` is, by its header row; `None` when it is none of them (or not CSV).
 pub fn detect(text: &str) -> Option<CardKind> {
     let rows = read_rows(text).ok()?;
-    rows.iter().find_map(|r| {
-        if is_tier_card_header(r) {
+    rows.iter().enumerate().find_map(|(i, r)| {
+        if crate::meta_call_csv::is_call_card_header(&rows, i) {
+            Some(CardKind::CallCard)
+        } else if is_tier_card_header(r) {
             Some(CardKind::TierCard)
         } else if is_rate_card_header(r) {
             Some(CardKind::RateCard)
@@ -392,7 +397,7 @@ fn grouped_decimal(body: &str) -> Result<Decimal, String> {
 }
 
 /// A message count: `100000` or `100,000`.
-fn count(cell: &str) -> Option<u64> {
+pub(crate) fn count(cell: &str) -> Option<u64> {
     if cell.contains('.') {
         return None;
     }
@@ -400,33 +405,33 @@ fn count(cell: &str) -> Option<u64> {
     u64::try_from(d.nanos() / 1_000_000_000).ok()
 }
 
-fn is_unbounded(cell: &str) -> bool {
+pub(crate) fn is_unbounded(cell: &str) -> bool {
     matches!(cell, "--" | "—" | "–") || cell.eq_ignore_ascii_case("max")
 }
 
 /// Where a cell is, for errors.
 #[derive(Clone, Copy)]
-struct At<'a> {
-    line: u64,
-    col: usize,
-    name: &'a str,
+pub(crate) struct At<'a> {
+    pub(crate) line: u64,
+    pub(crate) col: usize,
+    pub(crate) name: &'a str,
 }
 
 impl At<'_> {
-    fn column(&self) -> Column {
+    pub(crate) fn column(&self) -> Column {
         Column {
             index: self.col + 1,
             name: self.name.to_string(),
         }
     }
-    fn invalid(&self, why: impl Into<String>) -> ImportError {
+    pub(crate) fn invalid(&self, why: impl Into<String>) -> ImportError {
         ImportError::Invalid {
             line: self.line,
             column: self.column(),
             why: why.into(),
         }
     }
-    fn bad_value(&self, value: &str, expected: impl Into<String>) -> ImportError {
+    pub(crate) fn bad_value(&self, value: &str, expected: impl Into<String>) -> ImportError {
         ImportError::BadValue {
             line: self.line,
             column: self.column(),
@@ -438,7 +443,7 @@ impl At<'_> {
 
 /// A rate cell of a card in `currency`: a decimal, possibly with a currency token or symbol
 /// before or after it (`$0.0625`, `€0.0523`, `Rp 1,234.5`, `0.0625 USD`).
-fn money(cell: &str, currency: Currency, at: At<'_>) -> Result<Decimal, ImportError> {
+pub(crate) fn money(cell: &str, currency: Currency, at: At<'_>) -> Result<Decimal, ImportError> {
     const EXPECTED: &str = "a rate (a decimal number such as 0.0068, or n/a)";
     let (Some(first), Some(last)) = (
         cell.find(|c: char| c.is_ascii_digit()),
@@ -485,7 +490,7 @@ fn money(cell: &str, currency: Currency, at: At<'_>) -> Result<Decimal, ImportEr
         .map_err(|why| at.bad_value(cell, format!("{EXPECTED}: {why}")))
 }
 
-fn currency_cell(cell: &str, at: At<'_>) -> Result<Currency, ImportError> {
+pub(crate) fn currency_cell(cell: &str, at: At<'_>) -> Result<Currency, ImportError> {
     if cell.is_empty() {
         return Err(at.invalid("empty currency"));
     }
@@ -499,12 +504,12 @@ fn currency_cell(cell: &str, at: At<'_>) -> Result<Currency, ImportError> {
 
 /// The caller's market names, matched ignoring case, repeated spaces and a trailing footnote
 /// asterisk, and returned in the caller's spelling (which `RateBook` looks up exactly).
-struct KnownMarkets<'a> {
+pub(crate) struct KnownMarkets<'a> {
     by_fold: HashMap<String, &'a str>,
 }
 
 impl<'a> KnownMarkets<'a> {
-    fn new(markets: &[&'a str]) -> Self {
+    pub(crate) fn new(markets: &[&'a str]) -> Self {
         KnownMarkets {
             by_fold: markets.iter().map(|m| (Self::fold(m), *m)).collect(),
         }
@@ -516,10 +521,10 @@ impl<'a> KnownMarkets<'a> {
             .join(" ")
             .to_lowercase()
     }
-    fn find(&self, name: &str) -> Option<&'a str> {
+    pub(crate) fn find(&self, name: &str) -> Option<&'a str> {
         self.by_fold.get(&Self::fold(name)).copied()
     }
-    fn require(&self, name: &str, at: At<'_>) -> Result<&'a str, ImportError> {
+    pub(crate) fn require(&self, name: &str, at: At<'_>) -> Result<&'a str, ImportError> {
         if name.is_empty() {
             return Err(at.invalid("empty market name in a row with rates"));
         }
@@ -552,7 +557,7 @@ fn reject_conversation_card(title_rows: &[Row]) -> Result<(), ImportError> {
 }
 
 /// Keeps one card to one currency: a second currency means a misread column or a pasted row.
-fn check_card_currency(
+pub(crate) fn check_card_currency(
     card: &mut Option<(Currency, u64)>,
     currency: Currency,
     at: At<'_>,
@@ -1109,7 +1114,7 @@ fn check_coverage(
 }
 
 /// The currency a title names: the token after "in" ("Cost per message in USD ...").
-fn currency_from_title(rows: &[Row]) -> Option<Currency> {
+pub(crate) fn currency_from_title(rows: &[Row]) -> Option<Currency> {
     rows.iter().flat_map(|r| r.cells.iter()).find_map(|cell| {
         let words: Vec<&str> = cell
             .split(|c: char| c.is_whitespace() || c == ',')

@@ -317,6 +317,27 @@ impl CallRates {
     pub fn is_empty(&self) -> bool {
         self.book.is_empty()
     }
+
+    /// Every version of (currency, market), oldest first.
+    pub fn versions(&self, currency: Currency, market: MarketId) -> &[CallRateVersion] {
+        self.book
+            .get(&(currency, market))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Every (currency, market, version), by currency and market, oldest version first.
+    pub fn iter(&self) -> impl Iterator<Item = (Currency, MarketId, &CallRateVersion)> {
+        self.book
+            .iter()
+            .flat_map(|(&(c, m), vs)| vs.iter().map(move |v| (c, m, v)))
+    }
+
+    /// The currencies some card is in, sorted.
+    pub fn currencies(&self) -> Vec<Currency> {
+        let mut out: Vec<Currency> = self.book.keys().map(|k| k.0).collect();
+        out.dedup();
+        out
+    }
 }
 
 /// Why a call costs what it does.

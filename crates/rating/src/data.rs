@@ -13,3 +13,10 @@ pub const META_CHANGES_CSV: &str = include_str!("../../../data/meta_changes.csv"
 /// source`). Empty: no public source gives a row of any card (data/SOURCES.md, "Calling";
 /// decisions.md D124), so a charged call is an error until a card is given with `--rates`.
 pub const CALL_RATES_CSV: &str = include_str!("../../../data/call_rates.csv");
+/// The billing currencies Meta publishes its cards in (messaging and calling alike): 16 since
+/// 2026-07-01 (eight added on 2026-04-01, BRL on 2026-07-01; data/SOURCES.md M1 and
+/// "Calling"). `wabill rates check` reports the ones the rate data has no card in.
+pub const META_CURRENCIES: [&str; 16] = [
+    "USD", "AED", "ARS", "AUD", "BRL", "CLP", "COP", "EUR", "GBP", "IDR", "INR", "MXN", "MYR",
+    "PEN", "SAR", "SGD",
+];

@@ -1,7 +1,9 @@
 //! What a month's bills rest on, for one currency: per market and category, the rate version in
 //! force (its date, rate or tiers and source), the known gaps, and the markets with no rate a
-//! charge needs (`wabill rates list`; decisions.md D63).
+//! charge needs (`wabill rates list`; decisions.md D63); and the same for calls: per market
+//! the calling card version in force, or none (D148).
 
+use crate::calls::CallRateVersion;
 use crate::markets::MarketId;
 use crate::model::{Category, Era};
 use crate::money::Currency;
@@ -106,6 +108,45 @@ pub fn list(tariff: &Tariff, currency: Currency, month: Month) -> Vec<Entry<'_>>
                     what: What::Missing,
                 });
             }
+        }
+    }
+    out
+}
+
+/// One market's line of the calls listing.
+#[derive(Clone, Debug)]
+pub struct CallEntry<'a> {
+    pub market: MarketId,
+    /// The calling card version in force (from the month's first day, or from a later day of
+    /// the month when one starts inside it); `None`: an answered business-initiated call to
+    /// this market is an error (no calling rate), while free calls need no card.
+    pub version: Option<&'a CallRateVersion>,
+}
+
+/// The calls listing of `month` for `currency`: markets in force on the month's first day.
+pub fn list_calls(tariff: &Tariff, currency: Currency, month: Month) -> Vec<CallEntry<'_>> {
+    let first = month.first_day();
+    let next = month.next().first_day();
+    let mut out = Vec::new();
+    for market in tariff.markets.markets_on(first) {
+        let versions = tariff.call_rates.versions(currency, market);
+        let in_force = versions.iter().rev().find(|v| v.effective_from <= first);
+        let later = versions
+            .iter()
+            .filter(|v| first < v.effective_from && v.effective_from < next);
+        let mut any = false;
+        for v in in_force.into_iter().chain(later) {
+            any = true;
+            out.push(CallEntry {
+                market,
+                version: Some(v),
+            });
+        }
+        if !any {
+            out.push(CallEntry {
+                market,
+                version: None,
+            });
         }
     }
     out

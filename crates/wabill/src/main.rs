@@ -26,6 +26,7 @@ mod input;
 mod invoice_cmd;
 mod load_cmd;
 mod rate_cmd;
+mod rates_check_cmd;
 mod rates_list_cmd;
 mod reconcile_cmd;
 mod serve_cmd;

@@ -185,6 +185,384 @@ fn imported_tier_cards_price_through_rates_dir() {
     );
 }
 
+/// A business-initiated answered call to `user`, `seconds` long, at `start`.
+fn call(id: &str, user: &str, start: &str, seconds: u64) -> String {
+    format!(
+        "{{\"kind\":\"call\",\"id\":\"{id}\",\"waba\":\"W1\",\"phone\":\"15550001111\",\"user\":\"{user}\",\"direction\":\"business_initiated\",\"start\":\"{start}\",\"duration\":{seconds},\"outcome\":\"completed\"}}"
+    )
+}
+
+#[test]
+fn an_imported_calling_card_prices_calls_through_rates_dir() {
+    let dir = tmpdir("import-calls");
+    let card = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../formats/tests/fixtures/meta/call_card_usd_2026-07.csv");
+    let rates = dir.join("rates");
+    let events = dir.join("calls.jsonl");
+    std::fs::write(
+        &events,
+        format!(
+            "{ACCOUNT}\n{}\n",
+            call("c1", "5511988887777", "2026-07-06T15:00:00Z", 56)
+        ),
+    )
+    .unwrap();
+    // The bundled data has no calling card: the call is an error naming currency and market.
+    let out = wabill(&["rate", events.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no calling rate for currency USD, market 'Brazil'"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Printed: call_rates.csv rows, one per tier.
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            "--effective",
+            "2026-07-01",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(
+        printed.starts_with(
+            "effective_from,currency,market,tier_min,tier_max,rate_per_minute,source\n"
+        ),
+        "{printed}"
+    );
+    let brazil_list_rate = printed
+        .lines()
+        .find(|l| l.starts_with("2026-07-01,USD,Brazil,0,50000,"))
+        .and_then(|l| l.split(',').nth(5))
+        .expect("Brazil's first tier")
+        .to_string();
+
+    // Into a fresh directory: call_rates.csv, and the bundled messaging rates beside it.
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            "--effective",
+            "2026-07-01",
+            "--into",
+            rates.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for f in ["rates.csv", "rate_gaps.csv", "call_rates.csv"] {
+        assert!(rates.join(f).exists(), "{f}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(rates.join("call_rates.csv")).unwrap(),
+        printed
+    );
+    let out = wabill(
+        &[
+            "rate",
+            "--rates",
+            rates.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    // 56 s: 10 pulses, one minute, at the first tier's rate.
+    // As the card prints it, without its trailing zeros (0.0200 is shown 0.02).
+    let shown = brazil_list_rate.trim_end_matches('0').trim_end_matches('.');
+    assert!(line.contains(r#""pulses":10"#), "{line}");
+    assert!(line.contains(&format!(r#""rate":"{shown}""#)), "{line}");
+    assert!(line.contains(&format!(r#""amount":"{shown}""#)), "{line}");
+    assert!(line.contains(r#""tier":"0:50000""#), "{line}");
+    // A messaging message still rates from the copied bundled rates.
+    let both = dir.join("both.jsonl");
+    std::fs::write(
+        &both,
+        format!("{ACCOUNT}\n{}\n", utility("m1", "2026-07-06T10:00:00Z")),
+    )
+    .unwrap();
+    let out = wabill(
+        &[
+            "rate",
+            "--rates",
+            rates.to_str().unwrap(),
+            both.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // A bad card names file, line, column and why; nothing is written.
+    let bad = dir.join("bad_calls.csv");
+    std::fs::write(
+        &bad,
+        "Cost per minute in USD\nMarket,Currency,From,To,Rate per minute\nBrazil,USD,0,\"50,000\",0.02\n",
+    )
+    .unwrap();
+    let before = std::fs::read_to_string(rates.join("call_rates.csv")).unwrap();
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            bad.to_str().unwrap(),
+            "--effective",
+            "2026-10-01",
+            "--into",
+            rates.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bad_calls.csv: line 3, column 4 (To)") && err.contains("last tier"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rates.join("call_rates.csv")).unwrap(),
+        before
+    );
+    // A workbook is named as such, not read as text.
+    let xlsx = dir.join("USD list rates.xlsx");
+    std::fs::write(&xlsx, b"PK\x03\x04\x14\x00\x06\x00rest of a zip").unwrap();
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            xlsx.to_str().unwrap(),
+            "--effective",
+            "2026-10-01",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("USD list rates.xlsx: a workbook (.xlsx), not CSV"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Messaging and calling cards together need a directory.
+    let rate_card = card.with_file_name("rate_card_usd_2026-10.csv");
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            rate_card.to_str().unwrap(),
+            "--effective",
+            "2026-10-01",
+        ],
+        None,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("--into DIR"),
+        "{}",
+        text(&out.stderr)
+    );
+    // With --into they go to their own files; a later calling card leaves rates.csv as it is.
+    let both_dir = dir.join("both");
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            rate_card.to_str().unwrap(),
+            "--effective",
+            "2026-10-01",
+            "--into",
+            both_dir.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rates_csv = std::fs::read_to_string(both_dir.join("rates.csv")).unwrap();
+    assert!(rates_csv.contains("2026-10-01,PMP,USD,Brazil,marketing,"));
+    let calls_csv = std::fs::read_to_string(both_dir.join("call_rates.csv")).unwrap();
+    assert!(
+        calls_csv.contains("\n2026-10-01,USD,Brazil,0,50000,"),
+        "{calls_csv}"
+    );
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            "--effective",
+            "2026-07-01",
+            "--into",
+            both_dir.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(both_dir.join("rates.csv")).unwrap(),
+        rates_csv
+    );
+    let calls_csv = std::fs::read_to_string(both_dir.join("call_rates.csv")).unwrap();
+    assert!(
+        calls_csv.contains("\n2026-07-01,USD,Brazil,0,50000,")
+            && calls_csv.contains("\n2026-10-01,USD,Brazil,0,50000,"),
+        "{calls_csv}"
+    );
+}
+
+#[test]
+fn rates_check_and_rates_list_say_what_the_data_covers_for_calls_too() {
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = wabill(args, None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let strs = |v: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    };
+    // Messages: the currencies are those of data/rates.csv; with the ones without a card
+    // they are Meta's 16 billing currencies.
+    let bundled = json(&["rates", "check", "--format", "json"]);
+    let rates_csv =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/rates.csv"))
+            .unwrap();
+    let in_file: std::collections::BTreeSet<String> = rates_csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(2))
+        .map(String::from)
+        .collect();
+    let have = strs(&bundled["messages"]["currencies"]);
+    let without = strs(&bundled["messages"]["currencies_without_card"]);
+    assert_eq!(have, in_file);
+    assert!(have.is_disjoint(&without));
+    assert_eq!(have.len() + without.len(), 16, "{bundled}");
+    let gaps_csv = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/rate_gaps.csv"),
+    )
+    .unwrap();
+    assert_eq!(
+        bundled["messages"]["gaps"].as_u64().unwrap() as usize,
+        gaps_csv
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    );
+    // Calls: the bundled data has no card, and both commands say so.
+    assert!(strs(&bundled["calls"]["currencies"]).is_empty());
+    assert_eq!(bundled["calls"]["versions"], serde_json::json!([]));
+    let out = wabill(&["rates", "check"], None);
+    assert!(
+        text(&out.stdout).contains("no calling card in any currency"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = wabill(
+        &["rates", "list", "--currency", "USD", "--month", "2026-05"],
+        None,
+    );
+    assert!(
+        text(&out.stdout).contains("\nCalls: no calling card in USD (the bundled data holds none"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // With an imported card: its currency, version and markets, per market in the listing.
+    let dir = tmpdir("check-calls");
+    let card = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../formats/tests/fixtures/meta/call_card_usd_2026-07.csv");
+    let rates = dir.join("rates");
+    let out = wabill(
+        &[
+            "rates",
+            "import",
+            card.to_str().unwrap(),
+            "--effective",
+            "2026-07-01",
+            "--into",
+            rates.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(rates.join("call_rates.csv")).unwrap();
+    let markets: std::collections::BTreeSet<&str> = written
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(2))
+        .collect();
+    let dir_s = rates.to_str().unwrap();
+    let checked = json(&["rates", "check", "--rates", dir_s, "--format", "json"]);
+    assert_eq!(
+        strs(&checked["calls"]["currencies"]),
+        ["USD".to_string()].into()
+    );
+    let v = &checked["calls"]["versions"][0];
+    assert_eq!(v["effective_from"], "2026-07-01");
+    assert_eq!(v["markets"].as_u64().unwrap() as usize, markets.len());
+    let listed = json(&[
+        "rates",
+        "list",
+        "--currency",
+        "USD",
+        "--month",
+        "2026-07",
+        "--rates",
+        dir_s,
+        "--format",
+        "json",
+    ]);
+    let calls: Vec<&serde_json::Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["category"] == "call")
+        .collect();
+    let rated: std::collections::BTreeSet<&str> = calls
+        .iter()
+        .filter(|i| i["status"] == "rate")
+        .map(|i| i["market"].as_str().unwrap())
+        .collect();
+    assert_eq!(rated, markets);
+    let brazil = calls.iter().find(|i| i["market"] == "Brazil").unwrap();
+    let brazil_rows = written.lines().filter(|l| l.contains(",Brazil,")).count();
+    assert_eq!(brazil["tiers"].as_array().unwrap().len(), brazil_rows);
+    assert_eq!(brazil["tiers"][0]["tier"], "0:50000");
+    // Every other market of the month is listed as missing, never left out.
+    let missing = calls.iter().filter(|i| i["status"] == "missing").count();
+    assert_eq!(missing + rated.len(), calls.len());
+    assert!(missing > 0);
+    // Before the card's date, none is in force.
+    let out = wabill(
+        &[
+            "rates",
+            "list",
+            "--currency",
+            "USD",
+            "--month",
+            "2026-06",
+            "--rates",
+            dir_s,
+        ],
+        None,
+    );
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("Calls in force in 2026-06 for USD") && t.contains(": 0 of "),
+        "{t}"
+    );
+}
+
 #[test]
 fn gen_is_reproducible_and_its_stream_rates_cleanly() {
     let a = wabill(
