@@ -48,8 +48,8 @@ use wabill_rating::rater::{
 };
 use wabill_rating::time::{local_date, local_day_start};
 use wabill_rating::{
-    rate, Category, Charge, DeliveryStatus, Event, MessageKind, Month, PricingModel, PricingType,
-    RateKey, RateOptions, RatingError, Status, UnixMs,
+    rate, Category, Charge, Decimal, DeliveryStatus, Event, MessageKind, Month, PricingModel,
+    PricingType, RateKey, RateOptions, RatingError, Status, UnixMs,
 };
 use wabill_store::{ChargeCount, StoreError, WabaRange};
 
@@ -131,9 +131,92 @@ pub async fn check_from(
     source: Source,
 ) -> Result<Value, CheckError> {
     let mut read_store = false;
-    let answer = answer(engine, caller, req, now, source, &mut read_store).await;
+    let answer = match answer(engine, caller, req, now, source, &mut read_store).await {
+        Ok(a) => cheapest(engine, caller, req, now, source, &mut read_store, a).await,
+        Err(e) => Err(e),
+    };
     engine.metrics.add_check(!read_store);
     answer
+}
+
+/// The amount of an allowed answer's charge.
+fn amount_of(answer: &Value) -> Option<Decimal> {
+    if answer["allowed"] != true {
+        return None;
+    }
+    answer["charge"]["amount"].as_str()?.parse().ok()
+}
+
+/// Adds `cheapest` to an answer: the cheapest allowed way to reach the user now when it is not
+/// the message asked about, else null (decisions.md D98). Each way is priced by the same check,
+/// so by the rating core: a free-form message instead of a template while the customer
+/// service window is open (free, or the service rate once the month's free service messages
+/// are used), and a utility template instead of a free-form message (the only way once the
+/// window is closed; free inside it under per-message pricing). Nothing is looked at when the
+/// message asked about is allowed and free.
+async fn cheapest(
+    engine: &Engine,
+    caller: &Caller,
+    req: &CheckRequest,
+    now: UnixMs,
+    source: Source,
+    read_store: &mut bool,
+    mut asked: Value,
+) -> Result<Value, CheckError> {
+    asked["cheapest"] = Value::Null;
+    let asked_amount = amount_of(&asked);
+    if asked_amount.is_some_and(Decimal::is_zero) {
+        return Ok(asked);
+    }
+    let window_open = asked["windows"]["customer_service"]["open"] == true;
+    let template = req.message_type == "template";
+    let (way, requires) = if template && window_open {
+        (
+            CheckRequest {
+                message_type: "text".into(),
+                category: None,
+                api: None,
+                ..req.clone()
+            },
+            "a free-form message (the customer service window is open until its ends_at)",
+        )
+    } else if !template {
+        (
+            CheckRequest {
+                message_type: "template".into(),
+                category: Some("utility".into()),
+                api: None,
+                ..req.clone()
+            },
+            "an approved utility template: Meta bills a template in the category it approved, \
+             and only transactional content is utility",
+        )
+    } else {
+        return Ok(asked);
+    };
+    let other = match answer(engine, caller, &way, now, source, read_store).await {
+        Ok(a) => a,
+        // A way that cannot be priced is not offered; the answer asked for stands.
+        Err(CheckError::Unratable { .. }) => return Ok(asked),
+        Err(e) => return Err(e),
+    };
+    let Some(other_amount) = amount_of(&other) else {
+        return Ok(asked);
+    };
+    if asked_amount.is_some_and(|a| a <= other_amount) {
+        return Ok(asked);
+    }
+    let charge = &other["charge"];
+    asked["cheapest"] = json!({
+        "type": way.message_type,
+        "category": charge["category"],
+        "pricing_type": charge["type"],
+        "amount": charge["amount"],
+        "currency": charge["currency"],
+        "saving": asked_amount.map(|a| (a - other_amount).to_string()),
+        "requires": requires,
+    });
+    Ok(asked)
 }
 
 async fn answer(

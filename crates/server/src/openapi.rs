@@ -305,6 +305,14 @@ fn base_schemas() -> Value {
                     "opens_conversation": s("boolean"),
                     "tier_position": {"type": "integer", "nullable": true, "description": "the message's place among the month's charged messages of its volume-tier counter"},
                 }},
+                "cheapest": {"type": "object", "nullable": true,
+                    "description": "the cheapest allowed way to reach the user now when it is not the message asked about (decisions.md D98), else null",
+                    "properties": {
+                        "type": s("string"), "category": s("string"), "pricing_type": s("string"),
+                        "amount": decimal.clone(), "currency": s("string"),
+                        "saving": {"type": "string", "nullable": true, "description": "exact decimal; null when the message asked about is not allowed"},
+                        "requires": s("string"),
+                    }},
                 "windows": {"type": "object", "properties": {
                     "customer_service": {"type": "object", "properties": {"open": s("boolean"), "ends_at": nullable_instant.clone()}},
                     "free_entry_point": {"type": "object", "properties": {"open": s("boolean"), "ends_at": nullable_instant.clone(), "opened_by_this_message": s("boolean")}},

@@ -2089,3 +2089,103 @@ async fn the_document_states_what_the_service_takes() {
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap()
 }
+
+/// The send check names the cheapest allowed way to reach the user now, priced by the rating
+/// core like the message asked about (decisions.md D98).
+#[tokio::test]
+async fn the_send_check_names_the_cheapest_allowed_way() {
+    let s = sqlite_service().await;
+    let tariff = Tariff::bundled();
+    let events = [
+        account_line("W1", "P1", "UTC", ""),
+        inbound_line("i1", "2025-11-03T10:00:00Z", "W1", PHONE, BR_USER, false),
+        inbound_line(
+            "i4",
+            "2026-10-05T10:00:00Z",
+            "W1",
+            PHONE,
+            "5511977770004",
+            false,
+        ),
+    ]
+    .join("\n");
+    post_ok(&s, events.clone()).await;
+    s.state.engine.settle().await.unwrap();
+    let amount = |v: &Value| -> wabill_rating::Decimal { v.as_str().unwrap().parse().unwrap() };
+
+    // A marketing template inside the window: a free-form message reaches the user for less.
+    let q = ask("W1", BR_USER, "marketing", "2025-11-03T11:00:00Z");
+    let (st, a) = check(&s, &s.admin, q.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{a}");
+    assert_eq!(priced(&a), core_says(&tariff, &events, &q));
+    let text = core_says(
+        &tariff,
+        &events,
+        &ask("W1", BR_USER, "text", "2025-11-03T11:00:00Z"),
+    );
+    let c = &a["cheapest"];
+    assert_eq!(
+        (&c["type"], &c["amount"]),
+        (&json!("text"), &text["amount"]),
+        "{a}"
+    );
+    assert_eq!(c["pricing_type"], text["type"]);
+    let saving = amount(&a["charge"]["amount"]) - amount(&text["amount"]);
+    assert!(saving.is_positive(), "{a}");
+    assert_eq!(c["saving"], json!(saving.to_string()));
+
+    // A free-form message after the window closed is not allowed: a utility template is the
+    // way, at the core's utility price.
+    let q = ask("W1", BR_USER, "text", "2025-11-05T11:00:00Z");
+    let (_, a) = check(&s, &s.admin, q).await;
+    assert_eq!(a["allowed"], false, "{a}");
+    let utility = core_says(
+        &tariff,
+        &events,
+        &ask("W1", BR_USER, "utility", "2025-11-05T11:00:00Z"),
+    );
+    let c = &a["cheapest"];
+    assert_eq!(
+        (&c["type"], &c["category"], &c["amount"], &c["saving"]),
+        (
+            &json!("template"),
+            &json!("utility"),
+            &utility["amount"],
+            &Value::Null
+        ),
+        "{a}"
+    );
+
+    // A marketing template outside the window has no cheaper allowed way; a free message none.
+    let (_, a) = check(
+        &s,
+        &s.admin,
+        ask("W1", BR_USER, "marketing", "2025-11-05T11:00:00Z"),
+    )
+    .await;
+    assert!(
+        a["charge"]["billable"] == true && a["cheapest"].is_null(),
+        "{a}"
+    );
+    let (_, a) = check(
+        &s,
+        &s.admin,
+        ask("W1", BR_USER, "text", "2025-11-03T11:00:00Z"),
+    )
+    .await;
+    assert!(a["allowed"] == true && a["cheapest"].is_null(), "{a}");
+
+    // From 2026-10-01 a utility template inside the window is charged, while a service message
+    // is among the month's free ones: the free-form message is cheaper.
+    let now = "2026-10-05T11:00:00Z";
+    let q = ask("W1", "5511977770004", "utility", now);
+    let (_, a) = check(&s, &s.admin, q.clone()).await;
+    assert_eq!(priced(&a), core_says(&tariff, &events, &q));
+    let service = core_says(&tariff, &events, &ask("W1", "5511977770004", "text", now));
+    if amount(&a["charge"]["amount"]) > amount(&service["amount"]) {
+        assert_eq!(a["cheapest"]["amount"], service["amount"], "{a}");
+        assert_eq!(a["cheapest"]["type"], "text");
+    } else {
+        assert!(a["cheapest"].is_null(), "{a}");
+    }
+}
