@@ -65,3 +65,153 @@ fn the_licence_file_is_the_text_of_the_licence_cargo_toml_names() {
         "the README names the licence and links the file"
     );
 }
+
+/// The subcommands `wabill help` lists (nested ones as `rates import`), read from its
+/// "Commands:" section, `help` itself left out.
+fn subcommands(prefix: &[&str]) -> Vec<Vec<String>> {
+    let mut args: Vec<&str> = prefix.to_vec();
+    args.push("--help");
+    let help = text(&wabill(&args).stdout);
+    let mut names = Vec::new();
+    let mut in_commands = false;
+    for line in help.lines() {
+        if line.starts_with("Commands:") {
+            in_commands = true;
+            continue;
+        }
+        if in_commands {
+            if !line.starts_with("  ") {
+                break;
+            }
+            // A name is the first word of a line indented by two spaces; deeper lines continue
+            // a description.
+            if line.starts_with("   ") {
+                continue;
+            }
+            let name = line.split_whitespace().next().unwrap();
+            if name != "help" {
+                names.push(name.to_string());
+            }
+        }
+    }
+    let mut all = Vec::new();
+    for name in names {
+        let mut path: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+        path.push(name.clone());
+        let nested: Vec<&str> = path.iter().map(String::as_str).collect();
+        let children = subcommands(&nested);
+        all.push(path);
+        all.extend(children);
+    }
+    all
+}
+
+#[test]
+fn completion_scripts_name_every_subcommand() {
+    let commands = subcommands(&[]);
+    let names: Vec<&str> = commands.iter().map(|p| p.last().unwrap().as_str()).collect();
+    for expected in ["rate", "serve", "completions", "man", "import", "list", "create"] {
+        assert!(names.contains(&expected), "`wabill help` lists {expected}: {names:?}");
+    }
+    let bash = wabill(&["completions", "bash"]);
+    assert_eq!(bash.status.code(), Some(0), "{}", text(&bash.stderr));
+    let script = text(&bash.stdout);
+    assert!(script.contains("complete -F"), "a bash completion script");
+    for path in &commands {
+        // bash completion names nested subcommands by their path:
+        // `wabill__subcmd__rates__subcmd__import`.
+        let function_name = format!("wabill__subcmd__{}", path.join("__subcmd__"));
+        assert!(
+            script.contains(&function_name),
+            "the bash script completes `wabill {}`",
+            path.join(" ")
+        );
+    }
+    // Every shell clap_complete supports, each naming every top-level subcommand.
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = wabill(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for name in commands.iter().filter(|p| p.len() == 1) {
+            assert!(script.contains(&name[0]), "{shell} completes {}", name[0]);
+        }
+    }
+    let wrong = wabill(&["completions", "tcsh"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(text(&wrong.stderr).contains("possible values"));
+}
+
+#[test]
+fn the_man_page_is_roff_naming_every_subcommand() {
+    let out = wabill(&["man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    assert!(page.starts_with(".ie") || page.starts_with(".TH"), "{page:.200}");
+    assert!(page.contains(".TH wabill 1"), "a section 1 page titled wabill");
+    for section in [".SH NAME", ".SH SYNOPSIS", ".SH DESCRIPTION", ".SH SUBCOMMANDS"] {
+        assert!(page.contains(section), "{section}");
+    }
+    for path in subcommands(&[]).iter().filter(|p| p.len() == 1) {
+        // clap_mangen lists each subcommand as `wabill-NAME(1)`.
+        assert!(
+            page.contains(&format!("wabill\\-{}(1)", path[0].replace('-', "\\-"))),
+            "the page names {}",
+            path[0]
+        );
+    }
+    // A subcommand's own page, with its options.
+    let rate = text(&wabill(&["man", "rate"]).stdout);
+    assert!(rate.contains(".TH wabill-rate 1"), "{rate:.300}");
+    assert!(rate.contains("skip\\-invalid"), "the rate page has its options");
+    let unknown = wabill(&["man", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("no subcommand \"nope\""));
+}
+
+#[test]
+fn version_names_the_commit_and_the_newest_rate_card_of_each_currency() {
+    let out = wabill(&["--version"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let version = text(&out.stdout);
+    let mut lines = version.lines();
+    // The commit the binary was built from: HEAD of this work tree when git can tell.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string());
+    assert_eq!(
+        lines.next().unwrap(),
+        format!("wabill {} (commit {head})", env!("CARGO_PKG_VERSION"))
+    );
+    // The newest effective date per currency of data/rates.csv, read here from the file.
+    let csv = std::fs::read_to_string(repo().join("data/rates.csv")).unwrap();
+    let mut rows = csv.lines();
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (date, currency) = (at("effective_from"), at("currency"));
+    let mut newest = std::collections::BTreeMap::<String, String>::new();
+    for row in rows {
+        let f: Vec<&str> = row.split(',').collect();
+        let e = newest.entry(f[currency].to_string()).or_default();
+        *e = (*e).clone().max(f[date].to_string());
+    }
+    assert!(newest.len() >= 2, "several currencies are bundled");
+    let cards: Vec<String> = newest.iter().map(|(c, d)| format!("{c} {d}")).collect();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!(
+            "newest bundled rate card per currency: {}",
+            cards.join(", ")
+        )
+    );
+    // `-V` is the short form: version and commit.
+    let short = text(&wabill(&["-V"]).stdout);
+    assert_eq!(
+        short.trim(),
+        format!("wabill {} (commit {head})", env!("CARGO_PKG_VERSION"))
+    );
+}
