@@ -215,3 +215,98 @@ fn version_names_the_commit_and_the_newest_rate_card_of_each_currency() {
         format!("wabill {} (commit {head})", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn the_readme_installs_with_cargo_install_and_links_the_service_unit() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(readme.contains("cargo install --locked --path crates/wabill"));
+    assert!(readme.contains("(contrib/wabill.service)"));
+}
+
+/// A free port on the loopback interface.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_example_service_unit_starts_the_service_and_verifies() {
+    let unit = std::fs::read_to_string(repo().join("contrib/wabill.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("the unit starts something");
+    let mut words = exec.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/wabill"), "where --root /usr/local installs");
+    let args: Vec<&str> = words.collect();
+    let config_at = args.iter().position(|a| *a == "--config").unwrap() + 1;
+    assert_eq!(args[config_at], "/etc/wabill.json");
+
+    let dir = std::env::temp_dir().join(format!("wabill-install-{}-unit", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = env!("CARGO_BIN_EXE_wabill");
+
+    // systemd's own check of the unit, with the binary where the unit expects one, when the
+    // machine has systemd-analyze: no error and no warning.
+    let local = dir.join("wabill.service");
+    std::fs::write(&local, unit.replace("/usr/local/bin/wabill", bin)).unwrap();
+    match Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&local)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            text(&out.stderr)
+        ),
+        Err(e) => eprintln!("SKIPPED systemd-analyze verify: {e}"),
+    }
+
+    // The unit's command line, its configuration file in a temporary directory: the service
+    // starts and answers.
+    let port = free_port();
+    let config = dir.join("wabill.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"db": "{}", "listen": "127.0.0.1:{port}"}}"#,
+            dir.join("wabill.sqlite").display()
+        ),
+    )
+    .unwrap();
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args[config_at] = config.to_str().unwrap().to_string();
+    let mut child = Command::new(bin)
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let answer = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).unwrap();
+            break answer;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the service exited: {}",
+            text(&child.wait_with_output().unwrap().stderr)
+        );
+        assert!(std::time::Instant::now() < deadline, "the service never listened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
