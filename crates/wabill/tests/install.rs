@@ -109,9 +109,23 @@ fn subcommands(prefix: &[&str]) -> Vec<Vec<String>> {
 #[test]
 fn completion_scripts_name_every_subcommand() {
     let commands = subcommands(&[]);
-    let names: Vec<&str> = commands.iter().map(|p| p.last().unwrap().as_str()).collect();
-    for expected in ["rate", "serve", "completions", "man", "import", "list", "create"] {
-        assert!(names.contains(&expected), "`wabill help` lists {expected}: {names:?}");
+    let names: Vec<&str> = commands
+        .iter()
+        .map(|p| p.last().unwrap().as_str())
+        .collect();
+    for expected in [
+        "rate",
+        "serve",
+        "completions",
+        "man",
+        "import",
+        "list",
+        "create",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "`wabill help` lists {expected}: {names:?}"
+        );
     }
     let bash = wabill(&["completions", "bash"]);
     assert_eq!(bash.status.code(), Some(0), "{}", text(&bash.stderr));
@@ -146,9 +160,20 @@ fn the_man_page_is_roff_naming_every_subcommand() {
     let out = wabill(&["man"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let page = text(&out.stdout);
-    assert!(page.starts_with(".ie") || page.starts_with(".TH"), "{page:.200}");
-    assert!(page.contains(".TH wabill 1"), "a section 1 page titled wabill");
-    for section in [".SH NAME", ".SH SYNOPSIS", ".SH DESCRIPTION", ".SH SUBCOMMANDS"] {
+    assert!(
+        page.starts_with(".ie") || page.starts_with(".TH"),
+        "{page:.200}"
+    );
+    assert!(
+        page.contains(".TH wabill 1"),
+        "a section 1 page titled wabill"
+    );
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH DESCRIPTION",
+        ".SH SUBCOMMANDS",
+    ] {
         assert!(page.contains(section), "{section}");
     }
     for path in subcommands(&[]).iter().filter(|p| p.len() == 1) {
@@ -162,7 +187,10 @@ fn the_man_page_is_roff_naming_every_subcommand() {
     // A subcommand's own page, with its options.
     let rate = text(&wabill(&["man", "rate"]).stdout);
     assert!(rate.contains(".TH wabill-rate 1"), "{rate:.300}");
-    assert!(rate.contains("skip\\-invalid"), "the rate page has its options");
+    assert!(
+        rate.contains("skip\\-invalid"),
+        "the rate page has its options"
+    );
     let unknown = wabill(&["man", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown.stderr).contains("no subcommand \"nope\""));
@@ -240,7 +268,11 @@ fn the_example_service_unit_starts_the_service_and_verifies() {
         .find_map(|l| l.strip_prefix("ExecStart="))
         .expect("the unit starts something");
     let mut words = exec.split_whitespace();
-    assert_eq!(words.next(), Some("/usr/local/bin/wabill"), "where --root /usr/local installs");
+    assert_eq!(
+        words.next(),
+        Some("/usr/local/bin/wabill"),
+        "where --root /usr/local installs"
+    );
     let args: Vec<&str> = words.collect();
     let config_at = args.iter().position(|a| *a == "--config").unwrap() + 1;
     assert_eq!(args[config_at], "/etc/wabill.json");
@@ -302,7 +334,10 @@ fn the_example_service_unit_starts_the_service_and_verifies() {
             "the service exited: {}",
             text(&child.wait_with_output().unwrap().stderr)
         );
-        assert!(std::time::Instant::now() < deadline, "the service never listened");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service never listened"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

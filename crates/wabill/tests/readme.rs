@@ -70,7 +70,11 @@ fn sh_examples(readme: &str) -> Vec<(usize, String)> {
             continue;
         }
         if line.starts_with("```") {
-            assert!(pending.is_none(), "README.md:{}: a block ends on a `\\`", i + 1);
+            assert!(
+                pending.is_none(),
+                "README.md:{}: a block ends on a `\\`",
+                i + 1
+            );
             in_sh = false;
             continue;
         }
