@@ -34,8 +34,9 @@ pub struct LoadArgs {
     pub connections: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// `ingest`: send the stream as `POST /v1/events` batches. `check`: send the stream first,
-    /// then `--checks` send checks (`POST /v1/sends/check`) for its users.
+    /// `ingest`: send the stream as `POST /v1/events` batches. `check`: `--checks` send checks
+    /// (`POST /v1/sends/check`) for the messages of the service's stored charges, after
+    /// storing the stream first when the service holds no event yet.
     #[arg(long, value_parser = ["ingest", "check"], default_value = "ingest")]
     pub mode: String,
     /// Send checks to make in `check` mode.

@@ -37,7 +37,7 @@ const RULES: &[(&str, Instead)] = &[
         "cargo run --release -- bench",
         Instead::Run(
             "wabill bench --events 20000",
-            "2,000,000 events take minutes in a debug build: the same command on fewer events",
+            "2,000,000 events take most of a minute in a debug build: the same command on fewer events",
         ),
     ),
     (
