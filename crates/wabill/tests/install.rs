@@ -345,3 +345,51 @@ fn the_example_service_unit_starts_the_service_and_verifies() {
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_build_script_records_the_commit_in_git_and_unknown_in_a_tarball() {
+    let dir = std::env::temp_dir().join(format!("wabill-install-{}-build", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The build script compiled alone, as cargo compiles it.
+    let script = dir.join("build-script");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let out = Command::new(rustc)
+        .args(["--edition", "2021", "-o"])
+        .arg(&script)
+        .arg(crate_dir.join("build.rs"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let commit_of = |manifest_dir: &Path| -> String {
+        let out = Command::new(&script)
+            .env("CARGO_MANIFEST_DIR", manifest_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("cargo:rustc-env=WABILL_GIT_COMMIT="))
+            .expect("the script sets WABILL_GIT_COMMIT")
+            .to_string()
+    };
+    // In this work tree: what git says of HEAD, when git is there to say it.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(crate_dir)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).trim().to_string());
+    if let Some(head) = head {
+        assert_eq!(commit_of(crate_dir), head);
+    }
+    // The crate as a source tarball unpacks it: its files, no git history.
+    let unpacked = dir.join("wabill-0.1.0/crates/wabill");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    std::fs::copy(crate_dir.join("Cargo.toml"), unpacked.join("Cargo.toml")).unwrap();
+    std::fs::copy(crate_dir.join("build.rs"), unpacked.join("build.rs")).unwrap();
+    assert_eq!(commit_of(&unpacked), "unknown");
+    let _ = std::fs::remove_dir_all(&dir);
+}
