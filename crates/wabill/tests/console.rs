@@ -1,0 +1,315 @@
+//! The web console and its calculator, on the real binary: `wabill serve` over real HTTP, its
+//! `POST /v1/estimate` answering exactly what `wabill estimate --format json` prints for the same
+//! input, the switch that turns the calculator off, the console's files and security headers;
+//! and the calculator page in a real browser (headless Chromium through chromedriver), whose
+//! total must be `wabill estimate`'s and must come back from the URL alone.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn wabill() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wabill"))
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wabill-console-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 exchange (`Connection: close`, no chunked bodies): status, head, body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(req.as_bytes())?;
+    s.write_all(body.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no complete answer: {text:?}")))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line: {head:?}")))?;
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    Ok((status, head.to_string(), rest.to_string()))
+}
+
+/// The value of header `name` in an answer's head.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(dir: &Path, args: &[&str]) -> Server {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = dir.join("serve.log");
+        let db = dir.join("console.sqlite");
+        let child = wabill()
+            .arg("serve")
+            .args(["--db", db.to_str().unwrap(), "--listen", &addr])
+            .args(args)
+            .env("WABILL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Server { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if matches!(http(&server.addr, "GET", "/healthz", ""), Ok((200, _, _))) {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "wabill serve did not answer on {}: {}",
+            server.addr,
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `wabill estimate` with `args`, its traffic read from `input` (the request document itself:
+/// `--input` reads the `traffic` of a JSON object), printed as JSON.
+fn cli_estimate(dir: &Path, request: &Value, args: &[&str]) -> String {
+    let file = dir.join("request.json");
+    std::fs::write(&file, request.to_string()).unwrap();
+    let out = wabill()
+        .arg("estimate")
+        .args(args)
+        .args(["--format", "json", "--input", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A request of every kind of option, and the same options as `wabill estimate` flags.
+fn sample() -> (Value, Vec<&'static str>) {
+    let request = serde_json::json!({
+        "month": "2026-11", "currency": "USD", "timezone": "America/Sao_Paulo", "phones": 2,
+        "primary_country": "BR", "auth_international": true,
+        "utility_in_window": "25%", "entry_point_share": "10%", "compare": true,
+        "traffic": [
+            {"market": "Brazil", "category": "marketing", "messages": 1200},
+            {"market": "Brazil", "category": "utility", "messages": 800},
+            {"country": "IN", "category": "authentication", "messages": 500},
+            {"market": "Brazil", "category": "service", "messages": 300},
+        ],
+    });
+    let args = vec![
+        "--month",
+        "2026-11",
+        "--currency",
+        "USD",
+        "--timezone",
+        "America/Sao_Paulo",
+        "--phones",
+        "2",
+        "--primary-country",
+        "BR",
+        "--auth-international",
+        "--utility-in-window",
+        "25%",
+        "--entry-point-share",
+        "10%",
+        "--compare",
+    ];
+    (request, args)
+}
+
+#[test]
+fn the_estimate_route_answers_what_wabill_estimate_prints() {
+    let dir = tmpdir("route");
+    let server = Server::start(&dir, &[]);
+    let (request, args) = sample();
+    let (status, head, body) =
+        http(&server.addr, "POST", "/v1/estimate", &request.to_string()).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(header(&head, "content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    let printed = cli_estimate(&dir, &request, &args);
+    assert_eq!(
+        body, printed,
+        "the service's estimate differs from the CLI's"
+    );
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        report["compare"]["totals"][0]["amount"].is_string(),
+        "{report}"
+    );
+
+    // Without compare, and with the defaults, the same holds.
+    let plain = serde_json::json!({"month": "2026-11",
+        "traffic": [{"market": "Brazil", "category": "marketing", "messages": 1000}]});
+    let (status, _, body) = http(&server.addr, "POST", "/v1/estimate", &plain.to_string()).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, cli_estimate(&dir, &plain, &["--month", "2026-11"]));
+
+    // What the calculator can be asked: the markets of the rate data.
+    let (status, _, body) = http(&server.addr, "GET", "/v1/estimate", "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let options: Value = serde_json::from_str(&body).unwrap();
+    assert!(options["markets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m == "Brazil"));
+    assert!(options["currencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "USD"));
+}
+
+#[test]
+fn estimate_errors_name_their_field_and_bounds_hold() {
+    let dir = tmpdir("errors");
+    let server = Server::start(&dir, &[]);
+    for (body, status, code, says) in [
+        ("{", 400, "invalid_body", "not JSON"),
+        (
+            r#"{"month":"2026-11","traffic":[{"market":"Atlantis","category":"marketing","messages":1}]}"#,
+            400,
+            "invalid_request",
+            "[unknown_market]",
+        ),
+        (
+            r#"{"month":"2026-11","phones":0,"traffic":[]}"#,
+            400,
+            "invalid_request",
+            "phones",
+        ),
+        (
+            r#"{"month":"2026-11","currency":"XXX","traffic":[{"market":"Brazil","category":"marketing","messages":1}]}"#,
+            422,
+            "missing_rate",
+            "XXX",
+        ),
+    ] {
+        let (got, _, answer) = http(&server.addr, "POST", "/v1/estimate", body).unwrap();
+        assert_eq!(got, status, "{body}: {answer}");
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(v["error"]["code"], code, "{body}: {answer}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    // A body above the calculator's own bound is refused before it is read as JSON.
+    let big = format!(
+        r#"{{"month":"2026-11","traffic":[],"pad":"{}"}}"#,
+        "x".repeat(wabill_server::handlers::estimate::MAX_ESTIMATE_BODY_BYTES)
+    );
+    let (got, _, answer) = http(&server.addr, "POST", "/v1/estimate", &big).unwrap();
+    assert_eq!(got, 413, "{answer}");
+}
+
+#[test]
+fn the_calculator_can_be_turned_off() {
+    let dir = tmpdir("off");
+    let server = Server::start(&dir, &["--calculator", "false"]);
+    let (request, _) = sample();
+    let (status, _, body) =
+        http(&server.addr, "POST", "/v1/estimate", &request.to_string()).unwrap();
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("not_found") && body.contains("calculator"),
+        "{body}"
+    );
+    let (status, _, _) = http(&server.addr, "GET", "/v1/estimate", "").unwrap();
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn the_console_is_served_from_the_binary_with_its_security_headers() {
+    let dir = tmpdir("files");
+    let server = Server::start(&dir, &[]);
+    let (status, head, page) = http(&server.addr, "GET", "/", "").unwrap();
+    assert_eq!(status, 200);
+    assert!(header(&head, "content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = header(&head, "content-security-policy").expect("a CSP");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(header(&head, "x-content-type-options"), Some("nosniff"));
+    // No inline script: the page loads its script as a file, which is served.
+    assert!(
+        page.contains(r#"<script src="/console/app.js" defer></script>"#),
+        "{page}"
+    );
+    assert_eq!(page.matches("<script").count(), 1, "{page}");
+    assert!(!page.contains("style="), "no inline style under the CSP");
+    for (path, kind) in [
+        ("/console/app.js", "text/javascript"),
+        ("/console/app.css", "text/css"),
+    ] {
+        let (status, head, body) = http(&server.addr, "GET", path, "").unwrap();
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            header(&head, "content-type").unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert!(header(&head, "content-security-policy").is_some(), "{path}");
+        assert!(!body.is_empty(), "{path}");
+    }
+    // Nothing is fetched from another origin.
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
+}
