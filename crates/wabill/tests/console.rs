@@ -313,3 +313,213 @@ fn the_console_is_served_from_the_binary_with_its_security_headers() {
         "{page}"
     );
 }
+
+/// A process killed and reaped when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Chromium and chromedriver (Debian's `chromium`, `chromium-driver`), or `None` when either is
+/// missing outside CI; under `CI=true` a missing browser fails the test (`.ci/run` installs it).
+fn browser() -> Option<(&'static str, &'static str)> {
+    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
+    if present {
+        return Some((CHROMIUM, CHROMEDRIVER));
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true: {CHROMIUM} and {CHROMEDRIVER} are required (apt-get install chromium chromium-driver)"
+    );
+    eprintln!("SKIPPED: the browser test needs {CHROMIUM} and {CHROMEDRIVER}");
+    None
+}
+
+/// chromedriver on a free port, once it listens.
+fn chromedriver(driver: &str, dir: &Path) -> (Reaped, String) {
+    let port = free_port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("chromedriver.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let reaped = Reaped(child);
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        // It keeps connections open: being accepted is the sign it listens.
+        if TcpStream::connect(&addr).is_ok() {
+            return (reaped, format!("http://{addr}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("chromedriver did not answer on {addr}");
+}
+
+/// The text of `selector` once it is not empty.
+async fn text_when_shown(c: &fantoccini::Client, selector: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(el) = c.find(fantoccini::Locator::Css(selector)).await {
+            let t = el.text().await.unwrap_or_default();
+            if !t.trim().is_empty() {
+                return t.trim().to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "{selector} stayed empty");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The calculator in headless Chromium: a changed input, submitted with the keyboard, shows the
+/// total `wabill estimate` prints for the same input; the page's URL alone, opened afresh,
+/// shows it again; screenshots for the README (desktop and phone width).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calculator_in_a_browser_shows_wabill_estimates_total() {
+    let Some((chromium, driver)) = browser() else {
+        return;
+    };
+    let dir = tmpdir("browser");
+    let server = Server::start(&dir, &[]);
+    let (_driver, webdriver) = chromedriver(driver, &dir);
+    let profile = dir.join("profile");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                     format!("--user-data-dir={}", profile.display()),
+                     "--window-size=1280,1400"],
+        }),
+    );
+    let http = hyper_util::client::legacy::connect::HttpConnector::new();
+    let c = fantoccini::ClientBuilder::new(http)
+        .capabilities(caps)
+        .connect(&webdriver)
+        .await
+        .expect("a WebDriver session of chromium");
+    let result = drive(&c, &server.addr, &dir).await;
+    c.close().await.unwrap();
+    result.unwrap();
+}
+
+async fn drive(
+    c: &fantoccini::Client,
+    addr: &str,
+    dir: &Path,
+) -> Result<(), fantoccini::error::CmdError> {
+    use fantoccini::Locator::Css;
+    // A shared estimate: every category, a country line, the shares, the comparison.
+    let shared = "#/calculator?month=2026-11&currency=USD&tz=UTC&phones=2&uiw=25&eps=10&compare=1\
+        &line=m,marketing,1200,Brazil&line=m,utility,8000,Brazil&line=c,authentication,5000,IN\
+        &line=m,service,3000,Brazil";
+    c.goto(&format!("http://{addr}/{shared}")).await?;
+    // The calculator's first line, once the service's markets and currencies are in.
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Css("#f-currency option[value='USD']"))
+        .await?;
+    let first = text_when_shown(c, "#total-amount").await;
+    let messages = c.find(Css("#lines tr:first-child .l-messages")).await?;
+    messages.clear().await?;
+    // Typed, then Enter: the form is submitted from the keyboard.
+    messages.send_keys("25000\u{E007}").await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let shown = loop {
+        let now = text_when_shown(c, "#total-amount").await;
+        if now != first {
+            break now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the total did not change from {first}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let shown_before = text_when_shown(c, "#compare-amount").await;
+
+    let request = serde_json::json!({"traffic": [
+        {"market": "Brazil", "category": "marketing", "messages": 25000},
+        {"market": "Brazil", "category": "utility", "messages": 8000},
+        {"country": "IN", "category": "authentication", "messages": 5000},
+        {"market": "Brazil", "category": "service", "messages": 3000}]});
+    let flags = [
+        "--month",
+        "2026-11",
+        "--phones",
+        "2",
+        "--utility-in-window",
+        "25%",
+        "--entry-point-share",
+        "10%",
+        "--compare",
+    ];
+    let printed = cli_estimate(dir, &request, &flags);
+    let printed: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(
+        shown,
+        printed["estimate"]["totals"][0]["amount"].as_str().unwrap(),
+        "the page's total is not wabill estimate's"
+    );
+    assert_eq!(
+        shown_before,
+        printed["compare"]["totals"][0]["amount"].as_str().unwrap(),
+        "the page's previous-era total is not wabill estimate's"
+    );
+    let bars = c.find_all(Css("#chart svg rect.bar")).await?;
+    assert!(
+        bars.len() >= 8,
+        "the era chart has its bars: {}",
+        bars.len()
+    );
+
+    // The state is in the URL: opened afresh, the same estimate comes back.
+    let url = c.current_url().await?;
+    assert!(
+        url.fragment().unwrap_or("").contains("messages") || url.as_str().contains("25000"),
+        "the URL carries the state: {url}"
+    );
+    c.goto("about:blank").await?;
+    c.goto(url.as_str()).await?;
+    let again = text_when_shown(c, "#total-amount").await;
+    assert_eq!(again, shown, "the shared URL does not give the same total");
+
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    // Tall enough for the whole result, its chart included.
+    c.set_window_size(1280, 2000).await?;
+    let png = c.screenshot().await?;
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(shots.join("calculator.png"), png).unwrap();
+    // At a phone's width the page still fits: nothing scrolls sideways but the tables.
+    c.set_window_size(390, 1400).await?;
+    let overflow = c
+        .execute(
+            "const w = document.documentElement.clientWidth; \
+             const wide = [...document.querySelectorAll('body *')] \
+               .filter((e) => e.getBoundingClientRect().right > w + 1 && !(e.parentElement && e.parentElement.closest('.scroll'))) \
+               .map((e) => e.tagName + '#' + e.id + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().right)); \
+             return {width: w, inner: window.innerWidth, \
+                     over: document.documentElement.scrollWidth - w, wide: wide.slice(0, 12)};",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        overflow["over"].as_i64(),
+        Some(0),
+        "the page overflows a phone's width: {overflow}"
+    );
+    std::fs::write(shots.join("calculator-phone.png"), c.screenshot().await?).unwrap();
+    Ok(())
+}
