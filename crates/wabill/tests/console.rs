@@ -388,6 +388,7 @@ async fn the_calculator_in_a_browser_shows_wabill_estimates_total() {
         return;
     };
     let dir = tmpdir("browser");
+    let key = reader_key(&dir);
     let server = Server::start(&dir, &[]);
     let (_driver, webdriver) = chromedriver(driver, &dir);
     let profile = dir.join("profile");
@@ -409,15 +410,28 @@ async fn the_calculator_in_a_browser_shows_wabill_estimates_total() {
         .connect(&webdriver)
         .await
         .expect("a WebDriver session of chromium");
-    let result = drive(&c, &server.addr, &dir).await;
+    let result = drive(&c, &server.addr, &dir, &key).await;
     c.close().await.unwrap();
     result.unwrap();
+}
+
+/// A reader key of the test's database, as `wabill keys create` prints it.
+fn reader_key(dir: &Path) -> String {
+    let db = dir.join("console.sqlite");
+    let out = wabill()
+        .args(["keys", "create", "--name", "console", "--role", "reader"])
+        .args(["--waba", "W1", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 async fn drive(
     c: &fantoccini::Client,
     addr: &str,
     dir: &Path,
+    key: &str,
 ) -> Result<(), fantoccini::error::CmdError> {
     use fantoccini::Locator::Css;
     // A shared estimate: every category, a country line, the shares, the comparison.
@@ -494,6 +508,36 @@ async fn drive(
     c.goto(url.as_str()).await?;
     let again = text_when_shown(c, "#total-amount").await;
     assert_eq!(again, shown, "the shared URL does not give the same total");
+
+    // The sign-in: a wrong key is refused and kept nowhere; a real one is kept for this
+    // browser session only, and opens the keyed part of the bar.
+    let stored = "return [sessionStorage.getItem('wabill.key'), localStorage.length];";
+    let field = c.find(Css("#signin-key")).await?;
+    field.send_keys("not-a-key\u{E007}").await?;
+    let refused = text_when_shown(c, "#signin-status").await;
+    assert!(refused.contains("refused"), "{refused}");
+    assert_eq!(
+        c.execute(stored, vec![]).await?,
+        serde_json::json!([null, 0])
+    );
+    field.clear().await?;
+    field.send_keys(&format!("{key}\u{E007}")).await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Css("#nav-keyed:not([hidden])"))
+        .await?;
+    assert_eq!(
+        c.execute(stored, vec![]).await?,
+        serde_json::json!([key, 0]),
+        "the key is in sessionStorage, nothing in localStorage"
+    );
+    let who = text_when_shown(c, "#signedin-who").await;
+    assert!(who.ends_with(&key[key.len() - 4..]), "{who}");
+    c.find(Css("#signout")).await?.click().await?;
+    assert_eq!(
+        c.execute(stored, vec![]).await?,
+        serde_json::json!([null, 0])
+    );
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
