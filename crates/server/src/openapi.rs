@@ -212,7 +212,117 @@ fn schema_ref(name: &str) -> Value {
 fn schemas() -> Value {
     let mut all = base_schemas();
     alert_schemas(&mut all);
+    estimate_schemas(&mut all);
     all
+}
+
+/// The calculator's schemas: the request exactly as `wabill_estimate::request` reads it
+/// (decisions.md D171), the report as `wabill estimate --format json` prints it.
+fn estimate_schemas(all: &mut Value) {
+    use wabill_estimate::request::MAX_MARKET_CHARS;
+    use wabill_estimate::{MAX_MESSAGES, MAX_PHONES, MAX_TRAFFIC_LINES};
+    let s = |t: &str| json!({"type": t});
+    let int = json!({"type": "integer", "minimum": 0});
+    let decimal = json!({"type": "string", "description": "exact decimal"});
+    let iso2 =
+        json!({"type": "string", "pattern": "^[A-Z]{2}$", "description": "ISO 3166 alpha-2"});
+    let share = json!({"type": "string", "pattern": "^[0-9]{1,4}(\\.[0-9]{1,9})?(%|‰)$",
+        "description": "an exact share, 0 to 100 % (40%, 12.5%, 125‰); above 100 % is refused (400)"});
+    let category =
+        json!({"type": "string", "enum": ["marketing", "utility", "authentication", "service"]});
+    let tally = |extra: Value| {
+        let mut v = json!({
+            "messages": int.clone(), "charged": int.clone(),
+            "free_customer_service": int.clone(), "free_entry_point": int.clone(),
+            "free_tier": int.clone(), "amount": decimal.clone(),
+        });
+        if let (Value::Object(a), Value::Object(b)) = (&mut v, extra) {
+            a.extend(b);
+        }
+        json!({"type": "object", "properties": v})
+    };
+    let report = json!({
+        "type": "object",
+        "properties": {
+            "month": s("string"), "era": s("string"), "era_start": s("string"),
+            "pricing_model": s("string"), "currency": s("string"), "timezone": s("string"),
+            "phones": s("integer"),
+            "rows": {"type": "array", "items": tally(json!({
+                "market": s("string"), "category": s("string"), "currency": s("string"),
+                "rates": {"type": "array", "items": {"type": "object", "properties": {
+                    "tier": {"type": "string", "nullable": true, "description": "lower:upper of a volume tier; null when untiered"},
+                    "rate": decimal.clone(), "messages": int.clone(), "amount": decimal.clone()}}},
+            }))},
+            "totals": {"type": "array", "items": tally(json!({"currency": s("string")}))},
+            "traffic": {"type": "array", "items": {"type": "object", "properties": {
+                "target": {"type": "object"}, "country": s("string"), "category": s("string"),
+                "messages": int.clone(), "entry_point": int.clone(), "in_window": int.clone(),
+                "cold": int.clone()}}},
+            "synthetic": {"type": "object", "properties": {
+                "users": int.clone(), "inbound": int.clone(), "entry_point_inbound": int.clone(),
+                "outbound": int.clone(), "statuses": int.clone()}},
+        },
+    });
+    let more = json!({
+        "EstimateRequest": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["month", "traffic"],
+            "description": "the options of `wabill estimate` under their flags' names, and the \
+                `traffic` of an `--input` JSON file; no field is null",
+            "properties": {
+                "month": {"type": "string", "pattern": MONTH_PATTERN, "description": "YYYY-MM, from 2023-06"},
+                "currency": currency(),
+                "timezone": {"type": "string", "description": "an IANA timezone name (default UTC)"},
+                "phones": {"type": "integer", "minimum": 1, "maximum": MAX_PHONES, "description": "business phone numbers (default 1)"},
+                "primary_country": iso2.clone(),
+                "auth_international": {
+                    "description": "eligible for authentication-international rates: true (all month), false (default), or from a date",
+                    "oneOf": [s("boolean"), date()]},
+                "utility_in_window": share.clone(),
+                "entry_point_share": share,
+                "compare": {"type": "boolean", "description": "also price the last month before this month's era"},
+                "traffic": {"type": "array", "maxItems": MAX_TRAFFIC_LINES, "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["category", "messages"],
+                    "properties": {
+                        "market": {"type": "string", "minLength": 1, "maxLength": MAX_MARKET_CHARS, "pattern": "[^ \\t\\n\\r]",
+                                   "description": "a Meta market name (GET /v1/estimate lists them)"},
+                        "country": iso2,
+                        "category": category,
+                        "messages": {"type": "integer", "minimum": 0, "maximum": MAX_MESSAGES,
+                                     "description": "a month; the lines' sum at most 2,000,000"},
+                    },
+                    "oneOf": [{"required": ["market"]}, {"required": ["country"]}],
+                }},
+            },
+        },
+        "EstimateReport": {
+            "type": "object",
+            "required": ["estimate"],
+            "description": "`wabill estimate --format json`: the estimate, and with compare the previous era's month and the change per currency",
+            "properties": {
+                "estimate": report.clone(),
+                "compare": report,
+                "change": {"type": "array", "items": {"type": "object", "properties": {
+                    "currency": s("string"), "amount": decimal}}},
+            },
+        },
+        "EstimateOptions": {
+            "type": "object",
+            "properties": {
+                "markets": {"type": "array", "items": s("string")},
+                "currencies": {"type": "array", "items": s("string")},
+                "categories": {"type": "array", "items": s("string")},
+                "max_messages": s("integer"), "max_traffic_lines": s("integer"),
+                "max_phones": s("integer"),
+            },
+        },
+    });
+    for (k, v) in more.as_object().expect("an object") {
+        all[k] = v.clone();
+    }
 }
 
 fn base_schemas() -> Value {
