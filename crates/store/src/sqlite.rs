@@ -21,9 +21,9 @@ use crate::error::{redact, Backend, StoreError};
 use crate::migrations;
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow,
-    NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent,
-    TenantOutcome, TenantRow, UsageRow, USAGE_SLOT_MS,
+    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaMessageRow,
+    MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef,
+    ReplaceOutcome, StoredEvent, TenantOutcome, TenantRow, UsageRow, USAGE_SLOT_MS,
 };
 use crate::store::StoreFuture;
 use sqlx::pool::PoolConnection;
@@ -305,8 +305,12 @@ impl SqliteStore {
             .map_err(StoreError::db(table, "starting a write transaction"))
     }
 
-    async fn append(&self, events: &[NewEvent]) -> Result<AppendResult, StoreError> {
-        let r = self.append_batch(events).await;
+    async fn append(
+        &self,
+        events: &[NewEvent],
+        described: &[(usize, MetaMessageRow)],
+    ) -> Result<AppendResult, StoreError> {
+        let r = self.append_batch(events, described).await;
         self.note_write(r.as_ref().err());
         r
     }
@@ -320,7 +324,11 @@ impl SqliteStore {
         }
     }
 
-    async fn append_batch(&self, events: &[NewEvent]) -> Result<AppendResult, StoreError> {
+    async fn append_batch(
+        &self,
+        events: &[NewEvent],
+        described: &[(usize, MetaMessageRow)],
+    ) -> Result<AppendResult, StoreError> {
         let plan = append::plan(events)?;
         if plan.candidates.is_empty() {
             return Ok(append::finish(events, plan, Vec::new(), 0));
@@ -370,6 +378,8 @@ impl SqliteStore {
                 ),
             ))?;
         }
+        let rows = append::recordable(events, &plan, &existing, described)?;
+        insert_messages(&mut tx, &rows, received_at_ms).await?;
         tx.commit()
             .await
             .map_err(StoreError::db("events", "committing a batch"))?;
@@ -1009,6 +1019,80 @@ fn meta_from_json(text: &str) -> Result<Vec<MetaPricingRow>, StoreError> {
         .collect()
 }
 
+/// Message description rows per INSERT statement (9 parameters each).
+const MESSAGE_ROWS_PER_INSERT: usize = 1000;
+
+/// The columns of [`MetaMessageRow`], in [`message_row`] order.
+const MESSAGE_COLUMNS: &str = "id, status, at_ms, waba, phone, user_phone, user_id, category";
+
+type MessageColumns = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn message_row(
+    (id, status, at_ms, waba, phone, user, user_id, category): MessageColumns,
+) -> MetaMessageRow {
+    MetaMessageRow {
+        id,
+        status,
+        at_ms,
+        waba,
+        phone,
+        user,
+        user_id,
+        category,
+    }
+}
+
+/// Inserts descriptions of messages in a write transaction; a (message id, status) already
+/// described keeps its first row. Returns how many were new.
+async fn insert_messages(
+    tx: &mut SqliteConnection,
+    rows: &[&MetaMessageRow],
+    received_at_ms: i64,
+) -> Result<u64, StoreError> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(MESSAGE_ROWS_PER_INSERT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "INSERT INTO meta_messages ({MESSAGE_COLUMNS}, received_at_ms) "
+        ));
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(r.id.as_str())
+                .push_bind(r.status.as_str())
+                .push_bind(r.at_ms)
+                .push_bind(r.waba.as_str())
+                .push_bind(r.phone.as_str())
+                .push_bind(r.user.as_deref())
+                .push_bind(r.user_id.as_deref())
+                .push_bind(r.category.as_deref())
+                .push_bind(received_at_ms);
+        });
+        qb.push(" ON CONFLICT (id, status) DO NOTHING");
+        inserted += qb
+            .build()
+            .persistent(chunk.len() == MESSAGE_ROWS_PER_INSERT)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(
+                "meta_messages",
+                format!(
+                    "storing the description of '{}'..'{}'",
+                    chunk[0].id,
+                    chunk[chunk.len() - 1].id
+                ),
+            ))?
+            .rows_affected();
+    }
+    Ok(inserted)
+}
+
 /// Meta pricing rows per INSERT statement (10 parameters each).
 const META_ROWS_PER_INSERT: usize = 1000;
 
@@ -1226,6 +1310,69 @@ impl SqliteStore {
                 format!("reading Meta's pricing of '{waba}' in [{from_ms}, {to_ms})"),
             ))?;
         meta_from_json(&text)
+    }
+
+    async fn record_messages(&self, rows: &[MetaMessageRow]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write("meta_messages").await?;
+        let refs: Vec<&MetaMessageRow> = rows.iter().collect();
+        let inserted = insert_messages(&mut tx, &refs, now_ms()).await?;
+        tx.commit().await.map_err(StoreError::db(
+            "meta_messages",
+            "committing Meta's descriptions of messages",
+        ))?;
+        Ok(inserted)
+    }
+
+    async fn messages_by_id(&self, ids: &[String]) -> Result<Vec<MetaMessageRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM meta_messages \
+             WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id, status"
+        );
+        let rows: Vec<MessageColumns> = sqlx::query_as(&sql)
+            .bind(json_list(ids))
+            .fetch_all(&self.read)
+            .await
+            .map_err(StoreError::db(
+                "meta_messages",
+                format!("reading Meta's descriptions of {} messages", ids.len()),
+            ))?;
+        Ok(rows.into_iter().map(message_row).collect())
+    }
+
+    async fn messages_in(
+        &self,
+        wabas: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<MetaMessageRow>, StoreError> {
+        if wabas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM meta_messages \
+             WHERE waba IN (SELECT value FROM json_each(?)) AND at_ms >= ? AND at_ms < ? \
+             ORDER BY id, status"
+        );
+        let rows: Vec<MessageColumns> = sqlx::query_as(&sql)
+            .bind(json_list(wabas))
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.read)
+            .await
+            .map_err(StoreError::db(
+                "meta_messages",
+                format!(
+                    "reading Meta's descriptions of messages of {} WABAs in [{from_ms}, {to_ms})",
+                    wabas.len()
+                ),
+            ))?;
+        Ok(rows.into_iter().map(message_row).collect())
     }
 
     async fn get_rated_seq(&self) -> Result<u64, StoreError> {
