@@ -1934,7 +1934,10 @@ mod tests {
             .unwrap();
         let a = NewEvent::outbound("wamid.A", 1, "W1", "1", "2", "a");
         let a_read = NewEvent::status("wamid.A", "read", 2, "ar");
-        store.append(&[a.clone(), a_read.clone()]).await.unwrap();
+        store
+            .append(&[a.clone(), a_read.clone()], &[])
+            .await
+            .unwrap();
         // As if "wamid.B" hashed the same as "wamid.A".
         sqlx::query("UPDATE events SET id_hash = ?")
             .bind(id_hash("wamid.B"))
@@ -1943,7 +1946,7 @@ mod tests {
             .unwrap();
         let b = NewEvent::outbound("wamid.B", 3, "W2", "1", "3", "b");
         let b_read = NewEvent::status("wamid.B", "read", 4, "br");
-        let r = store.append(&[b, b_read]).await.unwrap();
+        let r = store.append(&[b, b_read], &[]).await.unwrap();
         assert_eq!(
             (r.inserted.len(), r.duplicates, r.conflicts.len()),
             (2, 0, 0)
@@ -1961,7 +1964,7 @@ mod tests {
         );
         // The stored B is a duplicate of itself, not of A.
         let b = NewEvent::outbound("wamid.B", 3, "W2", "1", "3", "b");
-        assert_eq!(store.append(&[b]).await.unwrap().duplicates, 1);
+        assert_eq!(store.append(&[b], &[]).await.unwrap().duplicates, 1);
     }
 
     /// Events read back as one JSON row are exactly what was stored, whatever their text holds.
@@ -1976,7 +1979,7 @@ mod tests {
             NewEvent::outbound(odd, -5, "W\"1", "1", "2é", format!("{{\"id\":{odd:?}}}")),
             NewEvent::status(odd, "read", i64::MAX / 2, "\\u0000 \u{1}".to_string()),
         ];
-        store.append(&events).await.unwrap();
+        store.append(&events, &[]).await.unwrap();
         let got = store.since(0, 10).await.unwrap();
         assert_eq!(got.len(), 2);
         for (g, e) in got.iter().zip(&events) {
@@ -2133,7 +2136,10 @@ mod tests {
                 NewEvent::status(&id, "delivered", i, format!("{{\"id\":\"{id}\"}}"))
             })
             .collect();
-        assert_eq!(store.append(&events).await.unwrap().inserted.len(), 25_000);
+        assert_eq!(
+            store.append(&events, &[]).await.unwrap().inserted.len(),
+            25_000
+        );
         // As a database of schema v5 holds them.
         sqlx::query("UPDATE events SET id_hash = NULL")
             .execute(&store.write)
@@ -2149,7 +2155,7 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(unhashed, 0);
-        let again = store.append(&events).await.unwrap();
+        let again = store.append(&events, &[]).await.unwrap();
         assert_eq!(again.duplicates, 25_000);
         assert!(again.inserted.is_empty());
     }
