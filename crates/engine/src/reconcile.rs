@@ -52,6 +52,46 @@ pub struct Report {
     pub wabill_only: u64,
     /// Meta's pricing (the row compared) of messages wabill has no charge for, by id.
     pub meta_only: Vec<MetaPricingRow>,
+    /// Messages whose outbound event named another template category than the one charged,
+    /// Meta's (decisions.md D112, D116), by id: (id, the platform's, Meta's).
+    pub platform: Vec<(String, String, String)>,
+}
+
+/// The differences between the template category the platform's outbound events named and the
+/// one charged, Meta's (D112): what `wabill reconcile` lists, for charges and their outbound
+/// lines as stored (`raw`; other lines are ignored).
+pub fn platform_categories<'a>(
+    charges: &[ChargeRow],
+    outbound: impl IntoIterator<Item = &'a str>,
+) -> Vec<(String, String, String)> {
+    use wabill_rating::{Category, Event, MessageKind};
+    let mut parsed = wabill_formats::Parsed::default();
+    for raw in outbound {
+        // Stored lines were written by wabill; one that does not read is left out here.
+        let _ = wabill_formats::parse_line(raw, 0, &mut parsed);
+    }
+    let declared: HashMap<&str, Category> = parsed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Outbound(o) => match o.kind {
+                MessageKind::Template(c) => Some((o.id.as_ref(), c)),
+                MessageKind::NonTemplate => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let template = |c: &str| matches!(c, "marketing" | "utility" | "authentication");
+    let mut out: Vec<(String, String, String)> = charges
+        .iter()
+        .filter_map(|c| {
+            let d = declared.get(c.id.as_str())?.as_str();
+            (template(&c.category) && c.category != d)
+                .then(|| (c.id.clone(), d.to_string(), c.category.clone()))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 fn rank(status: &str) -> u8 {
@@ -205,11 +245,21 @@ impl Report {
         json!({ "id": m.id, "wabill": null, "meta": meta_json(m) })
     }
 
+    /// A platform category difference as JSON, as `wabill reconcile` writes it.
+    pub fn platform_json((id, platform, meta): &(String, String, String)) -> Value {
+        json!({
+            "id": id,
+            "differences": [{"field": "platform_category", "platform": platform, "meta": meta}],
+            "note": "the outbound event's template category; charged in Meta's (decisions.md D112)",
+        })
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "totals": self.totals_json(),
             "disagreements": self.disagreements.iter().map(Report::disagreement_json).collect::<Vec<_>>(),
             "meta_only": self.meta_only.iter().map(Report::meta_only_json).collect::<Vec<_>>(),
+            "platform_categories": self.platform.iter().map(Report::platform_json).collect::<Vec<_>>(),
         })
     }
 }
@@ -286,7 +336,22 @@ pub async fn month_report(
             .collect();
         meta.extend(rows.into_iter().filter(|r| in_month.contains(&r.id)));
     }
-    Ok(reconcile(&charges, &meta))
+    let mut report = reconcile(&charges, &meta);
+    // The platform's own category of each charged message, from its stored outbound event
+    // (D116): the month's events of the WABA, of which only outbound lines are read.
+    if !charges.is_empty() {
+        let stored = store
+            .events_for(std::slice::from_ref(&waba.to_string()), from_ms, to_ms)
+            .await?;
+        report.platform = platform_categories(
+            &charges,
+            stored
+                .iter()
+                .filter(|e| e.kind == wabill_store::EventKind::Outbound)
+                .map(|e| e.raw.as_str()),
+        );
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
