@@ -942,15 +942,18 @@ struct Described {
 
 impl Engine {
     /// What Meta said of the messages of a month (D114, D115): the descriptions of every
-    /// message with a described status in the month's range, and of the month's outbound
-    /// messages, so that the rating core sees each status as `wabill rate` does. Nothing is
-    /// read beyond one query when the month has no description. A described message whose
-    /// outbound event is stored outside the month's range is the outbound's month's.
+    /// message with a described status in the month's range (and a look-back after it), and
+    /// of the month's outbound messages, so that the rating core sees each status as
+    /// `wabill rate` does. Nothing is read beyond one query when the month has no
+    /// description. A described message whose outbound event is stored outside the month's
+    /// range is the outbound's month's.
     async fn described(&self, lines: &MonthLines) -> Result<Described, StoreError> {
         let wabas: Vec<String> = lines.members.iter().map(|m| m.0.clone()).collect();
+        // Up to a look-back past the month's end too: a message sent in its last seconds
+        // whose statuses Meta sent after it.
         let in_range = self
             .store
-            .meta_messages_in(&wabas, lines.from, lines.to)
+            .meta_messages_in(&wabas, lines.from, lines.to + LOOKBACK_MS)
             .await?;
         if in_range.is_empty() {
             return Ok(Described::default());

@@ -467,3 +467,42 @@ async fn metas_category_is_charged_where_the_outbound_event_disagrees() {
         metas_category_is_charged(s).await;
     }
 }
+
+/// A status that names the recipient by number and BSUID links them (D101, D114): the user who
+/// wrote by BSUID alone has a window open, and the utility template Meta describes (to the
+/// number) is free in it, as `wabill rate` gives.
+async fn statuses_link_identities(s: Service) {
+    let inbound = r#"{"kind":"inbound","id":"wamid.IN1","at":"2025-11-04T09:00:00Z","waba":"W1","phone":"15550001111","user_id":"BR.1502576394655843"}"#;
+    let sent = parse_instant("2025-11-04T10:00:00Z").unwrap() / 1000;
+    let st = |status: &str, at: i64| {
+        (
+            "W1".to_string(),
+            "15550001111".to_string(),
+            format!(
+                r#"{{"id":"wamid.U2","status":"{status}","timestamp":"{at}","recipient_id":"5511988887777","recipient_user_id":"BR.1502576394655843","pricing":{{"pricing_model":"PMP","category":"utility"}}}}"#
+            ),
+        )
+    };
+    let hooks = envelope(&[st("sent", sent), st("delivered", sent + 2)]);
+    let lines = [ACCOUNT.to_string(), inbound.to_string(), hooks.clone()];
+    let expected = batch_rating(&lines);
+    let v: Value = serde_json::from_str(expected.lines().next().unwrap()).unwrap();
+    assert_eq!(v["type"], "free_customer_service", "{expected}");
+    post_events(&s, &[ACCOUNT.to_string()]).await;
+    post_webhook(&s, hooks).await;
+    s.state.engine.settle().await.unwrap();
+    let before: Value =
+        serde_json::from_str(all_charges(&s).await.lines().next().unwrap()).unwrap();
+    assert_eq!(before["type"], "regular", "no window yet: {before}");
+    post_events(&s, &[inbound.to_string()]).await;
+    s.state.engine.settle().await.unwrap();
+    assert_eq!(all_charges(&s).await, expected);
+}
+
+#[tokio::test]
+async fn a_status_naming_number_and_bsuid_links_them() {
+    statuses_link_identities(sqlite_service().await).await;
+    if let Some(s) = postgres_service("link").await {
+        statuses_link_identities(s).await;
+    }
+}
