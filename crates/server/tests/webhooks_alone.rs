@@ -312,7 +312,7 @@ async fn send_events(s: &Service, t: &Traffic, seed: u64) {
     while i < rest.len() {
         let n = 1 + (rng.next() % 300) as usize;
         post_events(s, &rest[i..(i + n).min(rest.len())]).await;
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             s.state.engine.rerate_dirty().await.unwrap();
         }
         i += n;
@@ -351,7 +351,7 @@ async fn send_webhooks(s: &Service, t: &Traffic, seed: u64) {
         if !statuses.is_empty() {
             post_webhook(s, envelope(&statuses)).await;
         }
-        if rng.next() % 4 == 0 {
+        if rng.next().is_multiple_of(4) {
             s.state.engine.rerate_dirty().await.unwrap();
         }
         i += n;
