@@ -677,7 +677,7 @@ async fn keys_where(
     decode::keys(&rows)
 }
 
-/// Meta pricing rows per INSERT statement (10 parameters each, under PostgreSQL's 65,535).
+/// Meta pricing rows per INSERT statement (11 parameters each, under PostgreSQL's 65,535).
 const META_ROWS_PER_INSERT: usize = 1000;
 
 /// Message description rows per INSERT statement (9 parameters each).
@@ -887,7 +887,7 @@ impl PgStore {
         for chunk in rows.chunks(META_ROWS_PER_INSERT) {
             let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
                 "INSERT INTO meta_pricing (id, status, at_ms, waba, billable, pricing_model, \
-                 category, pricing_type, conversation_id, received_at_ms) ",
+                 category, pricing_type, conversation_id, expires_at_ms, received_at_ms) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(r.id.as_str())
@@ -899,6 +899,7 @@ impl PgStore {
                     .push_bind(r.category.as_deref())
                     .push_bind(r.pricing_type.as_deref())
                     .push_bind(r.conversation_id.as_deref())
+                    .push_bind(r.expires_at_ms)
                     .push_bind(received_at_ms);
             });
             qb.push(" ON CONFLICT (id, status) DO NOTHING");

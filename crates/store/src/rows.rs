@@ -367,6 +367,9 @@ pub struct MetaPricingRow {
     pub category: Option<String>,
     pub pricing_type: Option<String>,
     pub conversation_id: Option<String>,
+    /// Meta's `conversation.expiration_timestamp`: when the conversation or free entry point
+    /// window the message opened ends, as Meta says (decisions.md D118).
+    pub expires_at_ms: Option<i64>,
 }
 
 /// Send instants `[from_ms, to_ms)` of one WABA: counters that span a business portfolio take

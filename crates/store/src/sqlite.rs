@@ -1093,7 +1093,7 @@ async fn insert_messages(
     Ok(inserted)
 }
 
-/// Meta pricing rows per INSERT statement (10 parameters each).
+/// Meta pricing rows per INSERT statement (11 parameters each).
 const META_ROWS_PER_INSERT: usize = 1000;
 
 impl SqliteStore {
@@ -1240,7 +1240,7 @@ impl SqliteStore {
         for chunk in rows.chunks(META_ROWS_PER_INSERT) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO meta_pricing (id, status, at_ms, waba, billable, pricing_model, \
-                 category, pricing_type, conversation_id, received_at_ms) ",
+                 category, pricing_type, conversation_id, expires_at_ms, received_at_ms) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(r.id.as_str())
@@ -1252,6 +1252,7 @@ impl SqliteStore {
                     .push_bind(r.category.as_deref())
                     .push_bind(r.pricing_type.as_deref())
                     .push_bind(r.conversation_id.as_deref())
+                    .push_bind(r.expires_at_ms)
                     .push_bind(received_at_ms);
             });
             // Only the key is absorbed: the first pricing of a (message, status) stays.
@@ -2095,6 +2096,7 @@ mod tests {
             category: Some("authentication-international \\ é".into()),
             pricing_type: billable.map(|_| "regular".to_string()),
             conversation_id: billable.is_none().then(|| "c\n🙂\u{1}".to_string()),
+            expires_at_ms: billable.map(|b| i64::from(b) * 86_400_000),
         };
         let rows = vec![
             row("wamid.é", "sent", Some(true)),

@@ -1332,6 +1332,7 @@ async fn meta_pricing_keeps_the_first_per_status(ctx: Ctx) {
             category: Some(category.into()),
             pricing_type: Some("regular".into()),
             conversation_id: None,
+            expires_at_ms: (status == "sent").then_some(at_ms + 86_400_000),
         };
     let first = vec![
         row("m1", "sent", 1_000, Some("W1"), "marketing"),

@@ -17,3 +17,7 @@ CREATE TABLE meta_messages (
 );
 
 CREATE INDEX meta_messages_waba_at ON meta_messages (waba, at_ms);
+
+-- Meta's `conversation.expiration_timestamp` with the pricing of the status that carried it
+-- (decisions.md D118), for reconciliation to compare with wabill's window end.
+ALTER TABLE meta_pricing ADD COLUMN expires_at_ms BIGINT;
