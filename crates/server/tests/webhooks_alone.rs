@@ -506,3 +506,57 @@ async fn a_status_naming_number_and_bsuid_links_them() {
         statuses_link_identities(s).await;
     }
 }
+
+/// Meta's conversation expiry is kept and compared (D118): through Meta's webhooks alone, in
+/// the CBP era, the conversation Meta ends at wabill's end rounded up to the minute agrees,
+/// one Meta ends an hour later is a `window_end` difference.
+async fn conversation_expiry_is_compared(s: Service) {
+    let sent = parse_instant("2024-06-03T10:00:07Z").unwrap() / 1000;
+    let st = |id: &str, user: &str, status: &str, at: i64, expires: Option<i64>| {
+        let conversation = expires
+            .map(|e| format!(r#""conversation":{{"id":"c-{id}","expiration_timestamp":"{e}","origin":{{"type":"marketing"}}}},"#))
+            .unwrap_or_default();
+        (
+            "W1".to_string(),
+            "15550001111".to_string(),
+            format!(
+                r#"{{"id":"{id}","status":"{status}","timestamp":"{at}","recipient_id":"{user}",{conversation}"pricing":{{"billable":true,"pricing_model":"CBP","category":"marketing"}}}}"#
+            ),
+        )
+    };
+    let rounded = (sent + 86_400 + 59) / 60 * 60;
+    let hooks = envelope(&[
+        st("wamid.C1", "5511988887777", "sent", sent, Some(rounded)),
+        st("wamid.C1", "5511988887777", "delivered", sent + 2, None),
+        st(
+            "wamid.C2",
+            "5511977776666",
+            "sent",
+            sent,
+            Some(sent + 86_400 + 3_600),
+        ),
+        st("wamid.C2", "5511977776666", "delivered", sent + 2, None),
+    ]);
+    post_events(&s, &[ACCOUNT.to_string()]).await;
+    post_webhook(&s, hooks).await;
+    s.state.engine.settle().await.unwrap();
+    assert_eq!(all_charges(&s).await.lines().count(), 2);
+    let rep = get_json(&s, "/v1/reconciliation?waba=W1&month=2024-06").await;
+    assert_eq!(rep["totals"]["compared"], 2, "{rep}");
+    let d = rep["disagreements"].as_array().unwrap();
+    assert_eq!(d.len(), 1, "{rep}");
+    assert_eq!(d[0]["id"], "wamid.C2");
+    assert_eq!(
+        d[0]["differences"],
+        serde_json::json!([{"field": "window_end", "wabill": "2024-06-04T10:00:07Z", "meta": "2024-06-04T11:00:07Z"}]),
+        "{rep}"
+    );
+}
+
+#[tokio::test]
+async fn metas_conversation_expiry_is_compared_with_the_window_end() {
+    conversation_expiry_is_compared(sqlite_service().await).await;
+    if let Some(s) = postgres_service("expiry").await {
+        conversation_expiry_is_compared(s).await;
+    }
+}
