@@ -459,6 +459,11 @@ fn base_schemas() -> Value {
                         "field": s("string"), "wabill": {}, "meta": {}}}},
                     "wabill": schema_ref("Charge"), "meta": {"type": "object"}}}},
                 "meta_only": {"type": "array", "items": {"type": "object"}},
+                "platform_categories": {"type": "array", "description": "messages whose outbound event named another template category than Meta bills; charged in Meta's", "items": {"type": "object", "properties": {
+                    "id": s("string"),
+                    "differences": {"type": "array", "items": {"type": "object", "properties": {
+                        "field": s("string"), "platform": s("string"), "meta": s("string")}}},
+                    "note": s("string")}}},
             },
         },
     });

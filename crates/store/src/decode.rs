@@ -19,7 +19,8 @@ pub(crate) const ACCOUNT_COLUMNS: &str =
 
 /// Columns of [`MetaPricingRow`], for a query on `meta_pricing`.
 pub(crate) const META_PRICING_COLUMNS: &str =
-    "id, status, at_ms, waba, billable, pricing_model, category, pricing_type, conversation_id";
+    "id, status, at_ms, waba, billable, pricing_model, category, pricing_type, conversation_id, \
+     expires_at_ms";
 
 /// Which API keys to read. The SQL uses `$1`, which both SQLite and PostgreSQL accept.
 #[derive(Clone, Copy)]
@@ -280,6 +281,7 @@ where
     String: Decode<'r, R::Database> + Type<R::Database>,
     Option<String>: Decode<'r, R::Database> + Type<R::Database>,
     Option<bool>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
 {
     const T: &str = "meta_pricing";
     Ok(MetaPricingRow {
@@ -292,6 +294,7 @@ where
         category: get(row, 6, T)?,
         pricing_type: get(row, 7, T)?,
         conversation_id: get(row, 8, T)?,
+        expires_at_ms: get(row, 9, T)?,
     })
 }
 
@@ -306,11 +309,23 @@ pub(crate) type MetaPricingColumns = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<i64>,
 );
 
 /// Meta's pricing of a message from the values of [`META_PRICING_COLUMNS`].
 pub(crate) fn meta_pricing_from_columns(
-    (id, status, at_ms, waba, billable, pricing_model, category, pricing_type, conversation_id): MetaPricingColumns,
+    (
+        id,
+        status,
+        at_ms,
+        waba,
+        billable,
+        pricing_model,
+        category,
+        pricing_type,
+        conversation_id,
+        expires_at_ms,
+    ): MetaPricingColumns,
 ) -> Result<MetaPricingRow, StoreError> {
     let billable = match billable {
         None => None,
@@ -334,6 +349,7 @@ pub(crate) fn meta_pricing_from_columns(
         category,
         pricing_type,
         conversation_id,
+        expires_at_ms,
     })
 }
 

@@ -28,9 +28,9 @@ pub use postgres::PgStore;
 pub use rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
     AuditEntry, AuditRow, ChargeCount, ChargeCursor, ChargeFilter, ChargeRow, EventKind,
-    InvoiceRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef,
-    ReplaceOutcome, Role, StoredEvent, TenantOutcome, TenantRow, UsageRow, WabaRange,
-    USAGE_SLOT_MS,
+    InvoiceRow, MetaMessageRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent,
+    NewTenant, OutboundRef, ReplaceOutcome, Role, StoredEvent, TenantOutcome, TenantRow, UsageRow,
+    WabaRange, USAGE_SLOT_MS,
 };
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreFuture};

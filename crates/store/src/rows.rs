@@ -326,6 +326,28 @@ pub struct OutboundRef {
     pub at_ms: i64,
 }
 
+/// What Meta's status webhook said of its message (decisions.md D110, D114): the WABA (the
+/// envelope's `entry[].id`), business phone, recipient and the category Meta bills it in. Kept
+/// apart from the canonical status event, as [`MetaPricingRow`] is, so that Meta's status and
+/// the platform's plain one stay one event; keyed by (message id, status), the first kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaMessageRow {
+    pub id: String,
+    /// `sent`, `delivered`, `read` or `failed`.
+    pub status: String,
+    /// The status's instant.
+    pub at_ms: i64,
+    pub waba: String,
+    /// The business phone number (digits).
+    pub phone: String,
+    /// The recipient's number (digits), when the status named one.
+    pub user: Option<String>,
+    /// The recipient's BSUID, when the status named one (at least one of the two is given).
+    pub user_id: Option<String>,
+    /// Meta's `pricing.category`, as wabill names it.
+    pub category: Option<String>,
+}
+
 /// The pricing object Meta attached to one status webhook of a message (docs/pricing-rules.md
 /// §7), kept apart from the canonical status event so that the same status arriving with and
 /// without it stays one event (decisions.md D24, D25). Keyed by (message id, status); the first
@@ -345,6 +367,9 @@ pub struct MetaPricingRow {
     pub category: Option<String>,
     pub pricing_type: Option<String>,
     pub conversation_id: Option<String>,
+    /// Meta's `conversation.expiration_timestamp`: when the conversation or free entry point
+    /// window the message opened ends, as Meta says (decisions.md D118).
+    pub expires_at_ms: Option<i64>,
 }
 
 /// Send instants `[from_ms, to_ms)` of one WABA: counters that span a business portfolio take

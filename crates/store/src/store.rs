@@ -11,9 +11,9 @@
 use crate::error::{Backend, StoreError};
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow,
-    NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent,
-    TenantOutcome, TenantRow, UsageRow,
+    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaMessageRow,
+    MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef,
+    ReplaceOutcome, StoredEvent, TenantOutcome, TenantRow, UsageRow,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -31,7 +31,19 @@ pub trait Store: Send + Sync {
     /// key with the same `raw` bytes is a duplicate; with other bytes a conflict, reported and
     /// not stored. Any other failure (a row the schema rejects) stores nothing of the batch.
     /// Account events are refused here: use [`Store::record_accounts`].
-    fn append_events<'a>(&'a self, events: &'a [NewEvent]) -> StoreFuture<'a, AppendResult>;
+    fn append_events<'a>(&'a self, events: &'a [NewEvent]) -> StoreFuture<'a, AppendResult> {
+        self.append_described(events, &[])
+    }
+
+    /// [`Store::append_events`], recording in the same transaction what Meta said of the
+    /// messages of some of the statuses (`(position in events, description)`, decisions.md
+    /// D114): a description is recorded when its status is stored or a duplicate (not when it
+    /// is refused as a conflict), and a (message id, status) already described keeps its first.
+    fn append_described<'a>(
+        &'a self,
+        events: &'a [NewEvent],
+        described: &'a [(usize, MetaMessageRow)],
+    ) -> StoreFuture<'a, AppendResult>;
 
     /// Records account versions in one transaction, in order. A version whose bytes equal the
     /// WABA's latest is not written again; any other becomes the latest (history is kept).
@@ -154,6 +166,23 @@ pub trait Store: Send + Sync {
         to_ms: i64,
     ) -> StoreFuture<'a, Vec<MetaPricingRow>>;
 
+    /// Records descriptions of messages in one transaction, idempotently: a (message id,
+    /// status) already described keeps its first row. Returns how many rows were new.
+    fn record_meta_messages<'a>(&'a self, rows: &'a [MetaMessageRow]) -> StoreFuture<'a, u64>;
+
+    /// The descriptions of these message ids, by (id, status).
+    fn meta_messages_by_id<'a>(&'a self, ids: &'a [String])
+        -> StoreFuture<'a, Vec<MetaMessageRow>>;
+
+    /// The descriptions of messages of these WABAs whose status instant is in
+    /// `[from_ms, to_ms)`, by (id, status).
+    fn meta_messages_in<'a>(
+        &'a self,
+        wabas: &'a [String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<MetaMessageRow>>;
+
     /// The highest event seq whose effects the stored charges are known to include (0 when
     /// never set). The service advances it after re-rating and, on start, re-rates what was
     /// stored after it: dirty marks live in memory and a crash would otherwise lose them.
@@ -230,11 +259,12 @@ macro_rules! forward_store {
             fn backend(&self) -> Backend {
                 $backend
             }
-            fn append_events<'a>(
+            fn append_described<'a>(
                 &'a self,
                 events: &'a [NewEvent],
+                described: &'a [(usize, MetaMessageRow)],
             ) -> StoreFuture<'a, AppendResult> {
-                Box::pin(self.append(events))
+                Box::pin(self.append(events, described))
             }
             fn record_accounts<'a>(
                 &'a self,
@@ -354,6 +384,26 @@ macro_rules! forward_store {
                 to_ms: i64,
             ) -> StoreFuture<'a, Vec<MetaPricingRow>> {
                 Box::pin(self.meta_in(waba, from_ms, to_ms))
+            }
+            fn record_meta_messages<'a>(
+                &'a self,
+                rows: &'a [MetaMessageRow],
+            ) -> StoreFuture<'a, u64> {
+                Box::pin(self.record_messages(rows))
+            }
+            fn meta_messages_by_id<'a>(
+                &'a self,
+                ids: &'a [String],
+            ) -> StoreFuture<'a, Vec<MetaMessageRow>> {
+                Box::pin(self.messages_by_id(ids))
+            }
+            fn meta_messages_in<'a>(
+                &'a self,
+                wabas: &'a [String],
+                from_ms: i64,
+                to_ms: i64,
+            ) -> StoreFuture<'a, Vec<MetaMessageRow>> {
+                Box::pin(self.messages_in(wabas, from_ms, to_ms))
             }
             fn rated_seq(&self) -> StoreFuture<'_, u64> {
                 Box::pin(self.get_rated_seq())

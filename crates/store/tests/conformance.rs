@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use wabill_rating::Decimal;
 use wabill_store::{
     AccountRow, AlertAttempt, AlertSettingsRow, AuditEntry, ChargeCount, ChargeFilter, ChargeRow,
-    EventKind, InvoiceRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant,
-    PgStore, Role, Store, StoreError, StoredEvent, TenantOutcome, WabaRange,
+    EventKind, InvoiceRow, MetaMessageRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey,
+    NewEvent, NewTenant, PgStore, Role, Store, StoreError, StoredEvent, TenantOutcome, WabaRange,
 };
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -169,6 +169,7 @@ conformance!(
     charges_are_counted_per_counter,
     usage_groups_delivered_charges_by_slot,
     meta_pricing_keeps_the_first_per_status,
+    meta_messages_keep_the_first_per_status_and_commit_with_their_events,
     rated_seq_only_grows_and_survives_reopening,
     tenant_setups_are_versioned_and_own_their_wabas,
     finalized_invoices_are_written_once,
@@ -1331,6 +1332,7 @@ async fn meta_pricing_keeps_the_first_per_status(ctx: Ctx) {
             category: Some(category.into()),
             pricing_type: Some("regular".into()),
             conversation_id: None,
+            expires_at_ms: (status == "sent").then_some(at_ms + 86_400_000),
         };
     let first = vec![
         row("m1", "sent", 1_000, Some("W1"), "marketing"),
@@ -1366,6 +1368,117 @@ async fn meta_pricing_keeps_the_first_per_status(ctx: Ctx) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Meta's descriptions of messages: one row per (message, status), the first kept, found by id
+/// or by WABAs and instant; given with a batch of events they are written in its transaction,
+/// except those of statuses refused as conflicts, and a failing batch writes none.
+async fn meta_messages_keep_the_first_per_status_and_commit_with_their_events(ctx: Ctx) {
+    let s = ctx.open().await;
+    let row =
+        |id: &str, status: &str, at_ms: i64, waba: &str, category: Option<&str>| MetaMessageRow {
+            id: id.into(),
+            status: status.into(),
+            at_ms,
+            waba: waba.into(),
+            phone: PHONE.into(),
+            user: Some(USER.into()),
+            user_id: None,
+            category: category.map(str::to_string),
+        };
+    let first = vec![
+        row("m1", "sent", 1_000, "W1", Some("marketing")),
+        row("m1", "delivered", 2_000, "W1", Some("marketing")),
+        row("m2", "delivered", 5_000, "W2", None),
+    ];
+    assert_eq!(s.record_meta_messages(&first).await.unwrap(), 3);
+    let mut by_bsuid = row("m3", "read", 3_000, "W1", None);
+    by_bsuid.user = None;
+    by_bsuid.user_id = Some("BR.1502576394655843".into());
+    let again = vec![
+        row("m1", "sent", 1_000, "W1", Some("utility")), // same key: the first stays
+        by_bsuid.clone(),
+    ];
+    assert_eq!(s.record_meta_messages(&again).await.unwrap(), 1);
+    assert_eq!(s.record_meta_messages(&[]).await.unwrap(), 0);
+    let got = s
+        .meta_messages_by_id(&strings(&["m1", "m2", "m9"]))
+        .await
+        .unwrap();
+    let by_key = vec![first[1].clone(), first[0].clone(), first[2].clone()];
+    assert_eq!(got, by_key, "by id then status; the first m1/sent kept");
+    assert!(s.meta_messages_by_id(&[]).await.unwrap().is_empty());
+    let w1 = s
+        .meta_messages_in(&strings(&["W1"]), 1_000, 3_000)
+        .await
+        .unwrap();
+    assert_eq!(w1, vec![first[1].clone(), first[0].clone()], "[from, to)");
+    let both = s
+        .meta_messages_in(&strings(&["W1", "W2"]), 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 4);
+    assert!(both.contains(&by_bsuid) && both.contains(&first[2]));
+    assert!(s
+        .meta_messages_in(&strings(&["W3"]), 0, i64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // With events: a new status and a duplicate have their descriptions recorded; a conflict's
+    // is not.
+    s.append_events(&[status("m4", "sent", 10_000)])
+        .await
+        .unwrap();
+    let conflicting = NewEvent::status(
+        "m4",
+        "sent",
+        10_001,
+        r#"{"kind":"status","id":"m4","at":10001,"status":"sent"}"#,
+    );
+    let batch = vec![
+        status("m5", "sent", 20_000),
+        status("m6", "sent", 30_000),
+        conflicting,
+        status("m6", "sent", 30_000),
+    ];
+    let described = vec![
+        (0, row("m5", "sent", 20_000, "W1", Some("utility"))),
+        (2, row("m4", "sent", 10_001, "W1", Some("utility"))),
+        (3, row("m6", "sent", 30_000, "W1", None)),
+    ];
+    let result = s.append_described(&batch, &described).await.unwrap();
+    assert_eq!(result.inserted.len(), 2);
+    assert_eq!(result.conflicts.len(), 1);
+    let got = s
+        .meta_messages_by_id(&strings(&["m4", "m5", "m6"]))
+        .await
+        .unwrap();
+    assert_eq!(got, vec![described[0].1.clone(), described[2].1.clone()]);
+    // Again: duplicates, nothing new.
+    let result = s.append_described(&batch, &described).await.unwrap();
+    assert!(result.inserted.is_empty());
+    assert_eq!(
+        s.meta_messages_by_id(&strings(&["m4", "m5", "m6"]))
+            .await
+            .unwrap(),
+        got
+    );
+
+    // A description that does not name its event refuses the batch: nothing of it is stored.
+    let wrong = vec![(0, row("m8", "sent", 40_000, "W1", None))];
+    let err = s
+        .append_described(&[status("m7", "sent", 40_000)], &wrong)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("m8"), "{err}");
+    assert!(s
+        .meta_messages_by_id(&strings(&["m7", "m8"]))
+        .await
+        .unwrap()
+        .is_empty());
+    let after = s.events_since(0, 100).await.unwrap();
+    assert!(after.iter().all(|e| e.id != "m7"), "the batch was refused");
 }
 
 /// The re-rating watermark starts at 0, only grows, and is durable.
