@@ -48,6 +48,11 @@ pub(crate) const SQLITE: Source = &[
         "audit",
         include_str!("../migrations/sqlite/0007_audit.sql"),
     ),
+    (
+        9,
+        "calls",
+        include_str!("../migrations/sqlite/0009_calls.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: Source = &[
@@ -80,6 +85,11 @@ pub(crate) const POSTGRES: Source = &[
         6,
         "audit",
         include_str!("../migrations/postgres/0006_audit.sql"),
+    ),
+    (
+        8,
+        "calls",
+        include_str!("../migrations/postgres/0008_calls.sql"),
     ),
 ];
 

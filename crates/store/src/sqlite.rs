@@ -14,6 +14,8 @@
 //! use their own small pool and, thanks to WAL, never wait for the writer. Holding the write
 //! lock is also what makes `seq` (the rowid, max + 1) follow commit order.
 
+mod calls;
+
 use crate::append::{self, Existing};
 use crate::common::{check_charge_ids, check_key, now_ms, seq_from_db, seq_to_db};
 use crate::decode::{self, KeyWhere, ACCOUNT_COLUMNS, EVENT_COLUMNS, META_PRICING_COLUMNS};
@@ -21,8 +23,8 @@ use crate::error::{redact, Backend, StoreError};
 use crate::migrations;
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow,
-    NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent,
+    AuditEntry, AuditRow, CallChargeFilter, CallChargeRow, CallScope, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow,
+    NewAccount, NewAlert, NewApiKey, NewCallEvent, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredCallEvent, StoredEvent,
     TenantOutcome, TenantRow, UsageRow, USAGE_SLOT_MS,
 };
 use crate::store::StoreFuture;
