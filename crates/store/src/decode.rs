@@ -8,8 +8,8 @@ use crate::rows::{
     AccountRow, ApiKeyRow, CallChargeRow, ChargeRow, EventKind, MetaPricingRow, StoredCallEvent,
     StoredEvent, UsageRow,
 };
-use wabill_rating::Decimal;
 use sqlx::{ColumnIndex, Decode, Row, Type};
+use wabill_rating::Decimal;
 
 /// Columns of [`StoredEvent`], for a query on `events e`.
 pub(crate) const EVENT_COLUMNS: &str =

@@ -11,9 +11,10 @@
 use crate::error::{Backend, StoreError};
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    AuditEntry, AuditRow, CallChargeFilter, CallChargeRow, CallScope, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow,
-    NewAccount, NewAlert, NewApiKey, NewCallEvent, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredCallEvent, StoredEvent,
-    TenantOutcome, TenantRow, UsageRow,
+    AuditEntry, AuditRow, CallChargeFilter, CallChargeRow, CallScope, ChargeCount, ChargeFilter,
+    ChargeRow, InvoiceRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewCallEvent, NewEvent,
+    NewTenant, OutboundRef, ReplaceOutcome, StoredCallEvent, StoredEvent, TenantOutcome, TenantRow,
+    UsageRow,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -56,8 +57,9 @@ pub trait Store: Send + Sync {
         to_ms: i64,
     ) -> StoreFuture<'a, Vec<StoredEvent>>;
 
-    /// The earliest and the latest instant of the inbound and outbound events of these WABAs
-    /// (`None` when none is stored): the months a re-rating of everything must cover.
+    /// The earliest and the latest instant of the inbound and outbound events and of the call
+    /// events (their start) of these WABAs (`None` when none is stored): the months a
+    /// re-rating of everything must cover.
     fn event_span<'a>(&'a self, wabas: &'a [String]) -> StoreFuture<'a, Option<(i64, i64)>>;
 
     /// The stored outbound messages among these ids (ids with none are left out), by id.

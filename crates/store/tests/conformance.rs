@@ -16,9 +16,10 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 use wabill_rating::Decimal;
 use wabill_store::{
-    AccountRow, AlertAttempt, AlertSettingsRow, AuditEntry, CallChargeFilter, CallChargeRow, CallScope, ChargeCount, ChargeFilter, ChargeRow,
-    EventKind, InvoiceRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewCallEvent, NewEvent, NewTenant,
-    PgStore, Role, Store, StoreError, StoredEvent, TenantOutcome, WabaRange,
+    AccountRow, AlertAttempt, AlertSettingsRow, AuditEntry, CallChargeFilter, CallChargeRow,
+    CallScope, ChargeCount, ChargeFilter, ChargeRow, EventKind, InvoiceRow, MetaPricingRow,
+    NewAccount, NewAlert, NewApiKey, NewCallEvent, NewEvent, NewTenant, PgStore, Role, Store,
+    StoreError, StoredEvent, TenantOutcome, WabaRange,
 };
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -1679,9 +1680,9 @@ fn call_charge(waba: &str, id: &str, start_ms: i64, amount: Option<&str>) -> Cal
         recording: dec("0"),
         transcription: dec("0"),
         agent: paid.then(|| "agent \"é\"".to_string()),
-        error: amount
-            .is_none()
-            .then(|| "call c: no calling rate for currency USD, market 'Brazil' on 2026-05-01".into()),
+        error: amount.is_none().then(|| {
+            "call c: no calling rate for currency USD, market 'Brazil' on 2026-05-01".into()
+        }),
     }
 }
 
@@ -1718,13 +1719,23 @@ async fn call_events_are_stored_once_per_waba_id_and_phase(ctx: Ctx) {
     assert_eq!(first.inserted_at, vec![0, 1, 2, 3]);
     assert!(first.inserted.windows(2).all(|w| w[0] < w[1]), "{first:?}");
     let mut again = batch.clone();
-    again.push(call_event("W1", "wacid.2", true, 20 * day, "{\"t\":\"changed\"}"));
+    again.push(call_event(
+        "W1",
+        "wacid.2",
+        true,
+        20 * day,
+        "{\"t\":\"changed\"}",
+    ));
     let second = s.append_calls(&again).await.expect("append again");
     assert!(second.inserted.is_empty());
     assert_eq!(second.duplicates, 4);
     assert_eq!(second.conflicts.len(), 1);
     assert_eq!(second.conflicts[0].0, 4);
-    assert!(second.conflicts[0].1.contains("wacid.2"), "{:?}", second.conflicts);
+    assert!(
+        second.conflicts[0].1.contains("wacid.2"),
+        "{:?}",
+        second.conflicts
+    );
 
     // The terminate is in [10 days, 11 days); its connect, a millisecond before, comes along.
     let got = s
@@ -1806,7 +1817,10 @@ async fn call_charges_replace_by_month_and_page_in_order(ctx: Ctx) {
     let read = all_call_charges(&*s, every.clone()).await;
     let mut expected = rows.clone();
     expected.sort_by(|x, y| (x.start_ms, &x.id, &x.waba).cmp(&(y.start_ms, &y.id, &y.waba)));
-    assert_eq!(read, expected, "exact round trip, in (start, id, WABA) order");
+    assert_eq!(
+        read, expected,
+        "exact round trip, in (start, id, WABA) order"
+    );
 
     let scoped = all_call_charges(
         &*s,

@@ -21,11 +21,10 @@ impl PgStore {
             return Ok(out);
         }
         let received_at_ms = now_ms();
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::db("call_events", "starting a write transaction"))?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::db(
+            "call_events",
+            "starting a write transaction",
+        ))?;
         for (i, c) in calls.iter().enumerate() {
             let doing = || format!("storing call event '{}' ({})", c.id, c.phase());
             let seq: Option<i64> = sqlx::query_scalar(
@@ -88,7 +87,10 @@ impl PgStore {
             .bind(to_ms)
             .fetch_all(&self.pool)
             .await
-            .map_err(StoreError::db("call_events", "reading the calls of a month"))?;
+            .map_err(StoreError::db(
+                "call_events",
+                "reading the calls of a month",
+            ))?;
         rows.iter().map(decode::call_event).collect()
     }
 
@@ -106,11 +108,10 @@ impl PgStore {
         rated: &[u64],
     ) -> Result<(), StoreError> {
         crate::common::check_call_rows(rows)?;
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::db("call_charges", "starting a write transaction"))?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::db(
+            "call_charges",
+            "starting a write transaction",
+        ))?;
         for s in scopes {
             sqlx::query(
                 "DELETE FROM call_charges WHERE waba = $1 AND start_ms >= $2 AND start_ms < $3",
@@ -196,7 +197,9 @@ impl PgStore {
             qb.push(" AND waba = ").push_bind(w.as_str());
         }
         if let Some(ws) = &f.wabas {
-            qb.push(" AND waba = ANY(").push_bind(ws.as_slice()).push(")");
+            qb.push(" AND waba = ANY(")
+                .push_bind(ws.as_slice())
+                .push(")");
         }
         if let Some(from) = f.from_ms {
             qb.push(" AND start_ms >= ").push_bind(from);

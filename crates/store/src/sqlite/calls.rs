@@ -82,7 +82,10 @@ impl SqliteStore {
             .bind(to_ms)
             .fetch_all(&self.read)
             .await
-            .map_err(StoreError::db("call_events", "reading the calls of a month"))?;
+            .map_err(StoreError::db(
+                "call_events",
+                "reading the calls of a month",
+            ))?;
         rows.iter().map(decode::call_event).collect()
     }
 
@@ -102,16 +105,18 @@ impl SqliteStore {
         crate::common::check_call_rows(rows)?;
         let mut tx = self.begin_write("call_charges").await?;
         for s in scopes {
-            sqlx::query("DELETE FROM call_charges WHERE waba = ? AND start_ms >= ? AND start_ms < ?")
-                .bind(s.waba.as_str())
-                .bind(s.from_ms)
-                .bind(s.to_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::db(
-                    "call_charges",
-                    format!("removing the call charges of '{}'", s.waba),
-                ))?;
+            sqlx::query(
+                "DELETE FROM call_charges WHERE waba = ? AND start_ms >= ? AND start_ms < ?",
+            )
+            .bind(s.waba.as_str())
+            .bind(s.from_ms)
+            .bind(s.to_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(
+                "call_charges",
+                format!("removing the call charges of '{}'", s.waba),
+            ))?;
         }
         for r in rows {
             sqlx::query(
@@ -150,11 +155,13 @@ impl SqliteStore {
             ))?;
         }
         let seqs: Vec<i64> = rated.iter().map(|s| seq_to_db(*s)).collect();
-        sqlx::query("UPDATE call_events SET rated = 1 WHERE seq IN (SELECT value FROM json_each(?))")
-            .bind(serde_json::to_string(&seqs).expect("integers"))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db("call_events", "marking call events rated"))?;
+        sqlx::query(
+            "UPDATE call_events SET rated = 1 WHERE seq IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&seqs).expect("integers"))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("call_events", "marking call events rated"))?;
         tx.commit()
             .await
             .map_err(StoreError::db("call_charges", "committing call charges"))?;
