@@ -390,8 +390,6 @@ async fn the_signed_webhook_has_the_bounds_of_v1_events() {
     );
 }
 
-/// Calls are rated by `wabill rate` only so far (issue 15): the service refuses a call line by
-/// index, saying so, instead of answering "stored" and dropping it.
 #[tokio::test]
 async fn ingest_is_idempotent_and_reports_each_bad_line() {
     let s = sqlite_service().await;

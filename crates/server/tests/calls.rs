@@ -762,3 +762,27 @@ async fn calls_stored_before_a_crash_are_rated_after_the_start() {
 fn hex_of(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Calls count toward a request's event limit: an envelope of more calls than the limit is
+/// refused whole, nothing stored.
+#[tokio::test]
+async fn calls_count_toward_the_event_limit() {
+    let (store, dir) = sqlite_store().await;
+    let s = service(store, dir, Tariff::bundled()).await;
+    let items: Vec<String> = (0..=api::MAX_EVENTS_PER_REQUEST)
+        .map(|n| {
+            format!(
+                r#"{{"id":"wacid.{n}","to":"15550001111","from":"5511988887777","event":"connect","timestamp":"1793700000","direction":"USER_INITIATED"}}"#
+            )
+        })
+        .collect();
+    let envelope = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W1","changes":[{{"field":"calls","value":{{"metadata":{{"display_phone_number":"15550001111"}},"calls":[{}]}}}}]}}]}}"#,
+        items.join(",")
+    );
+    let (status, body) = call(&s, post_events(ADMIN, envelope)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body.contains("too_many_events"), "{body}");
+    s.state.engine.settle().await.unwrap();
+    assert!(all_charges(&s, ADMIN, "&unit=call").await.is_empty());
+}

@@ -73,16 +73,18 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
         let before_pricing = parsed.meta_pricing.len();
         match parse_line(line, i as u64, &mut parsed) {
             Ok(()) => {
-                last_item_events = parsed.events.len() - before;
-                index_of.extend(std::iter::repeat_n(i, last_item_events));
-                call_index_of.extend(std::iter::repeat_n(i, parsed.calls.len() - before_calls));
+                let calls = parsed.calls.len() - before_calls;
+                index_of.extend(std::iter::repeat_n(i, parsed.events.len() - before));
+                call_index_of.extend(std::iter::repeat_n(i, calls));
+                // Calls are events too: they count toward the request's limit.
+                last_item_events = parsed.events.len() - before + calls;
                 for row in meta_rows(line, &parsed.meta_pricing[before_pricing..]) {
                     pricing.push((i, row));
                 }
             }
             Err(e) => errors.push(error(i, &e.field, &e.why)),
         }
-        parsed.events.len() <= MAX_EVENTS_PER_REQUEST
+        parsed.events.len() + parsed.calls.len() <= MAX_EVENTS_PER_REQUEST
     });
     let at = |i: usize| {
         if lines {
@@ -116,7 +118,7 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
                     "at most {MAX_EVENTS_PER_REQUEST} events per request: with {} (which holds \
                      {last_item_events} events) the request holds {}",
                     at(index),
-                    parsed.events.len()
+                    parsed.events.len() + parsed.calls.len()
                 ),
             )
         }
