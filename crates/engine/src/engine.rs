@@ -32,14 +32,15 @@ use tokio::sync::{Mutex, Notify, RwLock};
 use wabill_billing::TenantSetup;
 use wabill_formats::events::write_event;
 use wabill_formats::{parse_line, Parsed};
+use wabill_rating::calls::Call;
 use wabill_rating::time::{local_date, local_day_start};
 use wabill_rating::{
     rate, Bsuid, Category, Charge, DeliveryStatus, Event, Month, Msisdn, RateOptions, RatingError,
     StatusMessage, Tariff, UnixMs,
 };
 use wabill_store::{
-    ChargeRow, EventKind, MetaMessageRow, NewAccount, NewEvent, OutboundRef, Store, StoreError,
-    StoredEvent,
+    CallChargeRow, CallScope, ChargeRow, EventKind, MetaMessageRow, NewAccount, NewCallEvent,
+    NewEvent, OutboundRef, Store, StoreError, StoredCallEvent, StoredEvent,
 };
 
 /// Events ingest hands over to re-rating between two rounds at most; past it the hand-over is
@@ -194,6 +195,7 @@ impl Engine {
         engine.metrics.stored_upto(start_seq);
         engine.metrics.set_rated_seq(watermark);
         engine.recover(watermark).await?;
+        engine.recover_calls().await?;
         engine.mark_current_months().await;
         Ok(engine)
     }
@@ -261,7 +263,28 @@ impl Engine {
                 break;
             }
         }
-        self.recover(watermark).await
+        self.recover(watermark).await?;
+        self.recover_calls().await
+    }
+
+    /// Marks dirty the months of the call events no re-rating has included yet (what a crash,
+    /// or a failed write of ingest, left unmarked; decisions.md D131).
+    async fn recover_calls(&self) -> Result<(), StoreError> {
+        let unrated = self.store.unrated_calls().await?;
+        if unrated.is_empty() {
+            return Ok(());
+        }
+        let cache = self.accounts.lock().await;
+        let mut dirty = self.dirty.lock().await;
+        let n = unrated.len();
+        for (waba, at) in unrated {
+            mark_waba(&mut dirty, &cache, waba, at);
+        }
+        tracing::info!(
+            call_events = n,
+            "call events not yet rated are marked for re-rating"
+        );
+        Ok(())
     }
 
     /// Marks dirty what every event stored after `watermark` touches.
@@ -625,6 +648,61 @@ impl Engine {
         Ok(out)
     }
 
+    /// Stores a batch of call events (each with its index in the request), durably, in their
+    /// canonical form (a `call` line), then marks their months for re-rating. Keys are (WABA,
+    /// call id, phase): a repeat is a duplicate, other content under a stored key a conflict
+    /// (decisions.md D129). Returns once the store has committed.
+    pub async fn ingest_calls(
+        &self,
+        calls: &[(usize, Call<'_>)],
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut out = IngestOutcome::default();
+        if calls.is_empty() {
+            return Ok(out);
+        }
+        let _gate = self.gate.read().await;
+        let rows: Vec<NewCallEvent> = calls
+            .iter()
+            .map(|(_, c)| {
+                let mut raw = Vec::with_capacity(256);
+                wabill_formats::calls::write_call_event(&mut raw, c);
+                NewCallEvent {
+                    waba: c.waba.to_string(),
+                    id: c.id.to_string(),
+                    terminate: c.outcome.is_some(),
+                    start_ms: c.start,
+                    raw: String::from_utf8(raw).expect("written as UTF-8"),
+                }
+            })
+            .collect();
+        let result = self
+            .store
+            .append_calls(&rows)
+            .await
+            .inspect_err(|_| self.unsure.store(true, Ordering::SeqCst))?;
+        {
+            let cache = self.accounts.lock().await;
+            let mut dirty = self.dirty.lock().await;
+            for &i in &result.inserted_at {
+                mark_waba(&mut dirty, &cache, rows[i].waba.clone(), rows[i].start_ms);
+            }
+        }
+        out.stored = result.inserted.len();
+        out.duplicates = result.duplicates;
+        out.conflicts = result
+            .conflicts
+            .into_iter()
+            .map(|(i, why)| (calls[i].0, why))
+            .collect();
+        self.metrics.add_ingested(
+            out.stored as u64,
+            out.duplicates as u64,
+            out.conflicts.len() as u64,
+        );
+        self.wake.notify_one();
+        Ok(out)
+    }
+
     /// Hands committed events over to the next round (called under the gate, so that a round
     /// that took the gate finds every event up to its seq here, unless the hand-over
     /// overflowed).
@@ -891,13 +969,20 @@ impl Engine {
             }
         };
         let described = self.described(&lines).await?;
+        // The month's calls (and its look-back's, for the windows they open), read each time:
+        // they are few next to messages (decisions.md D131).
+        let calls = {
+            let (from, to) = month_range(members, month);
+            let wabas: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
+            self.store.calls_for(&wabas, from, to).await?
+        };
         // Parsing and rating a month is CPU work of up to seconds: off the async workers, so
         // that requests (send checks above all) are not queued behind it.
         let tariff = self.tariff.clone();
-        let (rating, lines) = tokio::task::spawn_blocking(move || {
+        let (rating, lines, calls) = tokio::task::spawn_blocking(move || {
             let mut lines = lines;
-            let rating = rate_month(&tariff, month, seq, &mut lines, &described);
-            (rating, lines)
+            let rating = rate_month(&tariff, month, seq, &mut lines, &described, &calls);
+            (rating, lines, calls)
         })
         .await
         .expect("rating a month does not panic");
@@ -905,6 +990,20 @@ impl Engine {
         self.store
             .replace_charges(&rating.ids, &rating.rows)
             .await?;
+        if !calls.is_empty() {
+            let scopes: Vec<CallScope> = members
+                .iter()
+                .map(|(waba, tz)| CallScope {
+                    waba: waba.clone(),
+                    from_ms: local_day_start(*tz, month.first_day()),
+                    to_ms: local_day_start(*tz, month.next().first_day()),
+                })
+                .collect();
+            self.store
+                .replace_call_charges(&scopes, &rating.call_rows, &rating.calls_rated)
+                .await?;
+            self.metrics.add_rated(rating.call_rows.len() as u64);
+        }
         memory.keep(key, lines);
         self.metrics.add_rated(rating.rows.len() as u64);
         self.working_set
@@ -1044,6 +1143,10 @@ struct MonthRating {
     counters: CounterSet,
     /// (code, message) of what could not be rated.
     errors: Vec<(&'static str, String)>,
+    /// The month's call charges (every call started in it), and the seqs of the call events
+    /// they include.
+    call_rows: Vec<CallChargeRow>,
+    calls_rated: Vec<u64>,
 }
 
 /// Rates a portfolio's month from its stored lines (the month and its look-back), and records
@@ -1054,6 +1157,7 @@ fn rate_month(
     seq: u64,
     lines: &mut MonthLines,
     described: &Described,
+    calls: &[StoredCallEvent],
 ) -> MonthRating {
     let mut parsed = Parsed::default();
     for (i, (line_seq, raw)) in lines.lines.iter().enumerate() {
@@ -1066,6 +1170,13 @@ fn rate_month(
             .unwrap_or_else(|err| panic!("a stored status does not read back: {err}"));
     }
     restore_messages(&mut parsed.events, described);
+    for c in calls {
+        parse_line(&c.raw, c.seq, &mut parsed)
+            .unwrap_or_else(|err| panic!("stored call event {} does not read back: {err}", c.seq));
+    }
+    // The windows calls open, as inbound events for the message walk (rules.md "Calls").
+    let openers = wabill_rating::calls::window_openers(&parsed.calls);
+    parsed.events.extend(openers);
     let tz_of: HashMap<&str, Tz> = lines
         .members
         .iter()
@@ -1193,6 +1304,8 @@ fn rate_month(
         })
         .map(|e| (e.code(), e.to_string()))
         .collect();
+    let mut errors: Vec<(&'static str, String)> = errors;
+    let (call_rows, calls_rated) = rate_month_calls(tariff, &parsed, calls, &in_scope, &mut errors);
     drop(parsed);
     lines.charges = Some(
         rows.into_iter()
@@ -1204,6 +1317,118 @@ fn rate_month(
         rows: changed,
         counters,
         errors,
+        call_rows,
+        calls_rated,
+    }
+}
+
+/// Rates the calls of a portfolio's month with the rating core (`wabill_rating::calls`, as
+/// `wabill rate` does): the rows of the calls started in the month, those that could not be
+/// priced among them with their error (also added to `errors`), and the seqs of the month's
+/// call events.
+fn rate_month_calls(
+    tariff: &Tariff,
+    parsed: &Parsed<'_>,
+    stored: &[StoredCallEvent],
+    in_scope: &dyn Fn(&str, UnixMs) -> bool,
+    errors: &mut Vec<(&'static str, String)>,
+) -> (Vec<CallChargeRow>, Vec<u64>) {
+    if parsed.calls.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let accounts: Vec<&wabill_rating::Account<'_>> = parsed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Account(a) => Some(&**a),
+            _ => None,
+        })
+        .collect();
+    let rated = wabill_rating::calls::rate_calls(
+        &tariff.markets,
+        &tariff.call_rates,
+        &accounts,
+        &parsed.calls,
+    );
+    // Where each call belongs: the start of its merged charge, else of its earliest event.
+    let mut start_of: HashMap<(&str, &str), UnixMs> = HashMap::new();
+    for c in &parsed.calls {
+        let e = start_of
+            .entry((c.waba.as_ref(), c.id.as_ref()))
+            .or_insert(c.start);
+        *e = (*e).min(c.start);
+    }
+    for c in rated.charges.iter().chain(&rated.unpriced) {
+        start_of.insert((c.waba.as_ref(), c.id.as_ref()), c.start);
+    }
+    let mut why: HashMap<&str, String> = HashMap::new();
+    for e in &rated.errors {
+        // The month's calls all belong to the portfolio's WABAs: an id names one call there,
+        // unless two WABAs use it (then both are named).
+        let scoped = parsed
+            .calls
+            .iter()
+            .filter(|c| c.id == e.id())
+            .any(|c| in_scope(&c.waba, start_of[&(c.waba.as_ref(), c.id.as_ref())]));
+        if scoped {
+            errors.push((e.code(), e.to_string()));
+            why.entry(e.id()).or_insert_with(|| e.to_string());
+        }
+    }
+    let mut rows: Vec<CallChargeRow> = rated
+        .charges
+        .iter()
+        .filter(|c| in_scope(&c.waba, c.start))
+        .map(|c| call_charge_row(c, tariff, None))
+        .collect();
+    for c in rated.unpriced.iter().filter(|c| in_scope(&c.waba, c.start)) {
+        let error = why
+            .get(c.id.as_ref())
+            .cloned()
+            .unwrap_or_else(|| format!("call {}: could not be priced", c.id));
+        rows.push(call_charge_row(c, tariff, Some(error)));
+    }
+    let seqs = stored
+        .iter()
+        .filter(|c| in_scope(&c.waba, c.start_ms))
+        .map(|c| c.seq)
+        .collect();
+    (rows, seqs)
+}
+
+/// The stored form of a call charge: the fields of its `wabill rate` line; with `error`, a
+/// call to be charged that could not be priced (no amount, no rate).
+pub fn call_charge_row(
+    c: &wabill_rating::calls::CallCharge<'_>,
+    tariff: &Tariff,
+    error: Option<String>,
+) -> CallChargeRow {
+    let priced = error.is_none();
+    CallChargeRow {
+        waba: c.waba.to_string(),
+        id: c.id.to_string(),
+        start_ms: c.start,
+        phone: c.phone.to_string(),
+        user: c.user.map(|u| u.to_string()),
+        user_id: c.user_id.as_deref().map(str::to_string),
+        country: c.country.map(|k| tariff.markets.iso2(k).to_string()),
+        market: c.market.map(|m| tariff.markets.market_name(m).to_string()),
+        direction: c.direction.as_str().to_string(),
+        call_type: c.call_type.as_str().to_string(),
+        billable: priced && c.billable(),
+        seconds: c.seconds,
+        pulses: c.pulses,
+        tier_minutes: c
+            .tier_tenths
+            .map(|t| wabill_rating::Decimal::from_nanos(t as i128 * 100_000_000)),
+        tier: c.tier.map(|t| t.to_string()),
+        rate: c.rate.filter(|_| priced),
+        amount: priced.then_some(c.amount),
+        currency: c.currency.as_str().to_string(),
+        recording: c.recording,
+        transcription: c.transcription,
+        agent: c.agent.as_deref().map(str::to_string),
+        error,
     }
 }
 

@@ -205,6 +205,51 @@ pub fn shape_schema(shape: Shape) -> Value {
     }
 }
 
+/// The items of `Charges`: message charges, or call charges with `unit=call`; and the
+/// `CallCharge` schema is added beside the others (`components`).
+fn charges_items() -> Value {
+    json!({
+        "type": "array",
+        "description": "`Charge` lines, or `CallCharge` lines with `unit=call`",
+        "items": {"anyOf": [schema_ref("Charge"), schema_ref("CallCharge")]},
+    })
+}
+
+/// One call charge line (docs/events.md "Call charges"), as `GET /v1/charges?unit=call` answers.
+fn call_charge_schema() -> Value {
+    let s = |t: &str| json!({"type": t});
+    let nullable = |t: &str| json!({"type": t, "nullable": true});
+    let instant = json!({"type": "string", "format": "date-time"});
+    let decimal = json!({"type": "string", "description": "exact decimal"});
+    json!({
+        "type": "object",
+        "description": "docs/events.md, \"Call charges\": one line per call (`unit=call`)",
+        "properties": {
+            "unit": {"type": "string", "enum": ["call"]},
+            "id": s("string"), "waba": s("string"), "phone": s("string"),
+            "user": {"type": "string", "nullable": true, "description": "null when the user is known only by BSUID"},
+            "user_id": nullable("string"),
+            "country": {"type": "string", "nullable": true, "description": "null when the user has no number"},
+            "market": nullable("string"),
+            "direction": {"type": "string", "enum": ["business_initiated", "user_initiated"]},
+            "type": {"type": "string", "enum": ["regular", "free_user_initiated", "not_connected", "unterminated"]},
+            "billable": s("boolean"),
+            "seconds": {"type": "integer", "minimum": 0},
+            "pulses": {"type": "integer", "minimum": 0, "description": "started 6-second pulses"},
+            "tier_minutes": {"type": "string", "nullable": true, "description": "exact decimal: the month's minutes counted for the tier through this call; null on free calls"},
+            "tier": nullable("string"),
+            "rate": {"type": "string", "nullable": true, "description": "exact decimal per minute; null on free calls and on a call that could not be priced"},
+            "amount": {"type": "string", "nullable": true, "description": "exact decimal; null only for a call to be charged that could not be priced (see `error`)"},
+            "currency": s("string"),
+            "start": instant.clone(),
+            "recording": decimal.clone(),
+            "transcription": decimal.clone(),
+            "agent": nullable("string"),
+            "error": {"type": "string", "nullable": true, "description": "why the call could not be priced (also in GET /v1/unratable); absent otherwise"},
+        },
+    })
+}
+
 fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
@@ -213,6 +258,15 @@ fn schemas() -> Value {
     let mut all = base_schemas();
     alert_schemas(&mut all);
     estimate_schemas(&mut all);
+    all["CallCharge"] = call_charge_schema();
+    // The call figures of `GET /v1/usage?unit=call` (Meta's call_analytics), beside the
+    // messages' (apart: the main `json!` is at the macro's recursion limit).
+    let points = &mut all["Usage"]["properties"]["data"]["items"]["properties"]["data_points"]
+        ["items"]["properties"];
+    points["direction"] = json!({"type": "string", "enum": ["BUSINESS_INITIATED", "USER_INITIATED"], "description": "calls"});
+    points["count"] = json!({"type": "integer", "description": "calls: answered calls"});
+    points["average_duration"] = json!({"type": "integer", "description": "calls: their seconds over their count, whole seconds"});
+    points["unpriced"] = json!({"type": "integer", "description": "calls that could not be priced (counted, not in cost); absent when none"});
     all
 }
 
@@ -395,7 +449,7 @@ fn base_schemas() -> Value {
         "Charges": {
             "type": "object",
             "properties": {
-                "charges": {"type": "array", "items": schema_ref("Charge")},
+                "charges": charges_items(),
                 "next": nullable("string"),
             },
         },

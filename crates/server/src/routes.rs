@@ -249,6 +249,14 @@ pub const ROUTES: &[Route] = &[
                               and its cursor in X-Next-Cursor)",
                 shape: Shape::Enum(&["json", "csv"]),
             },
+            Param {
+                name: "unit",
+                required: false,
+                description: "message (default): one charge per outbound message; call: one \
+                              call charge line per call, by (start, id, WABA); `from` and `to` \
+                              then bound the call's start",
+                shape: Shape::Enum(&["message", "call"]),
+            },
         ],
         body: None,
         ok: ("application/json", "Charges"),
@@ -308,7 +316,8 @@ pub const ROUTES: &[Route] = &[
         method: Method::Get,
         path: "/v1/usage",
         op: Op::Usage,
-        summary: "Delivered messages and their cost, shaped like Meta's pricing_analytics",
+        summary: "Delivered messages and their cost, shaped like Meta's pricing_analytics; or \
+                  calls, shaped like its call_analytics (unit=call)",
         auth: Access::ApiKey,
         params: &[
             shaped("waba", true, "the WABA", Shape::NonEmpty),
@@ -333,8 +342,23 @@ pub const ROUTES: &[Route] = &[
             shaped(
                 "dimensions",
                 false,
-                "comma-separated breakdowns: COUNTRY, PHONE, PRICING_CATEGORY, PRICING_TYPE, TIER",
-                Shape::List(&wabill_engine::usage::DIMENSIONS),
+                "comma-separated breakdowns: COUNTRY, PHONE, PRICING_CATEGORY, PRICING_TYPE, TIER \
+                 (messages); COUNTRY, DIRECTION, PHONE (calls)",
+                Shape::List(&wabill_engine::usage::ALL_DIMENSIONS),
+            ),
+            Param {
+                name: "unit",
+                required: false,
+                description: "message (default): delivered messages by delivery instant, as \
+                              pricing_analytics; call: calls by start, as Meta's \
+                              call_analytics (count, cost, average_duration)",
+                shape: Shape::Enum(&["message", "call"]),
+            },
+            param(
+                "directions",
+                false,
+                "calls only: comma-separated directions to keep (BUSINESS_INITIATED, \
+                 USER_INITIATED)",
             ),
             Param {
                 name: "align",

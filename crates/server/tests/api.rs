@@ -398,34 +398,6 @@ async fn the_signed_webhook_has_the_bounds_of_v1_events() {
     );
 }
 
-/// Calls are rated by `wabill rate` only so far (issue 15): the service refuses a call line by
-/// index, saying so, instead of answering "stored" and dropping it.
-#[tokio::test]
-async fn a_call_line_is_refused_by_index_not_dropped() {
-    let s = sqlite_service().await;
-    let call_line = r#"{"kind":"call","id":"wacid.1","waba":"W1","phone":"15550001111","user":"5511988887777","direction":"business_initiated","start":"2026-11-03T10:00:00Z","duration":56,"outcome":"completed"}"#;
-    let (status, text, _) = call(
-        &s,
-        post_events(&s.admin, format!("{ACCOUNT}\n{call_line}\n")),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        (r["stored"].as_u64(), r["rejected"].as_u64()),
-        (Some(1), Some(1)),
-        "{text}"
-    );
-    assert_eq!(r["errors"][0]["index"], 1);
-    assert!(
-        r["errors"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("wabill rate"),
-        "{text}"
-    );
-}
-
 #[tokio::test]
 async fn ingest_is_idempotent_and_reports_each_bad_line() {
     let s = sqlite_service().await;

@@ -53,6 +53,11 @@ pub(crate) const SQLITE: Source = &[
         "meta_messages",
         include_str!("../migrations/sqlite/0008_meta_messages.sql"),
     ),
+    (
+        9,
+        "calls",
+        include_str!("../migrations/sqlite/0009_calls.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: Source = &[
@@ -90,6 +95,11 @@ pub(crate) const POSTGRES: Source = &[
         7,
         "meta_messages",
         include_str!("../migrations/postgres/0007_meta_messages.sql"),
+    ),
+    (
+        8,
+        "calls",
+        include_str!("../migrations/postgres/0008_calls.sql"),
     ),
 ];
 

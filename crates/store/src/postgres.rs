@@ -11,6 +11,8 @@
 //! blocked (EXCLUSIVE still allows SELECT). Batches are sent as arrays and unnested on the
 //! server, one statement per batch whatever its size.
 
+mod calls;
+
 use crate::append::{self, Existing};
 use crate::common::{check_charge_ids, check_key, now_ms, seq_from_db, seq_to_db};
 use crate::decode::{self, KeyWhere, ACCOUNT_COLUMNS, EVENT_COLUMNS, META_PRICING_COLUMNS};
@@ -18,9 +20,10 @@ use crate::error::{redact, Backend, StoreError};
 use crate::migrations;
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaMessageRow,
-    MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef,
-    ReplaceOutcome, StoredEvent, TenantOutcome, TenantRow, UsageRow, USAGE_SLOT_MS,
+    AuditEntry, AuditRow, CallChargeFilter, CallChargeRow, CallScope, ChargeCount, ChargeFilter,
+    ChargeRow, InvoiceRow, MetaMessageRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey,
+    NewCallEvent, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredCallEvent, StoredEvent,
+    TenantOutcome, TenantRow, UsageRow, USAGE_SLOT_MS,
 };
 use crate::store::StoreFuture;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -1246,11 +1249,19 @@ impl PgStore {
         let mut span: Option<(i64, i64)> = None;
         for waba in wabas {
             // Two single-aggregate subqueries, each walking the (waba, at_ms) index from one end.
-            let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+            // Calls count too (their own table, its (waba, start_ms) index).
+            let (first, last, call_first, call_last): (
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+            ) = sqlx::query_as(
                 "SELECT (SELECT min(at_ms) FROM events WHERE waba IS NOT NULL AND waba = $1 \
                          AND kind IN ('inbound', 'outbound')), \
                         (SELECT max(at_ms) FROM events WHERE waba IS NOT NULL AND waba = $1 \
-                         AND kind IN ('inbound', 'outbound'))",
+                         AND kind IN ('inbound', 'outbound')), \
+                        (SELECT min(start_ms) FROM call_events WHERE waba = $1), \
+                        (SELECT max(start_ms) FROM call_events WHERE waba = $1)",
             )
             .bind(waba)
             .fetch_one(&self.pool)
@@ -1259,6 +1270,8 @@ impl PgStore {
                 "events",
                 "reading the span of a WABA's events",
             ))?;
+            let first = first.into_iter().chain(call_first).min();
+            let last = last.into_iter().chain(call_last).max();
             if let (Some(f), Some(l)) = (first, last) {
                 span = Some(span.map_or((f, l), |(a, b)| (a.min(f), b.max(l))));
             }

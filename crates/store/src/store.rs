@@ -11,9 +11,10 @@
 use crate::error::{Backend, StoreError};
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaMessageRow,
-    MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef,
-    ReplaceOutcome, StoredEvent, TenantOutcome, TenantRow, UsageRow,
+    AuditEntry, AuditRow, CallChargeFilter, CallChargeRow, CallScope, ChargeCount, ChargeFilter,
+    ChargeRow, InvoiceRow, MetaMessageRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey,
+    NewCallEvent, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredCallEvent, StoredEvent,
+    TenantOutcome, TenantRow, UsageRow,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -68,8 +69,9 @@ pub trait Store: Send + Sync {
         to_ms: i64,
     ) -> StoreFuture<'a, Vec<StoredEvent>>;
 
-    /// The earliest and the latest instant of the inbound and outbound events of these WABAs
-    /// (`None` when none is stored): the months a re-rating of everything must cover.
+    /// The earliest and the latest instant of the inbound and outbound events and of the call
+    /// events (their start) of these WABAs (`None` when none is stored): the months a
+    /// re-rating of everything must cover.
     fn event_span<'a>(&'a self, wabas: &'a [String]) -> StoreFuture<'a, Option<(i64, i64)>>;
 
     /// The stored outbound messages among these ids (ids with none are left out), by id.
@@ -246,6 +248,40 @@ pub trait Store: Send + Sync {
     /// The audit log after position `after_id` (0: from the start), oldest first, at most
     /// `limit` rows.
     fn audit_log(&self, after_id: i64, limit: u32) -> StoreFuture<'_, Vec<AuditRow>>;
+
+    /// Appends call events idempotently, in one transaction, by their key (WABA, call id,
+    /// phase): a key stored with the same `raw` is a duplicate, with another `raw` a conflict,
+    /// reported and not stored (decisions.md D129). `inserted` holds the new events' seqs.
+    fn append_calls<'a>(&'a self, calls: &'a [NewCallEvent]) -> StoreFuture<'a, AppendResult>;
+
+    /// Every stored event of each call of these WABAs that has an event started in
+    /// `[from_ms, to_ms)` (so that a call's `connect` and `terminate` come together even when
+    /// their instants lie on either side of a bound), by seq.
+    fn calls_for<'a>(
+        &'a self,
+        wabas: &'a [String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<StoredCallEvent>>;
+
+    /// The (WABA, start) of every call event not yet marked rated: what a crash left unrated.
+    fn unrated_calls(&self) -> StoreFuture<'_, Vec<(String, i64)>>;
+
+    /// Replaces the call charges of `scopes` in one transaction: every call charge of a scope's
+    /// WABA started in its range goes, the `rows` are written (replacing any row of the same
+    /// (WABA, id), wherever it started), and the call events of `rated` (seqs) are marked rated.
+    fn replace_call_charges<'a>(
+        &'a self,
+        scopes: &'a [CallScope],
+        rows: &'a [CallChargeRow],
+        rated: &'a [u64],
+    ) -> StoreFuture<'a, ()>;
+
+    /// Call charges matching the filter, by (start, id, WABA), after the cursor, at most `limit`.
+    fn call_charges<'a>(
+        &'a self,
+        filter: &'a CallChargeFilter,
+    ) -> StoreFuture<'a, Vec<CallChargeRow>>;
 
     /// Closes the connections, waiting for calls in flight.
     fn close(&self) -> StoreFuture<'_, ()>;
@@ -469,6 +505,37 @@ macro_rules! forward_store {
             }
             fn audit_log(&self, after_id: i64, limit: u32) -> StoreFuture<'_, Vec<AuditRow>> {
                 Box::pin(self.audit_log_impl(after_id, limit))
+            }
+            fn append_calls<'a>(
+                &'a self,
+                calls: &'a [NewCallEvent],
+            ) -> StoreFuture<'a, AppendResult> {
+                Box::pin(self.append_calls_impl(calls))
+            }
+            fn calls_for<'a>(
+                &'a self,
+                wabas: &'a [String],
+                from_ms: i64,
+                to_ms: i64,
+            ) -> StoreFuture<'a, Vec<StoredCallEvent>> {
+                Box::pin(self.calls_for_impl(wabas, from_ms, to_ms))
+            }
+            fn unrated_calls(&self) -> StoreFuture<'_, Vec<(String, i64)>> {
+                Box::pin(self.unrated_calls_impl())
+            }
+            fn replace_call_charges<'a>(
+                &'a self,
+                scopes: &'a [CallScope],
+                rows: &'a [CallChargeRow],
+                rated: &'a [u64],
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(self.replace_call_charges_impl(scopes, rows, rated))
+            }
+            fn call_charges<'a>(
+                &'a self,
+                filter: &'a CallChargeFilter,
+            ) -> StoreFuture<'a, Vec<CallChargeRow>> {
+                Box::pin(self.call_charges_impl(filter))
             }
             fn close(&self) -> StoreFuture<'_, ()> {
                 Box::pin(self.shut())
