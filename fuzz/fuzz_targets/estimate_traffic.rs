@@ -1,5 +1,6 @@
-//! The calculator's traffic file (`wabill estimate --traffic FILE`, JSON or CSV): any text is
-//! read or refused with a reason, never a panic.
+//! The calculator's inputs: the traffic file (`wabill estimate --input FILE`, JSON or CSV) and
+//! the request document of `POST /v1/estimate`: any text is read or refused with a reason, never
+//! a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -8,4 +9,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = wabill_estimate::parse_traffic(text);
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
+        let _ = wabill_estimate::parse_request(&value);
+    }
 });

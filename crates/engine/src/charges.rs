@@ -97,3 +97,91 @@ pub fn write_row_csv(out: &mut Vec<u8>, r: &ChargeRow) {
     }
     out.push(b'\n');
 }
+
+/// The values of a stored call charge, JSON-encoded (`null` where absent), in the order of
+/// `wabill_formats::calls::CALL_FIELDS`: the line `wabill rate` writes for the call.
+fn call_row_values(r: &wabill_store::CallChargeRow) -> Vec<(&'static str, Option<String>)> {
+    use wabill_formats::charges::write_decimal;
+    let s = |v: &str| {
+        let mut o = Vec::new();
+        json_str(&mut o, v);
+        String::from_utf8(o).expect("utf-8")
+    };
+    let d = |v: wabill_rating::Decimal| {
+        let mut o = vec![b'"'];
+        write_decimal(&mut o, v);
+        o.push(b'"');
+        String::from_utf8(o).expect("utf-8")
+    };
+    let mut start = vec![b'"'];
+    wabill_formats::time::write_instant(&mut start, r.start_ms);
+    start.push(b'"');
+    vec![
+        ("unit", Some(s("call"))),
+        ("id", Some(s(&r.id))),
+        ("waba", Some(s(&r.waba))),
+        ("phone", Some(s(&r.phone))),
+        ("user", r.user.as_deref().map(s)),
+        ("user_id", r.user_id.as_deref().map(s)),
+        ("country", r.country.as_deref().map(s)),
+        ("market", r.market.as_deref().map(s)),
+        ("direction", Some(s(&r.direction))),
+        ("type", Some(s(&r.call_type))),
+        ("billable", Some(r.billable.to_string())),
+        ("seconds", Some(r.seconds.to_string())),
+        ("pulses", Some(r.pulses.to_string())),
+        ("tier_minutes", r.tier_minutes.map(|t| s(&t.to_string()))),
+        ("tier", r.tier.as_deref().map(s)),
+        ("rate", r.rate.map(d)),
+        ("amount", r.amount.map(d)),
+        ("currency", Some(s(&r.currency))),
+        ("start", Some(String::from_utf8(start).expect("utf-8"))),
+        ("recording", Some(d(r.recording))),
+        ("transcription", Some(d(r.transcription))),
+        ("agent", r.agent.as_deref().map(s)),
+    ]
+}
+
+/// A stored call charge in exactly the JSON line `wabill rate` writes for the call (`agent`
+/// only when named); a call that could not be priced has a null `amount` and its `error`.
+pub fn write_call_row_json(out: &mut Vec<u8>, r: &wabill_store::CallChargeRow) {
+    out.push(b'{');
+    let mut first = true;
+    let values = call_row_values(r);
+    let error = r.error.as_deref().map(|e| {
+        let mut o = Vec::new();
+        json_str(&mut o, e);
+        String::from_utf8(o).expect("utf-8")
+    });
+    for (k, v) in values.into_iter().chain(error.map(|e| ("error", Some(e)))) {
+        if k == "agent" && v.is_none() {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(v.as_deref().unwrap_or("null").as_bytes());
+    }
+    out.push(b'}');
+}
+
+/// A stored call charge as one row of the call table of `wabill rate --format csv` (D128).
+pub fn write_call_row_csv(out: &mut Vec<u8>, r: &wabill_store::CallChargeRow) {
+    for (i, (_, v)) in call_row_values(r).into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if let Some(v) = v {
+            let text = match serde_json::from_str::<serde_json::Value>(&v) {
+                Ok(serde_json::Value::String(s)) => s,
+                _ => v,
+            };
+            wabill_formats::charges::csv_cell(out, &text);
+        }
+    }
+    out.push(b'\n');
+}

@@ -32,10 +32,15 @@ use tokio::sync::{Mutex, Notify, RwLock};
 use wabill_billing::TenantSetup;
 use wabill_formats::events::write_event;
 use wabill_formats::{parse_line, Parsed};
+use wabill_rating::calls::Call;
 use wabill_rating::time::{local_date, local_day_start};
-use wabill_rating::{rate, Charge, Event, Month, RateOptions, RatingError, Tariff, UnixMs};
+use wabill_rating::{
+    rate, Bsuid, Category, Charge, DeliveryStatus, Event, Month, Msisdn, RateOptions, RatingError,
+    StatusMessage, Tariff, UnixMs,
+};
 use wabill_store::{
-    ChargeRow, EventKind, NewAccount, NewEvent, OutboundRef, Store, StoreError, StoredEvent,
+    CallChargeRow, CallScope, ChargeRow, EventKind, MetaMessageRow, NewAccount, NewCallEvent,
+    NewEvent, OutboundRef, Store, StoreError, StoredCallEvent, StoredEvent,
 };
 
 /// Events ingest hands over to re-rating between two rounds at most; past it the hand-over is
@@ -190,6 +195,7 @@ impl Engine {
         engine.metrics.stored_upto(start_seq);
         engine.metrics.set_rated_seq(watermark);
         engine.recover(watermark).await?;
+        engine.recover_calls().await?;
         engine.mark_current_months().await;
         Ok(engine)
     }
@@ -257,7 +263,28 @@ impl Engine {
                 break;
             }
         }
-        self.recover(watermark).await
+        self.recover(watermark).await?;
+        self.recover_calls().await
+    }
+
+    /// Marks dirty the months of the call events no re-rating has included yet (what a crash,
+    /// or a failed write of ingest, left unmarked; decisions.md D131).
+    async fn recover_calls(&self) -> Result<(), StoreError> {
+        let unrated = self.store.unrated_calls().await?;
+        if unrated.is_empty() {
+            return Ok(());
+        }
+        let cache = self.accounts.lock().await;
+        let mut dirty = self.dirty.lock().await;
+        let n = unrated.len();
+        for (waba, at) in unrated {
+            mark_waba(&mut dirty, &cache, waba, at);
+        }
+        tracing::info!(
+            call_events = n,
+            "call events not yet rated are marked for re-rating"
+        );
+        Ok(())
     }
 
     /// Marks dirty what every event stored after `watermark` touches.
@@ -275,7 +302,7 @@ impl Engine {
                 .filter(|e| e.kind == EventKind::Status)
                 .map(|e| e.id.clone())
                 .collect();
-            let refs = self.outbound_refs(&status_ids).await?;
+            let refs = self.message_refs(&status_ids).await?;
             let cache = self.accounts.lock().await;
             let mut dirty = self.dirty.lock().await;
             for e in &page {
@@ -364,14 +391,30 @@ impl Engine {
         let mut accounts = Vec::new();
         let mut events = Vec::with_capacity(batch.len());
         let mut positions = Vec::with_capacity(batch.len());
+        // (position in `events`, description) of the statuses that describe their message.
+        let mut described: Vec<(usize, MetaMessageRow)> = Vec::new();
         for (index, e) in batch {
             // Room for a typical canonical line, so that writing it rarely grows the buffer.
             let mut raw = Vec::with_capacity(256);
             match e {
-                // A status is stored without what it says of its message (decisions.md D113):
-                // like its pricing, that is no part of the event, so that the same status
-                // from Meta and from the platform is one event (D24, D25).
+                // What a status says of its message is stored beside it, not in it
+                // (decisions.md D114): like its pricing, that is no part of the event, so that
+                // the same status from Meta and from the platform is one event (D24, D25).
                 Event::Status(s) if s.message.is_some() => {
+                    let m = s.message.as_deref().expect("matched");
+                    described.push((
+                        events.len(),
+                        MetaMessageRow {
+                            id: s.id.to_string(),
+                            status: s.status.as_str().to_string(),
+                            at_ms: s.at,
+                            waba: m.waba.to_string(),
+                            phone: m.phone.to_string(),
+                            user: m.user.map(|u| u.to_string()),
+                            user_id: m.user_id.as_ref().map(|b| b.to_string()),
+                            category: m.category.map(|c| c.as_str().to_string()),
+                        },
+                    ));
                     let plain = Event::Status(wabill_rating::Status {
                         message: None,
                         ..s.clone()
@@ -505,7 +548,7 @@ impl Engine {
         if !events.is_empty() {
             let result = self
                 .store
-                .append_events(&events)
+                .append_described(&events, &described)
                 .await
                 .inspect_err(|_| self.unsure.store(true, Ordering::SeqCst))?;
             if let Some(&seq) = result.inserted.iter().max() {
@@ -564,7 +607,7 @@ impl Engine {
             // The events are committed: a failed lookup must not lose their marks (the sender
             // would retry, find duplicates and mark nothing). The next round looks them up,
             // and does not move the watermark past them until it has.
-            let (refs, unresolved) = match self.outbound_refs(&status_ids).await {
+            let (refs, unresolved) = match self.message_refs(&status_ids).await {
                 Ok(refs) => (refs, Vec::new()),
                 Err(e) => {
                     tracing::warn!(
@@ -584,11 +627,73 @@ impl Engine {
                 .enumerate()
                 .filter(|(i, e)| e.kind != EventKind::Status && !refused.contains(i))
                 .map(|(_, e)| (e.waba.clone().unwrap_or_default(), e.at_ms))
-                .chain(refs.into_iter().map(|r| (r.waba, r.at_ms)));
+                .chain(refs.into_iter().map(|r| (r.waba, r.at_ms)))
+                // A described message's month, with or without an outbound event (D114).
+                .chain(
+                    described
+                        .iter()
+                        .filter(|(i, _)| !refused.contains(i))
+                        .map(|(_, d)| (d.waba.clone(), d.at_ms)),
+                );
             for (waba, at) in touched {
                 mark_waba(&mut dirty, &cache, waba, at);
             }
         }
+        self.metrics.add_ingested(
+            out.stored as u64,
+            out.duplicates as u64,
+            out.conflicts.len() as u64,
+        );
+        self.wake.notify_one();
+        Ok(out)
+    }
+
+    /// Stores a batch of call events (each with its index in the request), durably, in their
+    /// canonical form (a `call` line), then marks their months for re-rating. Keys are (WABA,
+    /// call id, phase): a repeat is a duplicate, other content under a stored key a conflict
+    /// (decisions.md D129). Returns once the store has committed.
+    pub async fn ingest_calls(
+        &self,
+        calls: &[(usize, Call<'_>)],
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut out = IngestOutcome::default();
+        if calls.is_empty() {
+            return Ok(out);
+        }
+        let _gate = self.gate.read().await;
+        let rows: Vec<NewCallEvent> = calls
+            .iter()
+            .map(|(_, c)| {
+                let mut raw = Vec::with_capacity(256);
+                wabill_formats::calls::write_call_event(&mut raw, c);
+                NewCallEvent {
+                    waba: c.waba.to_string(),
+                    id: c.id.to_string(),
+                    terminate: c.outcome.is_some(),
+                    start_ms: c.start,
+                    raw: String::from_utf8(raw).expect("written as UTF-8"),
+                }
+            })
+            .collect();
+        let result = self
+            .store
+            .append_calls(&rows)
+            .await
+            .inspect_err(|_| self.unsure.store(true, Ordering::SeqCst))?;
+        {
+            let cache = self.accounts.lock().await;
+            let mut dirty = self.dirty.lock().await;
+            for &i in &result.inserted_at {
+                mark_waba(&mut dirty, &cache, rows[i].waba.clone(), rows[i].start_ms);
+            }
+        }
+        out.stored = result.inserted.len();
+        out.duplicates = result.duplicates;
+        out.conflicts = result
+            .conflicts
+            .into_iter()
+            .map(|(i, why)| (calls[i].0, why))
+            .collect();
         self.metrics.add_ingested(
             out.stored as u64,
             out.duplicates as u64,
@@ -726,6 +831,27 @@ impl Engine {
         self.store.outbound_refs(ids).await
     }
 
+    /// Where the messages of some statuses belong: their outbound events, and every stored
+    /// description of them (a message known from its statuses alone, D114, belongs where its
+    /// statuses are; a late status may change its charge, or make one).
+    async fn message_refs(&self, ids: &[String]) -> Result<Vec<OutboundRef>, StoreError> {
+        let mut refs = self.outbound_refs(ids).await?;
+        if !ids.is_empty() {
+            refs.extend(
+                self.store
+                    .meta_messages_by_id(ids)
+                    .await?
+                    .into_iter()
+                    .map(|d| OutboundRef {
+                        id: d.id,
+                        waba: d.waba,
+                        at_ms: d.at_ms,
+                    }),
+            );
+        }
+        Ok(refs)
+    }
+
     /// Marks the messages of the statuses ingest could not look up (called under the gate, so
     /// that the round's work includes them). On failure they stay for the next round.
     async fn resolve_deferred(&self) -> Result<(), StoreError> {
@@ -733,7 +859,7 @@ impl Engine {
         if ids.is_empty() {
             return Ok(());
         }
-        let refs = match self.outbound_refs(&ids).await {
+        let refs = match self.message_refs(&ids).await {
             Ok(refs) => refs,
             Err(e) => {
                 self.dirty.lock().await.unresolved.extend(ids);
@@ -842,13 +968,21 @@ impl Engine {
                 MonthLines::from_stored(members.to_vec(), from, to, stored, memory.upto())
             }
         };
+        let described = self.described(&lines).await?;
+        // The month's calls (and its look-back's, for the windows they open), read each time:
+        // they are few next to messages (decisions.md D131).
+        let calls = {
+            let (from, to) = month_range(members, month);
+            let wabas: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
+            self.store.calls_for(&wabas, from, to).await?
+        };
         // Parsing and rating a month is CPU work of up to seconds: off the async workers, so
         // that requests (send checks above all) are not queued behind it.
         let tariff = self.tariff.clone();
-        let (rating, lines) = tokio::task::spawn_blocking(move || {
+        let (rating, lines, calls) = tokio::task::spawn_blocking(move || {
             let mut lines = lines;
-            let rating = rate_month(&tariff, month, seq, &mut lines);
-            (rating, lines)
+            let rating = rate_month(&tariff, month, seq, &mut lines, &described, &calls);
+            (rating, lines, calls)
         })
         .await
         .expect("rating a month does not panic");
@@ -856,6 +990,20 @@ impl Engine {
         self.store
             .replace_charges(&rating.ids, &rating.rows)
             .await?;
+        if !calls.is_empty() {
+            let scopes: Vec<CallScope> = members
+                .iter()
+                .map(|(waba, tz)| CallScope {
+                    waba: waba.clone(),
+                    from_ms: local_day_start(*tz, month.first_day()),
+                    to_ms: local_day_start(*tz, month.next().first_day()),
+                })
+                .collect();
+            self.store
+                .replace_call_charges(&scopes, &rating.call_rows, &rating.calls_rated)
+                .await?;
+            self.metrics.add_rated(rating.call_rows.len() as u64);
+        }
         memory.keep(key, lines);
         self.metrics.add_rated(rating.rows.len() as u64);
         self.working_set
@@ -881,6 +1029,111 @@ impl Engine {
     }
 }
 
+/// Meta's descriptions of a month's messages (decisions.md D114, D115), read for each rating.
+#[derive(Default)]
+struct Described {
+    /// (id, status, the message part to put back on that status, its instant).
+    messages: Vec<(String, DeliveryStatus, UnixMs, StatusMessage<'static>)>,
+    /// The stored statuses (plain lines) of described messages whose outbound event is not in
+    /// the month's lines: their other statuses, which the month's lines do not hold.
+    plain: Vec<String>,
+}
+
+impl Engine {
+    /// What Meta said of the messages of a month (D114, D115): the descriptions of every
+    /// message with a described status in the month's range (and a look-back after it), and
+    /// of the month's outbound messages, so that the rating core sees each status as
+    /// `wabill rate` does. Nothing is read beyond one query when the month has no
+    /// description. A described message whose outbound event is stored outside the month's
+    /// range is the outbound's month's.
+    async fn described(&self, lines: &MonthLines) -> Result<Described, StoreError> {
+        let wabas: Vec<String> = lines.members.iter().map(|m| m.0.clone()).collect();
+        // Up to a look-back past the month's end too: a message sent in its last seconds
+        // whose statuses Meta sent after it.
+        let in_range = self
+            .store
+            .meta_messages_in(&wabas, lines.from, lines.to + LOOKBACK_MS)
+            .await?;
+        if in_range.is_empty() {
+            return Ok(Described::default());
+        }
+        let outbound: std::collections::HashSet<&str> =
+            lines.outbound.iter().map(|id| &**id).collect();
+        let mut ids: Vec<String> = in_range
+            .into_iter()
+            .map(|d| d.id)
+            .chain(lines.outbound.iter().map(|id| id.to_string()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows = self.store.meta_messages_by_id(&ids).await?;
+        let mut only: Vec<String> = rows
+            .iter()
+            .filter(|d| !outbound.contains(d.id.as_str()))
+            .map(|d| d.id.clone())
+            .collect();
+        only.dedup();
+        let elsewhere: std::collections::HashSet<String> = self
+            .store
+            .outbound_refs(&only)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        only.retain(|id| !elsewhere.contains(id));
+        let mut messages = Vec::with_capacity(rows.len());
+        for d in rows {
+            if elsewhere.contains(&d.id) {
+                continue;
+            }
+            let bad = |field: &str, why: &str| StoreError::Invalid {
+                table: "meta_messages",
+                why: format!(
+                    "the description of status '{}' of '{}' has {field} that does not read \
+                     back: {why}",
+                    d.status, d.id
+                ),
+            };
+            let status = DeliveryStatus::parse(&d.status).ok_or_else(|| bad("a status", ""))?;
+            let message = StatusMessage {
+                waba: d.waba.clone().into(),
+                phone: Msisdn::parse(&d.phone).map_err(|w| bad("a phone", w))?,
+                user: d
+                    .user
+                    .as_deref()
+                    .map(Msisdn::parse)
+                    .transpose()
+                    .map_err(|w| bad("a user", w))?,
+                user_id: d
+                    .user_id
+                    .clone()
+                    .map(|b| Bsuid::parse(b.into()))
+                    .transpose()
+                    .map_err(|w| bad("a user_id", w))?,
+                category: d
+                    .category
+                    .as_deref()
+                    .map(|c| Category::parse(c).ok_or_else(|| bad("a category", c)))
+                    .transpose()?,
+            };
+            messages.push((d.id, status, d.at_ms, message));
+        }
+        let plain = if only.is_empty() {
+            Vec::new()
+        } else {
+            let all: Vec<(String, u64)> =
+                only.into_iter().map(|id| (id, i64::MAX as u64)).collect();
+            self.store
+                .statuses_before(&all)
+                .await?
+                .into_iter()
+                .map(|e| e.raw)
+                .collect()
+        };
+        Ok(Described { messages, plain })
+    }
+}
+
 /// What re-rating one portfolio's month produced.
 struct MonthRating {
     /// What to write: the charges that changed (`rows`), and the ids whose charges change or
@@ -890,17 +1143,40 @@ struct MonthRating {
     counters: CounterSet,
     /// (code, message) of what could not be rated.
     errors: Vec<(&'static str, String)>,
+    /// The month's call charges (every call started in it), and the seqs of the call events
+    /// they include.
+    call_rows: Vec<CallChargeRow>,
+    calls_rated: Vec<u64>,
 }
 
 /// Rates a portfolio's month from its stored lines (the month and its look-back), and records
 /// in `month` the charges it writes.
-fn rate_month(tariff: &Tariff, month: Month, seq: u64, lines: &mut MonthLines) -> MonthRating {
+fn rate_month(
+    tariff: &Tariff,
+    month: Month,
+    seq: u64,
+    lines: &mut MonthLines,
+    described: &Described,
+    calls: &[StoredCallEvent],
+) -> MonthRating {
     let mut parsed = Parsed::default();
     for (i, (line_seq, raw)) in lines.lines.iter().enumerate() {
         // Stored lines were written by wabill itself; one that no longer reads is a bug.
         parse_line(raw, i as u64 + 1, &mut parsed)
             .unwrap_or_else(|err| panic!("stored event {line_seq} does not read back: {err}"));
     }
+    for raw in &described.plain {
+        parse_line(raw, 0, &mut parsed)
+            .unwrap_or_else(|err| panic!("a stored status does not read back: {err}"));
+    }
+    restore_messages(&mut parsed.events, described);
+    for c in calls {
+        parse_line(&c.raw, c.seq, &mut parsed)
+            .unwrap_or_else(|err| panic!("stored call event {} does not read back: {err}", c.seq));
+    }
+    // The windows calls open, as inbound events for the message walk (rules.md "Calls").
+    let openers = wabill_rating::calls::window_openers(&parsed.calls);
+    parsed.events.extend(openers);
     let tz_of: HashMap<&str, Tz> = lines
         .members
         .iter()
@@ -911,6 +1187,33 @@ fn rate_month(tariff: &Tariff, month: Month, seq: u64, lines: &mut MonthLines) -
             .get(waba)
             .is_some_and(|tz| local_date(*tz, at).month() == month)
     };
+    // Messages known from their statuses alone (D110): where each is rated, as the core
+    // picks its instant (the `sent` status that describes it, else the earliest that does).
+    let outbound_ids: std::collections::HashSet<&str> = parsed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Outbound(o) => Some(o.id.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let mut status_only: HashMap<&str, (bool, UnixMs, &str)> = HashMap::new();
+    for e in &parsed.events {
+        let Event::Status(s) = e else { continue };
+        let Some(m) = s.message.as_deref() else {
+            continue;
+        };
+        if outbound_ids.contains(s.id.as_ref()) {
+            continue;
+        }
+        let sent = s.status == DeliveryStatus::Sent;
+        let entry = status_only
+            .entry(s.id.as_ref())
+            .or_insert((sent, s.at, m.waba.as_ref()));
+        if (sent, std::cmp::Reverse(s.at)) > (entry.0, std::cmp::Reverse(entry.1)) {
+            *entry = (sent, s.at, m.waba.as_ref());
+        }
+    }
     let rated = rate(tariff, &[], &parsed.events, RateOptions::default());
     let rows: Vec<ChargeRow> = rated
         .charges
@@ -928,14 +1231,27 @@ fn rate_month(tariff: &Tariff, month: Month, seq: u64, lines: &mut MonthLines) -
                     Event::Outbound(o) if in_scope(&o.waba, o.at) => Some(o.id.to_string()),
                     _ => None,
                 })
+                .chain(
+                    status_only
+                        .iter()
+                        .filter(|(_, (_, at, waba))| in_scope(waba, *at))
+                        .map(|(id, _)| id.to_string()),
+                )
                 .collect();
             (ids, rows.clone())
         }
         Some(before) => {
             let now: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            // A message known from its statuses that now belongs to another month (a late
+            // `sent`, D111) is that month's to write, not this one's to remove.
             let gone = before
                 .keys()
                 .filter(|id| !now.contains(&***id))
+                .filter(|id| {
+                    status_only
+                        .get(&***id)
+                        .is_none_or(|(_, at, waba)| in_scope(waba, *at))
+                })
                 .map(|id| id.to_string());
             let changed: Vec<ChargeRow> = rows
                 .iter()
@@ -965,6 +1281,12 @@ fn rate_month(tariff: &Tariff, month: Month, seq: u64, lines: &mut MonthLines) -
             Event::Outbound(o) if !in_scope(&o.waba, o.at) => Some(o.id.as_ref()),
             _ => None,
         })
+        .chain(
+            status_only
+                .iter()
+                .filter(|(_, (_, at, waba))| !in_scope(waba, *at))
+                .map(|(id, _)| *id),
+        )
         .collect();
     let errors = rated
         .errors
@@ -982,6 +1304,8 @@ fn rate_month(tariff: &Tariff, month: Month, seq: u64, lines: &mut MonthLines) -
         })
         .map(|e| (e.code(), e.to_string()))
         .collect();
+    let mut errors: Vec<(&'static str, String)> = errors;
+    let (call_rows, calls_rated) = rate_month_calls(tariff, &parsed, calls, &in_scope, &mut errors);
     drop(parsed);
     lines.charges = Some(
         rows.into_iter()
@@ -993,6 +1317,150 @@ fn rate_month(tariff: &Tariff, month: Month, seq: u64, lines: &mut MonthLines) -
         rows: changed,
         counters,
         errors,
+        call_rows,
+        calls_rated,
+    }
+}
+
+/// Rates the calls of a portfolio's month with the rating core (`wabill_rating::calls`, as
+/// `wabill rate` does): the rows of the calls started in the month, those that could not be
+/// priced among them with their error (also added to `errors`), and the seqs of the month's
+/// call events.
+fn rate_month_calls(
+    tariff: &Tariff,
+    parsed: &Parsed<'_>,
+    stored: &[StoredCallEvent],
+    in_scope: &dyn Fn(&str, UnixMs) -> bool,
+    errors: &mut Vec<(&'static str, String)>,
+) -> (Vec<CallChargeRow>, Vec<u64>) {
+    if parsed.calls.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let accounts: Vec<&wabill_rating::Account<'_>> = parsed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Account(a) => Some(&**a),
+            _ => None,
+        })
+        .collect();
+    let rated = wabill_rating::calls::rate_calls(
+        &tariff.markets,
+        &tariff.call_rates,
+        &accounts,
+        &parsed.calls,
+    );
+    // Where each call belongs: the start of its merged charge, else of its earliest event.
+    let mut start_of: HashMap<(&str, &str), UnixMs> = HashMap::new();
+    for c in &parsed.calls {
+        let e = start_of
+            .entry((c.waba.as_ref(), c.id.as_ref()))
+            .or_insert(c.start);
+        *e = (*e).min(c.start);
+    }
+    for c in rated.charges.iter().chain(&rated.unpriced) {
+        start_of.insert((c.waba.as_ref(), c.id.as_ref()), c.start);
+    }
+    let mut why: HashMap<&str, String> = HashMap::new();
+    for e in &rated.errors {
+        // The month's calls all belong to the portfolio's WABAs: an id names one call there,
+        // unless two WABAs use it (then both are named).
+        let scoped = parsed
+            .calls
+            .iter()
+            .filter(|c| c.id == e.id())
+            .any(|c| in_scope(&c.waba, start_of[&(c.waba.as_ref(), c.id.as_ref())]));
+        if scoped {
+            errors.push((e.code(), e.to_string()));
+            why.entry(e.id()).or_insert_with(|| e.to_string());
+        }
+    }
+    let mut rows: Vec<CallChargeRow> = rated
+        .charges
+        .iter()
+        .filter(|c| in_scope(&c.waba, c.start))
+        .map(|c| call_charge_row(c, tariff, None))
+        .collect();
+    for c in rated.unpriced.iter().filter(|c| in_scope(&c.waba, c.start)) {
+        let error = why
+            .get(c.id.as_ref())
+            .cloned()
+            .unwrap_or_else(|| format!("call {}: could not be priced", c.id));
+        rows.push(call_charge_row(c, tariff, Some(error)));
+    }
+    let seqs = stored
+        .iter()
+        .filter(|c| in_scope(&c.waba, c.start_ms))
+        .map(|c| c.seq)
+        .collect();
+    (rows, seqs)
+}
+
+/// The stored form of a call charge: the fields of its `wabill rate` line; with `error`, a
+/// call to be charged that could not be priced (no amount, no rate).
+pub fn call_charge_row(
+    c: &wabill_rating::calls::CallCharge<'_>,
+    tariff: &Tariff,
+    error: Option<String>,
+) -> CallChargeRow {
+    let priced = error.is_none();
+    CallChargeRow {
+        waba: c.waba.to_string(),
+        id: c.id.to_string(),
+        start_ms: c.start,
+        phone: c.phone.to_string(),
+        user: c.user.map(|u| u.to_string()),
+        user_id: c.user_id.as_deref().map(str::to_string),
+        country: c.country.map(|k| tariff.markets.iso2(k).to_string()),
+        market: c.market.map(|m| tariff.markets.market_name(m).to_string()),
+        direction: c.direction.as_str().to_string(),
+        call_type: c.call_type.as_str().to_string(),
+        billable: priced && c.billable(),
+        seconds: c.seconds,
+        pulses: c.pulses,
+        tier_minutes: c
+            .tier_tenths
+            .map(|t| wabill_rating::Decimal::from_nanos(t as i128 * 100_000_000)),
+        tier: c.tier.map(|t| t.to_string()),
+        rate: c.rate.filter(|_| priced),
+        amount: priced.then_some(c.amount),
+        currency: c.currency.as_str().to_string(),
+        recording: c.recording,
+        transcription: c.transcription,
+        agent: c.agent.as_deref().map(str::to_string),
+        error,
+    }
+}
+
+/// Puts Meta's description of each message back on its statuses (D114): the stored line is
+/// the plain status; a described status stored after the month's lines were read is added.
+fn restore_messages<'a>(events: &mut Vec<Event<'a>>, described: &'a Described) {
+    if described.messages.is_empty() {
+        return;
+    }
+    let mut by_key: HashMap<(&str, DeliveryStatus), usize> = described
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, (id, status, _, _))| ((id.as_str(), *status), i))
+        .collect();
+    for e in events.iter_mut() {
+        if let Event::Status(s) = e {
+            if let Some(i) = by_key.remove(&(s.id.as_ref(), s.status)) {
+                s.message = Some(Box::new(described.messages[i].3.clone()));
+            }
+        }
+    }
+    let mut rest: Vec<usize> = by_key.into_values().collect();
+    rest.sort_unstable();
+    for i in rest {
+        let (id, status, at, message) = &described.messages[i];
+        events.push(Event::Status(wabill_rating::Status {
+            id: id.as_str().into(),
+            at: *at,
+            status: *status,
+            message: Some(Box::new(message.clone())),
+        }));
     }
 }
 

@@ -137,6 +137,7 @@ pub fn meta_rows(line: &str, pricing: &[MetaPricing<'_>]) -> Vec<MetaPricingRow>
             category: p.category.as_deref().map(str::to_string),
             pricing_type: p.pricing_type.as_deref().map(str::to_string),
             conversation_id: p.conversation_id.as_deref().map(str::to_string),
+            expires_at_ms: p.expires_at,
         })
         .collect()
 }

@@ -52,6 +52,46 @@ pub struct Report {
     pub wabill_only: u64,
     /// Meta's pricing (the row compared) of messages wabill has no charge for, by id.
     pub meta_only: Vec<MetaPricingRow>,
+    /// Messages whose outbound event named another template category than the one charged,
+    /// Meta's (decisions.md D112, D116), by id: (id, the platform's, Meta's).
+    pub platform: Vec<(String, String, String)>,
+}
+
+/// The differences between the template category the platform's outbound events named and the
+/// one charged, Meta's (D112): what `wabill reconcile` lists, for charges and their outbound
+/// lines as stored (`raw`; other lines are ignored).
+pub fn platform_categories<'a>(
+    charges: &[ChargeRow],
+    outbound: impl IntoIterator<Item = &'a str>,
+) -> Vec<(String, String, String)> {
+    use wabill_rating::{Category, Event, MessageKind};
+    let mut parsed = wabill_formats::Parsed::default();
+    for raw in outbound {
+        // Stored lines were written by wabill; one that does not read is left out here.
+        let _ = wabill_formats::parse_line(raw, 0, &mut parsed);
+    }
+    let declared: HashMap<&str, Category> = parsed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Outbound(o) => match o.kind {
+                MessageKind::Template(c) => Some((o.id.as_ref(), c)),
+                MessageKind::NonTemplate => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let template = |c: &str| matches!(c, "marketing" | "utility" | "authentication");
+    let mut out: Vec<(String, String, String)> = charges
+        .iter()
+        .filter_map(|c| {
+            let d = declared.get(c.id.as_str())?.as_str();
+            (template(&c.category) && c.category != d)
+                .then(|| (c.id.clone(), d.to_string(), c.category.clone()))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 fn rank(status: &str) -> u8 {
@@ -119,6 +159,31 @@ pub fn compare(c: &ChargeRow, m: &MetaPricingRow) -> Vec<Difference> {
     out
 }
 
+/// Where Meta's end of the conversation or free entry point window a charge opened
+/// (`conversation.expiration_timestamp`, on the opener's `sent` status) is not wabill's
+/// (decisions.md D118): wabill's end is the send instant plus 24 hours, or 72 for a free entry
+/// point window; Meta's agrees when it is that end rounded up to the minute at most (D11).
+/// Only the opener of its conversation (`conversation_id` its own id) is compared.
+pub fn window_end(c: &ChargeRow, rows: &[&MetaPricingRow]) -> Option<Difference> {
+    use wabill_rating::rater::{FEP_WINDOW_MS, WINDOW_MS};
+    if c.conversation_id.as_deref() != Some(c.id.as_str()) {
+        return None;
+    }
+    let meta = rows.iter().filter_map(|r| r.expires_at_ms).min()?;
+    let length = if c.pricing_type == "free_entry_point" {
+        FEP_WINDOW_MS
+    } else {
+        WINDOW_MS
+    };
+    let end = c.sent_at_ms + length;
+    let rounded = (end + 59_999).div_euclid(60_000) * 60_000;
+    (!(end..=rounded).contains(&meta)).then(|| Difference {
+        field: "window_end",
+        wabill: json!(wabill_formats::time::format_instant(end)),
+        meta: json!(wabill_formats::time::format_instant(meta)),
+    })
+}
+
 /// Compares every charge with Meta's pricing of the same message id.
 pub fn reconcile(charges: &[ChargeRow], meta: &[MetaPricingRow]) -> Report {
     let mut by_id: BTreeMap<&str, Vec<&MetaPricingRow>> = BTreeMap::new();
@@ -136,7 +201,8 @@ pub fn reconcile(charges: &[ChargeRow], meta: &[MetaPricingRow]) -> Report {
             continue;
         };
         report.compared += 1;
-        let differences = compare(c, m);
+        let mut differences = compare(c, m);
+        differences.extend(window_end(c, &by_id[c.id.as_str()]));
         if differences.is_empty() {
             report.agreeing += 1;
         } else {
@@ -205,11 +271,21 @@ impl Report {
         json!({ "id": m.id, "wabill": null, "meta": meta_json(m) })
     }
 
+    /// A platform category difference as JSON, as `wabill reconcile` writes it.
+    pub fn platform_json((id, platform, meta): &(String, String, String)) -> Value {
+        json!({
+            "id": id,
+            "differences": [{"field": "platform_category", "platform": platform, "meta": meta}],
+            "note": "the outbound event's template category; charged in Meta's (decisions.md D112)",
+        })
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "totals": self.totals_json(),
             "disagreements": self.disagreements.iter().map(Report::disagreement_json).collect::<Vec<_>>(),
             "meta_only": self.meta_only.iter().map(Report::meta_only_json).collect::<Vec<_>>(),
+            "platform_categories": self.platform.iter().map(Report::platform_json).collect::<Vec<_>>(),
         })
     }
 }
@@ -286,7 +362,22 @@ pub async fn month_report(
             .collect();
         meta.extend(rows.into_iter().filter(|r| in_month.contains(&r.id)));
     }
-    Ok(reconcile(&charges, &meta))
+    let mut report = reconcile(&charges, &meta);
+    // The platform's own category of each charged message, from its stored outbound event
+    // (D116): the month's events of the WABA, of which only outbound lines are read.
+    if !charges.is_empty() {
+        let stored = store
+            .events_for(std::slice::from_ref(&waba.to_string()), from_ms, to_ms)
+            .await?;
+        report.platform = platform_categories(
+            &charges,
+            stored
+                .iter()
+                .filter(|e| e.kind == wabill_store::EventKind::Outbound)
+                .map(|e| e.raw.as_str()),
+        );
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -329,11 +420,53 @@ mod tests {
             category: Some(category.into()),
             pricing_type: t.map(str::to_string),
             conversation_id: None,
+            expires_at_ms: None,
         }
     }
 
     fn fields(c: &ChargeRow, m: &MetaPricingRow) -> Vec<&'static str> {
         compare(c, m).iter().map(|d| d.field).collect()
+    }
+
+    /// Meta's conversation expiry agrees with wabill's window end up to Meta's rounding to the
+    /// minute; a longer free entry point window (Meta: "may remain open up to 7 days") and a
+    /// shorter one are differences; joiners of a conversation are not compared (D118).
+    #[test]
+    fn a_window_end_differs_only_beyond_metas_rounding() {
+        const MIN: i64 = 60_000;
+        const HOUR: i64 = 60 * MIN;
+        let mut opener = charge("CBP", "marketing", "regular", "0.0625");
+        opener.sent_at_ms = 1_750_030_073_000;
+        opener.conversation_id = Some("m1".into());
+        let sent = |expires: Option<i64>| {
+            let mut m = meta("sent", "CBP", "marketing", None, true);
+            m.expires_at_ms = expires;
+            m
+        };
+        let end = opener.sent_at_ms + 24 * HOUR;
+        let diff = |c: &ChargeRow, expires: i64| {
+            let m = sent(Some(expires));
+            window_end(c, &[&m])
+        };
+        // Meta's own example: 1750030073 → 1750116480 (rounded up to the minute).
+        assert_eq!(diff(&opener, 1_750_116_480_000), None);
+        assert_eq!(diff(&opener, end), None);
+        let later = diff(&opener, end + MIN + 1_000).expect("past the rounding");
+        assert_eq!(later.field, "window_end");
+        assert_eq!(later.wabill, json!("2025-06-16T23:27:53Z"));
+        assert!(diff(&opener, end - 1_000).is_some(), "earlier");
+        assert_eq!(window_end(&opener, &[&sent(None)]), None, "no expiry given");
+        let mut fep = opener.clone();
+        fep.pricing_type = "free_entry_point".into();
+        assert_eq!(diff(&fep, end + 48 * HOUR), None, "72 hours");
+        assert!(diff(&fep, opener.sent_at_ms + 7 * 24 * HOUR).is_some());
+        let mut joiner = opener.clone();
+        joiner.conversation_id = Some("m0".into());
+        assert_eq!(diff(&joiner, end + 5 * HOUR), None, "only the opener");
+        // In the report: a disagreement of its own field.
+        let report = reconcile(std::slice::from_ref(&opener), &[sent(Some(end + 2 * HOUR))]);
+        assert_eq!(report.disagreements.len(), 1);
+        assert_eq!(report.disagreements[0].differences[0].field, "window_end");
     }
 
     #[test]

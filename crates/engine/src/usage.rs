@@ -221,3 +221,123 @@ mod tests {
         assert!(list("").is_empty());
     }
 }
+
+/// What call figures can be broken down by (Meta's `call_analytics` dimensions).
+pub const CALL_DIMENSIONS: [&str; 3] = ["COUNTRY", "DIRECTION", "PHONE"];
+
+/// Every dimension `GET /v1/usage` knows, of messages or of calls.
+pub const ALL_DIMENSIONS: [&str; 6] = [
+    "COUNTRY",
+    "DIRECTION",
+    "PHONE",
+    "PRICING_CATEGORY",
+    "PRICING_TYPE",
+    "TIER",
+];
+
+/// The question about calls, checked.
+#[derive(Clone, Debug)]
+pub struct CallUsageQuery {
+    pub start: UnixMs,
+    pub end: UnixMs,
+    pub granularity: Granularity,
+    pub dimensions: BTreeSet<&'static str>,
+    pub tz: Tz,
+    pub phone_numbers: Option<BTreeSet<String>>,
+    pub country_codes: Option<BTreeSet<String>>,
+    /// `BUSINESS_INITIATED`, `USER_INITIATED`.
+    pub directions: Option<BTreeSet<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct CallPointKey {
+    currency: String,
+    start: UnixMs,
+    end: UnixMs,
+    phone: Option<String>,
+    country: Option<String>,
+    direction: Option<String>,
+}
+
+#[derive(Default)]
+struct CallPoint {
+    count: u64,
+    seconds: u64,
+    cost: Decimal,
+    unpriced: u64,
+}
+
+/// Call figures shaped like Meta's `call_analytics` (decisions.md D134): per bucket of the
+/// calls' start, `count` (answered calls: more than zero seconds, as Meta counts completed
+/// calls), `cost` (the exact sum of their amounts), `average_duration` (their seconds over
+/// their count, in whole seconds, half up); a call that could not be priced counts and adds its
+/// seconds but no cost, and the point says how many with `unpriced`. A call with no number has
+/// no `country`: it is broken down under none.
+pub fn aggregate_calls(q: &CallUsageQuery, rows: &[wabill_store::CallChargeRow]) -> Value {
+    let mut points: BTreeMap<CallPointKey, CallPoint> = BTreeMap::new();
+    let keep = |set: &Option<BTreeSet<String>>, v: &str| set.as_ref().is_none_or(|s| s.contains(v));
+    for r in rows {
+        if r.seconds == 0 || r.start_ms < q.start || r.start_ms >= q.end {
+            continue;
+        }
+        let direction = r.direction.to_uppercase();
+        let country = r.country.clone().unwrap_or_default();
+        if !(keep(&q.phone_numbers, &r.phone)
+            && keep(&q.country_codes, &country)
+            && keep(&q.directions, &direction))
+        {
+            continue;
+        }
+        let (start, end) = bucket(q.granularity, q.tz, r.start_ms);
+        let has = |d: &str| q.dimensions.contains(d);
+        let key = CallPointKey {
+            currency: r.currency.clone(),
+            start: start.max(q.start),
+            end: end.min(q.end),
+            phone: has("PHONE").then(|| r.phone.clone()),
+            country: has("COUNTRY").then(|| r.country.clone()).flatten(),
+            direction: has("DIRECTION").then_some(direction),
+        };
+        let p = points.entry(key).or_default();
+        p.count += 1;
+        p.seconds += r.seconds;
+        match r.amount {
+            Some(a) => p.cost += a,
+            None => p.unpriced += 1,
+        }
+    }
+    let mut by_currency: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (k, v) in points {
+        let mut p = Map::new();
+        p.insert("start".into(), json!(k.start.div_euclid(1000)));
+        p.insert("end".into(), json!(k.end.div_euclid(1000)));
+        let mut opt = |name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                p.insert(name.into(), json!(v));
+            }
+        };
+        opt("phone_number", k.phone);
+        opt("country", k.country);
+        opt("direction", k.direction);
+        p.insert("count".into(), json!(v.count));
+        p.insert("cost".into(), json!(v.cost.to_string()));
+        p.insert(
+            "average_duration".into(),
+            json!((2 * v.seconds + v.count) / (2 * v.count)),
+        );
+        if v.unpriced > 0 {
+            p.insert("unpriced".into(), json!(v.unpriced));
+        }
+        by_currency
+            .entry(k.currency)
+            .or_default()
+            .push(Value::Object(p));
+    }
+    let data: Vec<Value> = by_currency
+        .into_iter()
+        .map(|(currency, points)| {
+            json!({"currency": currency, "granularity": q.granularity.as_str(), "data_points": points})
+        })
+        .collect();
+    json!({ "data": data })
+}

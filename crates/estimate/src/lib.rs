@@ -8,12 +8,14 @@
 //! an [`Estimate`] per market × category; [`estimate_with_compare`] also prices the same traffic
 //! in the last month of the previous pricing era. Modules: `input` (the question and its
 //! parsers), `users` (real numbers per country, found through the market table), `synth` (the
-//! synthetic month), `report` (rating and summing), `render` (table, JSON, CSV), `error`.
+//! synthetic month), `report` (rating and summing), `render` (table, JSON, CSV), `request` (an
+//! estimate asked as one JSON document, as `POST /v1/estimate` takes it), `error`.
 
 pub mod error;
 pub mod input;
 pub mod render;
 pub mod report;
+pub mod request;
 pub mod synth;
 pub mod users;
 
@@ -30,4 +32,5 @@ pub use report::{
     compare_month, era_of, estimate, estimate_in, estimate_with_compare, Comparison, Estimate,
     Price, Row, Tally, Total,
 };
+pub use request::{answer, parse_request, Request, MAX_PHONES, MAX_TRAFFIC_LINES};
 pub use synth::{synthesize, Opening, ResolvedLine, SynthStats, SyntheticMonth, MAX_MESSAGES};

@@ -175,7 +175,8 @@ pub fn write_csv(out: &mut Vec<u8>, c: &Charge<'_>, tariff: &Tariff) {
     out.push(b'\n');
 }
 
-pub(crate) fn csv_cell(out: &mut Vec<u8>, s: &str) {
+/// One CSV cell, quoted when it holds a comma, a quote or a line break.
+pub fn csv_cell(out: &mut Vec<u8>, s: &str) {
     if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
         out.extend_from_slice(s.replace('"', "\"\"").as_bytes());

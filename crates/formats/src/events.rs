@@ -51,6 +51,8 @@ pub struct MetaPricing<'a> {
     pub category: Option<Cow<'a, str>>,
     pub pricing_type: Option<Cow<'a, str>>,
     pub conversation_id: Option<Cow<'a, str>>,
+    /// Meta's `conversation.expiration_timestamp` (decisions.md D118).
+    pub expires_at: Option<UnixMs>,
 }
 
 /// Everything read from input lines.

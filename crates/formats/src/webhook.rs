@@ -207,6 +207,10 @@ struct WebhookStatus<'a> {
 struct Conversation<'a> {
     #[serde(borrow)]
     id: Option<Cow<'a, str>>,
+    /// When the conversation (or free entry point window) ends, as Meta says (decisions.md
+    /// D118): on the `sent` status of the message that opened it.
+    #[serde(borrow)]
+    expiration_timestamp: Option<TimeValue<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -460,6 +464,15 @@ pub(crate) fn read_envelope<'a>(
                 if let Some(b) = &s.recipient_parent_user_id {
                     bsuid(b, line, &f("recipient_parent_user_id"))?;
                 }
+                let expires_at = s
+                    .conversation
+                    .as_ref()
+                    .and_then(|c| c.expiration_timestamp.as_ref())
+                    .map(|t| {
+                        t.instant()
+                            .map_err(|why| err(line, &f("conversation.expiration_timestamp"), why))
+                    })
+                    .transpose()?;
                 let conversation = s.conversation.and_then(|c| c.id);
                 bound(conversation.as_deref(), limits::CONVERSATION_ID, &|| {
                     f("conversation.id")
@@ -528,6 +541,7 @@ pub(crate) fn read_envelope<'a>(
                         category: p.category,
                         pricing_type: p.pricing_type,
                         conversation_id: conversation,
+                        expires_at,
                     });
                 }
                 sink.events.push(Event::Status(Status {
@@ -569,7 +583,18 @@ mod tests {
             Some("c0nv0001")
         );
         assert_eq!(p.meta_pricing[0].pricing_model.as_deref(), Some("CBP"));
+        assert_eq!(p.meta_pricing[0].expires_at, Some(1_717_322_400_000));
         assert_eq!(p.ignored_webhook_items, 1);
+        // An expiry that is no instant rejects the envelope, naming the field.
+        let bad = line.replace(
+            r#""expiration_timestamp":"1717322400""#,
+            r#""expiration_timestamp":"soon""#,
+        );
+        let e = parse_line(&bad, 2, &mut Parsed::default()).unwrap_err();
+        assert_eq!(
+            e.field,
+            "entry[0].changes[0].value.statuses[0].conversation.expiration_timestamp"
+        );
     }
 
     #[test]

@@ -432,6 +432,19 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// The call's id.
+    pub fn id(&self) -> &str {
+        match self {
+            CallError::UnknownAccount { id, .. }
+            | CallError::Conflicting { id, .. }
+            | CallError::InconsistentDuration { id, .. }
+            | CallError::NoUserNumber { id, .. }
+            | CallError::UnknownCountry { id, .. }
+            | CallError::NoMarket { id, .. }
+            | CallError::MissingRate { id, .. } => id,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             CallError::UnknownAccount { .. } => "unknown_account",
@@ -453,6 +466,9 @@ pub struct RatedCalls<'a> {
     pub errors: Vec<CallError>,
     /// Call events repeated exactly, counted once.
     pub duplicates: u64,
+    /// The calls to be charged that could not be priced (each has its error in `errors`, with
+    /// its id): as their line would be, with no rate and a zero amount.
+    pub unpriced: Vec<CallCharge<'a>>,
 }
 
 /// Merges the events of one call: what several events state must agree; the outcome, the
@@ -618,11 +634,13 @@ pub fn rate_calls<'a>(
                     id: id(),
                     user_id: c.user_id.as_deref().unwrap_or("").to_string(),
                 });
+                out.unpriced.push(charge);
                 continue;
             };
             let Some(k) = country else {
                 out.errors
                     .push(CallError::UnknownCountry { id: id(), user });
+                out.unpriced.push(charge);
                 continue;
             };
             let Some(m) = market else {
@@ -631,6 +649,7 @@ pub fn rate_calls<'a>(
                     country: markets.iso2(k).to_string(),
                     date: p.date,
                 });
+                out.unpriced.push(charge);
                 continue;
             };
             let Some(version) = rates.lookup(p.currency, m, p.date) else {
@@ -640,6 +659,7 @@ pub fn rate_calls<'a>(
                     market: markets.market_name(m).to_string(),
                     date: p.date,
                 });
+                out.unpriced.push(charge);
                 continue;
             };
             let counter = counters.entry((p.portfolio, m, p.month)).or_default();

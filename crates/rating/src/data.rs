@@ -20,3 +20,29 @@ pub const META_CURRENCIES: [&str; 16] = [
     "USD", "AED", "ARS", "AUD", "BRL", "CLP", "COP", "EUR", "GBP", "IDR", "INR", "MXN", "MYR",
     "PEN", "SAR", "SGD",
 ];
+
+/// The newest effective date of a bundled rate card per currency, `(currency, YYYY-MM-DD)` in
+/// order of currency: what `wabill --version` reports. Read from the text of `rates.csv` (its
+/// `effective_from` and `currency` columns) without building the rate book, so that it costs
+/// nothing at start-up; a known gap is no card and does not count. The rating crate's tests
+/// check it against the rate book.
+pub fn newest_rate_cards() -> Vec<(&'static str, &'static str)> {
+    let mut lines = RATES_CSV.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| h.trim() == name);
+    let (Some(date), Some(currency)) = (column("effective_from"), column("currency")) else {
+        return Vec::new();
+    };
+    let mut newest = std::collections::BTreeMap::<&str, &str>::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(',').collect();
+        if let (Some(d), Some(c)) = (fields.get(date), fields.get(currency)) {
+            let entry = newest.entry(c.trim()).or_insert(d.trim());
+            // YYYY-MM-DD: text order is date order.
+            if d.trim() > *entry {
+                *entry = d.trim();
+            }
+        }
+    }
+    newest.into_iter().collect()
+}

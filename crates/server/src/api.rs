@@ -1,7 +1,8 @@
 //! What every handler shares: the state, the [`Auth`] extractor (API key, tenant scope and the
 //! per-key rate limit), query strings read as our errors ([`Params`]), request bodies. The
 //! handlers are in `handlers/`, the list of routes in `routes.rs`; every route but the webhook
-//! (authenticated by Meta's signature), the probes and the OpenAPI document needs an API key.
+//! (authenticated by Meta's signature), the probes, the OpenAPI document, the console's files
+//! and the public calculator needs an API key.
 
 use crate::errors::{problem, ErrorCode};
 use axum::body::Bytes;
@@ -46,6 +47,10 @@ pub struct AppState {
     pub alerts: wabill_engine::alerts::AlertConfig,
     /// The last readiness answer, reused for a moment (`health`).
     pub readiness: crate::health::Readiness,
+    /// The public calculator (`/v1/estimate`) is on; off, its routes answer 404.
+    pub calculator: bool,
+    /// Turns of the calculator: estimates computed at once.
+    pub estimates: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -59,6 +64,8 @@ impl AppState {
             alerts: wabill_engine::alerts::AlertConfig::default(),
             rate_limit: crate::limits::RateLimiter::default(),
             readiness: crate::health::Readiness::default(),
+            calculator: true,
+            estimates: tokio::sync::Semaphore::new(crate::handlers::estimate::ESTIMATES_AT_ONCE),
             engine,
         }
     }

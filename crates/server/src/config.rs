@@ -3,7 +3,7 @@
 //! defaults. The file is JSON whose keys are the flags' names (`db`, `listen`, `app-secret`,
 //! `verify-token`, `rates`, `max-body-bytes`, `rerate-memory-mb`, `header-timeout-secs`,
 //! `idle-timeout-secs`, `request-timeout-secs`, `max-connections`, `rate-limit-per-sec`,
-//! `rate-limit-burst`, `secrets-key`, `alert-allow-networks`; `_` may replace `-`); an unknown key is an error,
+//! `rate-limit-burst`, `secrets-key`, `alert-allow-networks`, `calculator`; `_` may replace `-`); an unknown key is an error,
 //! so that a typo never silently falls back to a default.
 
 use std::net::SocketAddr;
@@ -49,6 +49,8 @@ pub struct Settings {
     /// Networks beyond the public internet alerts may be sent to (CIDRs, comma-separated).
     #[serde(alias = "alert_allow_networks")]
     pub alert_allow_networks: Option<String>,
+    /// The public calculator (`POST /v1/estimate`, the console's calculator page); on by default.
+    pub calculator: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,8 @@ pub struct Resolved {
     pub secrets: Option<wabill_engine::secrets::SecretKeys>,
     /// Where alerts may go beyond public addresses (decisions.md D87).
     pub alert_networks: wabill_engine::destinations::AllowedNetworks,
+    /// The public calculator is on (decisions.md D170).
+    pub calculator: bool,
 }
 
 /// How a secret is shown: whether it is set, never what it is.
@@ -172,6 +176,7 @@ impl Settings {
             rate_limit_burst: self.rate_limit_burst.or(lower.rate_limit_burst),
             secrets_key: self.secrets_key.or(lower.secrets_key),
             alert_allow_networks: self.alert_allow_networks.or(lower.alert_allow_networks),
+            calculator: self.calculator.or(lower.calculator),
         }
     }
 
@@ -260,6 +265,7 @@ impl Settings {
             why,
         })?;
         Ok(Resolved {
+            calculator: self.calculator.unwrap_or(true),
             limits,
             rate_limit,
             secrets,
@@ -340,6 +346,14 @@ mod tests {
             (DEFAULT_DB, DEFAULT_LISTEN)
         );
         assert!(defaults.app_secrets.is_empty());
+        assert!(defaults.calculator, "the calculator is on by default");
+        let off = Settings::from_json("f", r#"{"calculator":false}"#).unwrap();
+        assert!(!off.clone().resolve().unwrap().calculator);
+        let on = Settings {
+            calculator: Some(true),
+            ..Settings::default()
+        };
+        assert!(on.over(off).resolve().unwrap().calculator);
     }
 
     #[test]

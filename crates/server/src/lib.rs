@@ -35,6 +35,8 @@ pub struct ServeConfig {
     pub rate_limit: Option<limits::RateLimit>,
     /// Budget alerts: backoff, timeouts, the secrets keys and the networks allowed.
     pub alerts: wabill_engine::alerts::AlertConfig,
+    /// The public calculator (`POST /v1/estimate` and the console's calculator page) is on.
+    pub calculator: bool,
 }
 
 impl ServeConfig {
@@ -48,6 +50,7 @@ impl ServeConfig {
             limits: limits::Limits::default(),
             rate_limit: None,
             alerts: wabill_engine::alerts::AlertConfig::default(),
+            calculator: true,
         }
     }
 }
@@ -75,6 +78,7 @@ pub async fn serve_on(
         max_body_bytes: config.max_body_bytes,
         rate_limit: limits::RateLimiter::new(config.rate_limit),
         alerts: config.alerts.clone(),
+        calculator: config.calculator,
         ..AppState::new(
             engine.clone(),
             config.app_secrets.clone(),

@@ -205,6 +205,51 @@ pub fn shape_schema(shape: Shape) -> Value {
     }
 }
 
+/// The items of `Charges`: message charges, or call charges with `unit=call`; and the
+/// `CallCharge` schema is added beside the others (`components`).
+fn charges_items() -> Value {
+    json!({
+        "type": "array",
+        "description": "`Charge` lines, or `CallCharge` lines with `unit=call`",
+        "items": {"anyOf": [schema_ref("Charge"), schema_ref("CallCharge")]},
+    })
+}
+
+/// One call charge line (docs/events.md "Call charges"), as `GET /v1/charges?unit=call` answers.
+fn call_charge_schema() -> Value {
+    let s = |t: &str| json!({"type": t});
+    let nullable = |t: &str| json!({"type": t, "nullable": true});
+    let instant = json!({"type": "string", "format": "date-time"});
+    let decimal = json!({"type": "string", "description": "exact decimal"});
+    json!({
+        "type": "object",
+        "description": "docs/events.md, \"Call charges\": one line per call (`unit=call`)",
+        "properties": {
+            "unit": {"type": "string", "enum": ["call"]},
+            "id": s("string"), "waba": s("string"), "phone": s("string"),
+            "user": {"type": "string", "nullable": true, "description": "null when the user is known only by BSUID"},
+            "user_id": nullable("string"),
+            "country": {"type": "string", "nullable": true, "description": "null when the user has no number"},
+            "market": nullable("string"),
+            "direction": {"type": "string", "enum": ["business_initiated", "user_initiated"]},
+            "type": {"type": "string", "enum": ["regular", "free_user_initiated", "not_connected", "unterminated"]},
+            "billable": s("boolean"),
+            "seconds": {"type": "integer", "minimum": 0},
+            "pulses": {"type": "integer", "minimum": 0, "description": "started 6-second pulses"},
+            "tier_minutes": {"type": "string", "nullable": true, "description": "exact decimal: the month's minutes counted for the tier through this call; null on free calls"},
+            "tier": nullable("string"),
+            "rate": {"type": "string", "nullable": true, "description": "exact decimal per minute; null on free calls and on a call that could not be priced"},
+            "amount": {"type": "string", "nullable": true, "description": "exact decimal; null only for a call to be charged that could not be priced (see `error`)"},
+            "currency": s("string"),
+            "start": instant.clone(),
+            "recording": decimal.clone(),
+            "transcription": decimal.clone(),
+            "agent": nullable("string"),
+            "error": {"type": "string", "nullable": true, "description": "why the call could not be priced (also in GET /v1/unratable); absent otherwise"},
+        },
+    })
+}
+
 fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
@@ -212,7 +257,126 @@ fn schema_ref(name: &str) -> Value {
 fn schemas() -> Value {
     let mut all = base_schemas();
     alert_schemas(&mut all);
+    estimate_schemas(&mut all);
+    all["CallCharge"] = call_charge_schema();
+    // The call figures of `GET /v1/usage?unit=call` (Meta's call_analytics), beside the
+    // messages' (apart: the main `json!` is at the macro's recursion limit).
+    let points = &mut all["Usage"]["properties"]["data"]["items"]["properties"]["data_points"]
+        ["items"]["properties"];
+    points["direction"] = json!({"type": "string", "enum": ["BUSINESS_INITIATED", "USER_INITIATED"], "description": "calls"});
+    points["count"] = json!({"type": "integer", "description": "calls: answered calls"});
+    points["average_duration"] = json!({"type": "integer", "description": "calls: their seconds over their count, whole seconds"});
+    points["unpriced"] = json!({"type": "integer", "description": "calls that could not be priced (counted, not in cost); absent when none"});
     all
+}
+
+/// The calculator's schemas: the request exactly as `wabill_estimate::request` reads it
+/// (decisions.md D171), the report as `wabill estimate --format json` prints it.
+fn estimate_schemas(all: &mut Value) {
+    use wabill_estimate::request::MAX_MARKET_CHARS;
+    use wabill_estimate::{MAX_MESSAGES, MAX_PHONES, MAX_TRAFFIC_LINES};
+    let s = |t: &str| json!({"type": t});
+    let int = json!({"type": "integer", "minimum": 0});
+    let decimal = json!({"type": "string", "description": "exact decimal"});
+    let iso2 =
+        json!({"type": "string", "pattern": "^[A-Z]{2}$", "description": "ISO 3166 alpha-2"});
+    let share = json!({"type": "string", "pattern": "^[0-9]{1,4}(\\.[0-9]{1,9})?(%|‰)$",
+        "description": "an exact share, 0 to 100 % (40%, 12.5%, 125‰); above 100 % is refused (400)"});
+    let category =
+        json!({"type": "string", "enum": ["marketing", "utility", "authentication", "service"]});
+    let tally = |extra: Value| {
+        let mut v = json!({
+            "messages": int.clone(), "charged": int.clone(),
+            "free_customer_service": int.clone(), "free_entry_point": int.clone(),
+            "free_tier": int.clone(), "amount": decimal.clone(),
+        });
+        if let (Value::Object(a), Value::Object(b)) = (&mut v, extra) {
+            a.extend(b);
+        }
+        json!({"type": "object", "properties": v})
+    };
+    let report = json!({
+        "type": "object",
+        "properties": {
+            "month": s("string"), "era": s("string"), "era_start": s("string"),
+            "pricing_model": s("string"), "currency": s("string"), "timezone": s("string"),
+            "phones": s("integer"),
+            "rows": {"type": "array", "items": tally(json!({
+                "market": s("string"), "category": s("string"), "currency": s("string"),
+                "rates": {"type": "array", "items": {"type": "object", "properties": {
+                    "tier": {"type": "string", "nullable": true, "description": "lower:upper of a volume tier; null when untiered"},
+                    "rate": decimal.clone(), "messages": int.clone(), "amount": decimal.clone()}}},
+            }))},
+            "totals": {"type": "array", "items": tally(json!({"currency": s("string")}))},
+            "traffic": {"type": "array", "items": {"type": "object", "properties": {
+                "target": {"type": "object"}, "country": s("string"), "category": s("string"),
+                "messages": int.clone(), "entry_point": int.clone(), "in_window": int.clone(),
+                "cold": int.clone()}}},
+            "synthetic": {"type": "object", "properties": {
+                "users": int.clone(), "inbound": int.clone(), "entry_point_inbound": int.clone(),
+                "outbound": int.clone(), "statuses": int.clone()}},
+        },
+    });
+    let more = json!({
+        "EstimateRequest": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["month", "traffic"],
+            "description": "the options of `wabill estimate` under their flags' names, and the \
+                `traffic` of an `--input` JSON file; no field is null",
+            "properties": {
+                "month": {"type": "string", "pattern": MONTH_PATTERN, "description": "YYYY-MM, from 2023-06"},
+                "currency": currency(),
+                "timezone": {"type": "string", "description": "an IANA timezone name (default UTC)"},
+                "phones": {"type": "integer", "minimum": 1, "maximum": MAX_PHONES, "description": "business phone numbers (default 1)"},
+                "primary_country": iso2.clone(),
+                "auth_international": {
+                    "description": "eligible for authentication-international rates: true (all month), false (default), or from a date",
+                    "oneOf": [s("boolean"), date()]},
+                "utility_in_window": share.clone(),
+                "entry_point_share": share,
+                "compare": {"type": "boolean", "description": "also price the last month before this month's era"},
+                "traffic": {"type": "array", "maxItems": MAX_TRAFFIC_LINES, "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["category", "messages"],
+                    "properties": {
+                        "market": {"type": "string", "minLength": 1, "maxLength": MAX_MARKET_CHARS, "pattern": "[^ \\t\\n\\r]",
+                                   "description": "a Meta market name (GET /v1/estimate lists them)"},
+                        "country": iso2,
+                        "category": category,
+                        "messages": {"type": "integer", "minimum": 0, "maximum": MAX_MESSAGES,
+                                     "description": "a month; the lines' sum at most 2,000,000"},
+                    },
+                    "oneOf": [{"required": ["market"]}, {"required": ["country"]}],
+                }},
+            },
+        },
+        "EstimateReport": {
+            "type": "object",
+            "required": ["estimate"],
+            "description": "`wabill estimate --format json`: the estimate, and with compare the previous era's month and the change per currency",
+            "properties": {
+                "estimate": report.clone(),
+                "compare": report,
+                "change": {"type": "array", "items": {"type": "object", "properties": {
+                    "currency": s("string"), "amount": decimal}}},
+            },
+        },
+        "EstimateOptions": {
+            "type": "object",
+            "properties": {
+                "markets": {"type": "array", "items": s("string")},
+                "currencies": {"type": "array", "items": s("string")},
+                "categories": {"type": "array", "items": s("string")},
+                "max_messages": s("integer"), "max_traffic_lines": s("integer"),
+                "max_phones": s("integer"),
+            },
+        },
+    });
+    for (k, v) in more.as_object().expect("an object") {
+        all[k] = v.clone();
+    }
 }
 
 fn base_schemas() -> Value {
@@ -285,7 +449,7 @@ fn base_schemas() -> Value {
         "Charges": {
             "type": "object",
             "properties": {
-                "charges": {"type": "array", "items": schema_ref("Charge")},
+                "charges": charges_items(),
                 "next": nullable("string"),
             },
         },
@@ -349,6 +513,11 @@ fn base_schemas() -> Value {
                         "field": s("string"), "wabill": {}, "meta": {}}}},
                     "wabill": schema_ref("Charge"), "meta": {"type": "object"}}}},
                 "meta_only": {"type": "array", "items": {"type": "object"}},
+                "platform_categories": {"type": "array", "description": "messages whose outbound event named another template category than Meta bills; charged in Meta's", "items": {"type": "object", "properties": {
+                    "id": s("string"),
+                    "differences": {"type": "array", "items": {"type": "object", "properties": {
+                        "field": s("string"), "platform": s("string"), "meta": s("string")}}},
+                    "note": s("string")}}},
             },
         },
     });

@@ -5,7 +5,9 @@
 
 use crate::api::{self, AppState};
 use crate::errors::{problem, ErrorCode};
-use crate::handlers::{alerts, audit, charges, check, events, reconcile, tenants, usage, webhook};
+use crate::handlers::{
+    alerts, audit, charges, check, console, estimate, events, reconcile, tenants, usage, webhook,
+};
 use crate::{health, openapi};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
@@ -34,7 +36,7 @@ impl Method {
 /// How a route's caller is authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone (probes, Meta's handshake, this document).
+    /// Anyone (probes, Meta's handshake, this document, the console's files, the calculator).
     None,
     /// `Authorization: Bearer KEY`.
     ApiKey,
@@ -67,6 +69,11 @@ pub enum Op {
     Metrics,
     OpenApi,
     Audit,
+    Estimate,
+    EstimateOptions,
+    Console,
+    ConsoleScript,
+    ConsoleStyle,
 }
 
 /// What a query parameter's value may be, exactly as its handler reads it: the OpenAPI
@@ -242,6 +249,14 @@ pub const ROUTES: &[Route] = &[
                               and its cursor in X-Next-Cursor)",
                 shape: Shape::Enum(&["json", "csv"]),
             },
+            Param {
+                name: "unit",
+                required: false,
+                description: "message (default): one charge per outbound message; call: one \
+                              call charge line per call, by (start, id, WABA); `from` and `to` \
+                              then bound the call's start",
+                shape: Shape::Enum(&["message", "call"]),
+            },
         ],
         body: None,
         ok: ("application/json", "Charges"),
@@ -301,7 +316,8 @@ pub const ROUTES: &[Route] = &[
         method: Method::Get,
         path: "/v1/usage",
         op: Op::Usage,
-        summary: "Delivered messages and their cost, shaped like Meta's pricing_analytics",
+        summary: "Delivered messages and their cost, shaped like Meta's pricing_analytics; or \
+                  calls, shaped like its call_analytics (unit=call)",
         auth: Access::ApiKey,
         params: &[
             shaped("waba", true, "the WABA", Shape::NonEmpty),
@@ -326,8 +342,23 @@ pub const ROUTES: &[Route] = &[
             shaped(
                 "dimensions",
                 false,
-                "comma-separated breakdowns: COUNTRY, PHONE, PRICING_CATEGORY, PRICING_TYPE, TIER",
-                Shape::List(&wabill_engine::usage::DIMENSIONS),
+                "comma-separated breakdowns: COUNTRY, PHONE, PRICING_CATEGORY, PRICING_TYPE, TIER \
+                 (messages); COUNTRY, DIRECTION, PHONE (calls)",
+                Shape::List(&wabill_engine::usage::ALL_DIMENSIONS),
+            ),
+            Param {
+                name: "unit",
+                required: false,
+                description: "message (default): delivered messages by delivery instant, as \
+                              pricing_analytics; call: calls by start, as Meta's \
+                              call_analytics (count, cost, average_duration)",
+                shape: Shape::Enum(&["message", "call"]),
+            },
+            param(
+                "directions",
+                false,
+                "calls only: comma-separated directions to keep (BUSINESS_INITIATED, \
+                 USER_INITIATED)",
             ),
             Param {
                 name: "align",
@@ -671,6 +702,72 @@ pub const ROUTES: &[Route] = &[
         ],
     },
     Route {
+        method: Method::Post,
+        path: "/v1/estimate",
+        op: Op::Estimate,
+        summary: "The calculator: what a month of expected traffic will cost, rated by the \
+                  rating core on the engine of `wabill estimate`, answered exactly as \
+                  `wabill estimate --format json` prints it. Public (no API key) unless the \
+                  calculator is turned off (calculator = false), then 404",
+        auth: Access::None,
+        params: &[],
+        body: Some(("application/json", "EstimateRequest")),
+        ok: ("application/json", "EstimateReport"),
+        codes: &[
+            ErrorCode::InvalidBody,
+            ErrorCode::InvalidRequest,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::NotFound,
+            ErrorCode::MissingRate,
+        ],
+    },
+    Route {
+        method: Method::Get,
+        path: "/v1/estimate",
+        op: Op::EstimateOptions,
+        summary: "What the calculator can be asked: the markets and currencies of the rate \
+                  data, the categories, the bounds. Public unless the calculator is off (404)",
+        auth: Access::None,
+        params: &[],
+        body: None,
+        ok: ("application/json", "EstimateOptions"),
+        codes: &[ErrorCode::NotFound],
+    },
+    Route {
+        method: Method::Get,
+        path: "/",
+        op: Op::Console,
+        summary: "The web console (HTML; its script and style are the two routes below): the \
+                  calculator, and a sign-in with an API key for the keyed pages",
+        auth: Access::None,
+        params: &[],
+        body: None,
+        ok: ("text/html", ""),
+        codes: &[],
+    },
+    Route {
+        method: Method::Get,
+        path: "/console/app.js",
+        op: Op::ConsoleScript,
+        summary: "The web console's script",
+        auth: Access::None,
+        params: &[],
+        body: None,
+        ok: ("text/javascript", ""),
+        codes: &[],
+    },
+    Route {
+        method: Method::Get,
+        path: "/console/app.css",
+        op: Op::ConsoleStyle,
+        summary: "The web console's style sheet",
+        auth: Access::None,
+        params: &[],
+        body: None,
+        ok: ("text/css", ""),
+        codes: &[],
+    },
+    Route {
         method: Method::Get,
         path: "/healthz",
         op: Op::Healthz,
@@ -746,6 +843,12 @@ fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
         Op::Metrics => on(f, charges::metrics),
         Op::OpenApi => on(f, openapi::serve_document),
         Op::Audit => on(f, audit::audit_log),
+        Op::Estimate => on(f, estimate::estimate)
+            .layer(DefaultBodyLimit::max(estimate::MAX_ESTIMATE_BODY_BYTES)),
+        Op::EstimateOptions => on(f, estimate::options),
+        Op::Console => on(f, console::index),
+        Op::ConsoleScript => on(f, console::script),
+        Op::ConsoleStyle => on(f, console::style),
     }
 }
 

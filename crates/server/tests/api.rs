@@ -398,34 +398,6 @@ async fn the_signed_webhook_has_the_bounds_of_v1_events() {
     );
 }
 
-/// Calls are rated by `wabill rate` only so far (issue 15): the service refuses a call line by
-/// index, saying so, instead of answering "stored" and dropping it.
-#[tokio::test]
-async fn a_call_line_is_refused_by_index_not_dropped() {
-    let s = sqlite_service().await;
-    let call_line = r#"{"kind":"call","id":"wacid.1","waba":"W1","phone":"15550001111","user":"5511988887777","direction":"business_initiated","start":"2026-11-03T10:00:00Z","duration":56,"outcome":"completed"}"#;
-    let (status, text, _) = call(
-        &s,
-        post_events(&s.admin, format!("{ACCOUNT}\n{call_line}\n")),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        (r["stored"].as_u64(), r["rejected"].as_u64()),
-        (Some(1), Some(1)),
-        "{text}"
-    );
-    assert_eq!(r["errors"][0]["index"], 1);
-    assert!(
-        r["errors"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("wabill rate"),
-        "{text}"
-    );
-}
-
 #[tokio::test]
 async fn ingest_is_idempotent_and_reports_each_bad_line() {
     let s = sqlite_service().await;
@@ -1585,7 +1557,8 @@ async fn reconciliation_scenario(s: &Service) {
                     "2025-11-06T10:00:02Z",
                     pmp("utility", "free_customer_service", false),
                 ),
-                // m3: Meta priced a message wabill has no outbound event for.
+                // m3: Meta priced a message wabill has no outbound event for: it is rated
+                // from its status (decisions.md D110, D114), and agrees.
                 meta_status(
                     "m3",
                     "delivered",
@@ -1598,6 +1571,18 @@ async fn reconciliation_scenario(s: &Service) {
                     "2025-11-08T10:00:02Z",
                     pmp("authentication-international", "regular", true),
                 ),
+                // m6: a status that names no recipient does not describe its message: only
+                // Meta priced it.
+                {
+                    let mut v = meta_status(
+                        "m6",
+                        "delivered",
+                        "2025-11-10T10:00:02Z",
+                        pmp("marketing", "regular", true),
+                    );
+                    v.as_object_mut().unwrap().remove("recipient_id");
+                    v
+                },
             ],
         ),
     )
@@ -1624,7 +1609,7 @@ async fn reconciliation_scenario(s: &Service) {
     assert_eq!(status, StatusCode::OK, "{rep}");
     assert_eq!(
         rep["totals"],
-        json!({"compared": 3, "agreeing": 2, "disagreeing": 1, "wabill_only": 1, "meta_only": 1}),
+        json!({"compared": 4, "agreeing": 3, "disagreeing": 1, "wabill_only": 1, "meta_only": 1}),
         "{rep}"
     );
     let d = &rep["disagreements"][0];
@@ -1635,7 +1620,12 @@ async fn reconciliation_scenario(s: &Service) {
     );
     assert_eq!(d["wabill"]["amount"], "0.0625");
     assert_eq!(d["meta"]["status"], "delivered");
-    assert_eq!(rep["meta_only"][0]["id"], "m3");
+    assert_eq!(rep["meta_only"][0]["id"], "m6");
+    assert_eq!(
+        rep["platform_categories"],
+        json!([]),
+        "the platform agreed on m1's sent"
+    );
     let (_, dec) = get_json(s, &s.admin, "/v1/reconciliation?waba=W1&month=2025-12").await;
     assert_eq!(dec["totals"]["compared"], 0);
     assert_eq!(dec["totals"]["meta_only"], 0);

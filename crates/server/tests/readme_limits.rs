@@ -1,8 +1,11 @@
 //! README's table of input limits is the code's: every row is rendered here from the constant
 //! it states, and the table holds exactly these rows (decisions.md D78).
 
+use wabill_estimate::request::MAX_MARKET_CHARS;
+use wabill_estimate::{MAX_MESSAGES, MAX_PHONES, MAX_TRAFFIC_LINES};
 use wabill_formats::{limits, time};
 use wabill_server::api::{MAX_AUDIT_ROWS, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, MAX_PAGE_ROWS};
+use wabill_server::handlers::estimate::MAX_ESTIMATE_BODY_BYTES;
 use wabill_server::limits::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
 };
@@ -56,6 +59,15 @@ fn rows() -> Vec<String> {
     ));
     rows.push(format!(
         "| `limit` of `GET /v1/audit` | 1 to {MAX_AUDIT_ROWS} entries | D88 |"
+    ));
+    rows.push(format!(
+        "| a `POST /v1/estimate` body | {} KiB, beyond: `413 payload_too_large` | D172 |",
+        MAX_ESTIMATE_BODY_BYTES >> 10
+    ));
+    rows.push(format!(
+        "| an estimate's traffic | {MAX_TRAFFIC_LINES} lines, {MAX_MESSAGES} messages in all, \
+         {MAX_PHONES} phone numbers, market names of {MAX_MARKET_CHARS} characters; one \
+         estimate computed at a time, the others wait | D172 |"
     ));
     rows.push(format!(
         "| a request's headers | {} s from its first byte (`--header-timeout-secs`) | D82, D84 |",

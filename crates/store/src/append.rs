@@ -4,7 +4,7 @@
 //! number the new ones `base + 1, base + 2, ...`, so this module can assign the seqs.
 
 use crate::error::StoreError;
-use crate::rows::{AppendResult, EventKind, NewEvent};
+use crate::rows::{AppendResult, EventKind, MetaMessageRow, NewEvent};
 use rustc_hash::FxHashMap;
 
 /// A batch, reduced to the events that may be new.
@@ -118,6 +118,48 @@ pub(crate) fn finish(
     }
     result.conflicts.sort_unstable_by_key(|c| c.0);
     result
+}
+
+/// The descriptions to record with a batch (decisions.md D114): those whose status is stored
+/// now or was already, with the same bytes; not those of a status refused as a conflict.
+pub(crate) fn recordable<'a>(
+    events: &[NewEvent],
+    plan: &Plan,
+    existing: &[Existing],
+    described: &'a [(usize, MetaMessageRow)],
+) -> Result<Vec<&'a MetaMessageRow>, StoreError> {
+    if described.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut refused: rustc_hash::FxHashSet<usize> = plan.conflicts.iter().map(|c| c.0).collect();
+    refused.extend(
+        existing
+            .iter()
+            .filter(|x| !x.same)
+            .map(|x| plan.candidates[x.candidate]),
+    );
+    let mut out = Vec::with_capacity(described.len());
+    for (pos, row) in described {
+        let fits = events.get(*pos).is_some_and(|e| {
+            e.kind == EventKind::Status
+                && e.id == row.id
+                && e.status.as_deref() == Some(row.status.as_str())
+        });
+        if !fits {
+            return Err(StoreError::Invalid {
+                table: "meta_messages",
+                why: format!(
+                    "the description of status '{}' of '{}' names event {pos} of the batch, \
+                     which is not that status",
+                    row.status, row.id
+                ),
+            });
+        }
+        if !refused.contains(pos) {
+            out.push(row);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

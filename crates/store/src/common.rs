@@ -117,3 +117,34 @@ pub(crate) fn charge_upsert_clause(distinct: &str) -> String {
         new.join(", ")
     )
 }
+
+/// Why a call event was refused: its key is stored with another line.
+pub(crate) fn call_conflict(c: &crate::rows::NewCallEvent) -> String {
+    format!(
+        "call '{}' already has a {} event with other content",
+        c.id,
+        c.phase()
+    )
+}
+
+/// What every call charge row must hold before it is written: one row per (WABA, id), an
+/// amount exactly when there is no error, billable exactly when the amount is positive.
+pub(crate) fn check_call_rows(rows: &[crate::rows::CallChargeRow]) -> Result<(), StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    for r in rows {
+        let bad = |why: &str| StoreError::Invalid {
+            table: "call_charges",
+            why: format!("call '{}': {why}", r.id),
+        };
+        if !seen.insert((r.waba.as_str(), r.id.as_str())) {
+            return Err(bad("two rows for one call"));
+        }
+        if r.amount.is_some() == r.error.is_some() {
+            return Err(bad("a row has an amount or an error, not both"));
+        }
+        if r.billable != r.amount.is_some_and(|a| a.is_positive()) {
+            return Err(bad("billable must be exactly a positive amount"));
+        }
+    }
+    Ok(())
+}

@@ -5,9 +5,11 @@
 use crate::common::{decimal, role, seq_from_db};
 use crate::error::StoreError;
 use crate::rows::{
-    AccountRow, ApiKeyRow, ChargeRow, EventKind, MetaPricingRow, StoredEvent, UsageRow,
+    AccountRow, ApiKeyRow, CallChargeRow, ChargeRow, EventKind, MetaPricingRow, StoredCallEvent,
+    StoredEvent, UsageRow,
 };
 use sqlx::{ColumnIndex, Decode, Row, Type};
+use wabill_rating::Decimal;
 
 /// Columns of [`StoredEvent`], for a query on `events e`.
 pub(crate) const EVENT_COLUMNS: &str =
@@ -19,7 +21,8 @@ pub(crate) const ACCOUNT_COLUMNS: &str =
 
 /// Columns of [`MetaPricingRow`], for a query on `meta_pricing`.
 pub(crate) const META_PRICING_COLUMNS: &str =
-    "id, status, at_ms, waba, billable, pricing_model, category, pricing_type, conversation_id";
+    "id, status, at_ms, waba, billable, pricing_model, category, pricing_type, conversation_id, \
+     expires_at_ms";
 
 /// Which API keys to read. The SQL uses `$1`, which both SQLite and PostgreSQL accept.
 #[derive(Clone, Copy)]
@@ -280,6 +283,7 @@ where
     String: Decode<'r, R::Database> + Type<R::Database>,
     Option<String>: Decode<'r, R::Database> + Type<R::Database>,
     Option<bool>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
 {
     const T: &str = "meta_pricing";
     Ok(MetaPricingRow {
@@ -292,6 +296,7 @@ where
         category: get(row, 6, T)?,
         pricing_type: get(row, 7, T)?,
         conversation_id: get(row, 8, T)?,
+        expires_at_ms: get(row, 9, T)?,
     })
 }
 
@@ -306,11 +311,23 @@ pub(crate) type MetaPricingColumns = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<i64>,
 );
 
 /// Meta's pricing of a message from the values of [`META_PRICING_COLUMNS`].
 pub(crate) fn meta_pricing_from_columns(
-    (id, status, at_ms, waba, billable, pricing_model, category, pricing_type, conversation_id): MetaPricingColumns,
+    (
+        id,
+        status,
+        at_ms,
+        waba,
+        billable,
+        pricing_model,
+        category,
+        pricing_type,
+        conversation_id,
+        expires_at_ms,
+    ): MetaPricingColumns,
 ) -> Result<MetaPricingRow, StoreError> {
     let billable = match billable {
         None => None,
@@ -334,6 +351,7 @@ pub(crate) fn meta_pricing_from_columns(
         category,
         pricing_type,
         conversation_id,
+        expires_at_ms,
     })
 }
 
@@ -394,3 +412,102 @@ where
         messages: u64::try_from(messages).unwrap_or(0),
     })
 }
+
+/// Columns of [`CallChargeRow`], for a query on `call_charges` (`$n` marks a NUMERIC column:
+/// PostgreSQL reads it `::text`).
+pub(crate) fn call_charge_columns(numeric_as_text: bool) -> String {
+    let n = |c: &str| {
+        if numeric_as_text {
+            format!("{c}::text")
+        } else {
+            c.to_string()
+        }
+    };
+    format!(
+        "waba, id, start_ms, phone, user_phone, user_id, country, market, direction, call_type, \
+         billable, seconds, pulses, {}, tier, {}, {}, currency, {}, {}, agent, error",
+        n("tier_minutes"),
+        n("rate"),
+        n("amount"),
+        n("recording"),
+        n("transcription"),
+    )
+}
+
+pub(crate) fn call_charge<'r, R>(row: &'r R) -> Result<CallChargeRow, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "call_charges";
+    let id: String = get(row, 1, T)?;
+    let dec = |i: usize| -> Result<Option<Decimal>, StoreError> {
+        let v: Option<String> = get(row, i, T)?;
+        v.map(|v| decimal(T, &id, &v)).transpose()
+    };
+    let count = |i: usize| -> Result<u64, StoreError> {
+        let v: i64 = get(row, i, T)?;
+        u64::try_from(v).map_err(|_| StoreError::Corrupt {
+            table: T,
+            key: id.clone(),
+            why: format!("column {i} is negative"),
+        })
+    };
+    let required = |i: usize| -> Result<Decimal, StoreError> {
+        dec(i)?.ok_or_else(|| StoreError::Corrupt {
+            table: T,
+            key: id.clone(),
+            why: format!("column {i} is null"),
+        })
+    };
+    Ok(CallChargeRow {
+        waba: get(row, 0, T)?,
+        start_ms: get(row, 2, T)?,
+        phone: get(row, 3, T)?,
+        user: get(row, 4, T)?,
+        user_id: get(row, 5, T)?,
+        country: get(row, 6, T)?,
+        market: get(row, 7, T)?,
+        direction: get(row, 8, T)?,
+        call_type: get(row, 9, T)?,
+        billable: get(row, 10, T)?,
+        seconds: count(11)?,
+        pulses: count(12)?,
+        tier_minutes: dec(13)?,
+        tier: get(row, 14, T)?,
+        rate: dec(15)?,
+        amount: dec(16)?,
+        currency: get(row, 17, T)?,
+        recording: required(18)?,
+        transcription: required(19)?,
+        agent: get(row, 20, T)?,
+        error: get(row, 21, T)?,
+        id: id.clone(),
+    })
+}
+
+pub(crate) fn call_event<'r, R>(row: &'r R) -> Result<StoredCallEvent, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "call_events";
+    let phase: String = get(row, 3, T)?;
+    Ok(StoredCallEvent {
+        seq: seq_from_db(get(row, 0, T)?),
+        waba: get(row, 1, T)?,
+        id: get(row, 2, T)?,
+        terminate: phase == "terminate",
+        start_ms: get(row, 4, T)?,
+        raw: get(row, 5, T)?,
+    })
+}
+
+/// Columns of [`StoredCallEvent`], for a query on `call_events`.
+pub(crate) const CALL_EVENT_COLUMNS: &str = "seq, waba, id, phase, start_ms, raw";

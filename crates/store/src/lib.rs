@@ -27,10 +27,11 @@ pub use error::{redact_url, Backend, StoreError};
 pub use postgres::PgStore;
 pub use rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    AuditEntry, AuditRow, ChargeCount, ChargeCursor, ChargeFilter, ChargeRow, EventKind,
-    InvoiceRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef,
-    ReplaceOutcome, Role, StoredEvent, TenantOutcome, TenantRow, UsageRow, WabaRange,
-    USAGE_SLOT_MS,
+    AuditEntry, AuditRow, CallChargeFilter, CallChargeRow, CallCursor, CallScope, ChargeCount,
+    ChargeCursor, ChargeFilter, ChargeRow, EventKind, InvoiceRow, MetaMessageRow, MetaPricingRow,
+    NewAccount, NewAlert, NewApiKey, NewCallEvent, NewEvent, NewTenant, OutboundRef,
+    ReplaceOutcome, Role, StoredCallEvent, StoredEvent, TenantOutcome, TenantRow, UsageRow,
+    WabaRange, USAGE_SLOT_MS,
 };
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreFuture};

@@ -48,6 +48,16 @@ pub(crate) const SQLITE: Source = &[
         "audit",
         include_str!("../migrations/sqlite/0007_audit.sql"),
     ),
+    (
+        8,
+        "meta_messages",
+        include_str!("../migrations/sqlite/0008_meta_messages.sql"),
+    ),
+    (
+        9,
+        "calls",
+        include_str!("../migrations/sqlite/0009_calls.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: Source = &[
@@ -80,6 +90,16 @@ pub(crate) const POSTGRES: Source = &[
         6,
         "audit",
         include_str!("../migrations/postgres/0006_audit.sql"),
+    ),
+    (
+        7,
+        "meta_messages",
+        include_str!("../migrations/postgres/0007_meta_messages.sql"),
+    ),
+    (
+        8,
+        "calls",
+        include_str!("../migrations/postgres/0008_calls.sql"),
     ),
 ];
 

@@ -11,6 +11,8 @@
 //! blocked (EXCLUSIVE still allows SELECT). Batches are sent as arrays and unnested on the
 //! server, one statement per batch whatever its size.
 
+mod calls;
+
 use crate::append::{self, Existing};
 use crate::common::{check_charge_ids, check_key, now_ms, seq_from_db, seq_to_db};
 use crate::decode::{self, KeyWhere, ACCOUNT_COLUMNS, EVENT_COLUMNS, META_PRICING_COLUMNS};
@@ -18,8 +20,9 @@ use crate::error::{redact, Backend, StoreError};
 use crate::migrations;
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow,
-    NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent,
+    AuditEntry, AuditRow, CallChargeFilter, CallChargeRow, CallScope, ChargeCount, ChargeFilter,
+    ChargeRow, InvoiceRow, MetaMessageRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey,
+    NewCallEvent, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredCallEvent, StoredEvent,
     TenantOutcome, TenantRow, UsageRow, USAGE_SLOT_MS,
 };
 use crate::store::StoreFuture;
@@ -127,7 +130,11 @@ impl PgStore {
         Ok((tx, seq_from_db(base)))
     }
 
-    async fn append(&self, events: &[NewEvent]) -> Result<AppendResult, StoreError> {
+    async fn append(
+        &self,
+        events: &[NewEvent],
+        described: &[(usize, MetaMessageRow)],
+    ) -> Result<AppendResult, StoreError> {
         let plan = append::plan(events)?;
         if plan.candidates.is_empty() {
             return Ok(append::finish(events, plan, Vec::new(), 0));
@@ -193,16 +200,18 @@ impl PgStore {
             "events",
             format!("inserting a batch of {} events (the whole batch is rolled back)", events.len()),
         ))?;
-        tx.commit()
-            .await
-            .map_err(StoreError::db("events", "committing a batch"))?;
-        let existing = found
+        let existing: Vec<Existing> = found
             .into_iter()
             .map(|(ord, same)| Existing {
                 candidate: ord as usize,
                 same,
             })
             .collect();
+        let rows = append::recordable(events, &plan, &existing, described)?;
+        insert_messages(&mut tx, &rows, received_at_ms).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db("events", "committing a batch"))?;
         Ok(append::finish(events, plan, existing, base))
     }
 
@@ -671,8 +680,81 @@ async fn keys_where(
     decode::keys(&rows)
 }
 
-/// Meta pricing rows per INSERT statement (10 parameters each, under PostgreSQL's 65,535).
+/// Meta pricing rows per INSERT statement (11 parameters each, under PostgreSQL's 65,535).
 const META_ROWS_PER_INSERT: usize = 1000;
+
+/// Message description rows per INSERT statement (9 parameters each).
+const MESSAGE_ROWS_PER_INSERT: usize = 1000;
+
+/// The columns of [`MetaMessageRow`], in [`message_row`] order.
+const MESSAGE_COLUMNS: &str = "id, status, at_ms, waba, phone, user_phone, user_id, category";
+
+type MessageColumns = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn message_row(
+    (id, status, at_ms, waba, phone, user, user_id, category): MessageColumns,
+) -> MetaMessageRow {
+    MetaMessageRow {
+        id,
+        status,
+        at_ms,
+        waba,
+        phone,
+        user,
+        user_id,
+        category,
+    }
+}
+
+/// Inserts descriptions of messages in a transaction; a (message id, status) already
+/// described keeps its first row. Returns how many were new.
+async fn insert_messages(
+    tx: &mut PgConnection,
+    rows: &[&MetaMessageRow],
+    received_at_ms: i64,
+) -> Result<u64, StoreError> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(MESSAGE_ROWS_PER_INSERT) {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "INSERT INTO meta_messages ({MESSAGE_COLUMNS}, received_at_ms) "
+        ));
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(r.id.as_str())
+                .push_bind(r.status.as_str())
+                .push_bind(r.at_ms)
+                .push_bind(r.waba.as_str())
+                .push_bind(r.phone.as_str())
+                .push_bind(r.user.as_deref())
+                .push_bind(r.user_id.as_deref())
+                .push_bind(r.category.as_deref())
+                .push_bind(received_at_ms);
+        });
+        qb.push(" ON CONFLICT (id, status) DO NOTHING");
+        inserted += qb
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(
+                "meta_messages",
+                format!(
+                    "storing the description of '{}'..'{}'",
+                    chunk[0].id,
+                    chunk[chunk.len() - 1].id
+                ),
+            ))?
+            .rows_affected();
+    }
+    Ok(inserted)
+}
 
 impl PgStore {
     async fn load_pair(
@@ -808,7 +890,7 @@ impl PgStore {
         for chunk in rows.chunks(META_ROWS_PER_INSERT) {
             let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
                 "INSERT INTO meta_pricing (id, status, at_ms, waba, billable, pricing_model, \
-                 category, pricing_type, conversation_id, received_at_ms) ",
+                 category, pricing_type, conversation_id, expires_at_ms, received_at_ms) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(r.id.as_str())
@@ -820,6 +902,7 @@ impl PgStore {
                     .push_bind(r.category.as_deref())
                     .push_bind(r.pricing_type.as_deref())
                     .push_bind(r.conversation_id.as_deref())
+                    .push_bind(r.expires_at_ms)
                     .push_bind(received_at_ms);
             });
             qb.push(" ON CONFLICT (id, status) DO NOTHING");
@@ -879,6 +962,70 @@ impl PgStore {
                 format!("reading Meta's pricing of '{waba}' in [{from_ms}, {to_ms})"),
             ))?;
         rows.iter().map(decode::meta_pricing).collect()
+    }
+
+    async fn record_messages(&self, rows: &[MetaMessageRow]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await.map_err(StoreError::db(
+            "meta_messages",
+            "starting a write transaction",
+        ))?;
+        let refs: Vec<&MetaMessageRow> = rows.iter().collect();
+        let inserted = insert_messages(&mut tx, &refs, now_ms()).await?;
+        tx.commit().await.map_err(StoreError::db(
+            "meta_messages",
+            "committing Meta's descriptions of messages",
+        ))?;
+        Ok(inserted)
+    }
+
+    async fn messages_by_id(&self, ids: &[String]) -> Result<Vec<MetaMessageRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM meta_messages WHERE id = ANY($1) ORDER BY id, status"
+        );
+        let rows: Vec<MessageColumns> = sqlx::query_as(&sql)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(
+                "meta_messages",
+                format!("reading Meta's descriptions of {} messages", ids.len()),
+            ))?;
+        Ok(rows.into_iter().map(message_row).collect())
+    }
+
+    async fn messages_in(
+        &self,
+        wabas: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<MetaMessageRow>, StoreError> {
+        if wabas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM meta_messages \
+             WHERE waba = ANY($1) AND at_ms >= $2 AND at_ms < $3 ORDER BY id, status"
+        );
+        let rows: Vec<MessageColumns> = sqlx::query_as(&sql)
+            .bind(wabas)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(
+                "meta_messages",
+                format!(
+                    "reading Meta's descriptions of messages of {} WABAs in [{from_ms}, {to_ms})",
+                    wabas.len()
+                ),
+            ))?;
+        Ok(rows.into_iter().map(message_row).collect())
     }
 
     async fn get_rated_seq(&self) -> Result<u64, StoreError> {
@@ -1102,11 +1249,19 @@ impl PgStore {
         let mut span: Option<(i64, i64)> = None;
         for waba in wabas {
             // Two single-aggregate subqueries, each walking the (waba, at_ms) index from one end.
-            let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+            // Calls count too (their own table, its (waba, start_ms) index).
+            let (first, last, call_first, call_last): (
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+            ) = sqlx::query_as(
                 "SELECT (SELECT min(at_ms) FROM events WHERE waba IS NOT NULL AND waba = $1 \
                          AND kind IN ('inbound', 'outbound')), \
                         (SELECT max(at_ms) FROM events WHERE waba IS NOT NULL AND waba = $1 \
-                         AND kind IN ('inbound', 'outbound'))",
+                         AND kind IN ('inbound', 'outbound')), \
+                        (SELECT min(start_ms) FROM call_events WHERE waba = $1), \
+                        (SELECT max(start_ms) FROM call_events WHERE waba = $1)",
             )
             .bind(waba)
             .fetch_one(&self.pool)
@@ -1115,6 +1270,8 @@ impl PgStore {
                 "events",
                 "reading the span of a WABA's events",
             ))?;
+            let first = first.into_iter().chain(call_first).min();
+            let last = last.into_iter().chain(call_last).max();
             if let (Some(f), Some(l)) = (first, last) {
                 span = Some(span.map_or((f, l), |(a, b)| (a.min(f), b.max(l))));
             }

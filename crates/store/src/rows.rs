@@ -326,6 +326,28 @@ pub struct OutboundRef {
     pub at_ms: i64,
 }
 
+/// What Meta's status webhook said of its message (decisions.md D110, D114): the WABA (the
+/// envelope's `entry[].id`), business phone, recipient and the category Meta bills it in. Kept
+/// apart from the canonical status event, as [`MetaPricingRow`] is, so that Meta's status and
+/// the platform's plain one stay one event; keyed by (message id, status), the first kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaMessageRow {
+    pub id: String,
+    /// `sent`, `delivered`, `read` or `failed`.
+    pub status: String,
+    /// The status's instant.
+    pub at_ms: i64,
+    pub waba: String,
+    /// The business phone number (digits).
+    pub phone: String,
+    /// The recipient's number (digits), when the status named one.
+    pub user: Option<String>,
+    /// The recipient's BSUID, when the status named one (at least one of the two is given).
+    pub user_id: Option<String>,
+    /// Meta's `pricing.category`, as wabill names it.
+    pub category: Option<String>,
+}
+
 /// The pricing object Meta attached to one status webhook of a message (docs/pricing-rules.md
 /// §7), kept apart from the canonical status event so that the same status arriving with and
 /// without it stays one event (decisions.md D24, D25). Keyed by (message id, status); the first
@@ -345,6 +367,9 @@ pub struct MetaPricingRow {
     pub category: Option<String>,
     pub pricing_type: Option<String>,
     pub conversation_id: Option<String>,
+    /// Meta's `conversation.expiration_timestamp`: when the conversation or free entry point
+    /// window the message opened ends, as Meta says (decisions.md D118).
+    pub expires_at_ms: Option<i64>,
 }
 
 /// Send instants `[from_ms, to_ms)` of one WABA: counters that span a business portfolio take
@@ -516,4 +541,111 @@ pub struct AuditEntry {
 pub struct AuditRow {
     pub id: i64,
     pub entry: AuditEntry,
+}
+
+/// A call event to append: a wabill `call` line or one of Meta's `connect` / `terminate`
+/// webhooks, in its canonical form (`raw`, a `call` line). Its key is (WABA, id, phase).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCallEvent {
+    pub waba: String,
+    pub id: String,
+    /// True for an event with an outcome (a `terminate`), false for a `connect`.
+    pub terminate: bool,
+    pub start_ms: i64,
+    pub raw: String,
+}
+
+impl NewCallEvent {
+    pub(crate) fn phase(&self) -> &'static str {
+        if self.terminate {
+            "terminate"
+        } else {
+            "connect"
+        }
+    }
+}
+
+/// A stored call event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCallEvent {
+    pub seq: u64,
+    pub waba: String,
+    pub id: String,
+    pub terminate: bool,
+    pub start_ms: i64,
+    pub raw: String,
+}
+
+/// One call's charge line, the fields `wabill rate` prints for it (docs/events.md "Call
+/// charges"). `amount` is `None` for a call to be charged that could not be priced; `error`
+/// then says why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallChargeRow {
+    pub waba: String,
+    pub id: String,
+    pub start_ms: i64,
+    pub phone: String,
+    pub user: Option<String>,
+    pub user_id: Option<String>,
+    pub country: Option<String>,
+    pub market: Option<String>,
+    /// `business_initiated` or `user_initiated`.
+    pub direction: String,
+    /// `regular`, `free_user_initiated`, `not_connected` or `unterminated`.
+    pub call_type: String,
+    pub billable: bool,
+    pub seconds: u64,
+    pub pulses: u64,
+    /// Minutes counted for the tier through this call (charged calls only).
+    pub tier_minutes: Option<Decimal>,
+    /// `"lower:upper"` of the tier the call is priced at.
+    pub tier: Option<String>,
+    /// Per minute.
+    pub rate: Option<Decimal>,
+    pub amount: Option<Decimal>,
+    pub currency: String,
+    pub recording: Decimal,
+    pub transcription: Decimal,
+    pub agent: Option<String>,
+    pub error: Option<String>,
+}
+
+impl CallChargeRow {
+    pub fn cursor(&self) -> CallCursor {
+        CallCursor {
+            start_ms: self.start_ms,
+            id: self.id.clone(),
+            waba: self.waba.clone(),
+        }
+    }
+}
+
+/// A position in the (start, id, WABA) order of call charges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallCursor {
+    pub start_ms: i64,
+    pub id: String,
+    pub waba: String,
+}
+
+/// Which call charges to read; rows come ordered by (start, id, WABA).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallChargeFilter {
+    pub waba: Option<String>,
+    /// Tenant scope: only these WABAs (`Some(vec![])` matches nothing).
+    pub wabas: Option<Vec<String>>,
+    /// Started at or after.
+    pub from_ms: Option<i64>,
+    /// Started strictly before.
+    pub to_ms: Option<i64>,
+    pub after: Option<CallCursor>,
+    pub limit: u32,
+}
+
+/// The calls of one WABA started in `[from_ms, to_ms)`: what one re-rating of a month replaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallScope {
+    pub waba: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
 }

@@ -14,6 +14,8 @@
 //! use their own small pool and, thanks to WAL, never wait for the writer. Holding the write
 //! lock is also what makes `seq` (the rowid, max + 1) follow commit order.
 
+mod calls;
+
 use crate::append::{self, Existing};
 use crate::common::{check_charge_ids, check_key, now_ms, seq_from_db, seq_to_db};
 use crate::decode::{self, KeyWhere, ACCOUNT_COLUMNS, EVENT_COLUMNS, META_PRICING_COLUMNS};
@@ -21,8 +23,9 @@ use crate::error::{redact, Backend, StoreError};
 use crate::migrations;
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow,
-    NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent,
+    AuditEntry, AuditRow, CallChargeFilter, CallChargeRow, CallScope, ChargeCount, ChargeFilter,
+    ChargeRow, InvoiceRow, MetaMessageRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey,
+    NewCallEvent, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredCallEvent, StoredEvent,
     TenantOutcome, TenantRow, UsageRow, USAGE_SLOT_MS,
 };
 use crate::store::StoreFuture;
@@ -305,8 +308,12 @@ impl SqliteStore {
             .map_err(StoreError::db(table, "starting a write transaction"))
     }
 
-    async fn append(&self, events: &[NewEvent]) -> Result<AppendResult, StoreError> {
-        let r = self.append_batch(events).await;
+    async fn append(
+        &self,
+        events: &[NewEvent],
+        described: &[(usize, MetaMessageRow)],
+    ) -> Result<AppendResult, StoreError> {
+        let r = self.append_batch(events, described).await;
         self.note_write(r.as_ref().err());
         r
     }
@@ -320,7 +327,11 @@ impl SqliteStore {
         }
     }
 
-    async fn append_batch(&self, events: &[NewEvent]) -> Result<AppendResult, StoreError> {
+    async fn append_batch(
+        &self,
+        events: &[NewEvent],
+        described: &[(usize, MetaMessageRow)],
+    ) -> Result<AppendResult, StoreError> {
         let plan = append::plan(events)?;
         if plan.candidates.is_empty() {
             return Ok(append::finish(events, plan, Vec::new(), 0));
@@ -370,6 +381,8 @@ impl SqliteStore {
                 ),
             ))?;
         }
+        let rows = append::recordable(events, &plan, &existing, described)?;
+        insert_messages(&mut tx, &rows, received_at_ms).await?;
         tx.commit()
             .await
             .map_err(StoreError::db("events", "committing a batch"))?;
@@ -1009,7 +1022,81 @@ fn meta_from_json(text: &str) -> Result<Vec<MetaPricingRow>, StoreError> {
         .collect()
 }
 
-/// Meta pricing rows per INSERT statement (10 parameters each).
+/// Message description rows per INSERT statement (9 parameters each).
+const MESSAGE_ROWS_PER_INSERT: usize = 1000;
+
+/// The columns of [`MetaMessageRow`], in [`message_row`] order.
+const MESSAGE_COLUMNS: &str = "id, status, at_ms, waba, phone, user_phone, user_id, category";
+
+type MessageColumns = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn message_row(
+    (id, status, at_ms, waba, phone, user, user_id, category): MessageColumns,
+) -> MetaMessageRow {
+    MetaMessageRow {
+        id,
+        status,
+        at_ms,
+        waba,
+        phone,
+        user,
+        user_id,
+        category,
+    }
+}
+
+/// Inserts descriptions of messages in a write transaction; a (message id, status) already
+/// described keeps its first row. Returns how many were new.
+async fn insert_messages(
+    tx: &mut SqliteConnection,
+    rows: &[&MetaMessageRow],
+    received_at_ms: i64,
+) -> Result<u64, StoreError> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(MESSAGE_ROWS_PER_INSERT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "INSERT INTO meta_messages ({MESSAGE_COLUMNS}, received_at_ms) "
+        ));
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(r.id.as_str())
+                .push_bind(r.status.as_str())
+                .push_bind(r.at_ms)
+                .push_bind(r.waba.as_str())
+                .push_bind(r.phone.as_str())
+                .push_bind(r.user.as_deref())
+                .push_bind(r.user_id.as_deref())
+                .push_bind(r.category.as_deref())
+                .push_bind(received_at_ms);
+        });
+        qb.push(" ON CONFLICT (id, status) DO NOTHING");
+        inserted += qb
+            .build()
+            .persistent(chunk.len() == MESSAGE_ROWS_PER_INSERT)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(
+                "meta_messages",
+                format!(
+                    "storing the description of '{}'..'{}'",
+                    chunk[0].id,
+                    chunk[chunk.len() - 1].id
+                ),
+            ))?
+            .rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// Meta pricing rows per INSERT statement (11 parameters each).
 const META_ROWS_PER_INSERT: usize = 1000;
 
 impl SqliteStore {
@@ -1156,7 +1243,7 @@ impl SqliteStore {
         for chunk in rows.chunks(META_ROWS_PER_INSERT) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO meta_pricing (id, status, at_ms, waba, billable, pricing_model, \
-                 category, pricing_type, conversation_id, received_at_ms) ",
+                 category, pricing_type, conversation_id, expires_at_ms, received_at_ms) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(r.id.as_str())
@@ -1168,6 +1255,7 @@ impl SqliteStore {
                     .push_bind(r.category.as_deref())
                     .push_bind(r.pricing_type.as_deref())
                     .push_bind(r.conversation_id.as_deref())
+                    .push_bind(r.expires_at_ms)
                     .push_bind(received_at_ms);
             });
             // Only the key is absorbed: the first pricing of a (message, status) stays.
@@ -1226,6 +1314,69 @@ impl SqliteStore {
                 format!("reading Meta's pricing of '{waba}' in [{from_ms}, {to_ms})"),
             ))?;
         meta_from_json(&text)
+    }
+
+    async fn record_messages(&self, rows: &[MetaMessageRow]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write("meta_messages").await?;
+        let refs: Vec<&MetaMessageRow> = rows.iter().collect();
+        let inserted = insert_messages(&mut tx, &refs, now_ms()).await?;
+        tx.commit().await.map_err(StoreError::db(
+            "meta_messages",
+            "committing Meta's descriptions of messages",
+        ))?;
+        Ok(inserted)
+    }
+
+    async fn messages_by_id(&self, ids: &[String]) -> Result<Vec<MetaMessageRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM meta_messages \
+             WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id, status"
+        );
+        let rows: Vec<MessageColumns> = sqlx::query_as(&sql)
+            .bind(json_list(ids))
+            .fetch_all(&self.read)
+            .await
+            .map_err(StoreError::db(
+                "meta_messages",
+                format!("reading Meta's descriptions of {} messages", ids.len()),
+            ))?;
+        Ok(rows.into_iter().map(message_row).collect())
+    }
+
+    async fn messages_in(
+        &self,
+        wabas: &[String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<MetaMessageRow>, StoreError> {
+        if wabas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM meta_messages \
+             WHERE waba IN (SELECT value FROM json_each(?)) AND at_ms >= ? AND at_ms < ? \
+             ORDER BY id, status"
+        );
+        let rows: Vec<MessageColumns> = sqlx::query_as(&sql)
+            .bind(json_list(wabas))
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.read)
+            .await
+            .map_err(StoreError::db(
+                "meta_messages",
+                format!(
+                    "reading Meta's descriptions of messages of {} WABAs in [{from_ms}, {to_ms})",
+                    wabas.len()
+                ),
+            ))?;
+        Ok(rows.into_iter().map(message_row).collect())
     }
 
     async fn get_rated_seq(&self) -> Result<u64, StoreError> {
@@ -1439,11 +1590,19 @@ impl SqliteStore {
         let mut span: Option<(i64, i64)> = None;
         for waba in wabas {
             // Two single-aggregate subqueries, each walking the (waba, at_ms) index from one end.
-            let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+            // Calls count too (their own table, its (waba, start_ms) index).
+            let (first, last, call_first, call_last): (
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+            ) = sqlx::query_as(
                 "SELECT (SELECT min(at_ms) FROM events WHERE waba IS NOT NULL AND waba = ?1 \
                          AND kind IN ('inbound', 'outbound')), \
                         (SELECT max(at_ms) FROM events WHERE waba IS NOT NULL AND waba = ?1 \
-                         AND kind IN ('inbound', 'outbound'))",
+                         AND kind IN ('inbound', 'outbound')), \
+                        (SELECT min(start_ms) FROM call_events WHERE waba = ?1), \
+                        (SELECT max(start_ms) FROM call_events WHERE waba = ?1)",
             )
             .bind(waba)
             .fetch_one(&self.read)
@@ -1452,6 +1611,8 @@ impl SqliteStore {
                 "events",
                 "reading the span of a WABA's events",
             ))?;
+            let first = first.into_iter().chain(call_first).min();
+            let last = last.into_iter().chain(call_last).max();
             if let (Some(f), Some(l)) = (first, last) {
                 span = Some(span.map_or((f, l), |(a, b)| (a.min(f), b.max(l))));
             }
@@ -1787,7 +1948,10 @@ mod tests {
             .unwrap();
         let a = NewEvent::outbound("wamid.A", 1, "W1", "1", "2", "a");
         let a_read = NewEvent::status("wamid.A", "read", 2, "ar");
-        store.append(&[a.clone(), a_read.clone()]).await.unwrap();
+        store
+            .append(&[a.clone(), a_read.clone()], &[])
+            .await
+            .unwrap();
         // As if "wamid.B" hashed the same as "wamid.A".
         sqlx::query("UPDATE events SET id_hash = ?")
             .bind(id_hash("wamid.B"))
@@ -1796,7 +1960,7 @@ mod tests {
             .unwrap();
         let b = NewEvent::outbound("wamid.B", 3, "W2", "1", "3", "b");
         let b_read = NewEvent::status("wamid.B", "read", 4, "br");
-        let r = store.append(&[b, b_read]).await.unwrap();
+        let r = store.append(&[b, b_read], &[]).await.unwrap();
         assert_eq!(
             (r.inserted.len(), r.duplicates, r.conflicts.len()),
             (2, 0, 0)
@@ -1814,7 +1978,7 @@ mod tests {
         );
         // The stored B is a duplicate of itself, not of A.
         let b = NewEvent::outbound("wamid.B", 3, "W2", "1", "3", "b");
-        assert_eq!(store.append(&[b]).await.unwrap().duplicates, 1);
+        assert_eq!(store.append(&[b], &[]).await.unwrap().duplicates, 1);
     }
 
     /// Events read back as one JSON row are exactly what was stored, whatever their text holds.
@@ -1829,7 +1993,7 @@ mod tests {
             NewEvent::outbound(odd, -5, "W\"1", "1", "2é", format!("{{\"id\":{odd:?}}}")),
             NewEvent::status(odd, "read", i64::MAX / 2, "\\u0000 \u{1}".to_string()),
         ];
-        store.append(&events).await.unwrap();
+        store.append(&events, &[]).await.unwrap();
         let got = store.since(0, 10).await.unwrap();
         assert_eq!(got.len(), 2);
         for (g, e) in got.iter().zip(&events) {
@@ -1945,6 +2109,7 @@ mod tests {
             category: Some("authentication-international \\ é".into()),
             pricing_type: billable.map(|_| "regular".to_string()),
             conversation_id: billable.is_none().then(|| "c\n🙂\u{1}".to_string()),
+            expires_at_ms: billable.map(|b| i64::from(b) * 86_400_000),
         };
         let rows = vec![
             row("wamid.é", "sent", Some(true)),
@@ -1986,7 +2151,10 @@ mod tests {
                 NewEvent::status(&id, "delivered", i, format!("{{\"id\":\"{id}\"}}"))
             })
             .collect();
-        assert_eq!(store.append(&events).await.unwrap().inserted.len(), 25_000);
+        assert_eq!(
+            store.append(&events, &[]).await.unwrap().inserted.len(),
+            25_000
+        );
         // As a database of schema v5 holds them.
         sqlx::query("UPDATE events SET id_hash = NULL")
             .execute(&store.write)
@@ -2002,7 +2170,7 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(unhashed, 0);
-        let again = store.append(&events).await.unwrap();
+        let again = store.append(&events, &[]).await.unwrap();
         assert_eq!(again.duplicates, 25_000);
         assert!(again.inserted.is_empty());
     }

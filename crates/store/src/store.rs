@@ -11,8 +11,9 @@
 use crate::error::{Backend, StoreError};
 use crate::rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,
-    AuditEntry, AuditRow, ChargeCount, ChargeFilter, ChargeRow, InvoiceRow, MetaPricingRow,
-    NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredEvent,
+    AuditEntry, AuditRow, CallChargeFilter, CallChargeRow, CallScope, ChargeCount, ChargeFilter,
+    ChargeRow, InvoiceRow, MetaMessageRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey,
+    NewCallEvent, NewEvent, NewTenant, OutboundRef, ReplaceOutcome, StoredCallEvent, StoredEvent,
     TenantOutcome, TenantRow, UsageRow,
 };
 use std::future::Future;
@@ -31,7 +32,19 @@ pub trait Store: Send + Sync {
     /// key with the same `raw` bytes is a duplicate; with other bytes a conflict, reported and
     /// not stored. Any other failure (a row the schema rejects) stores nothing of the batch.
     /// Account events are refused here: use [`Store::record_accounts`].
-    fn append_events<'a>(&'a self, events: &'a [NewEvent]) -> StoreFuture<'a, AppendResult>;
+    fn append_events<'a>(&'a self, events: &'a [NewEvent]) -> StoreFuture<'a, AppendResult> {
+        self.append_described(events, &[])
+    }
+
+    /// [`Store::append_events`], recording in the same transaction what Meta said of the
+    /// messages of some of the statuses (`(position in events, description)`, decisions.md
+    /// D114): a description is recorded when its status is stored or a duplicate (not when it
+    /// is refused as a conflict), and a (message id, status) already described keeps its first.
+    fn append_described<'a>(
+        &'a self,
+        events: &'a [NewEvent],
+        described: &'a [(usize, MetaMessageRow)],
+    ) -> StoreFuture<'a, AppendResult>;
 
     /// Records account versions in one transaction, in order. A version whose bytes equal the
     /// WABA's latest is not written again; any other becomes the latest (history is kept).
@@ -56,8 +69,9 @@ pub trait Store: Send + Sync {
         to_ms: i64,
     ) -> StoreFuture<'a, Vec<StoredEvent>>;
 
-    /// The earliest and the latest instant of the inbound and outbound events of these WABAs
-    /// (`None` when none is stored): the months a re-rating of everything must cover.
+    /// The earliest and the latest instant of the inbound and outbound events and of the call
+    /// events (their start) of these WABAs (`None` when none is stored): the months a
+    /// re-rating of everything must cover.
     fn event_span<'a>(&'a self, wabas: &'a [String]) -> StoreFuture<'a, Option<(i64, i64)>>;
 
     /// The stored outbound messages among these ids (ids with none are left out), by id.
@@ -154,6 +168,23 @@ pub trait Store: Send + Sync {
         to_ms: i64,
     ) -> StoreFuture<'a, Vec<MetaPricingRow>>;
 
+    /// Records descriptions of messages in one transaction, idempotently: a (message id,
+    /// status) already described keeps its first row. Returns how many rows were new.
+    fn record_meta_messages<'a>(&'a self, rows: &'a [MetaMessageRow]) -> StoreFuture<'a, u64>;
+
+    /// The descriptions of these message ids, by (id, status).
+    fn meta_messages_by_id<'a>(&'a self, ids: &'a [String])
+        -> StoreFuture<'a, Vec<MetaMessageRow>>;
+
+    /// The descriptions of messages of these WABAs whose status instant is in
+    /// `[from_ms, to_ms)`, by (id, status).
+    fn meta_messages_in<'a>(
+        &'a self,
+        wabas: &'a [String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<MetaMessageRow>>;
+
     /// The highest event seq whose effects the stored charges are known to include (0 when
     /// never set). The service advances it after re-rating and, on start, re-rates what was
     /// stored after it: dirty marks live in memory and a crash would otherwise lose them.
@@ -218,6 +249,40 @@ pub trait Store: Send + Sync {
     /// `limit` rows.
     fn audit_log(&self, after_id: i64, limit: u32) -> StoreFuture<'_, Vec<AuditRow>>;
 
+    /// Appends call events idempotently, in one transaction, by their key (WABA, call id,
+    /// phase): a key stored with the same `raw` is a duplicate, with another `raw` a conflict,
+    /// reported and not stored (decisions.md D129). `inserted` holds the new events' seqs.
+    fn append_calls<'a>(&'a self, calls: &'a [NewCallEvent]) -> StoreFuture<'a, AppendResult>;
+
+    /// Every stored event of each call of these WABAs that has an event started in
+    /// `[from_ms, to_ms)` (so that a call's `connect` and `terminate` come together even when
+    /// their instants lie on either side of a bound), by seq.
+    fn calls_for<'a>(
+        &'a self,
+        wabas: &'a [String],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<StoredCallEvent>>;
+
+    /// The (WABA, start) of every call event not yet marked rated: what a crash left unrated.
+    fn unrated_calls(&self) -> StoreFuture<'_, Vec<(String, i64)>>;
+
+    /// Replaces the call charges of `scopes` in one transaction: every call charge of a scope's
+    /// WABA started in its range goes, the `rows` are written (replacing any row of the same
+    /// (WABA, id), wherever it started), and the call events of `rated` (seqs) are marked rated.
+    fn replace_call_charges<'a>(
+        &'a self,
+        scopes: &'a [CallScope],
+        rows: &'a [CallChargeRow],
+        rated: &'a [u64],
+    ) -> StoreFuture<'a, ()>;
+
+    /// Call charges matching the filter, by (start, id, WABA), after the cursor, at most `limit`.
+    fn call_charges<'a>(
+        &'a self,
+        filter: &'a CallChargeFilter,
+    ) -> StoreFuture<'a, Vec<CallChargeRow>>;
+
     /// Closes the connections, waiting for calls in flight.
     fn close(&self) -> StoreFuture<'_, ()>;
 }
@@ -230,11 +295,12 @@ macro_rules! forward_store {
             fn backend(&self) -> Backend {
                 $backend
             }
-            fn append_events<'a>(
+            fn append_described<'a>(
                 &'a self,
                 events: &'a [NewEvent],
+                described: &'a [(usize, MetaMessageRow)],
             ) -> StoreFuture<'a, AppendResult> {
-                Box::pin(self.append(events))
+                Box::pin(self.append(events, described))
             }
             fn record_accounts<'a>(
                 &'a self,
@@ -355,6 +421,26 @@ macro_rules! forward_store {
             ) -> StoreFuture<'a, Vec<MetaPricingRow>> {
                 Box::pin(self.meta_in(waba, from_ms, to_ms))
             }
+            fn record_meta_messages<'a>(
+                &'a self,
+                rows: &'a [MetaMessageRow],
+            ) -> StoreFuture<'a, u64> {
+                Box::pin(self.record_messages(rows))
+            }
+            fn meta_messages_by_id<'a>(
+                &'a self,
+                ids: &'a [String],
+            ) -> StoreFuture<'a, Vec<MetaMessageRow>> {
+                Box::pin(self.messages_by_id(ids))
+            }
+            fn meta_messages_in<'a>(
+                &'a self,
+                wabas: &'a [String],
+                from_ms: i64,
+                to_ms: i64,
+            ) -> StoreFuture<'a, Vec<MetaMessageRow>> {
+                Box::pin(self.messages_in(wabas, from_ms, to_ms))
+            }
             fn rated_seq(&self) -> StoreFuture<'_, u64> {
                 Box::pin(self.get_rated_seq())
             }
@@ -419,6 +505,37 @@ macro_rules! forward_store {
             }
             fn audit_log(&self, after_id: i64, limit: u32) -> StoreFuture<'_, Vec<AuditRow>> {
                 Box::pin(self.audit_log_impl(after_id, limit))
+            }
+            fn append_calls<'a>(
+                &'a self,
+                calls: &'a [NewCallEvent],
+            ) -> StoreFuture<'a, AppendResult> {
+                Box::pin(self.append_calls_impl(calls))
+            }
+            fn calls_for<'a>(
+                &'a self,
+                wabas: &'a [String],
+                from_ms: i64,
+                to_ms: i64,
+            ) -> StoreFuture<'a, Vec<StoredCallEvent>> {
+                Box::pin(self.calls_for_impl(wabas, from_ms, to_ms))
+            }
+            fn unrated_calls(&self) -> StoreFuture<'_, Vec<(String, i64)>> {
+                Box::pin(self.unrated_calls_impl())
+            }
+            fn replace_call_charges<'a>(
+                &'a self,
+                scopes: &'a [CallScope],
+                rows: &'a [CallChargeRow],
+                rated: &'a [u64],
+            ) -> StoreFuture<'a, ()> {
+                Box::pin(self.replace_call_charges_impl(scopes, rows, rated))
+            }
+            fn call_charges<'a>(
+                &'a self,
+                filter: &'a CallChargeFilter,
+            ) -> StoreFuture<'a, Vec<CallChargeRow>> {
+                Box::pin(self.call_charges_impl(filter))
             }
             fn close(&self) -> StoreFuture<'_, ()> {
                 Box::pin(self.shut())

@@ -16,9 +16,10 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 use wabill_rating::Decimal;
 use wabill_store::{
-    AccountRow, AlertAttempt, AlertSettingsRow, AuditEntry, ChargeCount, ChargeFilter, ChargeRow,
-    EventKind, InvoiceRow, MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewEvent, NewTenant,
-    PgStore, Role, Store, StoreError, StoredEvent, TenantOutcome, WabaRange,
+    AccountRow, AlertAttempt, AlertSettingsRow, AuditEntry, CallChargeFilter, CallChargeRow,
+    CallScope, ChargeCount, ChargeFilter, ChargeRow, EventKind, InvoiceRow, MetaMessageRow,
+    MetaPricingRow, NewAccount, NewAlert, NewApiKey, NewCallEvent, NewEvent, NewTenant, PgStore,
+    Role, Store, StoreError, StoredEvent, TenantOutcome, WabaRange,
 };
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -169,11 +170,14 @@ conformance!(
     charges_are_counted_per_counter,
     usage_groups_delivered_charges_by_slot,
     meta_pricing_keeps_the_first_per_status,
+    meta_messages_keep_the_first_per_status_and_commit_with_their_events,
     rated_seq_only_grows_and_survives_reopening,
     tenant_setups_are_versioned_and_own_their_wabas,
     finalized_invoices_are_written_once,
     alerts_are_recorded_once_and_track_delivery,
     the_audit_log_keeps_every_action_in_order,
+    call_events_are_stored_once_per_waba_id_and_phase,
+    call_charges_replace_by_month_and_page_in_order,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1331,6 +1335,7 @@ async fn meta_pricing_keeps_the_first_per_status(ctx: Ctx) {
             category: Some(category.into()),
             pricing_type: Some("regular".into()),
             conversation_id: None,
+            expires_at_ms: (status == "sent").then_some(at_ms + 86_400_000),
         };
     let first = vec![
         row("m1", "sent", 1_000, Some("W1"), "marketing"),
@@ -1366,6 +1371,117 @@ async fn meta_pricing_keeps_the_first_per_status(ctx: Ctx) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Meta's descriptions of messages: one row per (message, status), the first kept, found by id
+/// or by WABAs and instant; given with a batch of events they are written in its transaction,
+/// except those of statuses refused as conflicts, and a failing batch writes none.
+async fn meta_messages_keep_the_first_per_status_and_commit_with_their_events(ctx: Ctx) {
+    let s = ctx.open().await;
+    let row =
+        |id: &str, status: &str, at_ms: i64, waba: &str, category: Option<&str>| MetaMessageRow {
+            id: id.into(),
+            status: status.into(),
+            at_ms,
+            waba: waba.into(),
+            phone: PHONE.into(),
+            user: Some(USER.into()),
+            user_id: None,
+            category: category.map(str::to_string),
+        };
+    let first = vec![
+        row("m1", "sent", 1_000, "W1", Some("marketing")),
+        row("m1", "delivered", 2_000, "W1", Some("marketing")),
+        row("m2", "delivered", 5_000, "W2", None),
+    ];
+    assert_eq!(s.record_meta_messages(&first).await.unwrap(), 3);
+    let mut by_bsuid = row("m3", "read", 3_000, "W1", None);
+    by_bsuid.user = None;
+    by_bsuid.user_id = Some("BR.1502576394655843".into());
+    let again = vec![
+        row("m1", "sent", 1_000, "W1", Some("utility")), // same key: the first stays
+        by_bsuid.clone(),
+    ];
+    assert_eq!(s.record_meta_messages(&again).await.unwrap(), 1);
+    assert_eq!(s.record_meta_messages(&[]).await.unwrap(), 0);
+    let got = s
+        .meta_messages_by_id(&strings(&["m1", "m2", "m9"]))
+        .await
+        .unwrap();
+    let by_key = vec![first[1].clone(), first[0].clone(), first[2].clone()];
+    assert_eq!(got, by_key, "by id then status; the first m1/sent kept");
+    assert!(s.meta_messages_by_id(&[]).await.unwrap().is_empty());
+    let w1 = s
+        .meta_messages_in(&strings(&["W1"]), 1_000, 3_000)
+        .await
+        .unwrap();
+    assert_eq!(w1, vec![first[1].clone(), first[0].clone()], "[from, to)");
+    let both = s
+        .meta_messages_in(&strings(&["W1", "W2"]), 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 4);
+    assert!(both.contains(&by_bsuid) && both.contains(&first[2]));
+    assert!(s
+        .meta_messages_in(&strings(&["W3"]), 0, i64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // With events: a new status and a duplicate have their descriptions recorded; a conflict's
+    // is not.
+    s.append_events(&[status("m4", "sent", 10_000)])
+        .await
+        .unwrap();
+    let conflicting = NewEvent::status(
+        "m4",
+        "sent",
+        10_001,
+        r#"{"kind":"status","id":"m4","at":10001,"status":"sent"}"#,
+    );
+    let batch = vec![
+        status("m5", "sent", 20_000),
+        status("m6", "sent", 30_000),
+        conflicting,
+        status("m6", "sent", 30_000),
+    ];
+    let described = vec![
+        (0, row("m5", "sent", 20_000, "W1", Some("utility"))),
+        (2, row("m4", "sent", 10_001, "W1", Some("utility"))),
+        (3, row("m6", "sent", 30_000, "W1", None)),
+    ];
+    let result = s.append_described(&batch, &described).await.unwrap();
+    assert_eq!(result.inserted.len(), 2);
+    assert_eq!(result.conflicts.len(), 1);
+    let got = s
+        .meta_messages_by_id(&strings(&["m4", "m5", "m6"]))
+        .await
+        .unwrap();
+    assert_eq!(got, vec![described[0].1.clone(), described[2].1.clone()]);
+    // Again: duplicates, nothing new.
+    let result = s.append_described(&batch, &described).await.unwrap();
+    assert!(result.inserted.is_empty());
+    assert_eq!(
+        s.meta_messages_by_id(&strings(&["m4", "m5", "m6"]))
+            .await
+            .unwrap(),
+        got
+    );
+
+    // A description that does not name its event refuses the batch: nothing of it is stored.
+    let wrong = vec![(0, row("m8", "sent", 40_000, "W1", None))];
+    let err = s
+        .append_described(&[status("m7", "sent", 40_000)], &wrong)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("m8"), "{err}");
+    assert!(s
+        .meta_messages_by_id(&strings(&["m7", "m8"]))
+        .await
+        .unwrap()
+        .is_empty());
+    let after = s.events_since(0, 100).await.unwrap();
+    assert!(after.iter().all(|e| e.id != "m7"), "the batch was refused");
 }
 
 /// The re-rating watermark starts at 0, only grows, and is durable.
@@ -1632,4 +1748,274 @@ async fn the_audit_log_keeps_every_action_in_order(ctx: Ctx) {
     let page = s.audit_log(all[1].id, 2).await.unwrap();
     assert_eq!(page, all[2..4].to_vec());
     assert!(s.audit_log(all[5].id, 10).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls
+
+fn call_event(waba: &str, id: &str, terminate: bool, start_ms: i64, raw: &str) -> NewCallEvent {
+    NewCallEvent {
+        waba: waba.into(),
+        id: id.into(),
+        terminate,
+        start_ms,
+        raw: raw.into(),
+    }
+}
+
+fn call_charge(waba: &str, id: &str, start_ms: i64, amount: Option<&str>) -> CallChargeRow {
+    let amount = amount.map(dec);
+    let paid = amount.is_some_and(|a| a.is_positive());
+    CallChargeRow {
+        waba: waba.into(),
+        id: id.into(),
+        start_ms,
+        phone: PHONE.into(),
+        user: Some(USER.into()),
+        user_id: (!paid).then(|| "BR.1a".to_string()),
+        country: Some("BR".into()),
+        market: Some("Brazil".into()),
+        direction: "business_initiated".into(),
+        call_type: if paid || amount.is_none() {
+            "regular"
+        } else {
+            "not_connected"
+        }
+        .into(),
+        billable: paid,
+        seconds: if paid { 56 } else { 0 },
+        pulses: if paid { 10 } else { 0 },
+        tier_minutes: paid.then(|| dec("50000.1")),
+        tier: paid.then(|| "50001:250000".to_string()),
+        rate: paid.then(|| dec("0.01234567")),
+        amount,
+        currency: "USD".into(),
+        recording: dec("0"),
+        transcription: dec("0"),
+        agent: paid.then(|| "agent \"é\"".to_string()),
+        error: amount.is_none().then(|| {
+            "call c: no calling rate for currency USD, market 'Brazil' on 2026-05-01".into()
+        }),
+    }
+}
+
+async fn all_call_charges(s: &dyn Store, mut filter: CallChargeFilter) -> Vec<CallChargeRow> {
+    let mut out: Vec<CallChargeRow> = Vec::new();
+    loop {
+        let rows = s.call_charges(&filter).await.expect("call charges");
+        let done = rows.len() < filter.limit as usize;
+        if let Some(last) = rows.last() {
+            filter.after = Some(last.cursor());
+        }
+        out.extend(rows);
+        if done {
+            return out;
+        }
+    }
+}
+
+/// A call event's key is (WABA, id, phase): a repeat is a duplicate, other content a conflict
+/// not stored, the same id under another WABA another call. `calls_for` brings every event of
+/// a call with an event in the range (and nothing of other WABAs); what is not marked rated
+/// is listed, and survives reopening.
+async fn call_events_are_stored_once_per_waba_id_and_phase(ctx: Ctx) {
+    let s = ctx.open().await;
+    let day = 86_400_000;
+    let batch = vec![
+        call_event("W1", "wacid.1", false, 10 * day - 1, "{\"c\":1}"),
+        call_event("W1", "wacid.1", true, 10 * day, "{\"t\":1}"),
+        call_event("W1", "wacid.2", true, 20 * day, "{\"t\":2}"),
+        call_event("W2", "wacid.1", true, 10 * day, "{\"other\":1}"),
+    ];
+    let first = s.append_calls(&batch).await.expect("append");
+    assert_eq!(first.inserted.len(), 4);
+    assert_eq!(first.inserted_at, vec![0, 1, 2, 3]);
+    assert!(first.inserted.windows(2).all(|w| w[0] < w[1]), "{first:?}");
+    let mut again = batch.clone();
+    again.push(call_event(
+        "W1",
+        "wacid.2",
+        true,
+        20 * day,
+        "{\"t\":\"changed\"}",
+    ));
+    let second = s.append_calls(&again).await.expect("append again");
+    assert!(second.inserted.is_empty());
+    assert_eq!(second.duplicates, 4);
+    assert_eq!(second.conflicts.len(), 1);
+    assert_eq!(second.conflicts[0].0, 4);
+    assert!(
+        second.conflicts[0].1.contains("wacid.2"),
+        "{:?}",
+        second.conflicts
+    );
+
+    // The terminate is in [10 days, 11 days); its connect, a millisecond before, comes along.
+    let got = s
+        .calls_for(&strings(&["W1"]), 10 * day, 11 * day)
+        .await
+        .expect("calls_for");
+    let keys: Vec<(&str, &str, bool, &str)> = got
+        .iter()
+        .map(|c| (c.waba.as_str(), c.id.as_str(), c.terminate, c.raw.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("W1", "wacid.1", false, "{\"c\":1}"),
+            ("W1", "wacid.1", true, "{\"t\":1}")
+        ]
+    );
+    assert_eq!(got[0].start_ms, 10 * day - 1);
+    assert!(s
+        .calls_for(&strings(&["W3"]), 0, 100 * day)
+        .await
+        .expect("calls_for")
+        .is_empty());
+
+    drop(s);
+    let s = ctx.open().await;
+    let mut unrated = s.unrated_calls().await.expect("unrated");
+    unrated.sort();
+    assert_eq!(
+        unrated,
+        vec![
+            ("W1".to_string(), 10 * day - 1),
+            ("W1".to_string(), 10 * day),
+            ("W1".to_string(), 20 * day),
+            ("W2".to_string(), 10 * day),
+        ]
+    );
+    // Marking the month's two events rated leaves the others listed.
+    let seqs: Vec<u64> = got.iter().map(|c| c.seq).collect();
+    s.replace_call_charges(&[], &[], &seqs)
+        .await
+        .expect("mark rated");
+    let mut unrated = s.unrated_calls().await.expect("unrated");
+    unrated.sort();
+    assert_eq!(
+        unrated,
+        vec![("W1".to_string(), 20 * day), ("W2".to_string(), 10 * day)]
+    );
+}
+
+/// Call charges: written exactly (money, nulls, an unpriced call with its error), replaced per
+/// (WABA, range) so that a call gone from its month loses its row, moved when a call's start
+/// moves to another month, read by (start, id, WABA) pages under a tenant scope, and refused
+/// when they break the line's rules.
+async fn call_charges_replace_by_month_and_page_in_order(ctx: Ctx) {
+    let s = ctx.open().await;
+    let rows = vec![
+        call_charge("W1", "a", 1_000, Some("0.01234567")),
+        call_charge("W1", "b", 1_000, None),
+        call_charge("W1", "c", 2_000, Some("0")),
+        call_charge("W2", "a", 1_000, Some("0.5")),
+    ];
+    let scope = |w: &str| CallScope {
+        waba: w.into(),
+        from_ms: 0,
+        to_ms: 10_000,
+    };
+    s.replace_call_charges(&[scope("W1"), scope("W2")], &rows, &[])
+        .await
+        .expect("write");
+    let every = CallChargeFilter {
+        waba: None,
+        wabas: None,
+        from_ms: None,
+        to_ms: None,
+        after: None,
+        limit: 1,
+    };
+    let read = all_call_charges(&*s, every.clone()).await;
+    let mut expected = rows.clone();
+    expected.sort_by(|x, y| (x.start_ms, &x.id, &x.waba).cmp(&(y.start_ms, &y.id, &y.waba)));
+    assert_eq!(
+        read, expected,
+        "exact round trip, in (start, id, WABA) order"
+    );
+
+    let scoped = all_call_charges(
+        &*s,
+        CallChargeFilter {
+            wabas: Some(strings(&["W2"])),
+            limit: 10,
+            ..every.clone()
+        },
+    )
+    .await;
+    assert_eq!(scoped, vec![rows[3].clone()]);
+    let none = all_call_charges(
+        &*s,
+        CallChargeFilter {
+            wabas: Some(vec![]),
+            limit: 10,
+            ..every.clone()
+        },
+    )
+    .await;
+    assert!(none.is_empty(), "an empty scope is nothing");
+
+    // W1 re-rated over [0, 10 s): "b" is gone, "a" changed; "c" moved to 20 s (another month)
+    // is written by the other month's rating, which replaces its row.
+    let mut a = call_charge("W1", "a", 1_000, Some("0.02"));
+    a.rate = Some(dec("0.02"));
+    s.replace_call_charges(&[scope("W1")], std::slice::from_ref(&a), &[])
+        .await
+        .expect("replace");
+    let moved = call_charge("W1", "a", 20_000, Some("0.03"));
+    s.replace_call_charges(
+        &[CallScope {
+            waba: "W1".into(),
+            from_ms: 10_000,
+            to_ms: 30_000,
+        }],
+        std::slice::from_ref(&moved),
+        &[],
+    )
+    .await
+    .expect("move");
+    let w1 = all_call_charges(
+        &*s,
+        CallChargeFilter {
+            waba: Some("W1".into()),
+            limit: 10,
+            ..every.clone()
+        },
+    )
+    .await;
+    assert_eq!(w1, vec![moved.clone()]);
+    let later = all_call_charges(
+        &*s,
+        CallChargeFilter {
+            from_ms: Some(1_000),
+            to_ms: Some(20_000),
+            limit: 10,
+            ..every.clone()
+        },
+    )
+    .await;
+    assert_eq!(later, vec![rows[3].clone()], "from inclusive, to exclusive");
+
+    let mut both = call_charge("W1", "x", 1_000, Some("0.5"));
+    both.error = Some("no rate".into());
+    let mut not_billable = call_charge("W1", "y", 1_000, Some("0.5"));
+    not_billable.billable = false;
+    for bad in [
+        vec![both],
+        vec![not_billable],
+        vec![moved.clone(), moved.clone()],
+    ] {
+        assert!(matches!(
+            s.replace_call_charges(&[scope("W1")], &bad, &[]).await,
+            Err(StoreError::Invalid { .. })
+        ));
+    }
+    drop(s);
+    let s = ctx.open().await;
+    assert_eq!(
+        all_call_charges(&*s, CallChargeFilter { limit: 10, ..every }).await,
+        vec![rows[3].clone(), moved],
+        "survives reopening"
+    );
 }

@@ -33,7 +33,7 @@ mod serve_cmd;
 mod tariff;
 mod tenants_cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 // Rating a large file allocates and frees hundreds of megabytes in big blocks; mimalloc keeps
 // them for reuse where the system allocator returns them to the kernel and faults them back in.
@@ -78,6 +78,17 @@ enum Command {
     /// Manage tenant set-ups and licence records in the service's store.
     #[command(subcommand)]
     Tenants(tenants_cmd::TenantsCommand),
+    /// Print a shell completion script to standard output (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output: wabill's, or a subcommand's.
+    Man {
+        /// A subcommand (`rate`, `serve`, ...) whose page to print instead.
+        subcommand: Option<String>,
+    },
     /// The audit log of admin actions (keys, tenants, licences, finalized invoices, alert
     /// settings), one JSON line per entry, oldest first.
     Audit {
@@ -92,8 +103,28 @@ enum Command {
     },
 }
 
+/// The command line as clap sees it, with `--version` telling what the binary is: its version,
+/// the git commit it was built from (`unknown` from a source tarball) and the newest bundled
+/// rate card of each currency.
+fn command() -> clap::Command {
+    let commit = env!("WABILL_GIT_COMMIT");
+    let version = format!("{} (commit {commit})", env!("CARGO_PKG_VERSION"));
+    let cards: Vec<String> = wabill_rating::data::newest_rate_cards()
+        .into_iter()
+        .map(|(currency, date)| format!("{currency} {date}"))
+        .collect();
+    let long = format!(
+        "{version}\nnewest bundled rate card per currency: {}",
+        cards.join(", ")
+    );
+    // clap keeps these for the life of the process, which is this one call's.
+    Cli::command()
+        .version(&*Box::leak(version.into_boxed_str()))
+        .long_version(&*Box::leak(long.into_boxed_str()))
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let code = match cli.command {
         Command::Rate(args) => rate_cmd::run(&args),
         Command::Rates(cmd) => import_cmd::run(&cmd),
@@ -107,9 +138,43 @@ fn main() {
         Command::Load(args) => load_cmd::run(&args),
         Command::Invoice(args) => invoice_cmd::run(&args),
         Command::Tenants(cmd) => tenants_cmd::run(&cmd),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { subcommand } => man(subcommand.as_deref()),
         Command::Audit { db, after, limit } => tenants_cmd::audit_log(&db, after, limit),
     };
     std::process::exit(exit_code(code));
+}
+
+/// `wabill completions SHELL`: the completion script of every subcommand and option.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<i32> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command(), "wabill", &mut out);
+    std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+    Ok(0)
+}
+
+/// `wabill man [SUBCOMMAND]`: the manual page in roff (`wabill man | man -l -`).
+fn man(subcommand: Option<&str>) -> anyhow::Result<i32> {
+    let mut cmd = command();
+    cmd.build();
+    let page = match subcommand {
+        None => cmd,
+        Some(name) => match cmd.find_subcommand(name) {
+            Some(sub) => sub.clone(),
+            None => {
+                let names: Vec<&str> = cmd.get_subcommands().map(|s| s.get_name()).collect();
+                eprintln!(
+                    "error: no subcommand {name:?}; one of: {}",
+                    names.join(", ")
+                );
+                return Ok(2);
+            }
+        },
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page).render(&mut out)?;
+    std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+    Ok(0)
 }
 
 /// The process's exit code for a command's result: its own code, `1` for an error (printed on

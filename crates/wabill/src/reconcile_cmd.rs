@@ -111,6 +111,7 @@ pub fn run(args: &ReconcileArgs) -> Result<i32> {
             category: p.category.as_deref().map(str::to_string),
             pricing_type: p.pricing_type.as_deref().map(str::to_string),
             conversation_id: p.conversation_id.as_deref().map(str::to_string),
+            expires_at_ms: p.expires_at,
         })
         .collect();
     // The first row of a (message, status) is the one compared: sort so that "first" does not

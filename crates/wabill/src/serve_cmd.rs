@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// link-local addresses are refused]
     #[arg(long, env = "WABILL_ALERT_ALLOW_NETWORKS", value_name = "CIDRS")]
     pub alert_allow_networks: Option<String>,
+    /// The public calculator: `POST /v1/estimate` and the console's calculator page, without an
+    /// API key; `false` turns them off (404). [default: true]
+    #[arg(long, env = "WABILL_CALCULATOR", value_name = "BOOL")]
+    pub calculator: Option<bool>,
 }
 
 impl ServeArgs {
@@ -91,6 +95,7 @@ impl ServeArgs {
             rate_limit_burst: self.rate_limit_burst,
             secrets_key: self.secrets_key.clone(),
             alert_allow_networks: self.alert_allow_networks.clone(),
+            calculator: self.calculator,
         };
         let file = match &self.config {
             Some(path) => Settings::from_file(path)?,
@@ -178,6 +183,7 @@ pub fn serve(args: &ServeArgs) -> Result<i32> {
                     networks: config.alert_networks.clone(),
                     ..Default::default()
                 },
+                calculator: config.calculator,
             },
         )
         .await

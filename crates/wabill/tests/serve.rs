@@ -567,3 +567,158 @@ fn serve_logs_one_json_line_per_request_on_stderr_and_nothing_on_stdout() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 15 with the real binary: `wabill serve --rates DIR` given call lines and Meta's calls
+/// envelopes (through `POST /v1/events`, shuffled, in batches, repeated) among messages lists
+/// the call lines `wabill rate --rates DIR` prints for the same lines, and the messages a
+/// call's window makes free are free in both. DIR is the bundled data with a test-only calling
+/// card (no public source gives Meta's, decisions.md D124).
+#[test]
+fn serve_rates_calls_as_wabill_rate_does() {
+    let dir = tmpdir("calls");
+    let rates = dir.join("rates");
+    std::fs::create_dir_all(&rates).unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    for f in ["rates.csv", "markets.csv", "rate_gaps.csv"] {
+        std::fs::copy(data.join(f), rates.join(f)).unwrap();
+    }
+    std::fs::write(
+        rates.join("call_rates.csv"),
+        "effective_from,currency,market,tier_min,tier_max,rate_per_minute,source\n\
+         2026-01-01,USD,Brazil,0,3,0.0500,test-only\n\
+         2026-01-01,USD,Brazil,4,,0.0300,test-only\n\
+         2026-01-01,USD,India,,,0.0100,test-only\n",
+    )
+    .unwrap();
+    let account =
+        r#"{"kind":"account","waba":"W1","portfolio":"B1","timezone":"UTC","currency":"USD"}"#;
+    let mut lines = vec![account.to_string()];
+    let users = ["5511988887777", "5511988880000", "919876543210"];
+    for n in 0..24u64 {
+        let user = users[(n % 3) as usize];
+        let start = 1_777_000_000 + n * 3_600;
+        let duration = 20 + n * 17;
+        if n % 2 == 0 {
+            lines.push(format!(
+                r#"{{"kind":"call","id":"wacid.{n}","waba":"W1","phone":"15550001111","user":"{user}","direction":"{}","start":{start},"end":{},"duration":{duration},"outcome":"completed"}}"#,
+                if n % 4 == 0 { "business_initiated" } else { "user_initiated" },
+                start + duration
+            ));
+        } else {
+            let envelope = |item: String| {
+                format!(
+                    r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W1","changes":[{{"field":"calls","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550001111","phone_number_id":"1"}},"calls":[{item}]}}}}]}}]}}"#
+                )
+            };
+            lines.push(envelope(format!(
+                r#"{{"id":"wacid.{n}","to":"{user}","from":"15550001111","event":"connect","timestamp":"{start}","direction":"BUSINESS_INITIATED"}}"#
+            )));
+            lines.push(envelope(format!(
+                r#"{{"id":"wacid.{n}","to":"{user}","from":"15550001111","event":"terminate","timestamp":"{}","direction":"BUSINESS_INITIATED","status":"COMPLETED","start_time":"{start}","end_time":"{}","duration":{duration}}}"#,
+                start + duration + 1,
+                start + duration
+            )));
+        }
+        // A utility template an hour after each call: free in the window a call opened.
+        lines.push(format!(
+            r#"{{"kind":"outbound","id":"wamid.{n}","at":{},"waba":"W1","phone":"15550001111","user":"{user}","type":"template","category":"utility"}}"#,
+            start + 1_800
+        ));
+        lines.push(format!(
+            r#"{{"kind":"status","id":"wamid.{n}","at":{},"status":"delivered"}}"#,
+            start + 1_805
+        ));
+    }
+    let text = lines.join("\n") + "\n";
+    let input = dir.join("in.jsonl");
+    std::fs::write(&input, &text).unwrap();
+    let out = run(
+        &[
+            "rate",
+            "--rates",
+            rates.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (expected_calls, expected_messages): (Vec<Value>, Vec<Value>) =
+        all.into_iter().partition(|v| v["unit"] == "call");
+    assert_eq!(expected_calls.len(), 24);
+    assert!(
+        expected_calls.iter().any(|c| c["tier"] == "4:MAX"),
+        "{expected_calls:?}"
+    );
+    assert!(
+        expected_messages.iter().any(|m| m["billable"] == false),
+        "a window opened by a call makes a template free: {expected_messages:?}"
+    );
+
+    let db = dir.join("calls.sqlite");
+    let db = db.to_str().unwrap();
+    let key = admin_key(db);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = Server::start(
+        &[
+            "--db",
+            db,
+            "--listen",
+            &addr,
+            "--rates",
+            rates.to_str().unwrap(),
+        ],
+        addr.clone(),
+        &dir.join("serve.log"),
+    );
+    // Shuffled (a fixed permutation), in batches of five, every fourth line sent twice.
+    let mut order: Vec<&String> = lines.iter().collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, (i * 7 + 3) % (i + 1));
+    }
+    let again: Vec<&String> = order.iter().step_by(4).copied().collect();
+    order.extend(again);
+    for batch in order.chunks(5) {
+        let body: Vec<&str> = batch.iter().map(|l| l.as_str()).collect();
+        let (status, answer) =
+            http(&server.addr, "POST", "/v1/events", &key, &body.join("\n")).unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(v["rejected"], 0, "{answer}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = http(
+            &server.addr,
+            "GET",
+            "/v1/charges?unit=call&limit=10000",
+            &key,
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let got = v["charges"].as_array().unwrap().clone();
+        if got == expected_calls && served_charges(&server.addr, &key) == expected_messages {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service's calls never equalled wabill rate's: {} lines, expected {}",
+            got.len(),
+            expected_calls.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

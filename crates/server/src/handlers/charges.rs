@@ -6,10 +6,12 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
-use wabill_engine::charges::{write_row_csv, write_row_json};
+use wabill_engine::charges::{
+    write_call_row_csv, write_call_row_json, write_row_csv, write_row_json,
+};
 use wabill_formats::charges::json_str;
 use wabill_rating::UnixMs;
-use wabill_store::{ChargeCursor, ChargeFilter, Role};
+use wabill_store::{CallChargeFilter, CallCursor, ChargeCursor, ChargeFilter, Role};
 
 #[derive(serde::Deserialize)]
 pub(crate) struct ChargesQuery {
@@ -19,6 +21,7 @@ pub(crate) struct ChargesQuery {
     after: Option<String>,
     limit: Option<u32>,
     format: Option<String>,
+    unit: Option<String>,
 }
 
 #[allow(clippy::result_large_err)]
@@ -40,7 +43,8 @@ pub(crate) async fn charges(
         (Ok(f), Ok(t)) => (f, t),
         (Err(r), _) | (_, Err(r)) => return r,
     };
-    let after = match q.after.as_deref().map(parse_cursor) {
+    let calls = q.unit.as_deref() == Some("call");
+    let after = match q.after.as_deref().filter(|_| !calls).map(parse_cursor) {
         Some(None) => {
             return problem(
                 ErrorCode::InvalidParameter,
@@ -70,6 +74,38 @@ pub(crate) async fn charges(
             )
         }
     };
+    match q.unit.as_deref() {
+        None | Some("message") => {}
+        Some("call") => {
+            let after = match q.after.as_deref() {
+                None => None,
+                Some(c) => match parse_call_cursor(c) {
+                    Some(c) => Some(c),
+                    None => {
+                        return problem(
+                            ErrorCode::InvalidParameter,
+                            "after: not a cursor from a previous page of calls",
+                        )
+                    }
+                },
+            };
+            let filter = CallChargeFilter {
+                waba: q.waba.clone(),
+                wabas: caller.wabas.clone(),
+                from_ms,
+                to_ms,
+                after,
+                limit,
+            };
+            return call_charges(&state, &filter, csv).await;
+        }
+        Some(other) => {
+            return problem(
+                ErrorCode::InvalidParameter,
+                format!("unit: '{other}' is not message or call"),
+            )
+        }
+    }
     let filter = ChargeFilter {
         waba: q.waba.clone(),
         wabas: caller.wabas.clone(),
@@ -179,8 +215,80 @@ fn csv_download(state: Arc<AppState>, mut filter: ChargeFilter) -> Response {
     resp
 }
 
+/// `GET /v1/charges?unit=call`: the stored call charges, one line per call as `wabill rate`
+/// writes it (JSON), or its call table (CSV), paged by (start, id, WABA).
+async fn call_charges(state: &AppState, filter: &CallChargeFilter, csv: bool) -> Response {
+    let rows = match state.engine.store().call_charges(filter).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "reading call charges failed");
+            return problem(ErrorCode::StoreUnavailable, "try again");
+        }
+    };
+    let next = (rows.len() as u32 == filter.limit)
+        .then(|| rows.last().map(|r| format_call_cursor(&r.cursor())))
+        .flatten();
+    if csv {
+        let mut out = wabill_formats::calls::call_csv_header().into_bytes();
+        for r in &rows {
+            write_call_row_csv(&mut out, r);
+        }
+        let mut resp = (StatusCode::OK, out).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            "text/csv; charset=utf-8".parse().expect("valid"),
+        );
+        if let Some(n) = next {
+            resp.headers_mut()
+                .insert("x-next-cursor", n.parse().expect("ascii cursor"));
+        }
+        return resp;
+    }
+    let mut out = Vec::with_capacity(rows.len() * 420 + 64);
+    out.extend_from_slice(b"{\"charges\":[");
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_call_row_json(&mut out, r);
+    }
+    out.extend_from_slice(b"],\"next\":");
+    match next {
+        Some(n) => json_str(&mut out, &n),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+    let mut resp = (StatusCode::OK, out).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "application/json".parse().expect("valid"),
+    );
+    resp
+}
+
 /// Rows per store read of a CSV download.
 const CSV_PAGE_ROWS: u32 = 2000;
+
+/// A call cursor: the start, then the hex of the JSON array `[waba, id]` (the cursor shape of
+/// messages: digits, a dot, hex).
+fn format_call_cursor(c: &CallCursor) -> String {
+    let key = serde_json::to_string(&(&c.waba, &c.id)).expect("strings");
+    format!("{}.{}", c.start_ms, hex::encode(key.as_bytes()))
+}
+
+/// Every value of the cursor's shape is a position (decisions.md D77): hex that is not such an
+/// array is an id, before every WABA of that id.
+fn parse_call_cursor(s: &str) -> Option<CallCursor> {
+    let (at, key) = s.split_once('.')?;
+    let key = String::from_utf8(hex::decode(key).ok()?).ok()?;
+    let (waba, id) =
+        serde_json::from_str::<(String, String)>(&key).unwrap_or_else(|_| (String::new(), key));
+    Some(CallCursor {
+        start_ms: at.parse().ok()?,
+        id,
+        waba,
+    })
+}
 
 fn format_cursor(c: &ChargeCursor) -> String {
     format!("{}.{}", c.sent_at_ms, hex::encode(c.id.as_bytes()))

@@ -14,6 +14,7 @@ use wabill_engine::meta::meta_rows;
 use wabill_engine::Caller;
 use wabill_formats::body::BodyError;
 use wabill_formats::{parse_line, Parsed};
+use wabill_rating::calls::Call;
 use wabill_rating::Event;
 use wabill_store::{MetaPricingRow, Role};
 
@@ -55,6 +56,7 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
     let mut errors: Vec<serde_json::Value> = Vec::new();
     let mut parsed = Parsed::default();
     let mut index_of = Vec::new();
+    let mut call_index_of = Vec::new();
     // Meta's pricing, with the index of the line that carried it.
     let mut pricing: Vec<(usize, MetaPricingRow)> = Vec::new();
     let mut last_item_events = 0;
@@ -67,29 +69,22 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
             }
         };
         let before = parsed.events.len();
+        let before_calls = parsed.calls.len();
         let before_pricing = parsed.meta_pricing.len();
         match parse_line(line, i as u64, &mut parsed) {
-            // Calls are rated by `wabill rate` only so far (issue 15): refused by index rather
-            // than accepted and dropped.
-            Ok(()) if !parsed.calls.is_empty() => {
-                parsed.calls.clear();
-                parsed.call_lines.clear();
-                errors.push(error(
-                    i,
-                    "kind",
-                    "calls are not stored by the service yet; rate them with `wabill rate`",
-                ));
-            }
             Ok(()) => {
-                last_item_events = parsed.events.len() - before;
-                index_of.extend(std::iter::repeat_n(i, last_item_events));
+                let calls = parsed.calls.len() - before_calls;
+                index_of.extend(std::iter::repeat_n(i, parsed.events.len() - before));
+                call_index_of.extend(std::iter::repeat_n(i, calls));
+                // Calls are events too: they count toward the request's limit.
+                last_item_events = parsed.events.len() - before + calls;
                 for row in meta_rows(line, &parsed.meta_pricing[before_pricing..]) {
                     pricing.push((i, row));
                 }
             }
             Err(e) => errors.push(error(i, &e.field, &e.why)),
         }
-        parsed.events.len() <= MAX_EVENTS_PER_REQUEST
+        parsed.events.len() + parsed.calls.len() <= MAX_EVENTS_PER_REQUEST
     });
     let at = |i: usize| {
         if lines {
@@ -123,7 +118,7 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
                     "at most {MAX_EVENTS_PER_REQUEST} events per request: with {} (which holds \
                      {last_item_events} events) the request holds {}",
                     at(index),
-                    parsed.events.len()
+                    parsed.events.len() + parsed.calls.len()
                 ),
             )
         }
@@ -144,11 +139,41 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
     for r in &admitted.refused {
         errors.push(error(r.index, r.field, &r.reason));
     }
+    // A call is its WABA's: the key's scope refuses the others alone, by index (D50).
+    let calls: Vec<(usize, Call<'_>)> = call_index_of
+        .into_iter()
+        .zip(std::mem::take(&mut parsed.calls))
+        .filter(|(i, c)| {
+            let ok = caller.may_see(&c.waba);
+            if !ok {
+                errors.push(error(
+                    *i,
+                    "waba",
+                    "this key may not send events for that WABA",
+                ));
+            }
+            ok
+        })
+        .collect();
     let (batch, pricing) = (admitted.events, admitted.pricing);
     state.engine.metrics.add_rejected(errors.len() as u64);
     let stored = match state.engine.ingest(&batch).await {
         Ok(out) => match state.engine.store().record_meta_pricing(&pricing).await {
             Ok(_) => Ok(out),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    // Calls after the message events; a failure of either asks for the whole batch again, and
+    // what was stored comes back as duplicates.
+    let stored = match stored {
+        Ok(mut out) => match state.engine.ingest_calls(&calls).await {
+            Ok(c) => {
+                out.stored += c.stored;
+                out.duplicates += c.duplicates;
+                out.conflicts.extend(c.conflicts);
+                Ok(out)
+            }
             Err(e) => Err(e),
         },
         Err(e) => Err(e),

@@ -7,9 +7,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use wabill_engine::usage::{aggregate, list, Granularity, UsageQuery, DIMENSIONS};
+use wabill_engine::usage::{
+    aggregate, aggregate_calls, list, CallUsageQuery, Granularity, UsageQuery, CALL_DIMENSIONS,
+    DIMENSIONS,
+};
 use wabill_engine::Caller;
 use wabill_rating::UnixMs;
+use wabill_store::CallChargeFilter;
 
 /// `GET /v1/usage`.
 pub(crate) async fn usage(
@@ -43,16 +47,34 @@ async fn usage_inner(state: &AppState, caller: &Caller, q: &HashMap<String, Stri
     let Some(granularity) = q.get("granularity").and_then(|g| Granularity::parse(g)) else {
         return bad("granularity: required, HALF_HOUR, DAILY or MONTHLY".into());
     };
+    let calls = match q.get("unit").map(String::as_str) {
+        None | Some("message") => false,
+        Some("call") => true,
+        Some(other) => return bad(format!("unit: '{other}' is not message or call")),
+    };
+    // What each unit is broken down by and filtered on; the other unit's are refused, never
+    // ignored.
+    let (known, foreign): (&[&'static str], &[&str]) = if calls {
+        (&CALL_DIMENSIONS, &["pricing_types", "pricing_categories"])
+    } else {
+        (&DIMENSIONS, &["directions"])
+    };
+    if let Some(f) = foreign.iter().find(|f| q.contains_key(**f)) {
+        return bad(format!(
+            "{f}: not a filter of {}",
+            if calls { "calls" } else { "messages" }
+        ));
+    }
     let mut dimensions = BTreeSet::new();
     for d in q.get("dimensions").map(|v| list(v)).unwrap_or_default() {
-        match DIMENSIONS.iter().find(|x| **x == d.to_uppercase()) {
+        match known.iter().find(|x| **x == d.to_uppercase()) {
             Some(x) => {
                 dimensions.insert(*x);
             }
             None => {
                 return bad(format!(
                     "dimensions: '{d}' is not one of {}",
-                    DIMENSIONS.join(", ")
+                    known.join(", ")
                 ))
             }
         }
@@ -78,6 +100,44 @@ async fn usage_inner(state: &AppState, caller: &Caller, q: &HashMap<String, Stri
                 .collect::<BTreeSet<String>>()
         })
     };
+    if calls {
+        let query = CallUsageQuery {
+            start,
+            end,
+            granularity,
+            dimensions,
+            tz,
+            phone_numbers: set("phone_numbers", false),
+            country_codes: set("country_codes", true),
+            directions: set("directions", true),
+        };
+        let mut filter = CallChargeFilter {
+            waba: Some(waba.clone()),
+            wabas: None,
+            from_ms: Some(start),
+            to_ms: Some(end),
+            after: None,
+            limit: 10_000,
+        };
+        let mut rows = Vec::new();
+        loop {
+            match state.engine.store().call_charges(&filter).await {
+                Ok(page) => {
+                    let done = page.len() < filter.limit as usize;
+                    filter.after = page.last().map(|r| r.cursor());
+                    rows.extend(page);
+                    if done {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading call usage failed");
+                    return problem(ErrorCode::StoreUnavailable, "try again");
+                }
+            }
+        }
+        return (StatusCode::OK, axum::Json(aggregate_calls(&query, &rows))).into_response();
+    }
     let query = UsageQuery {
         start,
         end,

@@ -95,19 +95,19 @@ async fn webhook_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Re
             EnvelopeError::Invalid(e) => problem(ErrorCode::InvalidWebhook, e.to_string()),
         };
     }
-    if !parsed.calls.is_empty() {
-        // Calls are rated by `wabill rate` only so far (issue 15); said, not dropped quietly.
-        tracing::warn!(
-            calls = parsed.calls.len(),
-            "a webhook's calls are not stored by the service yet"
-        );
-    }
+    let calls: Vec<(usize, wabill_rating::calls::Call<'_>)> = std::mem::take(&mut parsed.calls)
+        .into_iter()
+        .enumerate()
+        .collect();
     let pricing = meta_rows(text, &parsed.meta_pricing);
     let batch: Vec<(usize, Event<'_>)> = parsed.events.into_iter().enumerate().collect();
     // Events first, then Meta's pricing; the 200 only once both are stored. A failure of the
     // second leaves stored events that Meta's retry finds again as duplicates.
     let stored = match state.engine.ingest(&batch).await {
-        Ok(_) => state.engine.store().record_meta_pricing(&pricing).await,
+        Ok(_) => match state.engine.ingest_calls(&calls).await {
+            Ok(_) => state.engine.store().record_meta_pricing(&pricing).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match stored {
