@@ -116,6 +116,7 @@ impl std::fmt::Debug for Settings {
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("secrets_key", &shown(self.secrets_key.is_some()))
             .field("alert_allow_networks", &self.alert_allow_networks)
+            .field("calculator", &self.calculator)
             .finish()
     }
 }
@@ -135,6 +136,7 @@ impl std::fmt::Debug for Resolved {
             // SecretKeys' own Debug shows key ids only.
             .field("secrets", &self.secrets)
             .field("alert_networks", &self.alert_networks)
+            .field("calculator", &self.calculator)
             .finish()
     }
 }
