@@ -53,6 +53,13 @@ const RULES: &[(&str, Instead)] = &[
         Instead::Skip("starts the service, which runs until stopped (tests/serve.rs starts it)"),
     ),
     (
+        "curl -s http://127.0.0.1:8080/v1/estimate",
+        Instead::Skip(
+            "asks a running `wabill serve`; tests/console.rs checks that the route answers what \
+             `wabill estimate` prints for the same input",
+        ),
+    ),
+    (
         "wabill load",
         Instead::Skip("drives a running `wabill serve` (tests/serve.rs runs it against one)"),
     ),
