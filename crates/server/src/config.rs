@@ -308,8 +308,18 @@ mod tests {
             ..Settings::default()
         };
         let resolved = s.clone().resolve().unwrap();
-        for shown in [format!("{s:?}"), format!("{resolved:?}"), format!("{resolved:#?}")] {
-            for secret in ["hunter2", "app-secret-xyz", "app-secret-old", "verify-tok-123", &key] {
+        for shown in [
+            format!("{s:?}"),
+            format!("{resolved:?}"),
+            format!("{resolved:#?}"),
+        ] {
+            for secret in [
+                "hunter2",
+                "app-secret-xyz",
+                "app-secret-old",
+                "verify-tok-123",
+                &key,
+            ] {
                 assert!(!shown.contains(secret), "{secret} in {shown}");
             }
             assert!(shown.contains("db.example"), "{shown}");

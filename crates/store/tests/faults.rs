@@ -155,7 +155,13 @@ async fn a_write_dropped_at_any_poll_leaves_the_next_write_free() {
             .append_events(&one)
             .await
             .unwrap_or_else(|e| panic!("after a write dropped at poll {polls}: {e}"));
-        assert_eq!(store.max_seq().await.unwrap(), before + 1);
+        // The dropped write may have sent its COMMIT already, which then lands: its three
+        // events once, or none of them.
+        let after = store.max_seq().await.unwrap();
+        assert!(
+            after == before + 1 || after == before + 4,
+            "poll {polls}: {before} then {after}"
+        );
         next += 4;
     }
 }

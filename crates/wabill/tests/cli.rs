@@ -1060,7 +1060,9 @@ fn a_line_that_is_not_utf8_is_a_malformed_line_of_its_file() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
-        err.contains(&format!("{path}: line 4: not UTF-8 text (an invalid byte at byte 25")),
+        err.contains(&format!(
+            "{path}: line 4: not UTF-8 text (an invalid byte at byte 25"
+        )),
         "{err}"
     );
 }
