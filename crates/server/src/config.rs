@@ -14,8 +14,9 @@ pub const DEFAULT_DB: &str = "wabill.sqlite";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// Settings from one source; `None` where that source says nothing.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+/// Settings from one source; `None` where that source says nothing. Its `Debug` shows no
+/// secret (the app secret, the verify token, the secrets key, a database password).
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
     pub db: Option<String>,
@@ -65,8 +66,8 @@ pub enum ConfigError {
     Value { key: &'static str, why: String },
 }
 
-/// Settings with every value decided.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Settings with every value decided. Its `Debug` shows no secret, as [`Settings`]'.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Resolved {
     pub db: String,
     pub listen: SocketAddr,
@@ -86,6 +87,58 @@ pub struct Resolved {
     pub alert_networks: wabill_engine::destinations::AllowedNetworks,
     /// The public calculator is on (decisions.md D170).
     pub calculator: bool,
+}
+
+/// How a secret is shown: whether it is set, never what it is.
+fn shown(set: bool) -> &'static str {
+    if set {
+        "<set>"
+    } else {
+        "<none>"
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("db", &self.db.as_deref().map(wabill_store::redact_url))
+            .field("listen", &self.listen)
+            .field("app_secret", &shown(self.app_secret.is_some()))
+            .field("verify_token", &shown(self.verify_token.is_some()))
+            .field("rates", &self.rates)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("rerate_memory_mb", &self.rerate_memory_mb)
+            .field("header_timeout_secs", &self.header_timeout_secs)
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("max_connections", &self.max_connections)
+            .field("rate_limit_per_sec", &self.rate_limit_per_sec)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("secrets_key", &shown(self.secrets_key.is_some()))
+            .field("alert_allow_networks", &self.alert_allow_networks)
+            .field("calculator", &self.calculator)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("db", &wabill_store::redact_url(&self.db))
+            .field("listen", &self.listen)
+            .field("app_secrets", &format!("<{} set>", self.app_secrets.len()))
+            .field("verify_token", &shown(!self.verify_token.is_empty()))
+            .field("rates", &self.rates)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("rerate_memory_bytes", &self.rerate_memory_bytes)
+            .field("limits", &self.limits)
+            .field("rate_limit", &self.rate_limit)
+            // SecretKeys' own Debug shows key ids only.
+            .field("secrets", &self.secrets)
+            .field("alert_networks", &self.alert_networks)
+            .field("calculator", &self.calculator)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -243,6 +296,35 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let key = "ab".repeat(32);
+        let s = Settings {
+            db: Some("postgres://wabill:hunter2@db.example/wabill".into()),
+            app_secret: Some("app-secret-xyz, app-secret-old".into()),
+            verify_token: Some("verify-tok-123".into()),
+            secrets_key: Some(key.clone()),
+            ..Settings::default()
+        };
+        let resolved = s.clone().resolve().unwrap();
+        for shown in [
+            format!("{s:?}"),
+            format!("{resolved:?}"),
+            format!("{resolved:#?}"),
+        ] {
+            for secret in [
+                "hunter2",
+                "app-secret-xyz",
+                "app-secret-old",
+                "verify-tok-123",
+                &key,
+            ] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+            assert!(shown.contains("db.example"), "{shown}");
+        }
+    }
 
     #[test]
     fn flags_and_environment_win_over_the_file_which_wins_over_defaults() {

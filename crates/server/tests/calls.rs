@@ -18,6 +18,8 @@ use wabill_store::{NewApiKey, Role, SqliteStore, Store};
 const SECRET: &[u8] = b"app-secret-1";
 const ADMIN: &str = "admin-key-123";
 
+mod support;
+
 struct Service {
     state: Arc<AppState>,
     _dir: tempfile::TempDir,
@@ -52,12 +54,12 @@ async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
 
 /// A PostgreSQL store in a fresh schema, or None (with a loud note) outside CI when the server
 /// cannot be reached.
-async fn postgres_store(test: &str) -> Option<Arc<dyn Store>> {
-    let url = std::env::var("WABILL_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("srv_{test}_{}", std::process::id());
-    match wabill_store::PgStore::open_in_schema(&url, &schema).await {
-        Ok(store) => Some(Arc::new(store)),
+/// The schema is dropped with the guard, at the test's end.
+async fn postgres_store(test: &str) -> Option<(Arc<dyn Store>, support::PgSchema)> {
+    let schema = support::PgSchema::new("cal", test).await;
+    let url = schema.url.clone();
+    match wabill_store::PgStore::open_in_schema(&url, &schema.name).await {
+        Ok(store) => Some((Arc::new(store), schema)),
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!("PostgreSQL is required in CI and unreachable at {url}: {e}")
         }
@@ -441,6 +443,10 @@ async fn calls_converge(store: Arc<dyn Store>, dir: tempfile::TempDir, seed: u64
         wabill_formats::calls::call_csv_header().trim_end()
     );
     assert_eq!(csv.lines().count(), calls.lines().count() + 1);
+    // Without a limit, the download is every call line, the same bytes (decisions.md D95).
+    let (status, all) = call(&s, get(ADMIN, "/v1/charges?unit=call&format=csv")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all, csv);
 }
 
 /// (WABA, month, direction, country, phone) of a call usage point.
@@ -544,7 +550,7 @@ async fn calls_through_the_service_equal_wabill_rate_on_sqlite() {
 
 #[tokio::test]
 async fn calls_through_the_service_equal_wabill_rate_on_postgres() {
-    if let Some(store) = postgres_store("calls_converge").await {
+    if let Some((store, _schema)) = postgres_store("calls_converge").await {
         calls_converge(store, tempfile::tempdir().unwrap(), 3).await;
     }
 }

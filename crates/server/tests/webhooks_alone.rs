@@ -20,10 +20,14 @@ use wabill_store::{NewApiKey, Role, SqliteStore, Store};
 
 const SECRET: &[u8] = b"app-secret-1";
 
+mod support;
+
 struct Service {
     state: Arc<AppState>,
     admin: String,
     _dir: tempfile::TempDir,
+    /// Dropped last: the PostgreSQL schema goes once the service has.
+    _schema: Option<support::PgSchema>,
 }
 
 async fn service_on(store: Box<dyn Store>, dir: tempfile::TempDir) -> Service {
@@ -46,6 +50,7 @@ async fn service_on(store: Box<dyn Store>, dir: tempfile::TempDir) -> Service {
         state,
         admin,
         _dir: dir,
+        _schema: None,
     }
 }
 
@@ -60,11 +65,14 @@ async fn sqlite_service() -> Service {
 /// A PostgreSQL-backed service in a fresh schema, or None (with a loud note) outside CI when
 /// the server cannot be reached.
 async fn postgres_service(test: &str) -> Option<Service> {
-    let url = std::env::var("WABILL_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("srv_{test}_{}", std::process::id());
-    match wabill_store::PgStore::open_in_schema(&url, &schema).await {
-        Ok(store) => Some(service_on(Box::new(store), tempfile::tempdir().unwrap()).await),
+    let schema = support::PgSchema::new("wha", test).await;
+    let url = schema.url.clone();
+    match wabill_store::PgStore::open_in_schema(&url, &schema.name).await {
+        Ok(store) => {
+            let mut s = service_on(Box::new(store), tempfile::tempdir().unwrap()).await;
+            s._schema = Some(schema);
+            Some(s)
+        }
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!("PostgreSQL is required in CI and unreachable at {url}: {e}")
         }

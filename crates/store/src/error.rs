@@ -83,6 +83,10 @@ impl StoreError {
 }
 
 /// The URL as it may be shown in an error or a log: without a password.
+pub fn redact_url(url: &str) -> String {
+    redact(url)
+}
+
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();

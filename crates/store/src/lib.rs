@@ -23,7 +23,7 @@ mod rows;
 pub mod sqlite;
 mod store;
 
-pub use error::{Backend, StoreError};
+pub use error::{redact_url, Backend, StoreError};
 pub use postgres::PgStore;
 pub use rows::{
     AccountOutcome, AccountRow, AlertAttempt, AlertRow, AlertSettingsRow, ApiKeyRow, AppendResult,

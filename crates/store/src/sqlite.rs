@@ -113,11 +113,22 @@ impl WriteTx {
         }
         let mut conn = pool.acquire().await?;
         if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
-            // Within a transaction already, which `end` never leaves: close it all the same.
-            if e.to_string().contains("within a transaction") {
-                conn.close_on_drop();
+            if !e.to_string().contains("within a transaction") {
+                return Err(e);
             }
-            return Err(e);
+            // An orphan: a write cancelled while its BEGIN was under way (SQLite ran it, the
+            // future was dropped before a `WriteTx` held it) gave the connection back inside a
+            // transaction. Nothing of it was committed or acknowledged, and a live `WriteTx`
+            // holds the one writer connection alone, so it is rolled back and this write
+            // begins, rather than failing an innocent write.
+            let again = match conn.execute("ROLLBACK").await {
+                Ok(_) => conn.execute("BEGIN IMMEDIATE").await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = again {
+                conn.close_on_drop();
+                return Err(e);
+            }
         }
         Ok(WriteTx {
             conn: Some(conn),

@@ -118,6 +118,54 @@ async fn postgres_connections_dropped_fail_writes_while_it_lasts_then_reconnect(
         .unwrap();
 }
 
+/// A write dropped after any number of polls (so at any step: waiting for the writer, inside
+/// its BEGIN, writing, committing) stores nothing it did not commit, and the next write is
+/// taken: a BEGIN that ran for a write dropped before it could hold its transaction leaves the
+/// connection inside one, which the next write must roll back rather than fail on.
+#[tokio::test]
+async fn a_write_dropped_at_any_poll_leaves_the_next_write_free() {
+    use std::future::Future;
+    use std::task::Poll;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("wabill.sqlite"))
+        .await
+        .unwrap();
+    let mut next = 0;
+    for polls in 1..60 {
+        let batch: Vec<NewEvent> = (next..next + 3).map(outbound).collect();
+        let mut write = Box::pin(store.append_events(&batch));
+        let mut done = false;
+        for _ in 0..polls {
+            std::future::poll_fn(|cx| {
+                done |= write.as_mut().poll(cx).is_ready();
+                Poll::Ready(())
+            })
+            .await;
+            if done {
+                break;
+            }
+            // Let the database's worker thread and the runtime's other tasks move on.
+            tokio::task::yield_now().await;
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+        drop(write);
+        let before = store.max_seq().await.unwrap();
+        let one: Vec<NewEvent> = vec![outbound(next + 3)];
+        store
+            .append_events(&one)
+            .await
+            .unwrap_or_else(|e| panic!("after a write dropped at poll {polls}: {e}"));
+        // The dropped write may have sent its COMMIT already, which then lands: its three
+        // events once, or none of them.
+        let after = store.max_seq().await.unwrap();
+        assert!(
+            after == before + 1 || after == before + 4,
+            "poll {polls}: {before} then {after}"
+        );
+        next += 4;
+    }
+}
+
 #[tokio::test]
 async fn a_write_cancelled_half_way_is_rolled_back_and_the_next_one_is_taken() {
     let dir = tempfile::tempdir().unwrap();

@@ -34,13 +34,32 @@ fn read_bytes(path: &str) -> Result<(String, Vec<u8>)> {
     Ok((name, bytes))
 }
 
+/// A file given as text that is not UTF-8: malformed input, exit 2 like any other
+/// (`main::exit_code`), naming the file, the line and the byte.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: line {line}: not UTF-8 text (an invalid byte at byte {byte} of the line)")]
+pub struct NotUtf8 {
+    pub name: String,
+    pub line: usize,
+    pub byte: usize,
+}
+
 /// Reads a file, or standard input for `-`, as text.
 pub fn read_source(path: &str) -> Result<Source> {
     let (name, bytes) = read_bytes(path)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        anyhow::anyhow!("{name}: line {line}: not UTF-8 text")
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        NotUtf8 {
+            name: name.clone(),
+            line,
+            byte: at - start + 1,
+        }
     })?;
     Ok(Source { name, text })
 }

@@ -184,6 +184,10 @@ fn exit_code(result: anyhow::Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) if e.downcast_ref::<input::NotUtf8>().is_some() => {
+            eprintln!("error: {e:#}");
+            rate_cmd::EXIT_INVALID
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             1

@@ -1055,6 +1055,16 @@ fn a_line_that_is_not_utf8_is_a_malformed_line_of_its_file() {
             .collect();
         assert_eq!(ids, ["\"m1\"", "\"m2\""], "the lines around it are rated");
     }
+    // The commands that read a file whole say the same, and exit 2 as for any malformed input.
+    let out = wabill(&["reconcile", path], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{path}: line 4: not UTF-8 text (an invalid byte at byte 25"
+        )),
+        "{err}"
+    );
 }
 
 /// Runs `wabill ARGS` with standard output a real pipe, reads its first line and closes the

@@ -97,6 +97,10 @@ pub(crate) async fn charges(
                 after,
                 limit,
             };
+            if csv && !paged {
+                let header = wabill_formats::calls::call_csv_header();
+                return csv_download(state, filter, header);
+            }
             return call_charges(&state, &filter, csv).await;
         }
         Some(other) => {
@@ -117,7 +121,8 @@ pub(crate) async fn charges(
     // A CSV download without a `limit` is every row the filter matches, streamed a page at a
     // time (decisions.md D95); with a `limit` it is one page, its cursor in X-Next-Cursor.
     if csv && !paged {
-        return csv_download(state, filter);
+        let header = wabill_formats::charges::csv_header();
+        return csv_download(state, filter, header);
     }
     let rows = match state.engine.store().charges(&filter).await {
         Ok(r) => r,
@@ -167,43 +172,81 @@ pub(crate) async fn charges(
     resp
 }
 
-/// Every charge `filter` matches, as one CSV body read from the store a page at a time, so that
-/// memory stays one page whatever the count. The pages follow each other by the keyset cursor,
-/// as a client paging itself would (the slow reader of the simulation checks that order:
-/// nothing shown twice unless it moved, nothing that stayed missed). A store failure after the
-/// first bytes ends the body with an error, so that the client sees a broken transfer rather
-/// than a short file that looks complete.
-fn csv_download(state: Arc<AppState>, mut filter: ChargeFilter) -> Response {
-    filter.limit = CSV_PAGE_ROWS;
-    let header = wabill_formats::charges::csv_header().into_bytes();
+/// A filter a CSV download pages through: one store read of rows after a cursor, how a row is
+/// written, and the cursor after a row.
+trait CsvPages: Send + 'static {
+    type Row: Send;
+    fn set_limit(&mut self, limit: u32);
+    fn read<'a>(&'a self, state: &'a AppState) -> wabill_store::StoreFuture<'a, Vec<Self::Row>>;
+    fn write(out: &mut Vec<u8>, row: &Self::Row);
+    fn continue_after(&mut self, row: &Self::Row);
+}
+
+impl CsvPages for ChargeFilter {
+    type Row = wabill_store::ChargeRow;
+    fn set_limit(&mut self, limit: u32) {
+        self.limit = limit;
+    }
+    fn read<'a>(&'a self, state: &'a AppState) -> wabill_store::StoreFuture<'a, Vec<Self::Row>> {
+        state.engine.store().charges(self)
+    }
+    fn write(out: &mut Vec<u8>, row: &Self::Row) {
+        write_row_csv(out, row);
+    }
+    fn continue_after(&mut self, row: &Self::Row) {
+        self.after = Some(row.cursor());
+    }
+}
+
+impl CsvPages for CallChargeFilter {
+    type Row = wabill_store::CallChargeRow;
+    fn set_limit(&mut self, limit: u32) {
+        self.limit = limit;
+    }
+    fn read<'a>(&'a self, state: &'a AppState) -> wabill_store::StoreFuture<'a, Vec<Self::Row>> {
+        state.engine.store().call_charges(self)
+    }
+    fn write(out: &mut Vec<u8>, row: &Self::Row) {
+        write_call_row_csv(out, row);
+    }
+    fn continue_after(&mut self, row: &Self::Row) {
+        self.after = Some(row.cursor());
+    }
+}
+
+/// Every row `filter` matches, as one CSV body (`header` first) read from the store a page at
+/// a time, so that memory stays one page whatever the count (decisions.md D95). The pages
+/// follow each other by the keyset cursor, as a client paging itself would (the slow reader of
+/// the simulation checks that order: nothing shown twice unless it moved, nothing that stayed
+/// missed). A store failure after the first bytes ends the body with an error, so that the
+/// client sees a broken transfer rather than a short file that looks complete.
+fn csv_download<F: CsvPages>(state: Arc<AppState>, mut filter: F, header: String) -> Response {
+    filter.set_limit(CSV_PAGE_ROWS);
     let pages = futures_util::stream::unfold(
-        (state, filter, Some(header)),
-        |(state, mut filter, header)| async move {
-            // `limit` 0 marks the end, once the last (short) page is out.
-            if filter.limit == 0 {
+        (state, filter, Some(header.into_bytes()), false),
+        |(state, mut filter, header, ended)| async move {
+            if ended {
                 return None;
             }
-            let rows = match state.engine.store().charges(&filter).await {
+            let rows = match filter.read(&state).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = %e, "reading charges for a CSV download failed");
-                    filter.limit = 0;
                     let err = std::io::Error::other(format!("reading charges failed: {e}"));
-                    return Some((Err(err), (state, filter, None)));
+                    return Some((Err(err), (state, filter, None, true)));
                 }
             };
             let mut out = header.unwrap_or_default();
             for r in &rows {
-                write_row_csv(&mut out, r);
+                F::write(&mut out, r);
             }
-            if (rows.len() as u32) < filter.limit {
-                filter.limit = 0;
-            } else {
-                filter.after = rows.last().map(|r| r.cursor());
+            let ended = (rows.len() as u32) < CSV_PAGE_ROWS;
+            if let Some(last) = rows.last() {
+                filter.continue_after(last);
             }
             Some((
                 Ok::<_, std::io::Error>(axum::body::Bytes::from(out)),
-                (state, filter, None),
+                (state, filter, None, ended),
             ))
         },
     );
