@@ -599,6 +599,49 @@ fn demo_runs_on_bundled_data() {
         s.contains("total") && s.contains("\"pricing_model\":\"PMP\""),
         "{s}"
     );
+    // A bill a person reads: per WABA and category, amounts to the cent, what "charged" means,
+    // and the tenant invoice, whose total is `wabill invoice`'s on the same charges.
+    assert!(
+        s.contains("\"charged\" counts the messages Meta bills"),
+        "{s}"
+    );
+    let w1_total = s
+        .lines()
+        .find(|l| l.starts_with("W1 ") && l.contains(" total "))
+        .unwrap_or_else(|| panic!("{s}"));
+    let amount = w1_total.split_whitespace().nth(4).unwrap();
+    assert_eq!(amount.split_once('.').unwrap().1.len(), 2, "{w1_total}");
+    let dir = tmpdir("demo");
+    let out = wabill(
+        &["demo", "--events", "5000", "--out", dir.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let total_line = shown
+        .lines()
+        .find(|l| l.trim_start().starts_with("Total "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    let shown_total = total_line.split_whitespace().nth(1).unwrap().to_string();
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let inv = wabill(
+        &[
+            "invoice",
+            "--setup",
+            &p("tenant.json"),
+            "--charges",
+            &p("charges.jsonl"),
+            "--month",
+            "2026-10",
+        ],
+        None,
+    );
+    assert_eq!(inv.status.code(), Some(0), "{}", text(&inv.stderr));
+    let record: serde_json::Value = serde_json::from_slice(&inv.stdout).unwrap();
+    assert_eq!(record["total"], shown_total.as_str(), "{total_line}");
+    assert!(std::fs::read_to_string(p("invoice.html"))
+        .unwrap()
+        .contains("Demo Retail"));
 }
 
 /// An outbound event's `agent` comes out as the last field of its charge (absent when none),
