@@ -615,7 +615,7 @@
     });
     root.append(svg("line", { x1: left, x2: W - right, y1: top + plotH, y2: top + plotH, class: "axis" }));
     names.slice(0, 8).forEach((n, si) => {
-      const lx = left + (si % 4) * 160, ly = H - 26 + Math.floor(si / 4) * 14;
+      const lx = left + (si % 4) * 165, ly = H - 26 + Math.floor(si / 4) * 14;
       root.append(svg("rect", { x: lx, y: ly - 10, width: 10, height: 10, class: "bar s" + si }));
       root.append(svg("text", { x: lx + 14, y: ly, class: "legend" }, n));
     });
@@ -646,10 +646,11 @@
 
   function explain(c) {
     const why = {
-      regular: "charged at the market's rate",
+      regular: "charged at the market's rate for its category",
       free_customer_service: "free: inside the user's customer service window",
       free_entry_point: "free: inside a free entry point window",
-      free_tier: "free: service messages are not charged",
+      free_tier: "free: within the month's free allowance (docs/rules.md)",
+      undelivered: "not charged: no delivery yet (re-rated when one comes)",
     }[c.type] || c.type;
     const parts = [why];
     if (c.tier) parts.push("volume tier " + c.tier);

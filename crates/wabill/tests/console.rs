@@ -575,7 +575,7 @@ fn http_key(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let req = format!(
         "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     s.write_all(req.as_bytes()).unwrap();
@@ -730,6 +730,48 @@ async fn the_keyed_pages_in_a_browser_show_the_apis_figures_within_the_keys_scop
         all.len()
     );
 
+    // Two tenants, one WABA each; the first with an included budget.
+    for (tenant, waba, plan) in [
+        (
+            "t1",
+            "W1",
+            r#"{"effective_from": "2026-11-01", "licence_price": "10",
+            "budget": {"per_agents": 10, "amount": "5", "currency": "USD"}}"#,
+        ),
+        (
+            "t2",
+            "W2",
+            r#"{"effective_from": "2026-11-01", "licence_price": "10"}"#,
+        ),
+    ] {
+        let setup = format!(
+            r#"{{"tenant": {{"id": "{tenant}", "name": "{tenant}", "timezone": "UTC", "currency": "USD",
+                "wabas": ["{waba}"]}},
+              "agents": [{{"id": "a1", "name": "A"}}],
+              "licences": [{{"id": "L1", "target": "all_agents", "from": "2026-11-01"}}],
+              "plans": [{plan}]}}"#
+        );
+        let (status, body) = http_key(
+            &server.addr,
+            "PUT",
+            &format!("/v1/tenants/{tenant}"),
+            &admin,
+            &setup,
+        );
+        assert!(status == 200 || status == 201, "{status}: {body}");
+    }
+    let (status, invoice) = http_key(
+        &server.addr,
+        "GET",
+        "/v1/tenants/t1/invoices/2026-11",
+        &admin,
+        "",
+    );
+    assert_eq!(status, 200, "{invoice}");
+    let invoice: Value = serde_json::from_str(&invoice).unwrap();
+    let budget = invoice["budget"].clone();
+    assert!(budget["included"].is_string(), "{invoice}");
+
     let (_driver, webdriver) = chromedriver(driver, &dir);
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -749,7 +791,7 @@ async fn the_keyed_pages_in_a_browser_show_the_apis_figures_within_the_keys_scop
         .connect(&webdriver)
         .await
         .expect("a WebDriver session of chromium");
-    let result = drive_keyed(&c, &server.addr, &reader, &w1).await;
+    let result = drive_keyed(&c, &server.addr, &reader, &w1, &budget).await;
     c.close().await.unwrap();
     result.unwrap();
 }
@@ -800,6 +842,7 @@ async fn drive_keyed(
     addr: &str,
     reader: &str,
     w1: &[Value],
+    budget: &Value,
 ) -> Result<(), fantoccini::error::CmdError> {
     use fantoccini::Locator::Css;
     c.goto(&format!("http://{addr}/")).await?;
@@ -848,13 +891,36 @@ async fn drive_keyed(
         let bars = c.find_all(Css("#usage-cost-chart svg rect.bar")).await?;
         assert!(bars.len() > expected.len(), "stacked bars: {}", bars.len());
         seen.push(total);
-        if by == "category" {
-            c.set_window_size(1280, 1800).await?;
-            std::fs::write(shots.join("usage.png"), c.screenshot().await?).unwrap();
-            c.set_window_size(1280, 1400).await?;
-        }
     }
     assert_eq!(seen[0], seen[1], "the same month, however it is stacked");
+    // The tenant's included budget beside the month to date; another tenant's is refused.
+    c.goto(&format!(
+        "http://{addr}/#/usage?waba=W1&month=2026-11&by=category&tenant=t1"
+    ))
+    .await?;
+    c.refresh().await?;
+    let line = wait_text(c, "#usage-budget", "included").await;
+    let (used, included) = (
+        budget["used"].as_str().unwrap(),
+        budget["included"].as_str().unwrap(),
+    );
+    assert!(
+        line.contains(&format!("{used} USD used of {included} USD included")),
+        "{line}"
+    );
+    c.set_window_size(1280, 1800).await?;
+    std::fs::write(shots.join("usage.png"), c.screenshot().await?).unwrap();
+    c.set_window_size(1280, 1400).await?;
+    c.goto(&format!(
+        "http://{addr}/#/usage?waba=W1&month=2026-11&by=category&tenant=t2"
+    ))
+    .await?;
+    c.refresh().await?;
+    let line = wait_text(c, "#usage-budget", "t2").await;
+    assert!(
+        line.contains("unknown_tenant") && !line.contains("included"),
+        "{line}"
+    );
     // Another tenant's WABA is refused to this key, and the page says so.
     c.goto(&format!(
         "http://{addr}/#/usage?waba=W2&month=2026-11&by=category"
@@ -910,6 +976,7 @@ async fn drive_keyed(
         .text()
         .await?;
     assert!(!why.is_empty(), "each line explained");
+    c.execute("window.scrollTo(0, 0);", vec![]).await?;
     std::fs::write(shots.join("charges.png"), c.screenshot().await?).unwrap();
     // The CSV download: every row, fetched with the key in a header, never in a URL.
     c.find(Css("#c-csv")).await?.click().await?;
