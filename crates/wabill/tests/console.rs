@@ -910,6 +910,19 @@ async fn drive_keyed(
     );
     c.set_window_size(1280, 1800).await?;
     std::fs::write(shots.join("usage.png"), c.screenshot().await?).unwrap();
+    // At a phone's width the dashboard fits: nothing scrolls sideways but the tables.
+    c.set_window_size(390, 1400).await?;
+    let over = c
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        over.as_i64(),
+        Some(0),
+        "the dashboard overflows a phone's width"
+    );
     c.set_window_size(1280, 1400).await?;
     c.goto(&format!(
         "http://{addr}/#/usage?waba=W1&month=2026-11&by=category&tenant=t2"
