@@ -646,8 +646,11 @@ fn api_usage_per_day(
     waba: &str,
     dimension: &str,
 ) -> Vec<(String, u64, i128)> {
-    // 2026-11-01T00:00:00Z .. 2026-12-01T00:00:00Z
-    let (start, end) = (1_793_491_200u64, 1_796_083_200u64);
+    let seconds = |t: &str| wabill_formats::time::parse_instant(t).unwrap() as u64 / 1000;
+    let (start, end) = (
+        seconds("2026-11-01T00:00:00Z"),
+        seconds("2026-12-01T00:00:00Z"),
+    );
     let (status, body) = http_key(
         addr,
         "GET",
