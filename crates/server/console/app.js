@@ -94,6 +94,12 @@
   }
   function signOut() {
     sessionStorage.removeItem(KEY_STORE);
+    // Nothing read with the key stays on the page.
+    for (const id of ["usage-days", "charges-rows", "charges-count", "c-csv-done", "usage-status",
+      "charges-status", "usage-budget"]) $(id).textContent = "";
+    $("usage-result").hidden = true;
+    $("c-more").hidden = true;
+    chargesNext = null;
     $("signin-status").textContent = "Signed out.";
     showSignedIn();
     route();

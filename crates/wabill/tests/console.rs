@@ -1036,5 +1036,17 @@ async fn drive_keyed(
         rows == 0 || status.contains("forbidden"),
         "{status}: {rows} rows of W2"
     );
+    // Signed out, nothing read with the key is left on the page.
+    c.goto(&format!("http://{addr}/#/charges")).await?;
+    c.refresh().await?;
+    wait_text(c, "#charges-status", "lines shown").await;
+    c.find(Css("#signout")).await?.click().await?;
+    let left = c
+        .execute(
+            "return document.querySelectorAll('#charges-rows tr, #usage-days tr').length;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(left, serde_json::json!(0), "rows left after signing out");
     Ok(())
 }
