@@ -45,11 +45,13 @@
 
   // ---- pages -------------------------------------------------------------------------------
   // Each page: its section id, whether it needs a key, and what runs when it is shown. The
-  // keyed pages (usage, charges, reconciliation, tenants, alerts) are added here with
-  // keyed: true and a link in the bar; the router shows them only once signed in.
+  // keyed pages are listed here with keyed: true and a link in the bar (.nav-keyed); the
+  // router shows them only once signed in. Their state is in the fragment's query, as the
+  // calculator's; the key never is.
   const PAGES = {
     calculator: { section: "page-calculator", keyed: false, show: showCalculator },
-    keyed: { section: "page-keyed", keyed: true, show: function () {} },
+    usage: { section: "page-usage", keyed: true, show: showUsage },
+    charges: { section: "page-charges", keyed: true, show: showCharges },
   };
 
   function route() {
@@ -72,7 +74,7 @@
     const k = key();
     $("signin").hidden = !!k;
     $("signedin").hidden = !k;
-    $("nav-keyed").hidden = !k;
+    for (const li of document.querySelectorAll(".nav-keyed")) li.hidden = !k;
     $("signedin-who").textContent = k ? "Signed in, key …" + k.slice(-4) : "";
   }
   async function signIn(ev) {
@@ -92,6 +94,12 @@
   }
   function signOut() {
     sessionStorage.removeItem(KEY_STORE);
+    // Nothing read with the key stays on the page.
+    for (const id of ["usage-days", "charges-rows", "charges-count", "c-csv-done", "usage-status",
+      "charges-status", "usage-budget"]) $(id).textContent = "";
+    $("usage-result").hidden = true;
+    $("c-more").hidden = true;
+    chargesNext = null;
     $("signin-status").textContent = "Signed out.";
     showSignedIn();
     route();
@@ -452,6 +460,278 @@
     if (shared) estimate();
   }
 
+  // ---- the usage dashboard -----------------------------------------------------------------
+  // GET /v1/usage of one WABA and month, DAILY buckets aligned in UTC, broken down by one
+  // dimension; per day the cost (exact, summed as BigInt) and the volume, stacked.
+  const BY = {
+    category: { dimension: "PRICING_CATEGORY", field: "pricing_category" },
+    country: { dimension: "COUNTRY", field: "country" },
+    phone: { dimension: "PHONE", field: "phone_number" },
+  };
+
+  function monthBounds(month) {
+    const [y, m] = month.split("-").map(Number);
+    return [Date.UTC(y, m - 1, 1) / 1000, Date.UTC(y, m, 1) / 1000];
+  }
+  function isoDay(seconds) {
+    return new Date(seconds * 1000).toISOString().slice(0, 10);
+  }
+
+  function showUsage(q) {
+    $("u-waba").value = q.get("waba") || $("u-waba").value;
+    $("u-month").value = q.get("month") || $("u-month").value || currentMonth();
+    const by = q.get("by");
+    if (by && BY[by]) $("u-by").value = by;
+    $("u-tenant").value = q.get("tenant") || "";
+    if ($("u-waba").value.trim()) loadUsage();
+  }
+
+  function usageSubmit(ev) {
+    ev.preventDefault();
+    const q = new URLSearchParams();
+    q.set("waba", $("u-waba").value.trim());
+    q.set("month", $("u-month").value);
+    q.set("by", $("u-by").value);
+    if ($("u-tenant").value.trim()) q.set("tenant", $("u-tenant").value.trim());
+    history.replaceState(null, "", "#/usage?" + q.toString());
+    loadUsage();
+  }
+
+  async function loadUsage() {
+    const status = $("usage-status");
+    const waba = $("u-waba").value.trim();
+    const month = $("u-month").value;
+    const by = BY[$("u-by").value];
+    if (!waba) return void (status.textContent = "WABA: name one of your WABAs");
+    if (!/^\d{4}-\d{2}$/.test(month)) return void (status.textContent = "Month: choose a month");
+    const [start, end] = monthBounds(month);
+    const query = new URLSearchParams({ waba: waba, start: String(start), end: String(end),
+      granularity: "DAILY", dimensions: by.dimension });
+    status.textContent = "Loading…";
+    const resp = await api("/v1/usage?" + query.toString());
+    if (!resp.ok) {
+      $("usage-result").hidden = true;
+      status.textContent = "Not shown: " + (await problemText(resp));
+      return;
+    }
+    const body = await resp.json();
+    const set = (body.data || [])[0] || { currency: "", data_points: [] };
+    // Every day of the month, in order; the series in the order of their first appearance.
+    const days = [];
+    for (let t = start; t < end; t += 86400) days.push(isoDay(t));
+    const names = [];
+    const cost = {}, volume = {};
+    for (const d of days) { cost[d] = {}; volume[d] = {}; }
+    for (const p of set.data_points) {
+      const d = isoDay(p.start);
+      const name = p[by.field] || "(none)";
+      if (!names.includes(name)) names.push(name);
+      if (!cost[d]) { cost[d] = {}; volume[d] = {}; }
+      cost[d][name] = (cost[d][name] || 0n) + toNanos(p.cost);
+      volume[d][name] = (volume[d][name] || 0) + p.volume;
+    }
+    let totalCost = 0n, totalVolume = 0;
+    const rows = $("usage-days");
+    rows.textContent = "";
+    for (const d of days) {
+      const c = Object.values(cost[d]).reduce((a, b) => a + b, 0n);
+      const v = Object.values(volume[d]).reduce((a, b) => a + b, 0);
+      totalCost += c;
+      totalVolume += v;
+      if (!Object.keys(volume[d]).length) continue;
+      const tr = document.createElement("tr");
+      tr.dataset.day = d;
+      cell(tr, d, "u-day");
+      cell(tr, String(v), "num u-volume");
+      cell(tr, fromNanos(c), "num u-cost");
+      rows.append(tr);
+    }
+    $("usage-total-cost").textContent = fromNanos(totalCost);
+    $("usage-currency").textContent = set.currency;
+    $("usage-total-volume").textContent = String(totalVolume);
+    stacked($("usage-cost-chart"), days, names, (d, n) => Number(cost[d][n] || 0n) / 1e9,
+      (d, n) => fromNanos(cost[d][n] || 0n) + " " + set.currency, "Cost per day, " + set.currency);
+    stacked($("usage-volume-chart"), days, names, (d, n) => volume[d][n] || 0,
+      (d, n) => String(volume[d][n] || 0) + " messages", "Messages per day");
+    $("usage-result").hidden = false;
+    status.textContent = set.data_points.length ? "Shown." : "No delivered messages in that month.";
+    budget(month, totalCost, set.currency);
+  }
+
+  // The tenant's included budget of the month (its draft or finalized invoice), when the key
+  // may read that tenant; otherwise the reason, and the usage alone.
+  async function budget(month, used, currency) {
+    const p = $("usage-budget");
+    const tenant = $("u-tenant").value.trim();
+    p.hidden = !tenant;
+    if (!tenant) return;
+    const resp = await api("/v1/tenants/" + encodeURIComponent(tenant) + "/invoices/" + month);
+    if (!resp.ok) {
+      p.textContent = "Tenant " + tenant + ": " + (await problemText(resp));
+      return;
+    }
+    const inv = await resp.json();
+    const b = inv.budget;
+    if (!b) {
+      p.textContent = "Tenant " + tenant + " has no included budget this month.";
+      return;
+    }
+    const cur = inv.currency || "";
+    p.textContent = "Tenant " + tenant + " (all its WABAs): " + b.used + " " + cur + " used of " +
+      b.included + " " + cur + " included this month" +
+      (toNanos(b.overage) > 0n ? ", " + b.overage + " " + cur + " above it" : "") +
+      "; this WABA: " + fromNanos(used) + " " + currency + ".";
+  }
+
+  // A stacked bar chart of `days` x `names`, drawn as SVG; value(d, n) is a Number for the
+  // geometry only, label(d, n) the exact figure of each bar's title.
+  function stacked(box, days, names, value, label, title) {
+    const W = 720, H = 300, left = 64, right = 12, top = 16, bottom = 56;
+    const plotW = W - left - right, plotH = H - top - bottom;
+    let max = 0;
+    for (const d of days) max = Math.max(max, names.reduce((a, n) => a + value(d, n), 0));
+    let step = 1e-3;
+    while (step * 5 < max) step *= 10;
+    const axisMax = max === 0 ? 1 : [1, 2, 5, 10].map((f) => f * step).find((t) => t >= max);
+    const h = (v) => (v / axisMax) * plotH;
+    const root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", class: "chart" });
+    root.append(svg("title", {}, title));
+    for (let i = 0; i <= 4; i++) {
+      const v = (axisMax * i) / 4;
+      const yy = top + plotH - h(v);
+      root.append(svg("line", { x1: left, x2: W - right, y1: yy, y2: yy, class: "grid" }));
+      root.append(svg("text", { x: left - 6, y: yy + 4, class: "tick", "text-anchor": "end" },
+        Number(v.toPrecision(6)).toString()));
+    }
+    const slot = plotW / days.length;
+    days.forEach((d, i) => {
+      let base = top + plotH;
+      names.forEach((n, si) => {
+        const v = value(d, n);
+        if (!v) return;
+        const bh = h(v);
+        base -= bh;
+        const bar = svg("rect", { x: left + i * slot + 1, y: base, width: Math.max(1, slot - 2),
+          height: bh, class: "bar s" + (si % 8) });
+        bar.append(svg("title", {}, d + ", " + n + ": " + label(d, n)));
+        root.append(bar);
+      });
+      if (i % 5 === 0) root.append(svg("text", { x: left + i * slot + slot / 2, y: top + plotH + 16,
+        class: "label", "text-anchor": "middle" }, d.slice(8)));
+    });
+    root.append(svg("line", { x1: left, x2: W - right, y1: top + plotH, y2: top + plotH, class: "axis" }));
+    names.slice(0, 8).forEach((n, si) => {
+      const lx = left + (si % 4) * 165, ly = H - 26 + Math.floor(si / 4) * 14;
+      root.append(svg("rect", { x: lx, y: ly - 10, width: 10, height: 10, class: "bar s" + si }));
+      root.append(svg("text", { x: lx + 14, y: ly, class: "legend" }, n));
+    });
+    box.textContent = "";
+    box.append(root);
+  }
+
+  // ---- the charges explorer ----------------------------------------------------------------
+  // GET /v1/charges with the page's filters, a page at a time (`next`); every line explained.
+  const PAGE_ROWS = 500;
+  let chargesNext = null;
+
+  function chargesQuery() {
+    const q = new URLSearchParams();
+    for (const [id, name] of [["c-waba", "waba"], ["c-from", "from"], ["c-to", "to"]]) {
+      const v = $(id).value.trim();
+      if (v) q.set(name, v);
+    }
+    return q;
+  }
+
+  function showCharges(q) {
+    for (const [id, name] of [["c-waba", "waba"], ["c-from", "from"], ["c-to", "to"]]) {
+      $(id).value = q.get(name) || "";
+    }
+    loadCharges(false);
+  }
+
+  function explain(c) {
+    const why = {
+      regular: "charged at the market's rate for its category",
+      free_customer_service: "free: inside the user's customer service window",
+      free_entry_point: "free: inside a free entry point window",
+      free_tier: "free: within the month's free allowance (docs/rules.md)",
+      undelivered: "not charged: no delivery yet (re-rated when one comes)",
+    }[c.type] || c.type;
+    const parts = [why];
+    if (c.tier) parts.push("volume tier " + c.tier);
+    if (c.rate) parts.push(c.rate + " " + c.currency + " a message");
+    if (c.conversation_id) parts.push("conversation " + c.conversation_id);
+    if (c.pricing_model && c.pricing_model !== "PMP") parts.push("pricing model " + c.pricing_model);
+    return parts.join("; ");
+  }
+
+  async function loadCharges(more) {
+    const status = $("charges-status");
+    const q = chargesQuery();
+    if (!more) {
+      history.replaceState(null, "", "#/charges" + (q.toString() ? "?" + q.toString() : ""));
+      $("charges-rows").textContent = "";
+      chargesNext = null;
+    } else if (chargesNext) {
+      q.set("after", chargesNext);
+    }
+    q.set("limit", String(PAGE_ROWS));
+    status.textContent = "Loading…";
+    const resp = await api("/v1/charges?" + q.toString());
+    if (!resp.ok) {
+      status.textContent = "Not shown: " + (await problemText(resp));
+      return;
+    }
+    const body = await resp.json();
+    const rows = $("charges-rows");
+    for (const c of body.charges) {
+      const tr = document.createElement("tr");
+      cell(tr, c.billed_at || "–");
+      cell(tr, c.waba, "c-waba");
+      cell(tr, c.id);
+      cell(tr, c.country || "–");
+      cell(tr, c.category);
+      cell(tr, c.type);
+      cell(tr, c.tier || "–");
+      cell(tr, c.rate || "–", "num");
+      cell(tr, c.amount + " " + c.currency, "num");
+      cell(tr, explain(c));
+      rows.append(tr);
+    }
+    chargesNext = body.next || null;
+    $("c-more").hidden = !chargesNext;
+    const n = rows.children.length;
+    $("charges-count").textContent = "(" + n + (chargesNext ? ", more to load)" : ", all)");
+    status.textContent = n + " lines shown" + (chargesNext ? "; more with Next page." : ".");
+  }
+
+  // Every row as CSV: the streamed download, fetched with the key in its header and handed to
+  // the browser as a Blob (the key is never in a URL).
+  async function downloadCsv() {
+    const status = $("charges-status");
+    const q = chargesQuery();
+    q.set("format", "csv");
+    status.textContent = "Downloading…";
+    const resp = await api("/v1/charges?" + q.toString());
+    if (!resp.ok) {
+      status.textContent = "Not downloaded: " + (await problemText(resp));
+      return;
+    }
+    const blob = await resp.blob();
+    const text = await blob.text();
+    const lines = text.split("\n").filter((l) => l.length).length;
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = "charges.csv";
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+    $("c-csv-done").textContent = "charges.csv: " + Math.max(0, lines - 1) + " rows, " + blob.size + " bytes";
+    status.textContent = "Downloaded charges.csv.";
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     $("signin").addEventListener("submit", signIn);
     $("signout").addEventListener("click", signOut);
@@ -460,6 +740,13 @@
       ev.preventDefault();
       estimate();
     });
+    $("usage-form").addEventListener("submit", usageSubmit);
+    $("charges-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      loadCharges(false);
+    });
+    $("c-more").addEventListener("click", () => loadCharges(true));
+    $("c-csv").addEventListener("click", downloadCsv);
     window.addEventListener("hashchange", route);
     showSignedIn();
     route();
