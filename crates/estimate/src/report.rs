@@ -309,7 +309,8 @@ pub fn price_calls(
         prices: Vec::new(),
         amount: Decimal::ZERO,
     };
-    let mut prices: BTreeMap<(Option<(u64, Option<u64>)>, Decimal), CallPrice> = BTreeMap::new();
+    type PriceKey = (Option<(u64, Option<u64>)>, Decimal);
+    let mut prices: BTreeMap<PriceKey, CallPrice> = BTreeMap::new();
     for c in &rated.charges {
         if let Some(m) = c.market {
             row.market = tariff.markets.market_name(m).to_string();
