@@ -389,6 +389,9 @@ fn estimate_schemas(all: &mut Value) {
                 "categories": {"type": "array", "items": s("string")},
                 "max_messages": s("integer"), "max_traffic_lines": s("integer"),
                 "max_phones": s("integer"),
+                "call_currencies": {"type": "array", "items": s("string"),
+                    "description": "the currencies of the calling cards: call_minutes is priced only in these"},
+                "max_call_minutes": s("integer"), "max_call_seconds": s("integer"),
             },
         },
     });
