@@ -9,6 +9,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = wabill_estimate::parse_traffic(text);
+    let _ = wabill_estimate::parse_traffic_calls(text);
     if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
         let _ = wabill_estimate::parse_request(&value);
     }

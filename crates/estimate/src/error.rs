@@ -1,7 +1,7 @@
 //! Why an estimate cannot be made. Every variant names what is wrong, and has a stable code
 //! ([`EstimateError::code`]) that scripts and the JSON output can rely on.
 
-use wabill_rating::{Date, Month};
+use wabill_rating::{Currency, Date, Month};
 
 /// An estimate that cannot be made, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +49,18 @@ pub enum EstimateError {
     /// category, date), with the number of synthetic messages it stopped.
     #[error("{}", missing_rate_text(.causes))]
     MissingRate { causes: Vec<(String, u64)> },
+    #[error(
+        "calls need the primary country (--primary-country): the calls are estimated to its users"
+    )]
+    CallsNeedPrimaryCountry,
+    /// No calling rate for the synthetic calls: calling cards are not bundled (D163).
+    #[error("no calling rate for currency {currency}, market '{market}' on {date} ({calls} business-initiated calls): Meta's calling cards are not bundled (data/SOURCES.md, 'Calling'); import one with `wabill rates import` and give it with --rates DIR")]
+    MissingCallRate {
+        currency: Currency,
+        market: String,
+        date: Date,
+        calls: u64,
+    },
     /// Any other error of the rating core (not expected from a synthetic month).
     #[error("[{code}] {message}")]
     Rating { code: &'static str, message: String },
@@ -80,7 +92,10 @@ impl EstimateError {
             EstimateError::NoPhones => "no_phones",
             EstimateError::NoTraffic => "no_traffic",
             EstimateError::TooManyMessages { .. } => "too_many_messages",
-            EstimateError::MissingPrimaryCountry => "missing_primary_country",
+            EstimateError::MissingPrimaryCountry | EstimateError::CallsNeedPrimaryCountry => {
+                "missing_primary_country"
+            }
+            EstimateError::MissingCallRate { .. } => "missing_rate",
             EstimateError::InvalidInput { .. } => "invalid_input",
             EstimateError::MissingRate { .. } => "missing_rate",
             EstimateError::Rating { code, .. } => code,
@@ -92,7 +107,9 @@ impl EstimateError {
     pub fn is_unratable(&self) -> bool {
         matches!(
             self,
-            EstimateError::MissingRate { .. } | EstimateError::Rating { .. }
+            EstimateError::MissingRate { .. }
+                | EstimateError::MissingCallRate { .. }
+                | EstimateError::Rating { .. }
         )
     }
 }

@@ -28,7 +28,28 @@ pub struct EstimateInput {
     /// ad), for every line of traffic.
     pub entry_point_share: Share,
     pub traffic: Vec<TrafficLine>,
+    /// Calls a month (WhatsApp Business Calling), to users of the primary country (D160).
+    pub calls: Option<CallTraffic>,
 }
+
+/// The month's calls: total minutes talked, the share the business placed (the rest the users
+/// placed, free) and the average length of a call (decisions.md D160-D162).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallTraffic {
+    /// Minutes talked a month, all calls together.
+    pub minutes: u64,
+    /// Share of the calls the business placed (charged); the rest are user-initiated (free).
+    pub business_initiated: Share,
+    /// Average call length in whole seconds.
+    pub average_seconds: u64,
+}
+
+/// Most call minutes one estimate synthesizes (a call is its own user, like a message).
+pub const MAX_CALL_MINUTES: u64 = 10_000_000;
+/// Longest average call taken, in seconds (one day).
+pub const MAX_CALL_SECONDS: u64 = 86_400;
+/// The average call length when none is given (D161).
+pub const DEFAULT_CALL_SECONDS: u64 = 120;
 
 impl EstimateInput {
     /// An input with the defaults: UTC, one phone number, no primary country, not eligible for
@@ -44,6 +65,7 @@ impl EstimateInput {
             utility_in_window: Share::ZERO,
             entry_point_share: Share::ZERO,
             traffic: Vec::new(),
+            calls: None,
         }
     }
 }
@@ -314,6 +336,60 @@ pub fn parse_traffic(text: &str) -> Result<Vec<TrafficLine>, EstimateError> {
     match text.trim_start().as_bytes().first() {
         Some(b'[' | b'{') => parse_traffic_json(text),
         _ => parse_traffic_csv(text),
+    }
+}
+
+/// The calls of a traffic file: a JSON object's `call_minutes`, `business_initiated_share` and
+/// `average_call_seconds` (as in `POST /v1/estimate`); None for a CSV file, a JSON array or an
+/// object without them.
+pub fn parse_traffic_calls(text: &str) -> Result<Option<CallTraffic>, EstimateError> {
+    let text = text.trim_start_matches('\u{feff}');
+    if text.trim_start().as_bytes().first() != Some(&b'{') {
+        return Ok(None);
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| invalid("traffic file", format!("not JSON: {e}")))?;
+    let serde_json::Value::Object(o) = &value else {
+        return Ok(None);
+    };
+    let whole = |k: &str, min: u64, max: u64| -> Result<Option<u64>, EstimateError> {
+        let n = match o.get(k) {
+            None => return Ok(None),
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => parse_count(s).ok(),
+            Some(_) => None,
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(invalid(
+                format!("traffic file: {k}"),
+                format!("must be a whole number from {min} to {max}"),
+            )),
+        }
+    };
+    let minutes = whole("call_minutes", 0, MAX_CALL_MINUTES)?;
+    let average = whole("average_call_seconds", 1, MAX_CALL_SECONDS)?;
+    let share = match o.get("business_initiated_share") {
+        None => None,
+        Some(serde_json::Value::String(s)) => Some(Share::parse("business_initiated_share", s)?),
+        Some(_) => {
+            return Err(invalid(
+                "traffic file: business_initiated_share",
+                "must be a string such as \"80%\"",
+            ))
+        }
+    };
+    match minutes {
+        None if average.is_some() || share.is_some() => Err(invalid(
+            "traffic file: business_initiated_share, average_call_seconds",
+            "describe calls: give call_minutes too",
+        )),
+        None => Ok(None),
+        Some(minutes) => Ok(Some(CallTraffic {
+            minutes,
+            business_initiated: share.unwrap_or(Share::ALL),
+            average_seconds: average.unwrap_or(DEFAULT_CALL_SECONDS),
+        })),
     }
 }
 

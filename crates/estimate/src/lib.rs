@@ -25,12 +25,13 @@ pub use chrono_tz::Tz;
 pub use error::EstimateError;
 pub use input::{
     parse_auth_international, parse_count, parse_currency, parse_month, parse_timezone,
-    parse_traffic, AuthIntl, EstimateInput, Share, Target, TrafficCategory, TrafficLine,
+    parse_traffic, parse_traffic_calls, AuthIntl, CallTraffic, EstimateInput, Share, Target,
+    TrafficCategory, TrafficLine, DEFAULT_CALL_SECONDS, MAX_CALL_MINUTES, MAX_CALL_SECONDS,
 };
 pub use render::{render, Format};
 pub use report::{
-    compare_month, era_of, estimate, estimate_in, estimate_with_compare, Comparison, Estimate,
-    Price, Row, Tally, Total,
+    compare_month, era_of, estimate, estimate_in, estimate_with_compare, price_calls, CallPrice,
+    CallRow, Comparison, Estimate, Price, Row, Tally, Total,
 };
 pub use request::{answer, parse_request, Request, MAX_PHONES, MAX_TRAFFIC_LINES};
 pub use synth::{synthesize, Opening, ResolvedLine, SynthStats, SyntheticMonth, MAX_MESSAGES};

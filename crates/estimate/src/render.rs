@@ -2,9 +2,10 @@
 //! written exactly, as the rating core computed them; nothing is rounded here.
 
 use crate::input::Target;
-use crate::report::{era_name, model_name, Comparison, Estimate, Price, Row, Tally};
+use crate::report::{era_name, model_name, CallRow, Comparison, Estimate, Price, Row, Tally};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
+use wabill_rating::calls::tenths_as_minutes;
 
 /// Output formats of `wabill estimate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,8 +96,30 @@ pub fn render(estimate: &Estimate, previous: Option<&Estimate>, format: Format) 
                         &rates_text(&r.prices, " "),
                     );
                 }
+                if let Some(c) = &e.calls {
+                    // A calls row: messages = calls, charged = business-initiated (D164).
+                    let t = Tally {
+                        messages: c.calls,
+                        charged: c.business_initiated,
+                        amount: c.amount,
+                        ..Tally::default()
+                    };
+                    csv_record(
+                        &mut w,
+                        e,
+                        &month,
+                        &c.market,
+                        "calls",
+                        &t,
+                        &call_rates_text(c),
+                    );
+                }
                 for t in &e.totals {
-                    csv_record(&mut w, e, &month, "total", "", &t.tally, "");
+                    let tally = Tally {
+                        amount: t.amount(),
+                        ..t.tally.clone()
+                    };
+                    csv_record(&mut w, e, &month, "total", "", &tally, "");
                 }
             }
             String::from_utf8(w.into_inner().expect("writing to memory")).expect("UTF-8")
@@ -142,6 +165,39 @@ fn rates_text(prices: &[Price], sep: &str) -> String {
         .join(sep)
 }
 
+/// `0.05/min` or with tiers `0.05/min@0:50000 0.04/min@50001:`.
+fn call_rates_text(c: &CallRow) -> String {
+    c.prices
+        .iter()
+        .map(|p| match p.tier {
+            Some(t) => format!("{}/min@{t}", p.rate),
+            None => format!("{}/min", p.rate),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn calls_json(c: &CallRow) -> Value {
+    json!({
+        "market": c.market,
+        "country": c.country,
+        "currency": c.currency.as_str(),
+        "calls": c.calls,
+        "business_initiated": c.business_initiated,
+        "user_initiated": c.user_initiated,
+        "seconds": c.seconds,
+        "charged_minutes": tenths_as_minutes(c.charged_pulses).to_string(),
+        "rates": c.prices.iter().map(|p| json!({
+            "tier": p.tier.map(|t| t.to_string()),
+            "rate_per_minute": p.rate.to_string(),
+            "calls": p.calls,
+            "minutes": tenths_as_minutes(p.pulses).to_string(),
+            "amount": p.amount.to_string(),
+        })).collect::<Vec<_>>(),
+        "amount": c.amount.to_string(),
+    })
+}
+
 fn tally_json(t: &Tally) -> Value {
     json!({
         "messages": t.messages,
@@ -183,7 +239,7 @@ fn merge(into: &mut Value, from: Value) {
 }
 
 fn estimate_json(e: &Estimate) -> Value {
-    json!({
+    let mut v = json!({
         "month": e.month.to_string(),
         "era": era_name(e.era),
         "era_start": e.era_start.to_string(),
@@ -195,6 +251,8 @@ fn estimate_json(e: &Estimate) -> Value {
         "totals": e.totals.iter().map(|t| {
             let mut v = json!({"currency": t.currency.as_str()});
             merge(&mut v, tally_json(&t.tally));
+            v["calls_amount"] = json!(t.calls.to_string());
+            v["total_amount"] = json!(t.amount().to_string());
             v
         }).collect::<Vec<_>>(),
         "traffic": e.lines.iter().map(|l| json!({
@@ -215,8 +273,14 @@ fn estimate_json(e: &Estimate) -> Value {
             "entry_point_inbound": e.stats.entry_point_inbound,
             "outbound": e.stats.outbound,
             "statuses": e.stats.statuses,
+            "calls": e.stats.calls,
         },
-    })
+    });
+    v["calls"] = e.calls.as_ref().map_or(Value::Null, calls_json);
+    if let Some(why) = &e.calls_not_priced {
+        v["calls_not_priced"] = json!(why);
+    }
+    v
 }
 
 /// The human table: a header line, one line per market × category, a total per currency, and
@@ -315,10 +379,43 @@ fn table(e: &Estimate) -> String {
             l.cold
         );
     }
+    if let Some(c) = &e.calls {
+        let _ = writeln!(
+            out,
+            "calls to users in {} ({}): {} calls, {} talked; {} business-initiated, {} minutes charged at {}: {} {}; {} user-initiated, free",
+            c.country,
+            c.market,
+            c.calls,
+            if c.seconds % 60 == 0 {
+                format!("{} minutes", c.seconds / 60)
+            } else {
+                format!("{} seconds", c.seconds)
+            },
+            c.business_initiated,
+            tenths_as_minutes(c.charged_pulses),
+            if c.prices.is_empty() { "-".to_string() } else { call_rates_text(c) },
+            c.amount,
+            c.currency,
+            c.user_initiated
+        );
+        for t in &e.totals {
+            let _ = writeln!(
+                out,
+                "total with calls: {} {} (messages {} + calls {})",
+                t.amount(),
+                t.currency,
+                t.tally.amount,
+                t.calls
+            );
+        }
+    }
+    if let Some(why) = &e.calls_not_priced {
+        let _ = writeln!(out, "calls not priced in {}: {why}", e.month);
+    }
     let _ = writeln!(
         out,
-        "synthetic month rated by the rating core: {} users, {} inbound ({} from an entry point), {} outbound, all delivered",
-        e.stats.users, e.stats.inbound, e.stats.entry_point_inbound, e.stats.outbound
+        "synthetic month rated by the rating core: {} users, {} inbound ({} from an entry point), {} outbound, {} calls, all delivered",
+        e.stats.users, e.stats.inbound, e.stats.entry_point_inbound, e.stats.outbound, e.stats.calls
     );
     out
 }

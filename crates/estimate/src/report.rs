@@ -7,6 +7,7 @@ use crate::input::EstimateInput;
 use crate::synth::{self, ResolvedLine, SynthStats, SyntheticMonth};
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
+use wabill_rating::calls::{rate_calls, CallDirection, CallError, CallType};
 use wabill_rating::{
     rate, Category, Charge, Currency, Date, Decimal, Era, Month, PricingModel, PricingType,
     RateOptions, RatingError, Tariff, TierRange,
@@ -29,6 +30,42 @@ pub struct Estimate {
     /// The traffic as synthesized: each line's users' country and how its messages opened.
     pub lines: Vec<ResolvedLine>,
     pub stats: SynthStats,
+    /// The month's calls as priced; None when there are none or, in a comparison month, when
+    /// the rate data has no calling rate for them (then `calls_not_priced` says which).
+    pub calls: Option<CallRow>,
+    /// Why the comparison month shows no calls: the missing calling rate (D163).
+    pub calls_not_priced: Option<String>,
+}
+
+/// The month's calls: one market (the primary country's), counts, billed minutes and amount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRow {
+    pub market: String,
+    /// ISO 3166 alpha-2 of the callees.
+    pub country: String,
+    pub currency: Currency,
+    pub calls: u64,
+    /// Placed by the business: charged.
+    pub business_initiated: u64,
+    /// Placed by the users: free.
+    pub user_initiated: u64,
+    /// Seconds talked, all calls.
+    pub seconds: u64,
+    /// Pulses (tenths of a minute) of the charged calls: what the tiers count.
+    pub charged_pulses: u64,
+    /// The distinct (tier, per-minute rate) pairs charged, by tier then rate.
+    pub prices: Vec<CallPrice>,
+    pub amount: Decimal,
+}
+
+/// Calls charged at one per-minute rate (of one tier, where the card has tiers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallPrice {
+    pub tier: Option<TierRange>,
+    pub rate: Decimal,
+    pub calls: u64,
+    pub pulses: u64,
+    pub amount: Decimal,
 }
 
 /// Counts and amount of a row or total.
@@ -86,7 +123,17 @@ pub struct Price {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Total {
     pub currency: Currency,
+    /// The messages' counts and amount.
     pub tally: Tally,
+    /// The calls' amount (zero without calls).
+    pub calls: Decimal,
+}
+
+impl Total {
+    /// Messages and calls.
+    pub fn amount(&self) -> Decimal {
+        self.tally.amount + self.calls
+    }
 }
 
 /// An estimate and the same traffic priced in the last month of the previous era.
@@ -97,14 +144,17 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Per currency, this month's total minus the previous era's.
+    /// Per currency, this month's total minus the previous era's; calls count only when both
+    /// months priced them, so that like is compared with like (D163).
     pub fn change(&self) -> Vec<(Currency, Decimal)> {
+        let calls = self.estimate.calls.is_some() && self.previous.calls.is_some();
+        let amount = |t: &Total| if calls { t.amount() } else { t.tally.amount };
         let mut by: BTreeMap<Currency, Decimal> = BTreeMap::new();
         for t in &self.estimate.totals {
-            *by.entry(t.currency).or_default() += t.tally.amount;
+            *by.entry(t.currency).or_default() += amount(t);
         }
         for t in &self.previous.totals {
-            *by.entry(t.currency).or_default() += -t.tally.amount;
+            *by.entry(t.currency).or_default() += -amount(t);
         }
         by.into_iter().collect()
     }
@@ -164,7 +214,7 @@ pub fn estimate_with_compare(
     let previous_month = compare_month(input.month)?;
     Ok(Comparison {
         estimate: estimate(tariff, input)?,
-        previous: estimate_in(tariff, input, previous_month)?,
+        previous: estimate_at(tariff, input, previous_month, false)?,
     })
 }
 
@@ -174,8 +224,122 @@ pub fn estimate_in(
     input: &EstimateInput,
     send_month: Month,
 ) -> Result<Estimate, EstimateError> {
+    estimate_at(tariff, input, send_month, true)
+}
+
+/// [`estimate_in`]; without `calls_required`, calls with no calling rate are left out and said
+/// so rather than an error (the comparison month, D163).
+fn estimate_at(
+    tariff: &Tariff,
+    input: &EstimateInput,
+    send_month: Month,
+    calls_required: bool,
+) -> Result<Estimate, EstimateError> {
     let month = synth::synthesize(tariff, input, send_month)?;
-    price(tariff, input, &month)
+    let mut e = price(tariff, input, &month)?;
+    match price_calls(tariff, &month) {
+        Ok(None) => {}
+        Ok(Some(row)) => {
+            match e.totals.iter_mut().find(|t| t.currency == row.currency) {
+                Some(t) => t.calls += row.amount,
+                None => e.totals.push(Total {
+                    currency: row.currency,
+                    tally: Tally::default(),
+                    calls: row.amount,
+                }),
+            }
+            e.calls = Some(row);
+        }
+        Err(err @ EstimateError::MissingCallRate { .. }) if !calls_required => {
+            e.calls_not_priced = Some(err.to_string());
+        }
+        Err(err) => return Err(err),
+    }
+    Ok(e)
+}
+
+/// Rates the synthetic month's calls with the core's call rater and sums them (one market:
+/// the calls go to the primary country).
+pub fn price_calls(
+    tariff: &Tariff,
+    month: &SyntheticMonth,
+) -> Result<Option<CallRow>, EstimateError> {
+    let Some(country) = &month.call_country else {
+        return Ok(None);
+    };
+    let accounts: Vec<&wabill_rating::Account<'_>> = month.accounts.iter().collect();
+    let rated = rate_calls(&tariff.markets, &tariff.call_rates, &accounts, &month.calls);
+    if let Some(first) = rated.errors.first() {
+        let mut missing: Option<(Currency, String, Date, u64)> = None;
+        for e in &rated.errors {
+            if let CallError::MissingRate {
+                currency,
+                market,
+                date,
+                ..
+            } = e
+            {
+                let m = missing.get_or_insert((*currency, market.clone(), *date, 0));
+                m.2 = m.2.min(*date);
+                m.3 += 1;
+            }
+        }
+        return Err(match missing {
+            Some((currency, market, date, calls)) => EstimateError::MissingCallRate {
+                currency,
+                market,
+                date,
+                calls,
+            },
+            None => EstimateError::Rating {
+                code: first.code(),
+                message: first.to_string(),
+            },
+        });
+    }
+    let mut row = CallRow {
+        market: String::new(),
+        country: country.clone(),
+        currency: month.accounts[0].currency,
+        calls: 0,
+        business_initiated: 0,
+        user_initiated: 0,
+        seconds: 0,
+        charged_pulses: 0,
+        prices: Vec::new(),
+        amount: Decimal::ZERO,
+    };
+    type PriceKey = (Option<(u64, Option<u64>)>, Decimal);
+    let mut prices: BTreeMap<PriceKey, CallPrice> = BTreeMap::new();
+    for c in &rated.charges {
+        if let Some(m) = c.market {
+            row.market = tariff.markets.market_name(m).to_string();
+        }
+        row.calls += 1;
+        row.seconds += c.seconds;
+        match c.direction {
+            CallDirection::BusinessInitiated => row.business_initiated += 1,
+            CallDirection::UserInitiated => row.user_initiated += 1,
+        }
+        if let (CallType::Regular, Some(rate)) = (c.call_type, c.rate) {
+            row.charged_pulses += c.pulses;
+            let p = prices
+                .entry((c.tier.map(|t| (t.min, t.max)), rate))
+                .or_insert(CallPrice {
+                    tier: c.tier,
+                    rate,
+                    calls: 0,
+                    pulses: 0,
+                    amount: Decimal::ZERO,
+                });
+            p.calls += 1;
+            p.pulses += c.pulses;
+            p.amount += c.amount;
+        }
+        row.amount += c.amount;
+    }
+    row.prices = prices.into_values().collect();
+    Ok(Some(row))
 }
 
 /// Rates a synthetic month and sums its charges.
@@ -207,6 +371,8 @@ pub fn price(
         totals,
         lines: month.lines.clone(),
         stats: month.stats.clone(),
+        calls: None,
+        calls_not_priced: None,
     })
 }
 
@@ -267,7 +433,11 @@ pub fn aggregate(
         .collect();
     let totals = totals
         .into_iter()
-        .map(|(currency, tally)| Total { currency, tally })
+        .map(|(currency, tally)| Total {
+            currency,
+            tally,
+            calls: Decimal::ZERO,
+        })
         .collect();
     (rows, totals)
 }

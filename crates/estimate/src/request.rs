@@ -10,13 +10,15 @@
 //! {"month":"2026-11","currency":"USD","timezone":"UTC","phones":1,
 //!  "primary_country":"BR","auth_international":true,
 //!  "utility_in_window":"40%","entry_point_share":"10%","compare":true,
+//!  "call_minutes":5000,"business_initiated_share":"80%","average_call_seconds":150,
 //!  "traffic":[{"market":"Brazil","category":"marketing","messages":100000},
 //!             {"country":"IN","category":"authentication","messages":5000}]}
 //! ```
 
 use crate::error::EstimateError;
 use crate::input::{
-    parse_timezone, AuthIntl, EstimateInput, Share, Target, TrafficCategory, TrafficLine,
+    parse_timezone, AuthIntl, CallTraffic, EstimateInput, Share, Target, TrafficCategory,
+    TrafficLine, DEFAULT_CALL_SECONDS, MAX_CALL_MINUTES, MAX_CALL_SECONDS,
 };
 use crate::render::{render, Format};
 use crate::synth::MAX_MESSAGES;
@@ -30,7 +32,7 @@ pub const MAX_PHONES: u32 = 1000;
 /// Longest market name taken, in characters (Meta's longest is under 40).
 pub const MAX_MARKET_CHARS: usize = 100;
 /// Fields of the document, in the order the OpenAPI document lists them.
-pub const FIELDS: [&str; 10] = [
+pub const FIELDS: [&str; 13] = [
     "month",
     "currency",
     "timezone",
@@ -41,6 +43,9 @@ pub const FIELDS: [&str; 10] = [
     "entry_point_share",
     "compare",
     "traffic",
+    "call_minutes",
+    "business_initiated_share",
+    "average_call_seconds",
 ];
 
 /// An estimate asked: the input, and whether to price the previous era's month too.
@@ -263,6 +268,32 @@ pub fn parse_request(value: &Value) -> Result<Request, EstimateError> {
         input.entry_point_share = share("entry_point_share", s)?;
     }
     let compare = boolean(o, "compare")?.unwrap_or(false);
+    let minutes = integer(o, "call_minutes", "call_minutes", 0, MAX_CALL_MINUTES)?;
+    let bi = string(o, "business_initiated_share")?;
+    let average = integer(
+        o,
+        "average_call_seconds",
+        "average_call_seconds",
+        1,
+        MAX_CALL_SECONDS,
+    )?;
+    input.calls = match (minutes, bi, average) {
+        (None, None, None) => None,
+        (None, _, _) => {
+            return Err(invalid(
+                "business_initiated_share, average_call_seconds",
+                "describe calls: give call_minutes too",
+            ))
+        }
+        (Some(minutes), bi, average) => Some(CallTraffic {
+            minutes,
+            business_initiated: match bi {
+                Some(s) => share("business_initiated_share", s)?,
+                None => Share::ALL,
+            },
+            average_seconds: average.unwrap_or(DEFAULT_CALL_SECONDS),
+        }),
+    };
     let traffic = match o.get("traffic") {
         Some(Value::Array(items)) => items,
         Some(_) => return Err(invalid("traffic", "must be an array of lines")),

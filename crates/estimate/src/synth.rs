@@ -16,14 +16,23 @@
 //! - messages of each category and kind are dealt round-robin over the business phone numbers;
 //! - every message is delivered one second after it is sent.
 //!
+//! - calls (D160-D162): `ceil(minutes × 60 / average)` completed calls to users of the primary
+//!   country, each its own user (never one a message goes to), every one `average` seconds long
+//!   but the last, which takes the remainder so the minutes hold exactly; `floor(calls × share)`
+//!   of them business-initiated, spread evenly through the calls like the openings of messages;
+//!   spread evenly over the month and dealt round-robin over the phone numbers per direction.
+//!
 //! No randomness: the same input gives the same events.
 
 use crate::error::EstimateError;
-use crate::input::{AuthIntl, EstimateInput, Target, TrafficCategory};
+use crate::input::{
+    AuthIntl, EstimateInput, Target, TrafficCategory, MAX_CALL_MINUTES, MAX_CALL_SECONDS,
+};
 use crate::users::NumberPlan;
 use chrono::{DateTime, SecondsFormat};
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use wabill_rating::calls::{Call, CallDirection, CallOutcome};
 use wabill_rating::time::local_day_start;
 use wabill_rating::{
     Account, AuthInternational, CountryId, DeliveryStatus, EntryPoint, Event, Inbound, MessageKind,
@@ -75,6 +84,9 @@ pub struct SynthStats {
     pub entry_point_inbound: u64,
     pub outbound: u64,
     pub statuses: u64,
+    /// Calls synthesized, and of them business-initiated.
+    pub calls: u64,
+    pub business_initiated_calls: u64,
 }
 
 /// One month of synthetic events, ready for `wabill_rating::rate`.
@@ -85,6 +97,10 @@ pub struct SyntheticMonth {
     pub events: Vec<Event<'static>>,
     pub lines: Vec<ResolvedLine>,
     pub stats: SynthStats,
+    /// The month's calls (`call` events), sorted by start.
+    pub calls: Vec<Call<'static>>,
+    /// ISO 3166 alpha-2 of the callees, when there are calls.
+    pub call_country: Option<String>,
 }
 
 /// Checks what does not depend on the rate data.
@@ -100,8 +116,26 @@ pub fn validate(
         .traffic
         .iter()
         .fold(0u64, |a, l| a.saturating_add(l.messages));
-    if total == 0 {
+    let calls = input.calls.filter(|c| c.minutes > 0);
+    if total == 0 && calls.is_none() {
         return Err(EstimateError::NoTraffic);
+    }
+    if let Some(c) = calls {
+        if c.minutes > MAX_CALL_MINUTES {
+            return Err(EstimateError::InvalidInput {
+                what: format!("call minutes {}", c.minutes),
+                why: format!("more than an estimate synthesizes ({MAX_CALL_MINUTES} at most)"),
+            });
+        }
+        if !(1..=MAX_CALL_SECONDS).contains(&c.average_seconds) {
+            return Err(EstimateError::InvalidInput {
+                what: format!("average call seconds {}", c.average_seconds),
+                why: format!("must be from 1 to {MAX_CALL_SECONDS}"),
+            });
+        }
+        if input.primary_country.is_none() {
+            return Err(EstimateError::CallsNeedPrimaryCountry);
+        }
     }
     if total > MAX_MESSAGES {
         return Err(EstimateError::TooManyMessages {
@@ -265,12 +299,73 @@ pub fn synthesize(
             stats.statuses += 1;
         }
     }
+    let mut calls = Vec::new();
+    let mut call_country = None;
+    if let (Some(c), Some(country)) = (input.calls.filter(|c| c.minutes > 0), primary) {
+        let numbers = match users.iter().position(|(k, _)| *k == country) {
+            Some(i) => i,
+            None => {
+                users.push((country, plan.numbers(markets, country)));
+                users.len() - 1
+            }
+        };
+        call_country = Some(markets.iso2(country).to_string());
+        let seconds = c.minutes * 60;
+        let n = seconds.div_ceil(c.average_seconds);
+        let business = c.business_initiated.of(n);
+        let mut dealt = [0u64; 2];
+        calls.reserve(n as usize);
+        for k in 0..n {
+            let direction = if (u128::from(k) + 1) * u128::from(business) / u128::from(n)
+                > u128::from(k) * u128::from(business) / u128::from(n)
+            {
+                CallDirection::BusinessInitiated
+            } else {
+                CallDirection::UserInitiated
+            };
+            let duration = if k + 1 == n {
+                seconds - c.average_seconds * (n - 1)
+            } else {
+                c.average_seconds
+            };
+            let at = spread(start, end, k, n);
+            let slot = &mut dealt[direction as usize];
+            let phone = phones[(*slot % u64::from(input.phones)) as usize];
+            *slot += 1;
+            let user = users[numbers]
+                .1
+                .next()
+                .ok_or(EstimateError::TooManyMessages {
+                    messages: total + n,
+                    max: MAX_MESSAGES,
+                })?;
+            stats.users += 1;
+            stats.calls += 1;
+            stats.business_initiated_calls +=
+                u64::from(direction == CallDirection::BusinessInitiated);
+            calls.push(Call {
+                id: Cow::Owned(format!("call.{k}")),
+                waba: Cow::Borrowed(WABA),
+                phone,
+                user: Some(user),
+                user_id: None,
+                direction,
+                start: at,
+                end: None,
+                duration_s: Some(duration),
+                outcome: Some(CallOutcome::Completed),
+                agent: None,
+            });
+        }
+    }
     Ok(SyntheticMonth {
         month: send_month,
         accounts: vec![account],
         events,
         lines,
         stats,
+        calls,
+        call_country,
     })
 }
 
@@ -376,6 +471,20 @@ impl SyntheticMonth {
                     );
                 }
             }
+        }
+        for c in &self.calls {
+            let _ = writeln!(
+                out,
+                "{{\"kind\":\"call\",\"id\":{},\"waba\":{},\"phone\":\"{}\",\"user\":\"{}\",\"direction\":\"{}\",\"start\":\"{}\",\"duration\":{},\"outcome\":\"{}\"}}",
+                json(&c.id),
+                json(&c.waba),
+                c.phone,
+                c.user.expect("synthetic users have numbers"),
+                c.direction.as_str(),
+                instant(c.start),
+                c.duration_s.expect("synthetic calls have a duration"),
+                c.outcome.expect("synthetic calls are over").as_str()
+            );
         }
         out
     }

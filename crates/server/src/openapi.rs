@@ -274,7 +274,9 @@ fn schemas() -> Value {
 /// (decisions.md D171), the report as `wabill estimate --format json` prints it.
 fn estimate_schemas(all: &mut Value) {
     use wabill_estimate::request::MAX_MARKET_CHARS;
-    use wabill_estimate::{MAX_MESSAGES, MAX_PHONES, MAX_TRAFFIC_LINES};
+    use wabill_estimate::{
+        MAX_CALL_MINUTES, MAX_CALL_SECONDS, MAX_MESSAGES, MAX_PHONES, MAX_TRAFFIC_LINES,
+    };
     let s = |t: &str| json!({"type": t});
     let int = json!({"type": "integer", "minimum": 0});
     let decimal = json!({"type": "string", "description": "exact decimal"});
@@ -307,14 +309,25 @@ fn estimate_schemas(all: &mut Value) {
                     "tier": {"type": "string", "nullable": true, "description": "lower:upper of a volume tier; null when untiered"},
                     "rate": decimal.clone(), "messages": int.clone(), "amount": decimal.clone()}}},
             }))},
-            "totals": {"type": "array", "items": tally(json!({"currency": s("string")}))},
+            "totals": {"type": "array", "items": tally(json!({"currency": s("string"),
+                "calls_amount": decimal.clone(), "total_amount": decimal.clone()}))},
+            "calls": {"type": "object", "nullable": true,
+                "description": "the month's calls (call_minutes), rated by the calling card; null without calls",
+                "properties": {
+                "market": s("string"), "country": s("string"), "currency": s("string"),
+                "calls": int.clone(), "business_initiated": int.clone(), "user_initiated": int.clone(),
+                "seconds": int.clone(), "charged_minutes": decimal.clone(), "amount": decimal.clone(),
+                "rates": {"type": "array", "items": {"type": "object", "properties": {
+                    "tier": {"type": "string", "nullable": true}, "rate_per_minute": decimal.clone(),
+                    "calls": int.clone(), "minutes": decimal.clone(), "amount": decimal.clone()}}}}},
+            "calls_not_priced": {"type": "string", "description": "compare month only: why its calls are left out (no calling rate then)"},
             "traffic": {"type": "array", "items": {"type": "object", "properties": {
                 "target": {"type": "object"}, "country": s("string"), "category": s("string"),
                 "messages": int.clone(), "entry_point": int.clone(), "in_window": int.clone(),
                 "cold": int.clone()}}},
             "synthetic": {"type": "object", "properties": {
                 "users": int.clone(), "inbound": int.clone(), "entry_point_inbound": int.clone(),
-                "outbound": int.clone(), "statuses": int.clone()}},
+                "outbound": int.clone(), "statuses": int.clone(), "calls": int.clone()}},
         },
     });
     let more = json!({
@@ -334,8 +347,13 @@ fn estimate_schemas(all: &mut Value) {
                     "description": "eligible for authentication-international rates: true (all month), false (default), or from a date",
                     "oneOf": [s("boolean"), date()]},
                 "utility_in_window": share.clone(),
-                "entry_point_share": share,
+                "entry_point_share": share.clone(),
                 "compare": {"type": "boolean", "description": "also price the last month before this month's era"},
+                "call_minutes": {"type": "integer", "minimum": 0, "maximum": MAX_CALL_MINUTES,
+                                 "description": "minutes of WhatsApp calls a month, to users of primary_country (needed with calls); priced with the calling card of the rate data"},
+                "business_initiated_share": share,
+                "average_call_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_CALL_SECONDS,
+                                         "description": "average call length in seconds (default 120)"},
                 "traffic": {"type": "array", "maxItems": MAX_TRAFFIC_LINES, "items": {
                     "type": "object",
                     "additionalProperties": false,
@@ -371,6 +389,9 @@ fn estimate_schemas(all: &mut Value) {
                 "categories": {"type": "array", "items": s("string")},
                 "max_messages": s("integer"), "max_traffic_lines": s("integer"),
                 "max_phones": s("integer"),
+                "call_currencies": {"type": "array", "items": s("string"),
+                    "description": "the currencies of the calling cards: call_minutes is priced only in these"},
+                "max_call_minutes": s("integer"), "max_call_seconds": s("integer"),
             },
         },
     });

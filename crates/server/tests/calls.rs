@@ -792,3 +792,48 @@ async fn calls_count_toward_the_event_limit() {
     s.state.engine.settle().await.unwrap();
     assert!(all_charges(&s, ADMIN, "&unit=call").await.is_empty());
 }
+
+/// `POST /v1/estimate` with calls: the answer is the estimate's (calls priced by the service's
+/// calling card); without a card, `422 missing_rate` naming currency, market and date;
+/// `GET /v1/estimate` names the calling cards' currencies.
+#[tokio::test]
+async fn the_calculator_prices_calls_with_the_services_calling_card() {
+    let card = format!("{CALL_RATES_HEADER}\n2026-04-01,USD,Brazil,,,0.0100,test-only\n");
+    let tariff = || Tariff::bundled().with_call_rates("t", &card).unwrap();
+    let body = r#"{"month":"2026-11","primary_country":"BR","call_minutes":600,"business_initiated_share":"50%","average_call_seconds":60,"traffic":[{"market":"Brazil","category":"marketing","messages":10}]}"#;
+    let post = || {
+        Request::post("/v1/estimate")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (store, dir) = sqlite_store().await;
+    let s = service(store, dir, tariff()).await;
+    let (status, answer) = call(&s, post()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let request = wabill_estimate::parse_request(&serde_json::from_str(body).unwrap()).unwrap();
+    assert_eq!(
+        answer,
+        wabill_estimate::answer(&tariff(), &request).unwrap()
+    );
+    let v: Value = serde_json::from_str(&answer).unwrap();
+    // 600 calls of a minute, 300 business-initiated, at 0.01 a minute.
+    assert_eq!(v["estimate"]["calls"]["business_initiated"], 300);
+    assert_eq!(v["estimate"]["calls"]["amount"], "3");
+    let (status, options) = call(
+        &s,
+        Request::get("/v1/estimate").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{options}");
+    let o: Value = serde_json::from_str(&options).unwrap();
+    assert_eq!(o["call_currencies"], serde_json::json!(["USD"]));
+
+    let (store, dir) = sqlite_store().await;
+    let s = service(store, dir, Tariff::bundled()).await;
+    let (status, answer) = call(&s, post()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    for part in ["missing_rate", "USD", "Brazil", "2026-11-01"] {
+        assert!(answer.contains(part), "{answer}");
+    }
+}

@@ -2,7 +2,9 @@
 //! it states, and the table holds exactly these rows (decisions.md D78).
 
 use wabill_estimate::request::MAX_MARKET_CHARS;
-use wabill_estimate::{MAX_MESSAGES, MAX_PHONES, MAX_TRAFFIC_LINES};
+use wabill_estimate::{
+    MAX_CALL_MINUTES, MAX_CALL_SECONDS, MAX_MESSAGES, MAX_PHONES, MAX_TRAFFIC_LINES,
+};
 use wabill_formats::{limits, time};
 use wabill_server::api::{MAX_AUDIT_ROWS, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, MAX_PAGE_ROWS};
 use wabill_server::handlers::estimate::MAX_ESTIMATE_BODY_BYTES;
@@ -68,6 +70,10 @@ fn rows() -> Vec<String> {
         "| an estimate's traffic | {MAX_TRAFFIC_LINES} lines, {MAX_MESSAGES} messages in all, \
          {MAX_PHONES} phone numbers, market names of {MAX_MARKET_CHARS} characters; one \
          estimate computed at a time, the others wait | D172 |"
+    ));
+    rows.push(format!(
+        "| an estimate's calls | 0 to {MAX_CALL_MINUTES} `call_minutes`, `average_call_seconds` \
+         1 to {MAX_CALL_SECONDS} | D162 |"
     ));
     rows.push(format!(
         "| a request's headers | {} s from its first byte (`--header-timeout-secs`) | D82, D84 |",

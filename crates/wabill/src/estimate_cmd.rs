@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use wabill_estimate::{
     parse_auth_international, parse_count, parse_currency, parse_month, parse_timezone,
-    parse_traffic, render, AuthIntl, EstimateError, EstimateInput, Format, Share, Target,
-    TrafficCategory, TrafficLine, Tz,
+    parse_traffic, parse_traffic_calls, render, AuthIntl, CallTraffic, EstimateError,
+    EstimateInput, Format, Share, Target, TrafficCategory, TrafficLine, Tz, DEFAULT_CALL_SECONDS,
 };
 use wabill_rating::{Currency, Month};
 
@@ -18,7 +18,8 @@ use wabill_rating::{Currency, Month};
     wabill estimate --month 2026-11 --market Brazil --marketing 100000\n  \
     wabill estimate --month 2026-11 --country IN --authentication 50000 --primary-country BR --auth-international\n  \
     wabill estimate --month 2026-11 --market Brazil --service 20000 --phones 3 --compare\n  \
-    wabill estimate --month 2026-11 --input traffic.csv --format json   (CSV: market,category,messages)")]
+    wabill estimate --month 2026-11 --input traffic.csv --format json   (CSV: market,category,messages)\n  \
+    wabill estimate --month 2026-11 --market Brazil --marketing 1000 --primary-country BR --call-minutes 5000 --business-initiated-share 80% --average-call-seconds 150 --rates DIR")]
 pub struct EstimateArgs {
     /// The month to estimate, YYYY-MM (calendar of --timezone).
     #[arg(long, value_parser = typed(parse_month))]
@@ -47,6 +48,17 @@ pub struct EstimateArgs {
     #[arg(long, value_name = "SHARE", default_value = "0%", value_parser = typed(share),
           allow_hyphen_values = true)]
     pub entry_point_share: Share,
+    /// Minutes of WhatsApp calls a month, to users of --primary-country; priced with the
+    /// calling card of --rates DIR (none is bundled).
+    #[arg(long, value_name = "N", value_parser = count)]
+    pub call_minutes: Option<u64>,
+    /// Share of the calls the business places (charged); the rest are user-initiated, free.
+    #[arg(long, value_name = "SHARE", value_parser = typed(share), allow_hyphen_values = true,
+          requires = "call_minutes")]
+    pub business_initiated_share: Option<Share>,
+    /// Average call length in seconds.
+    #[arg(long, value_name = "S", requires = "call_minutes")]
+    pub average_call_seconds: Option<u64>,
     /// Also price the same traffic in the last month before this month's pricing era began.
     #[arg(long)]
     pub compare: bool,
@@ -156,14 +168,35 @@ fn report(e: &EstimateError) -> Result<i32> {
 /// The options as an `EstimateInput`; the outer error is IO (reading --input).
 fn build_input(args: &EstimateArgs) -> Result<Result<EstimateInput, EstimateError>> {
     let mut traffic = Vec::new();
+    let mut file_calls = None;
     if let Some(path) = &args.input {
         let source = crate::input::read_source(path)?;
         match parse_traffic(&source.text) {
             Ok(lines) => traffic.extend(lines),
             Err(e) => return Ok(Err(e)),
         }
+        match parse_traffic_calls(&source.text) {
+            Ok(calls) => file_calls = calls,
+            Err(e) => return Ok(Err(e)),
+        }
     }
-    Ok(assemble(args, traffic))
+    Ok(assemble(args, traffic).and_then(|mut input| {
+        input.calls = match (args.call_minutes, file_calls) {
+            (Some(_), Some(_)) => {
+                return Err(EstimateError::InvalidInput {
+                    what: "--call-minutes".into(),
+                    why: "the --input file describes calls too: give them in one place".into(),
+                })
+            }
+            (Some(minutes), None) => Some(CallTraffic {
+                minutes,
+                business_initiated: args.business_initiated_share.unwrap_or(Share::ALL),
+                average_seconds: args.average_call_seconds.unwrap_or(DEFAULT_CALL_SECONDS),
+            }),
+            (None, calls) => calls,
+        };
+        Ok(input)
+    }))
 }
 
 fn assemble(

@@ -106,6 +106,9 @@ pub(crate) async fn options(State(state): State<Arc<AppState>>) -> Response {
         "max_messages": wabill_estimate::MAX_MESSAGES,
         "max_traffic_lines": wabill_estimate::MAX_TRAFFIC_LINES,
         "max_phones": wabill_estimate::MAX_PHONES,
+        "call_currencies": tariff.call_rates.currencies().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        "max_call_minutes": wabill_estimate::MAX_CALL_MINUTES,
+        "max_call_seconds": wabill_estimate::MAX_CALL_SECONDS,
     });
     (StatusCode::OK, axum::Json(body)).into_response()
 }
