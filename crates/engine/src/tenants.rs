@@ -233,6 +233,7 @@ async fn usage(
                 sent_at: Some(r.sent_at_ms),
                 billed_at: r.billed_at_ms,
                 agent: r.agent.clone(),
+                call: None,
             });
         }
         match rows.last() {
