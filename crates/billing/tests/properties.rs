@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use wabill_billing::exact::{convert, prorate};
 use wabill_billing::{
     alerts_due, invoice, CallUsage, ActiveAgentRule, Agent, AlertState, Budget, FxRate, Invoice, InvoiceInput,
-    LicenceAssignment, LicenceTarget, LineKind, PlanVersion, Team, Tenant, TenantSetup, Threshold,
+    render, LicenceAssignment, LicenceTarget, LineKind, PlanVersion, Team, Tenant, TenantSetup, Threshold,
     UsageCharge,
 };
 use wabill_rating::time::local_day_start;
@@ -241,6 +241,29 @@ proptest! {
                 .sum();
             prop_assert_eq!(usage, b.used);
         }
+    }
+
+    #[test]
+    fn a_month_without_charged_calls_renders_as_before(case in case_strategy()) {
+        // Messages alone, then the same messages with the month's calls of the tenant made free
+        // (user-initiated or unanswered): the same JSON, CSV and HTML bytes. (Calls of other
+        // months or WABAs are counted in notes, as messages are.)
+        let month = Month::parse(MONTH).unwrap();
+        let tz = case.setup.tenant.timezone;
+        let of_month = |c: &&UsageCharge| case.setup.tenant.wabas.contains(&c.waba)
+            && wabill_rating::time::local_date(tz, c.instant().unwrap()).month() == month;
+        let messages: Vec<UsageCharge> = case.charges.iter().filter(|c| c.call.is_none()).cloned().collect();
+        let mut with_free_calls = messages.clone();
+        with_free_calls.extend(case.charges.iter().filter(|c| c.call.is_some()).filter(of_month).map(|c| UsageCharge {
+            amount: Decimal::ZERO,
+            ..c.clone()
+        }));
+        let before = bill(&case, &messages, MONTH, &[]);
+        let after = bill(&case, &with_free_calls, MONTH, &[]);
+        prop_assert_eq!(render::json(&after), render::json(&before));
+        prop_assert_eq!(render::csv(&after), render::csv(&before));
+        prop_assert_eq!(render::html(&after), render::html(&before));
+        prop_assert!(!render::json(&before).contains("minutes"));
     }
 
     #[test]
