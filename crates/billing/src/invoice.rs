@@ -389,13 +389,13 @@ pub fn invoice(input: &InvoiceInput<'_>) -> Result<Invoice, BillingError> {
         let (kind, description) = if is_call {
             (
                 LineKind::CallUsage,
-                format!(
-                    "WhatsApp calls: {market}, {} billed minutes",
-                    g.minutes
-                ),
+                format!("WhatsApp calls: {market}, {} billed minutes", g.minutes),
             )
         } else {
-            (LineKind::Usage, format!("WhatsApp usage: {category}, {market}"))
+            (
+                LineKind::Usage,
+                format!("WhatsApp usage: {category}, {market}"),
+            )
         };
         let line = b.usage_line(
             kind,

@@ -6,9 +6,9 @@
 use proptest::prelude::*;
 use wabill_billing::exact::{convert, prorate};
 use wabill_billing::{
-    alerts_due, invoice, CallUsage, ActiveAgentRule, Agent, AlertState, Budget, FxRate, Invoice, InvoiceInput,
-    render, LicenceAssignment, LicenceTarget, LineKind, PlanVersion, Team, Tenant, TenantSetup, Threshold,
-    UsageCharge,
+    alerts_due, invoice, render, ActiveAgentRule, Agent, AlertState, Budget, CallUsage, FxRate,
+    Invoice, InvoiceInput, LicenceAssignment, LicenceTarget, LineKind, PlanVersion, Team, Tenant,
+    TenantSetup, Threshold, UsageCharge,
 };
 use wabill_rating::time::local_day_start;
 use wabill_rating::{Currency, Date, Decimal, Month};
@@ -160,14 +160,27 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                     UsageCharge {
                         id: format!("{}{i}", if is_call { "c" } else { "m" }),
                         waba: if w2 { "W2" } else { "W1" }.into(),
-                        category: ["marketing", "utility", "service", wabill_billing::CALL_CATEGORY][cat as usize].into(),
-                        market: if is_call && sec % 2 == 0 { "India" } else { "Brazil" }.into(),
+                        category: [
+                            "marketing",
+                            "utility",
+                            "service",
+                            wabill_billing::CALL_CATEGORY,
+                        ][cat as usize]
+                            .into(),
+                        market: if is_call && sec % 2 == 0 {
+                            "India"
+                        } else {
+                            "Brazil"
+                        }
+                        .into(),
                         amount: dec(amount, 6),
                         currency: cur(["USD", "EUR", setup.tenant.currency.as_str()][c as usize]),
                         sent_at: is_call.then_some(at),
                         billed_at: (!is_call).then_some(at),
                         agent: agent.filter(|&a| a < n_agents).map(|a| format!("a{a}")),
-                        call: is_call.then_some(CallUsage { pulses: (sec % 600) as u64 + 1 }),
+                        call: is_call.then_some(CallUsage {
+                            pulses: (sec % 600) as u64 + 1,
+                        }),
                     }
                 })
                 .collect();

@@ -11,7 +11,8 @@ use wabill_billing::{
 use wabill_rating::time::local_day_start;
 use wabill_rating::{Currency, Month};
 use wabill_store::{
-    CallChargeFilter, ChargeFilter, InvoiceRow, NewTenant, Store, StoreError, TenantOutcome, TenantRow,
+    CallChargeFilter, ChargeFilter, InvoiceRow, NewTenant, Store, StoreError, TenantOutcome,
+    TenantRow,
 };
 
 /// Why a tenant operation was refused; each has a stable code of `errors.rs`.

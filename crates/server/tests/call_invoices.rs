@@ -66,9 +66,27 @@ async fn calls_on_invoices(store: Arc<dyn Store>) {
     let s = app(store).await;
     let events = [
         ACCOUNT.to_string(),
-        call_line("wacid.1", "5511988887777", "business_initiated", "2026-05-04T10:00:00Z", 56),
-        call_line("wacid.2", "5511988887777", "business_initiated", "2026-05-05T10:00:00Z", 121),
-        call_line("wacid.3", "5511988887777", "user_initiated", "2026-05-06T10:00:00Z", 300),
+        call_line(
+            "wacid.1",
+            "5511988887777",
+            "business_initiated",
+            "2026-05-04T10:00:00Z",
+            56,
+        ),
+        call_line(
+            "wacid.2",
+            "5511988887777",
+            "business_initiated",
+            "2026-05-05T10:00:00Z",
+            121,
+        ),
+        call_line(
+            "wacid.3",
+            "5511988887777",
+            "user_initiated",
+            "2026-05-06T10:00:00Z",
+            300,
+        ),
     ]
     .join("\n");
     let (st, body) = send(&s, "POST", "/v1/events", events).await;
@@ -97,7 +115,13 @@ async fn calls_on_invoices(store: Arc<dyn Store>) {
     let minutes = Decimal::from_nanos(pulses as i128 * 100_000_000);
     let exact = convert(cost, None, Some("10".parse().unwrap()));
 
-    let (st, body) = send(&s, "GET", "/v1/tenants/acme/invoices/2026-05", String::new()).await;
+    let (st, body) = send(
+        &s,
+        "GET",
+        "/v1/tenants/acme/invoices/2026-05",
+        String::new(),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{body}");
     let inv: Value = serde_json::from_str(&body).unwrap();
     let lines = inv["lines"].as_array().unwrap();
@@ -105,43 +129,109 @@ async fn calls_on_invoices(store: Arc<dyn Store>) {
     let l = &lines[0];
     assert_eq!(l["kind"], "call_usage");
     assert_eq!(l["market"], "Brazil");
-    assert_eq!(l["quantity"], 2, "the free user-initiated call is not counted");
+    assert_eq!(
+        l["quantity"], 2,
+        "the free user-initiated call is not counted"
+    );
     assert_eq!(dec(&l["minutes"]), minutes);
     assert_eq!(dec(&l["cost"]), cost);
     assert_eq!(dec(&l["exact"]), exact);
     assert_eq!(dec(&l["amount"]), exact.round_to_scale(2));
     assert_eq!(dec(&inv["total"]), exact.round_to_scale(2));
 
-    let (st, csv) = send(&s, "GET", "/v1/tenants/acme/invoices/2026-05?format=csv", String::new()).await;
+    let (st, csv) = send(
+        &s,
+        "GET",
+        "/v1/tenants/acme/invoices/2026-05?format=csv",
+        String::new(),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
     let row = csv.lines().nth(1).unwrap();
-    assert!(row.contains(",call_usage,") && row.contains(",call,Brazil,2,"), "{csv}");
-    let (st, html) = send(&s, "GET", "/v1/tenants/acme/invoices/2026-05?format=html", String::new()).await;
+    assert!(
+        row.contains(",call_usage,") && row.contains(",call,Brazil,2,"),
+        "{csv}"
+    );
+    let (st, html) = send(
+        &s,
+        "GET",
+        "/v1/tenants/acme/invoices/2026-05?format=html",
+        String::new(),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
-    assert!(html.contains("WhatsApp calls") && html.contains("2 calls, "), "{html}");
+    assert!(
+        html.contains("WhatsApp calls") && html.contains("2 calls, "),
+        "{html}"
+    );
 
     // A month without calls has nothing of them.
-    let (st, june) = send(&s, "GET", "/v1/tenants/acme/invoices/2026-06", String::new()).await;
+    let (st, june) = send(
+        &s,
+        "GET",
+        "/v1/tenants/acme/invoices/2026-06",
+        String::new(),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
-    assert!(!june.contains("call") && !june.contains("minutes"), "{june}");
+    assert!(
+        !june.contains("call") && !june.contains("minutes"),
+        "{june}"
+    );
 
     // A call that cannot be priced (no rate for Mexico): noted on the draft, not charged
     // zero, and the month is not finalized.
-    let mx = call_line("wacid.mx", "5215512345678", "business_initiated", "2026-05-07T10:00:00Z", 30);
+    let mx = call_line(
+        "wacid.mx",
+        "5215512345678",
+        "business_initiated",
+        "2026-05-07T10:00:00Z",
+        30,
+    );
     let (st, body) = send(&s, "POST", "/v1/events", mx).await;
     assert_eq!(st, StatusCode::OK, "{body}");
     s.engine.settle().await.unwrap();
-    let (_, body) = send(&s, "GET", "/v1/tenants/acme/invoices/2026-05", String::new()).await;
+    let (_, body) = send(
+        &s,
+        "GET",
+        "/v1/tenants/acme/invoices/2026-05",
+        String::new(),
+    )
+    .await;
     let draft: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(draft["lines"], inv["lines"], "the unpriced call adds no line");
-    let note = draft["notes"].as_array().unwrap().iter().find(|n| n["code"] == "unpriced_calls");
-    let note = note.unwrap_or_else(|| panic!("{body}"))["message"].as_str().unwrap();
-    assert!(note.contains("wacid.mx") && note.contains("Mexico"), "{note}");
-    let (st, body) = send(&s, "POST", "/v1/tenants/acme/invoices/2026-05/finalize", String::new()).await;
+    assert_eq!(
+        draft["lines"], inv["lines"],
+        "the unpriced call adds no line"
+    );
+    let note = draft["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["code"] == "unpriced_calls");
+    let note = note.unwrap_or_else(|| panic!("{body}"))["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        note.contains("wacid.mx") && note.contains("Mexico"),
+        "{note}"
+    );
+    let (st, body) = send(
+        &s,
+        "POST",
+        "/v1/tenants/acme/invoices/2026-05/finalize",
+        String::new(),
+    )
+    .await;
     assert_eq!(st, StatusCode::CONFLICT, "{body}");
     assert!(body.contains("unpriced_calls"), "{body}");
     // April has no call: it finalizes.
-    let (st, body) = send(&s, "POST", "/v1/tenants/acme/invoices/2026-04/finalize", String::new()).await;
+    let (st, body) = send(
+        &s,
+        "POST",
+        "/v1/tenants/acme/invoices/2026-04/finalize",
+        String::new(),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{body}");
 }
 
@@ -160,7 +250,10 @@ async fn calls_on_tenant_invoices_on_postgres() {
     match wabill_store::PgStore::open_in_schema(&schema.url, &schema.name).await {
         Ok(store) => calls_on_invoices(Arc::new(store)).await,
         Err(e) if std::env::var_os("CI").is_some() => {
-            panic!("PostgreSQL is required in CI and unreachable at {}: {e}", schema.url)
+            panic!(
+                "PostgreSQL is required in CI and unreachable at {}: {e}",
+                schema.url
+            )
         }
         Err(e) => eprintln!("SKIPPED postgres half of calls_on_tenant_invoices: {e}"),
     }
