@@ -8,7 +8,7 @@
 //! zero; the total is the sum of the rounded amounts and is never rounded again
 //! (docs/decisions.md D31-D39).
 
-use crate::charges::UsageCharge;
+use crate::charges::{CallUsage, UsageCharge};
 use crate::error::BillingError;
 use crate::exact::{convert, prorate};
 use crate::serde_text::{opt_text, text};
@@ -50,6 +50,9 @@ pub enum LineKind {
     Licence,
     /// Meta's cost of one category × market (× WABA currency), converted and marked up.
     Usage,
+    /// Meta's cost of the charged calls of one market (× WABA currency), converted and marked
+    /// up like messages.
+    CallUsage,
     /// The included budget, up to the month's usage (negative).
     BudgetApplied,
     /// Usage above the included budget, moved to next month's invoice (negative).
@@ -67,6 +70,7 @@ impl LineKind {
         match self {
             LineKind::Licence => "licence",
             LineKind::Usage => "usage",
+            LineKind::CallUsage => "call_usage",
             LineKind::BudgetApplied => "budget_applied",
             LineKind::OverageDeferred => "overage_deferred",
             LineKind::Overage => "overage",
@@ -97,6 +101,9 @@ pub struct Line {
     /// Charged messages (usage), changed charges (adjustment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<u64>,
+    /// Billed minutes (pulses / 10) of the charged calls (call lines only).
+    #[serde(default, with = "opt_text", skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -371,7 +378,7 @@ pub fn invoice(input: &InvoiceInput<'_>) -> Result<Invoice, BillingError> {
         plan.markup_percent.filter(|m| !m.is_zero())
     };
     let mut used = Decimal::ZERO;
-    for ((category, market, cur), g) in group(&current, |c| Some(c.amount)) {
+    for ((is_call, category, market, cur), g) in group(&current, |c| Some(c.amount)) {
         if g.count == 0 {
             continue;
         }
@@ -379,11 +386,22 @@ pub fn invoice(input: &InvoiceInput<'_>) -> Result<Invoice, BillingError> {
             b.billed.insert(id.to_string(), Amount(by_id[id].amount));
         }
         let rate = b.fx(cur, month)?;
+        let (kind, description) = if is_call {
+            (
+                LineKind::CallUsage,
+                format!("WhatsApp calls: {market}, {} billed minutes", g.minutes),
+            )
+        } else {
+            (
+                LineKind::Usage,
+                format!("WhatsApp usage: {category}, {market}"),
+            )
+        };
         let line = b.usage_line(
-            LineKind::Usage,
+            kind,
             month,
-            format!("WhatsApp usage: {category}, {market}"),
-            (category, market, cur),
+            description,
+            (is_call, category, market, cur),
             &g,
             rate,
             markup,
@@ -400,7 +418,7 @@ pub fn invoice(input: &InvoiceInput<'_>) -> Result<Invoice, BillingError> {
             ActiveAgentRule::Sent => {
                 let mut senders = BTreeSet::new();
                 let mut anonymous = 0u64;
-                for c in &current {
+                for c in current.iter().filter(|c| c.call.is_none()) {
                     match &c.agent {
                         Some(a) if setup.agent(a).is_some() => {
                             senders.insert(a.as_str());
@@ -533,16 +551,21 @@ pub fn invoice(input: &InvoiceInput<'_>) -> Result<Invoice, BillingError> {
             plan_m.markup_percent.filter(|m| !m.is_zero())
         };
         let mut delta_sum = Decimal::ZERO;
-        for ((category, market, cur), g) in groups {
+        for ((is_call, category, market, cur), g) in groups {
             for id in &g.ids {
                 b.billed.insert(id.to_string(), Amount(by_id[id].amount));
             }
             let rate = b.fx(cur, m)?;
+            let description = if is_call {
+                format!("Late WhatsApp calls of {m}: {market}")
+            } else {
+                format!("Late WhatsApp usage of {m}: {category}, {market}")
+            };
             let line = b.usage_line(
                 LineKind::Adjustment,
                 m,
-                format!("Late WhatsApp usage of {m}: {category}, {market}"),
-                (category, market, cur),
+                description,
+                (is_call, category, market, cur),
                 &g,
                 rate,
                 markup_m,
@@ -695,12 +718,15 @@ fn check_previous<'a>(
     Ok(prev)
 }
 
-type GroupKey<'a> = (&'a str, &'a str, Currency);
+/// (a call?, category, market, currency): message lines sort before call lines.
+type GroupKey<'a> = (bool, &'a str, &'a str, Currency);
 
 /// Charges of one category × market × currency: the sum of their (delta) amounts.
 struct Group<'a> {
     cost: Decimal,
     count: u64,
+    /// Billed minutes of the calls counted (zero for messages).
+    minutes: Decimal,
     ids: Vec<&'a str>,
 }
 
@@ -714,15 +740,22 @@ fn group<'a>(
     for &c in charges {
         let Some(a) = amount(c) else { continue };
         let g = out
-            .entry((c.category.as_str(), c.market.as_str(), c.currency))
+            .entry((
+                c.call.is_some(),
+                c.category.as_str(),
+                c.market.as_str(),
+                c.currency,
+            ))
             .or_insert(Group {
                 cost: Decimal::ZERO,
                 count: 0,
+                minutes: Decimal::ZERO,
                 ids: Vec::new(),
             });
         g.cost += a;
         if !a.is_zero() {
             g.count += 1;
+            g.minutes += c.call.map_or(Decimal::ZERO, CallUsage::minutes);
             g.ids.push(&c.id);
         }
     }
@@ -755,6 +788,7 @@ impl Builder<'_> {
             category: None,
             market: None,
             quantity: None,
+            minutes: None,
             days: None,
             days_in_month: None,
             unit_price: None,
@@ -773,7 +807,7 @@ impl Builder<'_> {
         kind: LineKind,
         month: Month,
         description: String,
-        (category, market, cur): GroupKey<'_>,
+        (is_call, category, market, cur): GroupKey<'_>,
         g: &Group<'_>,
         rate: Option<Decimal>,
         markup: Option<Decimal>,
@@ -782,6 +816,7 @@ impl Builder<'_> {
             category: Some(category.to_string()),
             market: Some(market.to_string()),
             quantity: Some(g.count),
+            minutes: (is_call && kind == LineKind::CallUsage).then_some(g.minutes),
             cost: Some(g.cost),
             cost_currency: Some(cur),
             fx_rate: rate,

@@ -27,7 +27,7 @@ mod serde_text;
 pub mod setup;
 
 pub use alerts::{alerts_due, Alert, AlertState, Threshold};
-pub use charges::{parse_charges, ChargeLineError, UsageCharge};
+pub use charges::{parse_charges, CallUsage, ChargeLineError, UsageCharge, CALL_CATEGORY};
 pub use error::BillingError;
 pub use invoice::{
     invoice, BudgetSettlement, BudgetSummary, FxUsed, Invoice, InvoiceInput, Line, LineKind, Note,

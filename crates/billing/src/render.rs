@@ -98,9 +98,10 @@ fn status(s: Status) -> &'static str {
     }
 }
 
-const SECTIONS: [(&str, &[LineKind]); 5] = [
+const SECTIONS: [(&str, &[LineKind]); 6] = [
     ("WhatsApp licences", &[LineKind::Licence]),
     ("WhatsApp usage", &[LineKind::Usage]),
+    ("WhatsApp calls", &[LineKind::CallUsage]),
     (
         "Included budget",
         &[LineKind::BudgetApplied, LineKind::OverageDeferred],
@@ -277,7 +278,12 @@ pub fn html(inv: &Invoice) -> String {
     }
     let _ = write!(
         h,
-        "<footer class=\"small muted\">Amounts are in {cur}, each line rounded once to the currency's minor unit (half away from zero); the total is the sum of the lines. WhatsApp usage is Meta's cost per message{}.{}</footer>\n</div>\n</body>\n</html>\n",
+        "<footer class=\"small muted\">Amounts are in {cur}, each line rounded once to the currency's minor unit (half away from zero); the total is the sum of the lines. WhatsApp usage is Meta's cost per message{}{}.{}</footer>\n</div>\n</body>\n</html>\n",
+        if inv.lines.iter().any(|l| l.kind == LineKind::CallUsage) {
+            " and per started 6-second pulse of a call"
+        } else {
+            ""
+        },
         if inv.lines.iter().any(|l| l.markup_percent.is_some()) {
             ", with the plan's markup"
         } else {
@@ -297,6 +303,11 @@ fn quantity(l: &Line) -> String {
         (LineKind::Adjustment, _, _, Some(q)) => {
             format!("{q} {}", if q == 1 { "charge" } else { "charges" })
         }
+        (LineKind::CallUsage, _, _, Some(q)) => format!(
+            "{q} {}, {} min",
+            if q == 1 { "call" } else { "calls" },
+            l.minutes.unwrap_or_default()
+        ),
         (_, _, _, Some(q)) => format!("{q} {}", if q == 1 { "message" } else { "messages" }),
         _ => String::new(),
     }

@@ -6,9 +6,9 @@
 use proptest::prelude::*;
 use wabill_billing::exact::{convert, prorate};
 use wabill_billing::{
-    alerts_due, invoice, ActiveAgentRule, Agent, AlertState, Budget, FxRate, Invoice, InvoiceInput,
-    LicenceAssignment, LicenceTarget, LineKind, PlanVersion, Team, Tenant, TenantSetup, Threshold,
-    UsageCharge,
+    alerts_due, invoice, render, ActiveAgentRule, Agent, AlertState, Budget, CallUsage, FxRate,
+    Invoice, InvoiceInput, LicenceAssignment, LicenceTarget, LineKind, PlanVersion, Team, Tenant,
+    TenantSetup, Threshold, UsageCharge,
 };
 use wabill_rating::time::local_day_start;
 use wabill_rating::{Currency, Date, Decimal, Month};
@@ -139,7 +139,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
     setup_strategy().prop_flat_map(|setup| {
         let n_agents = setup.agents.len();
         let charge = (
-            0u8..3,
+            0u8..4,
             0u8..3,
             0i64..10_000_000,
             -3i64..32,
@@ -155,16 +155,32 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 .enumerate()
                 .map(|(i, &(cat, c, amount, day, sec, agent, w2))| {
                     let at = local_day_start(tz, Date(feb1.0 + day as i32)) + sec * 1000;
+                    // Category 3: a call (its instant is its start), to one of two markets.
+                    let is_call = cat == 3;
                     UsageCharge {
-                        id: format!("m{i}"),
+                        id: format!("{}{i}", if is_call { "c" } else { "m" }),
                         waba: if w2 { "W2" } else { "W1" }.into(),
-                        category: ["marketing", "utility", "service"][cat as usize].into(),
-                        market: "Brazil".into(),
+                        category: [
+                            "marketing",
+                            "utility",
+                            "service",
+                            wabill_billing::CALL_CATEGORY,
+                        ][cat as usize]
+                            .into(),
+                        market: if is_call && sec % 2 == 0 {
+                            "India"
+                        } else {
+                            "Brazil"
+                        }
+                        .into(),
                         amount: dec(amount, 6),
                         currency: cur(["USD", "EUR", setup.tenant.currency.as_str()][c as usize]),
-                        sent_at: None,
-                        billed_at: Some(at),
+                        sent_at: is_call.then_some(at),
+                        billed_at: (!is_call).then_some(at),
                         agent: agent.filter(|&a| a < n_agents).map(|a| format!("a{a}")),
+                        call: is_call.then_some(CallUsage {
+                            pulses: (sec % 600) as u64 + 1,
+                        }),
                     }
                 })
                 .collect();
@@ -206,15 +222,22 @@ proptest! {
                     l.exact,
                     prorate(l.unit_price.unwrap(), l.days.unwrap(), l.days_in_month.unwrap())
                 ),
-                LineKind::Usage => {
+                LineKind::Usage | LineKind::CallUsage => {
                     prop_assert_eq!(l.exact, convert(l.cost.unwrap(), l.fx_rate, l.markup_percent));
-                    let cost: Decimal = case.charges.iter()
+                    let is_call = l.kind == LineKind::CallUsage;
+                    let of_line: Vec<&UsageCharge> = case.charges.iter()
                         .filter(|c| inv.billed_charges.contains_key(&c.id)
+                            && c.call.is_some() == is_call
                             && Some(c.category.as_str()) == l.category.as_deref()
+                            && Some(c.market.as_str()) == l.market.as_deref()
                             && Some(c.currency) == l.cost_currency)
-                        .map(|c| c.amount)
-                        .sum();
+                        .collect();
+                    let cost: Decimal = of_line.iter().map(|c| c.amount).sum();
                     prop_assert_eq!(l.cost.unwrap(), cost);
+                    prop_assert_eq!(l.quantity, Some(of_line.len() as u64));
+                    // A call line's minutes are its calls' pulses / 10; a message line has none.
+                    let pulses: u64 = of_line.iter().map(|c| c.call.map_or(0, |k| k.pulses)).sum();
+                    prop_assert_eq!(l.minutes, is_call.then(|| Decimal::from_nanos(pulses as i128 * 100_000_000)));
                 }
                 _ => prop_assert_eq!(l.exact, l.amount),
             }
@@ -224,9 +247,36 @@ proptest! {
         if let Some(b) = &inv.budget {
             prop_assert_eq!(b.applied + b.overage, b.used);
             prop_assert!(b.applied <= b.included);
-            let usage: Decimal = inv.lines.iter().filter(|l| l.kind == LineKind::Usage).map(|l| l.amount).sum();
+            // Calls count against the included budget as messages do.
+            let usage: Decimal = inv.lines.iter()
+                .filter(|l| matches!(l.kind, LineKind::Usage | LineKind::CallUsage))
+                .map(|l| l.amount)
+                .sum();
             prop_assert_eq!(usage, b.used);
         }
+    }
+
+    #[test]
+    fn a_month_without_charged_calls_renders_as_before(case in case_strategy()) {
+        // Messages alone, then the same messages with the month's calls of the tenant made free
+        // (user-initiated or unanswered): the same JSON, CSV and HTML bytes. (Calls of other
+        // months or WABAs are counted in notes, as messages are.)
+        let month = Month::parse(MONTH).unwrap();
+        let tz = case.setup.tenant.timezone;
+        let of_month = |c: &&UsageCharge| case.setup.tenant.wabas.contains(&c.waba)
+            && wabill_rating::time::local_date(tz, c.instant().unwrap()).month() == month;
+        let messages: Vec<UsageCharge> = case.charges.iter().filter(|c| c.call.is_none()).cloned().collect();
+        let mut with_free_calls = messages.clone();
+        with_free_calls.extend(case.charges.iter().filter(|c| c.call.is_some()).filter(of_month).map(|c| UsageCharge {
+            amount: Decimal::ZERO,
+            ..c.clone()
+        }));
+        let before = bill(&case, &messages, MONTH, &[]);
+        let after = bill(&case, &with_free_calls, MONTH, &[]);
+        prop_assert_eq!(render::json(&after), render::json(&before));
+        prop_assert_eq!(render::csv(&after), render::csv(&before));
+        prop_assert_eq!(render::html(&after), render::html(&before));
+        prop_assert!(!render::json(&before).contains("minutes"));
     }
 
     #[test]
@@ -258,7 +308,7 @@ proptest! {
         let tz = case.setup.tenant.timezone;
         let late: Decimal = case.charges[split..].iter()
             .filter(|c| case.setup.tenant.wabas.contains(&c.waba)
-                && wabill_rating::time::local_date(tz, c.billed_at.unwrap()).month() == feb_month)
+                && wabill_rating::time::local_date(tz, c.instant().unwrap()).month() == feb_month)
             .map(|c| c.amount)
             .sum();
         // Costs of several currencies add up here; each is exact, so the sums agree exactly.

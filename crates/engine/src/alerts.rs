@@ -265,14 +265,15 @@ pub async fn seal_stored_secrets(store: &dyn Store, keys: &SecretKeys) -> Result
 }
 
 /// The month's spend and included budget, from the tenant's invoice of the month: the budget
-/// summary's usage at cost under a budget plan, else the sum of the usage lines (as billed).
+/// summary's usage at cost under a budget plan, else the sum of the usage lines, messages and
+/// calls (as billed).
 pub fn spend_of(inv: &Invoice) -> (Decimal, Option<Decimal>) {
     match &inv.budget {
         Some(b) => (b.used, Some(b.included)),
         None => (
             inv.lines
                 .iter()
-                .filter(|l| l.kind == LineKind::Usage)
+                .filter(|l| matches!(l.kind, LineKind::Usage | LineKind::CallUsage))
                 .fold(Decimal::ZERO, |sum, l| sum + l.amount),
             None,
         ),

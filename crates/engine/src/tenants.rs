@@ -5,12 +5,14 @@
 //! under `/v1/tenants` and by `wabill tenants` / `wabill invoice --tenant` (decisions.md D41).
 
 use wabill_billing::{
-    render, BillingError, Invoice, InvoiceInput, LicenceAssignment, TenantSetup, UsageCharge,
+    render, BillingError, CallUsage, Invoice, InvoiceInput, LicenceAssignment, Note, TenantSetup,
+    UsageCharge, CALL_CATEGORY,
 };
 use wabill_rating::time::local_day_start;
 use wabill_rating::{Currency, Month};
 use wabill_store::{
-    ChargeFilter, InvoiceRow, NewTenant, Store, StoreError, TenantOutcome, TenantRow,
+    CallChargeFilter, ChargeFilter, InvoiceRow, NewTenant, Store, StoreError, TenantOutcome,
+    TenantRow,
 };
 
 /// Why a tenant operation was refused; each has a stable code of `errors.rs`.
@@ -30,6 +32,16 @@ pub enum TenantError {
         "{later} is already finalized: months are finalized in order, {month} cannot be any more"
     )]
     FinalizedLater { month: Month, later: Month },
+    #[error(
+        "{count} call(s) of the tenant in {month} could not be priced (first: {first}): an \
+         invoice with an unpriced call is not finalized; import the calling rates, then the \
+         calls are rated again"
+    )]
+    UnpricedCalls {
+        month: Month,
+        count: u64,
+        first: String,
+    },
     #[error("the set-up was changed meanwhile; try again")]
     Busy,
     #[error(
@@ -52,6 +64,7 @@ impl TenantError {
             TenantError::LicenceConflict(_) => "licence_conflict",
             TenantError::AlreadyFinalized { .. } => "already_finalized",
             TenantError::FinalizedLater { .. } => "finalized_later",
+            TenantError::UnpricedCalls { .. } => "unpriced_calls",
             TenantError::Busy | TenantError::Store(_) => "store_unavailable",
             TenantError::NoSecretsKey => "secrets_key_missing",
             TenantError::Billing(e) => e.code(),
@@ -195,12 +208,15 @@ pub async fn add_licence(
     Err(TenantError::Busy)
 }
 
-/// The stored charges of the tenant's WABAs sent in `[from, to)`, as billing reads them.
+/// The stored charges of the tenant's WABAs sent in `[from, to)`, as billing reads them: the
+/// message lines, then the call lines started in it; calls that could not be priced are put
+/// in `unpriced` instead.
 async fn usage(
     store: &dyn Store,
     setup: &TenantSetup,
     from_ms: i64,
     to_ms: i64,
+    unpriced: &mut Vec<Unpriced>,
 ) -> Result<Vec<UsageCharge>, TenantError> {
     let mut out = Vec::new();
     if setup.tenant.wabas.is_empty() {
@@ -233,6 +249,60 @@ async fn usage(
                 sent_at: Some(r.sent_at_ms),
                 billed_at: r.billed_at_ms,
                 agent: r.agent.clone(),
+                call: None,
+            });
+        }
+        match rows.last() {
+            Some(last) if rows.len() as u32 == filter.limit => filter.after = Some(last.cursor()),
+            _ => break,
+        }
+    }
+    // Calls: their stored charge lines (D131), a call placed in a month by its start (D135).
+    let mut filter = CallChargeFilter {
+        waba: None,
+        wabas: Some(setup.tenant.wabas.clone()),
+        from_ms: Some(from_ms),
+        to_ms: Some(to_ms),
+        after: None,
+        limit: 5000,
+    };
+    loop {
+        let rows = store.call_charges(&filter).await?;
+        for r in &rows {
+            let corrupt = |why: String| {
+                TenantError::Store(StoreError::Corrupt {
+                    table: "call_charges",
+                    key: format!("{} {}", r.waba, r.id),
+                    why,
+                })
+            };
+            let currency = Currency::parse(&r.currency)
+                .ok_or_else(|| corrupt(format!("'{}' is not a currency", r.currency)))?;
+            if let Some(why) = &r.error {
+                unpriced.push(Unpriced {
+                    id: r.id.clone(),
+                    start_ms: r.start_ms,
+                    why: why.clone(),
+                });
+                continue;
+            }
+            let amount = r
+                .amount
+                .ok_or_else(|| corrupt("no amount and no error".into()))?;
+            if r.market.is_none() && !amount.is_zero() {
+                return Err(corrupt("a charged call without a market".into()));
+            }
+            out.push(UsageCharge {
+                id: r.id.clone(),
+                waba: r.waba.clone(),
+                category: CALL_CATEGORY.to_string(),
+                market: r.market.clone().unwrap_or_default(),
+                amount,
+                currency,
+                sent_at: Some(r.start_ms),
+                billed_at: None,
+                agent: r.agent.clone(),
+                call: Some(CallUsage { pulses: r.pulses }),
             });
         }
         match rows.last() {
@@ -240,6 +310,13 @@ async fn usage(
             _ => return Ok(out),
         }
     }
+}
+
+/// A stored call the rating core could not price (D130).
+struct Unpriced {
+    id: String,
+    start_ms: i64,
+    why: String,
 }
 
 /// The tenant's finalized invoices.
@@ -300,14 +377,37 @@ pub async fn month_invoice(
     let tz = setup.tenant.timezone;
     let from_ms = local_day_start(tz, first.first_day());
     let to_ms = local_day_start(tz, month.next().first_day());
-    let charges = usage(store, &setup, from_ms, to_ms).await?;
-    let inv = wabill_billing::invoice(&InvoiceInput {
+    let mut unpriced = Vec::new();
+    let charges = usage(store, &setup, from_ms, to_ms, &mut unpriced).await?;
+    let mut inv = wabill_billing::invoice(&InvoiceInput {
         setup: &setup,
         month,
         charges: &charges,
         previous: &previous,
         finalize,
     })?;
+    // Unpriced calls of the month (D136): a draft says so, finalizing is refused. Those of
+    // earlier months are billed as adjustments once priced.
+    let month_start = local_day_start(tz, month.first_day());
+    unpriced.retain(|u| u.start_ms >= month_start);
+    unpriced.sort_by(|a, b| (a.start_ms, &a.id).cmp(&(b.start_ms, &b.id)));
+    if let Some(first) = unpriced.first() {
+        let first = format!("{}: {}", first.id, first.why);
+        if finalize {
+            return Err(TenantError::UnpricedCalls {
+                month,
+                count: unpriced.len() as u64,
+                first,
+            });
+        }
+        inv.notes.push(Note {
+            code: "unpriced_calls".to_string(),
+            message: format!(
+                "{} call(s) of {month} could not be priced and are not on this invoice (first: {first}); the invoice cannot be finalized until they are",
+                unpriced.len()
+            ),
+        });
+    }
     if finalize {
         let stored = store
             .finalize_invoice(&InvoiceRow {

@@ -77,6 +77,8 @@ error_codes! {
                   removed or rewritten"),
     AlreadyFinalized = ("already_finalized", 409, "the tenant's month is finalized; a finalized invoice never changes"),
     FinalizedLater = ("finalized_later", 409, "a later month of the tenant is finalized: months are finalized in order"),
+    UnpricedCalls = ("unpriced_calls", 409, "a call of the tenant's month could not be priced (no calling rate, no \
+                  market): the month is not finalized until it is"),
     AllRejected = ("all_rejected", 422, "every item of the batch was refused and nothing was stored: the body is the \
                   ingest result (stored 0, each item's index, field and reason in `errors`) with this error"),
     NoPlan = ("no_plan", 422, "no plan version of the tenant is in force for the month (billing)"),
@@ -203,6 +205,7 @@ mod tests {
             "unknown_agent",
             "conflicting_charge",
             "charge_without_instant",
+            "unpriced_calls",
         ] {
             assert!(ErrorCode::parse(code).is_some(), "{code}");
         }

@@ -537,6 +537,7 @@ pub const ROUTES: &[Route] = &[
             ErrorCode::UnknownTenant,
             ErrorCode::AlreadyFinalized,
             ErrorCode::FinalizedLater,
+            ErrorCode::UnpricedCalls,
             ErrorCode::NoPlan,
             ErrorCode::MissingFxRate,
             ErrorCode::PreviousNotFinal,

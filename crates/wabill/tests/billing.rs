@@ -458,3 +458,62 @@ fn finalize_needs_json_and_stored_invoices_render() {
         String::from_utf8_lossy(&out.stderr).contains("bad.jsonl: line 1: field 'amount': missing")
     );
 }
+
+/// A month without charged calls gives the bytes it gave before calls were read
+/// (decisions.md D137): `tests/billing/bytes/SCENARIO-MONTH.FORMAT` were written by `wabill
+/// invoice` before call lines existed, from the scenario's set-up and charges. The same
+/// charges with free calls of the month added (user-initiated, not counted) give them too.
+#[test]
+fn months_without_charged_calls_keep_their_bytes() {
+    let dir = scenario_dir().join("bytes");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    for f in files {
+        let stem = f.file_stem().unwrap().to_string_lossy().to_string();
+        let format = f.extension().unwrap().to_string_lossy().to_string();
+        // `budget_blocks-2026-01`: the month is the last 7 characters.
+        let (scenario, month) = stem.split_at(stem.len() - 8);
+        let month = &month[1..];
+        let doc: Value = serde_json::from_str(
+            &std::fs::read_to_string(scenario_dir().join(format!("{scenario}.json"))).unwrap(),
+        )
+        .unwrap();
+        let waba = doc["setup"]["tenant"]["wabas"][0].as_str().unwrap();
+        let work = work_dir(&["bytes", &stem]);
+        std::fs::write(
+            work.join("setup.json"),
+            serde_json::to_string(&doc["setup"]).unwrap(),
+        )
+        .unwrap();
+        let messages = jsonl(&doc["charges"]);
+        let free_call = format!(
+            r#"{{"id":"wacid.free","unit":"call","waba":"{waba}","phone":"1","user":"5511988887777","country":"BR","market":"Brazil","direction":"user_initiated","type":"free_user_initiated","billable":false,"seconds":60,"pulses":10,"tier_minutes":null,"tier":null,"rate":null,"amount":"0","currency":"USD","start":"{month}-15T12:00:00Z","recording":"0","transcription":"0"}}"#
+        );
+        let want = std::fs::read(&f).unwrap();
+        for (case, charges) in [
+            ("messages", messages.clone()),
+            ("with a free call", format!("{messages}{free_call}\n")),
+        ] {
+            std::fs::write(work.join("charges.jsonl"), &charges).unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_wabill"))
+                .arg("invoice")
+                .arg("--setup")
+                .arg(work.join("setup.json"))
+                .arg("--charges")
+                .arg(work.join("charges.jsonl"))
+                .args(["--month", month, "--format", &format])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{stem} {case}: {out:?}");
+            assert!(
+                out.stdout == want,
+                "{stem}.{format} ({case}) differs from its bytes:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+}
