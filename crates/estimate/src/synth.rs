@@ -258,6 +258,7 @@ pub fn synthesize(
                 user: Some(user),
                 user_id: None,
                 kind: line.category.message_kind(),
+                template: None,
                 marketing_messages_api: false,
                 agent: None,
             }));

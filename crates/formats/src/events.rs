@@ -11,6 +11,7 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use wabill_rating::templates::{ChangeSource, TemplateChange, TemplateRef};
 use wabill_rating::{
     Account, AuthInternational, Bsuid, Category, Currency, DeliveryStatus, EntryPoint, Event,
     IdentityChange, IdentityChangeKind, Inbound, MessageKind, Msisdn, Outbound, Status,
@@ -66,6 +67,13 @@ pub struct Parsed<'a> {
     pub calls: Vec<wabill_rating::calls::Call<'a>>,
     /// Line number of each call, in the same order.
     pub call_lines: Vec<u64>,
+    /// What template lines and Meta's template webhooks say of templates (decisions.md D150).
+    pub templates: Vec<wabill_rating::templates::TemplateChange<'a>>,
+    /// Line number of each template change, in the same order.
+    pub template_lines: Vec<u64>,
+    /// Outbound events naming their template instead of a category, to be resolved
+    /// ([`Parsed::resolve_templates`]).
+    pub named_templates: u64,
     /// Webhook parts that carry nothing to rate (other `field`s, `warning`/`deleted` statuses),
     /// counted so that nothing disappears without a word.
     pub ignored_webhook_items: u64,
@@ -73,6 +81,9 @@ pub struct Parsed<'a> {
 
 impl<'a> Parsed<'a> {
     fn push(&mut self, line: u64, e: Event<'a>) {
+        if let Event::Outbound(o) = &e {
+            self.named_templates += u64::from(o.template.is_some());
+        }
         self.events.push(e);
         self.lines.push(line);
     }
@@ -117,6 +128,7 @@ fn parse<'a>(
         sink.meta_pricing.len(),
         sink.ignored_webhook_items,
         sink.calls.len(),
+        sink.templates.len(),
     );
     let r = if raw.object.is_some() || raw.entry.is_some() {
         webhook::read_envelope(raw, line, sink)
@@ -128,6 +140,11 @@ fn parse<'a>(
                   lines"
                 .to_string(),
         });
+    } else if raw.kind.as_deref() == Some("template") {
+        read_template(raw, line).map(|t| {
+            sink.templates.push(t);
+            sink.template_lines.push(line);
+        })
     } else if raw.kind.as_deref() == Some("call") {
         crate::calls::read_call(raw, line).map(|c| {
             sink.calls.push(c);
@@ -143,13 +160,15 @@ fn parse<'a>(
         sink.ignored_webhook_items = mark.2;
         sink.calls.truncate(mark.3);
         sink.call_lines.truncate(mark.3);
+        sink.templates.truncate(mark.4);
+        sink.template_lines.truncate(mark.4);
     }
     r
 }
 
 /// Every string of the line within its bound (`limits`), before any is stored or echoed.
 fn bounded(raw: &RawLine<'_>, line: u64) -> Result<(), LineError> {
-    let text: [(&str, &Option<Cow<'_, str>>, Limit); 21] = [
+    let text: [(&str, &Option<Cow<'_, str>>, Limit); 27] = [
         ("kind", &raw.kind, limits::WORD),
         ("object", &raw.object, limits::WORD),
         ("id", &raw.id, limits::MESSAGE_ID),
@@ -171,6 +190,12 @@ fn bounded(raw: &RawLine<'_>, line: u64) -> Result<(), LineError> {
         ("currency", &raw.currency, limits::WORD),
         ("direction", &raw.direction, limits::WORD),
         ("outcome", &raw.outcome, limits::WORD),
+        ("template_id", &raw.template_id, limits::ACCOUNT_ID),
+        ("template", &raw.template, limits::TEMPLATE_NAME),
+        ("name", &raw.name, limits::TEMPLATE_NAME),
+        ("language", &raw.language, limits::WORD),
+        ("previous_category", &raw.previous_category, limits::WORD),
+        ("source", &raw.source, limits::WORD),
     ];
     for (field, v, limit) in text {
         if let Some(v) = v {
@@ -258,6 +283,18 @@ pub(crate) struct RawLine<'a> {
     pub(crate) duration: Option<i64>,
     #[serde(borrow)]
     pub(crate) outcome: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) template_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) template: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) language: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) previous_category: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) source: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -481,11 +518,92 @@ fn instant(
         .map_err(|why| err(line, field, why))
 }
 
+/// Marketing, utility or authentication: the categories a template has.
+pub(crate) fn template_category(c: &str, line: u64, field: &str) -> Result<Category, LineError> {
+    match Category::parse(&c.to_ascii_lowercase()) {
+        Some(c @ (Category::Marketing | Category::Utility | Category::Authentication)) => Ok(c),
+        _ => Err(err(
+            line,
+            field,
+            format!("'{c}' is not a template category (marketing, utility or authentication)"),
+        )),
+    }
+}
+
+/// The template an outbound line names: `template_id`, or `template` (its name) and
+/// `language`.
+fn template_ref<'a>(
+    raw: &RawLine<'a>,
+    line: u64,
+) -> Result<Option<Box<TemplateRef<'a>>>, LineError> {
+    let non_blank = |v: &Option<Cow<'a, str>>, field: &str| match v {
+        Some(s) if s.trim().is_empty() => Err(err(line, field, "is empty")),
+        v => Ok(v.clone()),
+    };
+    let id = non_blank(&raw.template_id, "template_id")?;
+    let name = non_blank(&raw.template, "template")?;
+    let language = non_blank(&raw.language, "language")?;
+    Ok(match (id, name, language) {
+        (Some(id), None, None) => Some(Box::new(TemplateRef::Id(id))),
+        (Some(_), _, _) => {
+            return Err(err(
+                line,
+                "template_id",
+                "is given beside template/language: name the template by its id, or by its name and language",
+            ))
+        }
+        (None, Some(name), Some(language)) => {
+            Some(Box::new(TemplateRef::NameLanguage { name, language }))
+        }
+        (None, Some(_), None) => {
+            return Err(err(
+                line,
+                "language",
+                "is missing: a template named by its name needs its language (Meta's code, like en_US)",
+            ))
+        }
+        (None, None, Some(_)) => {
+            return Err(err(line, "template", "is missing: language is given without a template name"))
+        }
+        (None, None, None) => None,
+    })
+}
+
+/// A `template` line: what a template list or a template webhook says of one template.
+fn read_template<'a>(raw: RawLine<'a>, line: u64) -> Result<TemplateChange<'a>, LineError> {
+    let k = "template";
+    let c = required(&raw.category, line, "category", k)?;
+    let category = template_category(c, line, "category")?;
+    let previous = match raw.previous_category.as_deref() {
+        Some(p) => Some(template_category(p, line, "previous_category")?),
+        None => None,
+    };
+    let source = match raw.source.as_deref() {
+        None => ChangeSource::Import,
+        Some(s) => ChangeSource::parse(s)
+            .ok_or_else(|| err(line, "source", format!("'{s}' is not import or webhook")))?,
+    };
+    Ok(TemplateChange {
+        waba: non_empty(&raw.waba, line, "waba", k)?,
+        id: non_empty(&raw.id, line, "id", k)?,
+        name: non_empty(&raw.name, line, "name", k)?,
+        language: non_empty(&raw.language, line, "language", k)?,
+        category,
+        previous,
+        at: instant(&raw.at, line, "at", k)?,
+        source,
+        status: match raw.status {
+            Some(s) if s.trim().is_empty() => return Err(err(line, "status", "is empty")),
+            s => s,
+        },
+    })
+}
+
 pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, LineError> {
     let kind = raw
         .kind
         .as_deref()
-        .ok_or_else(|| err(line, "kind", "is missing (account, inbound, outbound, status or call), and the line is not a Meta webhook envelope"))?;
+        .ok_or_else(|| err(line, "kind", "is missing (account, inbound, outbound, status, call or template), and the line is not a Meta webhook envelope"))?;
     match kind {
         "account" => read_account(raw, line).map(|a| Event::Account(Box::new(a))),
         "inbound" => {
@@ -527,20 +645,38 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
         "outbound" => {
             let k = "outbound";
             let message_type = required(&raw.message_type, line, "type", k)?;
-            let kind = if message_type == "template" {
-                let c = required(&raw.category, line, "category", "template")?;
-                match Category::parse(c) {
-                    Some(c @ (Category::Marketing | Category::Utility | Category::Authentication)) => {
-                        MessageKind::Template(c)
-                    }
-                    _ => {
-                        return Err(err(
-                            line,
-                            "category",
-                            format!("'{c}' is not a template category (marketing, utility or authentication)"),
-                        ))
-                    }
+            let template = template_ref(&raw, line)?;
+            if template.is_some() && message_type != "template" {
+                return Err(err(
+                    line,
+                    if raw.template_id.is_some() {
+                        "template_id"
+                    } else {
+                        "template"
+                    },
+                    format!(
+                        "is given for a message of type '{message_type}', which is no template"
+                    ),
+                ));
+            }
+            let kind = if let Some(t) = &template {
+                if raw.category.is_some() {
+                    return Err(err(
+                        line,
+                        "category",
+                        format!("is given beside {t}: give the category or the template, not both (the template's category is the one in force when it is sent)"),
+                    ));
                 }
+                // A placeholder until the registry gives the category in force (D153).
+                MessageKind::Template(Category::Marketing)
+            } else if message_type == "template" {
+                let c = required(
+                    &raw.category,
+                    line,
+                    "category",
+                    "template (or template_id, or template and language)",
+                )?;
+                MessageKind::Template(template_category(c, line, "category")?)
             } else if message_type.trim().is_empty() {
                 return Err(err(line, "type", "is empty"));
             } else {
@@ -582,6 +718,7 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                 user,
                 user_id,
                 kind,
+                template,
                 marketing_messages_api,
                 agent: match raw.agent {
                     Some(a) if a.trim().is_empty() => return Err(err(line, "agent", "is empty")),
@@ -609,7 +746,7 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
         other => Err(err(
             line,
             "kind",
-            format!("'{other}' is not account, inbound, outbound, status or call"),
+            format!("'{other}' is not account, inbound, outbound, status, call or template"),
         )),
     }
 }
@@ -820,6 +957,34 @@ mod tests {
 
 /// Writes an event as one events.md JSON line (without a newline), the canonical form wabill
 /// stores: reading it back with [`parse_line`] gives the same event.
+/// Writes a template change as one `template` line (no newline), which reads back the same.
+pub fn write_template(out: &mut Vec<u8>, t: &TemplateChange<'_>) {
+    use crate::charges::json_str;
+    let field = |out: &mut Vec<u8>, name: &str, v: &str| {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        json_str(out, v);
+    };
+    out.extend_from_slice(b"{\"kind\":\"template\"");
+    field(out, "waba", &t.waba);
+    field(out, "id", &t.id);
+    field(out, "name", &t.name);
+    field(out, "language", &t.language);
+    field(out, "category", t.category.as_str());
+    if let Some(p) = t.previous {
+        field(out, "previous_category", p.as_str());
+    }
+    out.extend_from_slice(b",\"at\":\"");
+    crate::time::write_instant(out, t.at);
+    out.push(b'"');
+    field(out, "source", t.source.as_str());
+    if let Some(s) = &t.status {
+        field(out, "status", s);
+    }
+    out.push(b'}');
+}
+
 pub fn write_event(out: &mut Vec<u8>, e: &Event<'_>) {
     use crate::charges::json_str;
     use crate::time::write_instant;
@@ -902,12 +1067,24 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event<'_>) {
             if let Some(b) = &o.user_id {
                 field(out, "user_id", b.as_str());
             }
-            match o.kind {
-                MessageKind::Template(c) => {
+            match (&o.template, o.kind) {
+                // The template it names, not a category: the category in force is the
+                // registry's, at rating time (D153).
+                (Some(t), _) => {
+                    field(out, "type", "template");
+                    match &**t {
+                        TemplateRef::Id(id) => field(out, "template_id", id),
+                        TemplateRef::NameLanguage { name, language } => {
+                            field(out, "template", name);
+                            field(out, "language", language);
+                        }
+                    }
+                }
+                (None, MessageKind::Template(c)) => {
                     field(out, "type", "template");
                     field(out, "category", c.as_str());
                 }
-                MessageKind::NonTemplate => field(out, "type", "text"),
+                (None, MessageKind::NonTemplate) => field(out, "type", "text"),
             }
             if o.marketing_messages_api {
                 field(out, "api", "marketing_messages");

@@ -395,6 +395,21 @@ impl<'a> ParsedChunks<'a> {
             .flat_map(|p| p.calls.iter().cloned())
             .collect()
     }
+    /// Gives the outbound events naming a template the category in force at their send
+    /// instant, from the template changes of every chunk (decisions.md D153); nothing to do
+    /// when none names one. The join keys do not depend on it.
+    pub fn resolve_templates(&mut self) -> Vec<wabill_rating::templates::TemplateError> {
+        use wabill_rating::templates::{resolve, Registry};
+        if self.chunks.iter().all(|p| p.named_templates == 0) {
+            return Vec::new();
+        }
+        let (registry, mut errors) =
+            Registry::from_changes(self.chunks.iter().flat_map(|p| p.templates.iter()));
+        for p in &mut self.chunks {
+            errors.extend(resolve(&mut p.events, &registry));
+        }
+        errors
+    }
     pub fn ignored_webhook_items(&self) -> u64 {
         self.chunks.iter().map(|p| p.ignored_webhook_items).sum()
     }
@@ -409,6 +424,9 @@ impl<'a> ParsedChunks<'a> {
             all.ignored_webhook_items += p.ignored_webhook_items;
             all.calls.extend(p.calls);
             all.call_lines.extend(p.call_lines);
+            all.templates.extend(p.templates);
+            all.template_lines.extend(p.template_lines);
+            all.named_templates += p.named_templates;
         }
         all
     }
