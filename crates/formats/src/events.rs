@@ -1133,6 +1133,8 @@ mod write_tests {
             r#"{"kind":"outbound","id":"o3","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","user_id":"US.ENT.11815799212886844830","type":"text"}"#,
             r#"{"kind":"status","id":"o9","at":"2026-08-03T10:05:02Z","status":"sent","waba":"W1","phone":"15550001111","user_id":"BR.1","category":"utility"}"#,
             r#"{"kind":"inbound","id":"s1","at":"2026-08-03T10:30:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","user_id":"BR.1","system":"user_changed_number","new_user":"5521977776666","new_user_id":"BR.2"}"#,
+            r#"{"kind":"outbound","id":"t1","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","template_id":"546151681022936"}"#,
+            r#"{"kind":"outbound","id":"t2","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","template":"order \"update\"","language":"en_US"}"#,
         ];
         for l in lines {
             let mut p = Parsed::default();
@@ -1143,6 +1145,141 @@ mod write_tests {
             let mut q = Parsed::default();
             parse_line(&text, 1, &mut q).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(p.events, q.events, "{text}");
+        }
+    }
+
+    fn one(line: &str) -> Result<Event<'_>, LineError> {
+        let mut p = Parsed::default();
+        parse_line(line, 7, &mut p)?;
+        assert_eq!(p.events.len(), 1);
+        Ok(p.events.pop().unwrap())
+    }
+
+    #[test]
+    fn outbound_events_name_their_template_or_a_category_never_both() {
+        use wabill_rating::templates::TemplateRef;
+        let base = r#"{"kind":"outbound","id":"m","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template""#;
+        let l1 = format!(r#"{base},"template_id":"111"}}"#);
+        let l2 = format!(r#"{base},"template":"promo","language":"pt_BR"}}"#);
+        let l3 = format!(r#"{base},"category":"utility"}}"#);
+        let Event::Outbound(o) = one(&l1).unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.template.as_deref(), Some(&TemplateRef::Id("111".into())));
+        let Event::Outbound(o) = one(&l2).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            o.template.as_deref(),
+            Some(&TemplateRef::NameLanguage {
+                name: "promo".into(),
+                language: "pt_BR".into()
+            })
+        );
+        let Event::Outbound(o) = one(&l3).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (o.template, o.kind),
+            (None, MessageKind::Template(Category::Utility))
+        );
+        for (tail, field) in [
+            (r#","template_id":"111","category":"utility"}"#, "category"),
+            (r#","template":"promo"}"#, "language"),
+            (r#","language":"pt_BR"}"#, "template"),
+            (
+                r#","template_id":"111","template":"promo","language":"pt_BR"}"#,
+                "template_id",
+            ),
+            (r#","template_id":" "}"#, "template_id"),
+            (r#"}"#, "category"),
+        ] {
+            let e = one(&format!("{base}{tail}")).unwrap_err();
+            assert_eq!(e.field, field, "{tail}: {e}");
+        }
+        let e = one(r#"{"kind":"outbound","id":"m","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"text","template_id":"1"}"#).unwrap_err();
+        assert_eq!(e.field, "template_id");
+        let long = "x".repeat(513);
+        let e = one(&format!(r#"{base},"template":"{long}","language":"en"}}"#)).unwrap_err();
+        assert_eq!(e.field, "template");
+        assert!(e.why.contains("512"), "{}", e.why);
+    }
+
+    #[test]
+    fn template_lines_and_metas_template_webhooks_are_read_and_written_back() {
+        use wabill_rating::templates::ChangeSource;
+        let mut p = Parsed::default();
+        let lines = [
+            r#"{"kind":"template","waba":"W1","id":"111","name":"order_update","language":"en_US","category":"utility","at":"2026-08-01T00:00:00Z","source":"import","status":"APPROVED"}"#,
+            r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1785888000,"changes":[{"field":"template_category_update","value":{"message_template_id":111,"message_template_name":"order_update","message_template_language":"en_US","previous_category":"UTILITY","new_category":"MARKETING"}}]}]}"#,
+            r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1785801600,"changes":[{"field":"message_template_status_update","value":{"event":"APPROVED","message_template_id":222,"message_template_name":"otp","message_template_language":"en","reason":"NONE","message_template_category":"AUTHENTICATION","unknown_field":{"x":1}}}]}]}"#,
+        ];
+        for (i, l) in lines.iter().enumerate() {
+            parse_line(l, i as u64 + 1, &mut p).unwrap_or_else(|e| panic!("{l}: {e}"));
+        }
+        assert_eq!(p.templates.len(), 3);
+        assert_eq!(p.template_lines, vec![1, 2, 3]);
+        let c = &p.templates[1];
+        assert_eq!(
+            (c.id.as_ref(), c.category, c.previous, c.at, c.source),
+            (
+                "111",
+                Category::Marketing,
+                Some(Category::Utility),
+                1_785_888_000_000,
+                ChangeSource::Webhook
+            )
+        );
+        let c = &p.templates[2];
+        assert_eq!(
+            (c.category, c.status.as_deref()),
+            (Category::Authentication, Some("APPROVED"))
+        );
+        for t in &p.templates {
+            let mut out = Vec::new();
+            write_template(&mut out, t);
+            let text = String::from_utf8(out).unwrap();
+            let mut q = Parsed::default();
+            parse_line(&text, 1, &mut q).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(&q.templates[0], t, "{text}");
+        }
+
+        // An impending change (no previous_category) and a status change naming no category
+        // change nothing: counted as ignored items.
+        let mut p = Parsed::default();
+        parse_line(r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1785888000,"changes":[{"field":"template_category_update","value":{"message_template_id":111,"message_template_name":"a","message_template_language":"en","correct_category":"UTILITY","new_category":"MARKETING","category_update_timestamp":1786492800}},{"field":"message_template_status_update","value":{"event":"PENDING_DELETION","message_template_id":3,"message_template_name":"b","message_template_language":"en","reason":null}}]}]}"#, 1, &mut p).unwrap();
+        assert_eq!((p.templates.len(), p.ignored_webhook_items), (0, 2));
+
+        for (line, field) in [
+            (
+                r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","changes":[{"field":"template_category_update","value":{"message_template_id":1,"message_template_name":"a","message_template_language":"en","previous_category":"UTILITY","new_category":"MARKETING"}}]}]}"#,
+                "entry[0].time",
+            ),
+            (
+                r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1,"changes":[{"field":"template_category_update","value":{"message_template_name":"a","message_template_language":"en","previous_category":"UTILITY","new_category":"MARKETING"}}]}]}"#,
+                "entry[0].changes[0].value.message_template_id",
+            ),
+            (
+                r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1,"changes":[{"field":"template_category_update","value":{"message_template_id":1,"message_template_name":"a","message_template_language":"en","previous_category":"UTILITY","new_category":"SERVICE"}}]}]}"#,
+                "entry[0].changes[0].value.new_category",
+            ),
+            (
+                r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1,"changes":[{"field":"message_template_status_update","value":{"event":"APPROVED","message_template_id":1,"message_template_language":"en","message_template_category":"UTILITY"}}]}]}"#,
+                "entry[0].changes[0].value.message_template_name",
+            ),
+            (
+                r#"{"kind":"template","waba":"W1","id":"1","name":"a","language":"en","category":"utility","at":"2026-08-01T00:00:00Z","source":"guess"}"#,
+                "source",
+            ),
+            (
+                r#"{"kind":"template","waba":"W1","id":"1","name":"a","category":"utility","at":"2026-08-01T00:00:00Z"}"#,
+                "language",
+            ),
+        ] {
+            let mut p = Parsed::default();
+            let e = parse_line(line, 1, &mut p).unwrap_err();
+            assert_eq!(e.field, field, "{line}: {e}");
+            assert!(p.templates.is_empty());
         }
     }
 }
