@@ -1,8 +1,8 @@
 //! Meta's WhatsApp webhook envelopes (`{"object":"whatsapp_business_account","entry":[...]}`):
 //! `messages[]` become inbound events (a `referral` from an ad or a post marks a free entry
 //! point), `statuses[]` become status events, and the `pricing`/`conversation` objects Meta
-//! attached are kept for reconciliation. Webhooks carry no template category, so outbound
-//! messages come from wabill's own `outbound` events.
+//! attached are kept for reconciliation. The template webhooks (`template_category_update`,
+//! `message_template_status_update`) become template changes (decisions.md D150-D155).
 //!
 //! The user of a message is its `from` (phone number) and `from_user_id` (BSUID), either of
 //! which may be absent, completed from the `contacts[]` entry of the same user (`wa_id`,
