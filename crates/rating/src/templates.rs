@@ -127,14 +127,12 @@ pub enum TemplateError {
         waba: String,
         template: String,
     },
-    #[error("template {template_id} of WABA {waba}: named '{name}' ({language}) by one change and '{other_name}' ({other_language}) by another")]
+    /// `names`: the two names and languages, `'a' (en_US)` and `'b' (en_US)`.
+    #[error("template {template_id} of WABA {waba}: named {} by one change and {} by another", names.0, names.1)]
     ConflictingTemplate {
         waba: String,
         template_id: String,
-        name: String,
-        language: String,
-        other_name: String,
-        other_language: String,
+        names: Box<(String, String)>,
     },
 }
 
@@ -171,7 +169,7 @@ impl Registry {
                 errors.push(e);
             }
         }
-        errors.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        errors.sort_by_cached_key(|e| e.to_string());
         errors.dedup();
         (r, errors)
     }
@@ -194,10 +192,10 @@ impl Registry {
             return Err(TemplateError::ConflictingTemplate {
                 waba: t.waba.clone(),
                 template_id: t.id.clone(),
-                name: t.name.clone(),
-                language: t.language.clone(),
-                other_name: c.name.to_string(),
-                other_language: c.language.to_string(),
+                names: Box::new((
+                    format!("'{}' ({})", t.name, t.language),
+                    format!("'{}' ({})", c.name, c.language),
+                )),
             });
         }
         let span = CategorySpan {
@@ -291,7 +289,7 @@ mod tests {
             language: "en_US".into(),
             category,
             previous,
-            at: at,
+            at,
             source,
             status: None,
         }
