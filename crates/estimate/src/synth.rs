@@ -258,7 +258,6 @@ pub fn synthesize(
                 user: Some(user),
                 user_id: None,
                 kind: line.category.message_kind(),
-                template: None,
                 marketing_messages_api: false,
                 agent: None,
             }));

@@ -71,9 +71,9 @@ pub struct Parsed<'a> {
     pub templates: Vec<wabill_rating::templates::TemplateChange<'a>>,
     /// Line number of each template change, in the same order.
     pub template_lines: Vec<u64>,
-    /// Outbound events naming their template instead of a category, to be resolved
-    /// ([`Parsed::resolve_templates`]).
-    pub named_templates: u64,
+    /// Outbound events naming their template instead of a category: the index of the event
+    /// in `events` and the template, to be resolved ([`Parsed::resolve_templates`]).
+    pub template_refs: Vec<(usize, TemplateRef<'a>)>,
     /// Webhook parts that carry nothing to rate (other `field`s, `warning`/`deleted` statuses),
     /// counted so that nothing disappears without a word.
     pub ignored_webhook_items: u64,
@@ -81,9 +81,6 @@ pub struct Parsed<'a> {
 
 impl<'a> Parsed<'a> {
     fn push(&mut self, line: u64, e: Event<'a>) {
-        if let Event::Outbound(o) = &e {
-            self.named_templates += u64::from(o.template.is_some());
-        }
         self.events.push(e);
         self.lines.push(line);
     }
@@ -129,6 +126,7 @@ fn parse<'a>(
         sink.ignored_webhook_items,
         sink.calls.len(),
         sink.templates.len(),
+        sink.template_refs.len(),
     );
     let r = if raw.object.is_some() || raw.entry.is_some() {
         webhook::read_envelope(raw, line, sink)
@@ -151,7 +149,12 @@ fn parse<'a>(
             sink.call_lines.push(line);
         })
     } else {
-        read_event(raw, line).map(|e| sink.push(line, e))
+        read_event_naming(raw, line).map(|(e, t)| {
+            if let Some(t) = t {
+                sink.template_refs.push((sink.events.len(), *t));
+            }
+            sink.push(line, e)
+        })
     };
     if r.is_err() {
         sink.events.truncate(mark.0);
@@ -162,6 +165,7 @@ fn parse<'a>(
         sink.call_lines.truncate(mark.3);
         sink.templates.truncate(mark.4);
         sink.template_lines.truncate(mark.4);
+        sink.template_refs.truncate(mark.5);
     }
     r
 }
@@ -599,13 +603,21 @@ fn read_template<'a>(raw: RawLine<'a>, line: u64) -> Result<TemplateChange<'a>, 
     })
 }
 
+/// Reads an event line (the template an outbound line names is left out: tests only).
+#[cfg(test)]
 pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, LineError> {
+    read_event_naming(raw, line).map(|(e, _)| e)
+}
+
+type Named<'a> = (Event<'a>, Option<Box<TemplateRef<'a>>>);
+
+fn read_event_naming<'a>(raw: RawLine<'a>, line: u64) -> Result<Named<'a>, LineError> {
     let kind = raw
         .kind
         .as_deref()
         .ok_or_else(|| err(line, "kind", "is missing (account, inbound, outbound, status, call or template), and the line is not a Meta webhook envelope"))?;
     match kind {
-        "account" => read_account(raw, line).map(|a| Event::Account(Box::new(a))),
+        "account" => read_account(raw, line).map(|a| (Event::Account(Box::new(a)), None)),
         "inbound" => {
             let k = "inbound";
             let entry_point = match raw.entry_point.as_deref() {
@@ -631,16 +643,19 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                     "is given for a system event, which is no message from an entry point",
                 ));
             }
-            Ok(Event::Inbound(Inbound {
-                id,
-                at,
-                waba,
-                phone,
-                user,
-                user_id,
-                entry_point,
-                change,
-            }))
+            Ok((
+                Event::Inbound(Inbound {
+                    id,
+                    at,
+                    waba,
+                    phone,
+                    user,
+                    user_id,
+                    entry_point,
+                    change,
+                }),
+                None,
+            ))
         }
         "outbound" => {
             let k = "outbound";
@@ -710,7 +725,7 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
             let waba = non_empty(&raw.waba, line, "waba", k)?;
             let phone = msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?;
             let (user, user_id) = user_of(&raw, line, k)?;
-            Ok(Event::Outbound(Outbound {
+            let e = Event::Outbound(Outbound {
                 id,
                 at,
                 waba,
@@ -718,13 +733,13 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                 user,
                 user_id,
                 kind,
-                template,
                 marketing_messages_api,
                 agent: match raw.agent {
                     Some(a) if a.trim().is_empty() => return Err(err(line, "agent", "is empty")),
                     a => a,
                 },
-            }))
+            });
+            Ok((e, template))
         }
         "status" => {
             let k = "status";
@@ -736,12 +751,15 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                     format!("'{s}' is not sent, delivered, read or failed"),
                 )
             })?;
-            Ok(Event::Status(Status {
-                id: non_empty(&raw.id, line, "id", k)?,
-                at: instant(&raw.at, line, "at", k)?,
-                status,
-                message: status_message(&raw, line)?,
-            }))
+            Ok((
+                Event::Status(Status {
+                    id: non_empty(&raw.id, line, "id", k)?,
+                    at: instant(&raw.at, line, "at", k)?,
+                    status,
+                    message: status_message(&raw, line)?,
+                }),
+                None,
+            ))
         }
         other => Err(err(
             line,
@@ -1067,24 +1085,12 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event<'_>) {
             if let Some(b) = &o.user_id {
                 field(out, "user_id", b.as_str());
             }
-            match (&o.template, o.kind) {
-                // The template it names, not a category: the category in force is the
-                // registry's, at rating time (D153).
-                (Some(t), _) => {
-                    field(out, "type", "template");
-                    match &**t {
-                        TemplateRef::Id(id) => field(out, "template_id", id),
-                        TemplateRef::NameLanguage { name, language } => {
-                            field(out, "template", name);
-                            field(out, "language", language);
-                        }
-                    }
-                }
-                (None, MessageKind::Template(c)) => {
+            match o.kind {
+                MessageKind::Template(c) => {
                     field(out, "type", "template");
                     field(out, "category", c.as_str());
                 }
-                (None, MessageKind::NonTemplate) => field(out, "type", "text"),
+                MessageKind::NonTemplate => field(out, "type", "text"),
             }
             if o.marketing_messages_api {
                 field(out, "api", "marketing_messages");
@@ -1133,8 +1139,6 @@ mod write_tests {
             r#"{"kind":"outbound","id":"o3","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","user_id":"US.ENT.11815799212886844830","type":"text"}"#,
             r#"{"kind":"status","id":"o9","at":"2026-08-03T10:05:02Z","status":"sent","waba":"W1","phone":"15550001111","user_id":"BR.1","category":"utility"}"#,
             r#"{"kind":"inbound","id":"s1","at":"2026-08-03T10:30:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","user_id":"BR.1","system":"user_changed_number","new_user":"5521977776666","new_user_id":"BR.2"}"#,
-            r#"{"kind":"outbound","id":"t1","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","template_id":"546151681022936"}"#,
-            r#"{"kind":"outbound","id":"t2","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","template":"order \"update\"","language":"en_US"}"#,
         ];
         for l in lines {
             let mut p = Parsed::default();
@@ -1148,11 +1152,15 @@ mod write_tests {
         }
     }
 
-    fn one(line: &str) -> Result<Event<'_>, LineError> {
+    fn one(line: &str) -> Result<(Event<'_>, Option<TemplateRef<'_>>), LineError> {
         let mut p = Parsed::default();
         parse_line(line, 7, &mut p)?;
         assert_eq!(p.events.len(), 1);
-        Ok(p.events.pop().unwrap())
+        let t = p.template_refs.pop().map(|(i, t)| {
+            assert_eq!(i, 0);
+            t
+        });
+        Ok((p.events.pop().unwrap(), t))
     }
 
     #[test]
@@ -1162,25 +1170,25 @@ mod write_tests {
         let l1 = format!(r#"{base},"template_id":"111"}}"#);
         let l2 = format!(r#"{base},"template":"promo","language":"pt_BR"}}"#);
         let l3 = format!(r#"{base},"category":"utility"}}"#);
-        let Event::Outbound(o) = one(&l1).unwrap() else {
+        let (Event::Outbound(_), t) = one(&l1).unwrap() else {
             panic!()
         };
-        assert_eq!(o.template.as_deref(), Some(&TemplateRef::Id("111".into())));
-        let Event::Outbound(o) = one(&l2).unwrap() else {
+        assert_eq!(t, Some(TemplateRef::Id("111".into())));
+        let (Event::Outbound(_), t) = one(&l2).unwrap() else {
             panic!()
         };
         assert_eq!(
-            o.template.as_deref(),
-            Some(&TemplateRef::NameLanguage {
+            t,
+            Some(TemplateRef::NameLanguage {
                 name: "promo".into(),
                 language: "pt_BR".into()
             })
         );
-        let Event::Outbound(o) = one(&l3).unwrap() else {
+        let (Event::Outbound(o), t) = one(&l3).unwrap() else {
             panic!()
         };
         assert_eq!(
-            (o.template, o.kind),
+            (t, o.kind),
             (None, MessageKind::Template(Category::Utility))
         );
         for (tail, field) in [

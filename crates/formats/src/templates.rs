@@ -84,12 +84,13 @@ impl Parsed<'_> {
     /// instant, from the template changes read (decisions.md D153). Nothing to do, and no cost,
     /// when no event names a template.
     pub fn resolve_templates(&mut self) -> Vec<TemplateError> {
-        if self.named_templates == 0 {
+        if self.template_refs.is_empty() {
             return Vec::new();
         }
         let (registry, mut errors) = Registry::from_changes(&self.templates);
         errors.extend(wabill_rating::templates::resolve(
             &mut self.events,
+            &self.template_refs,
             &registry,
         ));
         errors

@@ -251,14 +251,19 @@ impl Registry {
     }
 }
 
-/// Gives every `outbound` event that names its template the category in force at its send
-/// instant. Events naming no template are not touched. Returns the messages whose template is
-/// unknown, by message id.
-pub fn resolve(events: &mut [Event<'_>], registry: &Registry) -> Vec<TemplateError> {
+/// Gives every `outbound` event that names its template (`refs`: the index of the event in
+/// `events` and the template it names) the category in force at its send instant. Other events
+/// are not touched. Returns the messages whose template is unknown.
+pub fn resolve(
+    events: &mut [Event<'_>],
+    refs: &[(usize, TemplateRef<'_>)],
+    registry: &Registry,
+) -> Vec<TemplateError> {
     let mut errors = Vec::new();
-    for e in events {
-        let Event::Outbound(o) = e else { continue };
-        let Some(r) = &o.template else { continue };
+    for (i, r) in refs {
+        let Some(Event::Outbound(o)) = events.get_mut(*i) else {
+            continue;
+        };
         match registry.get(&o.waba, r) {
             Some(t) => o.kind = MessageKind::Template(t.category_at(o.at)),
             None => errors.push(TemplateError::UnknownTemplate {

@@ -400,13 +400,13 @@ impl<'a> ParsedChunks<'a> {
     /// when none names one. The join keys do not depend on it.
     pub fn resolve_templates(&mut self) -> Vec<wabill_rating::templates::TemplateError> {
         use wabill_rating::templates::{resolve, Registry};
-        if self.chunks.iter().all(|p| p.named_templates == 0) {
+        if self.chunks.iter().all(|p| p.template_refs.is_empty()) {
             return Vec::new();
         }
         let (registry, mut errors) =
             Registry::from_changes(self.chunks.iter().flat_map(|p| p.templates.iter()));
         for p in &mut self.chunks {
-            errors.extend(resolve(&mut p.events, &registry));
+            errors.extend(resolve(&mut p.events, &p.template_refs, &registry));
         }
         errors
     }
@@ -418,6 +418,9 @@ impl<'a> ParsedChunks<'a> {
         let mut chunks = self.chunks.into_iter();
         let mut all = chunks.next().unwrap_or_default();
         for p in chunks {
+            let base = all.events.len();
+            all.template_refs
+                .extend(p.template_refs.into_iter().map(|(i, t)| (base + i, t)));
             all.events.extend(p.events);
             all.lines.extend(p.lines);
             all.meta_pricing.extend(p.meta_pricing);
@@ -426,7 +429,6 @@ impl<'a> ParsedChunks<'a> {
             all.call_lines.extend(p.call_lines);
             all.templates.extend(p.templates);
             all.template_lines.extend(p.template_lines);
-            all.named_templates += p.named_templates;
         }
         all
     }

@@ -72,12 +72,11 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
         let before_calls = parsed.calls.len();
         let before_pricing = parsed.meta_pricing.len();
         let before_templates = parsed.templates.len();
+        let before_refs = parsed.template_refs.len();
         match parse_line(line, i as u64, &mut parsed) {
             Ok(())
                 if parsed.templates.len() > before_templates
-                    || parsed.events[before..]
-                        .iter()
-                        .any(|e| matches!(e, Event::Outbound(o) if o.template.is_some())) =>
+                    || parsed.template_refs.len() > before_refs =>
             {
                 // The service keeps no template registry yet (decisions.md D156): a message
                 // naming its template would be charged on a guess, a template change would be
@@ -94,6 +93,7 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
                 parsed.meta_pricing.truncate(before_pricing);
                 parsed.templates.truncate(before_templates);
                 parsed.template_lines.truncate(before_templates);
+                parsed.template_refs.truncate(before_refs);
                 errors.push(error(
                     i,
                     field,
