@@ -11,6 +11,7 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use wabill_rating::templates::{ChangeSource, TemplateChange, TemplateRef};
 use wabill_rating::{
     Account, AuthInternational, Bsuid, Category, Currency, DeliveryStatus, EntryPoint, Event,
     IdentityChange, IdentityChangeKind, Inbound, MessageKind, Msisdn, Outbound, Status,
@@ -66,6 +67,13 @@ pub struct Parsed<'a> {
     pub calls: Vec<wabill_rating::calls::Call<'a>>,
     /// Line number of each call, in the same order.
     pub call_lines: Vec<u64>,
+    /// What template lines and Meta's template webhooks say of templates (decisions.md D150).
+    pub templates: Vec<wabill_rating::templates::TemplateChange<'a>>,
+    /// Line number of each template change, in the same order.
+    pub template_lines: Vec<u64>,
+    /// Outbound events naming their template instead of a category: the index of the event
+    /// in `events` and the template, to be resolved ([`Parsed::resolve_templates`]).
+    pub template_refs: Vec<(usize, TemplateRef<'a>)>,
     /// Webhook parts that carry nothing to rate (other `field`s, `warning`/`deleted` statuses),
     /// counted so that nothing disappears without a word.
     pub ignored_webhook_items: u64,
@@ -117,6 +125,8 @@ fn parse<'a>(
         sink.meta_pricing.len(),
         sink.ignored_webhook_items,
         sink.calls.len(),
+        sink.templates.len(),
+        sink.template_refs.len(),
     );
     let r = if raw.object.is_some() || raw.entry.is_some() {
         webhook::read_envelope(raw, line, sink)
@@ -128,13 +138,23 @@ fn parse<'a>(
                   lines"
                 .to_string(),
         });
+    } else if raw.kind.as_deref() == Some("template") {
+        read_template(raw, line).map(|t| {
+            sink.templates.push(t);
+            sink.template_lines.push(line);
+        })
     } else if raw.kind.as_deref() == Some("call") {
         crate::calls::read_call(raw, line).map(|c| {
             sink.calls.push(c);
             sink.call_lines.push(line);
         })
     } else {
-        read_event(raw, line).map(|e| sink.push(line, e))
+        read_event_naming(raw, line).map(|(e, t)| {
+            if let Some(t) = t {
+                sink.template_refs.push((sink.events.len(), *t));
+            }
+            sink.push(line, e)
+        })
     };
     if r.is_err() {
         sink.events.truncate(mark.0);
@@ -143,13 +163,16 @@ fn parse<'a>(
         sink.ignored_webhook_items = mark.2;
         sink.calls.truncate(mark.3);
         sink.call_lines.truncate(mark.3);
+        sink.templates.truncate(mark.4);
+        sink.template_lines.truncate(mark.4);
+        sink.template_refs.truncate(mark.5);
     }
     r
 }
 
 /// Every string of the line within its bound (`limits`), before any is stored or echoed.
 fn bounded(raw: &RawLine<'_>, line: u64) -> Result<(), LineError> {
-    let text: [(&str, &Option<Cow<'_, str>>, Limit); 21] = [
+    let text: [(&str, &Option<Cow<'_, str>>, Limit); 27] = [
         ("kind", &raw.kind, limits::WORD),
         ("object", &raw.object, limits::WORD),
         ("id", &raw.id, limits::MESSAGE_ID),
@@ -171,6 +194,12 @@ fn bounded(raw: &RawLine<'_>, line: u64) -> Result<(), LineError> {
         ("currency", &raw.currency, limits::WORD),
         ("direction", &raw.direction, limits::WORD),
         ("outcome", &raw.outcome, limits::WORD),
+        ("template_id", &raw.template_id, limits::ACCOUNT_ID),
+        ("template", &raw.template, limits::TEMPLATE_NAME),
+        ("name", &raw.name, limits::TEMPLATE_NAME),
+        ("language", &raw.language, limits::WORD),
+        ("previous_category", &raw.previous_category, limits::WORD),
+        ("source", &raw.source, limits::WORD),
     ];
     for (field, v, limit) in text {
         if let Some(v) = v {
@@ -258,6 +287,18 @@ pub(crate) struct RawLine<'a> {
     pub(crate) duration: Option<i64>,
     #[serde(borrow)]
     pub(crate) outcome: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) template_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) template: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) language: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) previous_category: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) source: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -481,13 +522,102 @@ fn instant(
         .map_err(|why| err(line, field, why))
 }
 
+/// Marketing, utility or authentication: the categories a template has.
+pub(crate) fn template_category(c: &str, line: u64, field: &str) -> Result<Category, LineError> {
+    match Category::parse(&c.to_ascii_lowercase()) {
+        Some(c @ (Category::Marketing | Category::Utility | Category::Authentication)) => Ok(c),
+        _ => Err(err(
+            line,
+            field,
+            format!("'{c}' is not a template category (marketing, utility or authentication)"),
+        )),
+    }
+}
+
+/// The template an outbound line names: `template_id`, or `template` (its name) and
+/// `language`.
+fn template_ref<'a>(
+    raw: &RawLine<'a>,
+    line: u64,
+) -> Result<Option<Box<TemplateRef<'a>>>, LineError> {
+    let non_blank = |v: &Option<Cow<'a, str>>, field: &str| match v {
+        Some(s) if s.trim().is_empty() => Err(err(line, field, "is empty")),
+        v => Ok(v.clone()),
+    };
+    let id = non_blank(&raw.template_id, "template_id")?;
+    let name = non_blank(&raw.template, "template")?;
+    let language = non_blank(&raw.language, "language")?;
+    Ok(match (id, name, language) {
+        (Some(id), None, None) => Some(Box::new(TemplateRef::Id(id))),
+        (Some(_), _, _) => {
+            return Err(err(
+                line,
+                "template_id",
+                "is given beside template/language: name the template by its id, or by its name and language",
+            ))
+        }
+        (None, Some(name), Some(language)) => {
+            Some(Box::new(TemplateRef::NameLanguage { name, language }))
+        }
+        (None, Some(_), None) => {
+            return Err(err(
+                line,
+                "language",
+                "is missing: a template named by its name needs its language (Meta's code, like en_US)",
+            ))
+        }
+        (None, None, Some(_)) => {
+            return Err(err(line, "template", "is missing: language is given without a template name"))
+        }
+        (None, None, None) => None,
+    })
+}
+
+/// A `template` line: what a template list or a template webhook says of one template.
+fn read_template<'a>(raw: RawLine<'a>, line: u64) -> Result<TemplateChange<'a>, LineError> {
+    let k = "template";
+    let c = required(&raw.category, line, "category", k)?;
+    let category = template_category(c, line, "category")?;
+    let previous = match raw.previous_category.as_deref() {
+        Some(p) => Some(template_category(p, line, "previous_category")?),
+        None => None,
+    };
+    let source = match raw.source.as_deref() {
+        None => ChangeSource::Import,
+        Some(s) => ChangeSource::parse(s)
+            .ok_or_else(|| err(line, "source", format!("'{s}' is not import or webhook")))?,
+    };
+    Ok(TemplateChange {
+        waba: non_empty(&raw.waba, line, "waba", k)?,
+        id: non_empty(&raw.id, line, "id", k)?,
+        name: non_empty(&raw.name, line, "name", k)?,
+        language: non_empty(&raw.language, line, "language", k)?,
+        category,
+        previous,
+        at: instant(&raw.at, line, "at", k)?,
+        source,
+        status: match raw.status {
+            Some(s) if s.trim().is_empty() => return Err(err(line, "status", "is empty")),
+            s => s,
+        },
+    })
+}
+
+/// Reads an event line (the template an outbound line names is left out: tests only).
+#[cfg(test)]
 pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, LineError> {
+    read_event_naming(raw, line).map(|(e, _)| e)
+}
+
+type Named<'a> = (Event<'a>, Option<Box<TemplateRef<'a>>>);
+
+fn read_event_naming<'a>(raw: RawLine<'a>, line: u64) -> Result<Named<'a>, LineError> {
     let kind = raw
         .kind
         .as_deref()
-        .ok_or_else(|| err(line, "kind", "is missing (account, inbound, outbound, status or call), and the line is not a Meta webhook envelope"))?;
+        .ok_or_else(|| err(line, "kind", "is missing (account, inbound, outbound, status, call or template), and the line is not a Meta webhook envelope"))?;
     match kind {
-        "account" => read_account(raw, line).map(|a| Event::Account(Box::new(a))),
+        "account" => read_account(raw, line).map(|a| (Event::Account(Box::new(a)), None)),
         "inbound" => {
             let k = "inbound";
             let entry_point = match raw.entry_point.as_deref() {
@@ -513,34 +643,55 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                     "is given for a system event, which is no message from an entry point",
                 ));
             }
-            Ok(Event::Inbound(Inbound {
-                id,
-                at,
-                waba,
-                phone,
-                user,
-                user_id,
-                entry_point,
-                change,
-            }))
+            Ok((
+                Event::Inbound(Inbound {
+                    id,
+                    at,
+                    waba,
+                    phone,
+                    user,
+                    user_id,
+                    entry_point,
+                    change,
+                }),
+                None,
+            ))
         }
         "outbound" => {
             let k = "outbound";
             let message_type = required(&raw.message_type, line, "type", k)?;
-            let kind = if message_type == "template" {
-                let c = required(&raw.category, line, "category", "template")?;
-                match Category::parse(c) {
-                    Some(c @ (Category::Marketing | Category::Utility | Category::Authentication)) => {
-                        MessageKind::Template(c)
-                    }
-                    _ => {
-                        return Err(err(
-                            line,
-                            "category",
-                            format!("'{c}' is not a template category (marketing, utility or authentication)"),
-                        ))
-                    }
+            let template = template_ref(&raw, line)?;
+            if template.is_some() && message_type != "template" {
+                return Err(err(
+                    line,
+                    if raw.template_id.is_some() {
+                        "template_id"
+                    } else {
+                        "template"
+                    },
+                    format!(
+                        "is given for a message of type '{message_type}', which is no template"
+                    ),
+                ));
+            }
+            let kind = if let Some(t) = &template {
+                if raw.category.is_some() {
+                    return Err(err(
+                        line,
+                        "category",
+                        format!("is given beside {t}: give the category or the template, not both (the template's category is the one in force when it is sent)"),
+                    ));
                 }
+                // A placeholder until the registry gives the category in force (D153).
+                MessageKind::Template(Category::Marketing)
+            } else if message_type == "template" {
+                let c = required(
+                    &raw.category,
+                    line,
+                    "category",
+                    "template (or template_id, or template and language)",
+                )?;
+                MessageKind::Template(template_category(c, line, "category")?)
             } else if message_type.trim().is_empty() {
                 return Err(err(line, "type", "is empty"));
             } else {
@@ -574,7 +725,7 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
             let waba = non_empty(&raw.waba, line, "waba", k)?;
             let phone = msisdn(required(&raw.phone, line, "phone", k)?, line, "phone")?;
             let (user, user_id) = user_of(&raw, line, k)?;
-            Ok(Event::Outbound(Outbound {
+            let e = Event::Outbound(Outbound {
                 id,
                 at,
                 waba,
@@ -587,7 +738,8 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                     Some(a) if a.trim().is_empty() => return Err(err(line, "agent", "is empty")),
                     a => a,
                 },
-            }))
+            });
+            Ok((e, template))
         }
         "status" => {
             let k = "status";
@@ -599,17 +751,20 @@ pub(crate) fn read_event<'a>(raw: RawLine<'a>, line: u64) -> Result<Event<'a>, L
                     format!("'{s}' is not sent, delivered, read or failed"),
                 )
             })?;
-            Ok(Event::Status(Status {
-                id: non_empty(&raw.id, line, "id", k)?,
-                at: instant(&raw.at, line, "at", k)?,
-                status,
-                message: status_message(&raw, line)?,
-            }))
+            Ok((
+                Event::Status(Status {
+                    id: non_empty(&raw.id, line, "id", k)?,
+                    at: instant(&raw.at, line, "at", k)?,
+                    status,
+                    message: status_message(&raw, line)?,
+                }),
+                None,
+            ))
         }
         other => Err(err(
             line,
             "kind",
-            format!("'{other}' is not account, inbound, outbound, status or call"),
+            format!("'{other}' is not account, inbound, outbound, status, call or template"),
         )),
     }
 }
@@ -820,6 +975,34 @@ mod tests {
 
 /// Writes an event as one events.md JSON line (without a newline), the canonical form wabill
 /// stores: reading it back with [`parse_line`] gives the same event.
+/// Writes a template change as one `template` line (no newline), which reads back the same.
+pub fn write_template(out: &mut Vec<u8>, t: &TemplateChange<'_>) {
+    use crate::charges::json_str;
+    let field = |out: &mut Vec<u8>, name: &str, v: &str| {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        json_str(out, v);
+    };
+    out.extend_from_slice(b"{\"kind\":\"template\"");
+    field(out, "waba", &t.waba);
+    field(out, "id", &t.id);
+    field(out, "name", &t.name);
+    field(out, "language", &t.language);
+    field(out, "category", t.category.as_str());
+    if let Some(p) = t.previous {
+        field(out, "previous_category", p.as_str());
+    }
+    out.extend_from_slice(b",\"at\":\"");
+    crate::time::write_instant(out, t.at);
+    out.push(b'"');
+    field(out, "source", t.source.as_str());
+    if let Some(s) = &t.status {
+        field(out, "status", s);
+    }
+    out.push(b'}');
+}
+
 pub fn write_event(out: &mut Vec<u8>, e: &Event<'_>) {
     use crate::charges::json_str;
     use crate::time::write_instant;
@@ -966,6 +1149,145 @@ mod write_tests {
             let mut q = Parsed::default();
             parse_line(&text, 1, &mut q).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(p.events, q.events, "{text}");
+        }
+    }
+
+    fn one(line: &str) -> Result<(Event<'_>, Option<TemplateRef<'_>>), LineError> {
+        let mut p = Parsed::default();
+        parse_line(line, 7, &mut p)?;
+        assert_eq!(p.events.len(), 1);
+        let t = p.template_refs.pop().map(|(i, t)| {
+            assert_eq!(i, 0);
+            t
+        });
+        Ok((p.events.pop().unwrap(), t))
+    }
+
+    #[test]
+    fn outbound_events_name_their_template_or_a_category_never_both() {
+        use wabill_rating::templates::TemplateRef;
+        let base = r#"{"kind":"outbound","id":"m","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template""#;
+        let l1 = format!(r#"{base},"template_id":"111"}}"#);
+        let l2 = format!(r#"{base},"template":"promo","language":"pt_BR"}}"#);
+        let l3 = format!(r#"{base},"category":"utility"}}"#);
+        let (Event::Outbound(_), t) = one(&l1).unwrap() else {
+            panic!()
+        };
+        assert_eq!(t, Some(TemplateRef::Id("111".into())));
+        let (Event::Outbound(_), t) = one(&l2).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            t,
+            Some(TemplateRef::NameLanguage {
+                name: "promo".into(),
+                language: "pt_BR".into()
+            })
+        );
+        let (Event::Outbound(o), t) = one(&l3).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (t, o.kind),
+            (None, MessageKind::Template(Category::Utility))
+        );
+        for (tail, field) in [
+            (r#","template_id":"111","category":"utility"}"#, "category"),
+            (r#","template":"promo"}"#, "language"),
+            (r#","language":"pt_BR"}"#, "template"),
+            (
+                r#","template_id":"111","template":"promo","language":"pt_BR"}"#,
+                "template_id",
+            ),
+            (r#","template_id":" "}"#, "template_id"),
+            (r#"}"#, "category"),
+        ] {
+            let e = one(&format!("{base}{tail}")).unwrap_err();
+            assert_eq!(e.field, field, "{tail}: {e}");
+        }
+        let e = one(r#"{"kind":"outbound","id":"m","at":"2026-08-03T10:05:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"text","template_id":"1"}"#).unwrap_err();
+        assert_eq!(e.field, "template_id");
+        let long = "x".repeat(513);
+        let e = one(&format!(r#"{base},"template":"{long}","language":"en"}}"#)).unwrap_err();
+        assert_eq!(e.field, "template");
+        assert!(e.why.contains("512"), "{}", e.why);
+    }
+
+    #[test]
+    fn template_lines_and_metas_template_webhooks_are_read_and_written_back() {
+        use wabill_rating::templates::ChangeSource;
+        let mut p = Parsed::default();
+        let lines = [
+            r#"{"kind":"template","waba":"W1","id":"111","name":"order_update","language":"en_US","category":"utility","at":"2026-08-01T00:00:00Z","source":"import","status":"APPROVED"}"#,
+            r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1785888000,"changes":[{"field":"template_category_update","value":{"message_template_id":111,"message_template_name":"order_update","message_template_language":"en_US","previous_category":"UTILITY","new_category":"MARKETING"}}]}]}"#,
+            r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1785801600,"changes":[{"field":"message_template_status_update","value":{"event":"APPROVED","message_template_id":222,"message_template_name":"otp","message_template_language":"en","reason":"NONE","message_template_category":"AUTHENTICATION","unknown_field":{"x":1}}}]}]}"#,
+        ];
+        for (i, l) in lines.iter().enumerate() {
+            parse_line(l, i as u64 + 1, &mut p).unwrap_or_else(|e| panic!("{l}: {e}"));
+        }
+        assert_eq!(p.templates.len(), 3);
+        assert_eq!(p.template_lines, vec![1, 2, 3]);
+        let c = &p.templates[1];
+        assert_eq!(
+            (c.id.as_ref(), c.category, c.previous, c.at, c.source),
+            (
+                "111",
+                Category::Marketing,
+                Some(Category::Utility),
+                1_785_888_000_000,
+                ChangeSource::Webhook
+            )
+        );
+        let c = &p.templates[2];
+        assert_eq!(
+            (c.category, c.status.as_deref()),
+            (Category::Authentication, Some("APPROVED"))
+        );
+        for t in &p.templates {
+            let mut out = Vec::new();
+            write_template(&mut out, t);
+            let text = String::from_utf8(out).unwrap();
+            let mut q = Parsed::default();
+            parse_line(&text, 1, &mut q).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(&q.templates[0], t, "{text}");
+        }
+
+        // An impending change (no previous_category) and a status change naming no category
+        // change nothing: counted as ignored items.
+        let mut p = Parsed::default();
+        parse_line(r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1785888000,"changes":[{"field":"template_category_update","value":{"message_template_id":111,"message_template_name":"a","message_template_language":"en","correct_category":"UTILITY","new_category":"MARKETING","category_update_timestamp":1786492800}},{"field":"message_template_status_update","value":{"event":"PENDING_DELETION","message_template_id":3,"message_template_name":"b","message_template_language":"en","reason":null}}]}]}"#, 1, &mut p).unwrap();
+        assert_eq!((p.templates.len(), p.ignored_webhook_items), (0, 2));
+
+        for (line, field) in [
+            (
+                r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","changes":[{"field":"template_category_update","value":{"message_template_id":1,"message_template_name":"a","message_template_language":"en","previous_category":"UTILITY","new_category":"MARKETING"}}]}]}"#,
+                "entry[0].time",
+            ),
+            (
+                r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1,"changes":[{"field":"template_category_update","value":{"message_template_name":"a","message_template_language":"en","previous_category":"UTILITY","new_category":"MARKETING"}}]}]}"#,
+                "entry[0].changes[0].value.message_template_id",
+            ),
+            (
+                r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1,"changes":[{"field":"template_category_update","value":{"message_template_id":1,"message_template_name":"a","message_template_language":"en","previous_category":"UTILITY","new_category":"SERVICE"}}]}]}"#,
+                "entry[0].changes[0].value.new_category",
+            ),
+            (
+                r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","time":1,"changes":[{"field":"message_template_status_update","value":{"event":"APPROVED","message_template_id":1,"message_template_language":"en","message_template_category":"UTILITY"}}]}]}"#,
+                "entry[0].changes[0].value.message_template_name",
+            ),
+            (
+                r#"{"kind":"template","waba":"W1","id":"1","name":"a","language":"en","category":"utility","at":"2026-08-01T00:00:00Z","source":"guess"}"#,
+                "source",
+            ),
+            (
+                r#"{"kind":"template","waba":"W1","id":"1","name":"a","category":"utility","at":"2026-08-01T00:00:00Z"}"#,
+                "language",
+            ),
+        ] {
+            let mut p = Parsed::default();
+            let e = parse_line(line, 1, &mut p).unwrap_err();
+            assert_eq!(e.field, field, "{line}: {e}");
+            assert!(p.templates.is_empty());
         }
     }
 }

@@ -162,6 +162,12 @@ fn assign<'a>(raw: &mut RawLine<'a>, key: &str, v: Value<'a>) -> Option<u32> {
                 _ => None,
             },
         ),
+        "template_id" => (1 << 25, text(&mut raw.template_id, v)),
+        "template" => (1 << 26, text(&mut raw.template, v)),
+        "language" => (1 << 27, text(&mut raw.language, v)),
+        "name" => (1 << 28, text(&mut raw.name, v)),
+        "previous_category" => (1 << 29, text(&mut raw.previous_category, v)),
+        "source" => (1 << 30, text(&mut raw.source, v)),
         // Webhook envelopes and nested accounts are serde_json's.
         "object" | "entry" | "auth_international" => return None,
         _ => (0, Some(())),

@@ -9,6 +9,7 @@ mod flat;
 pub mod limits;
 pub mod meta_call_csv;
 pub mod meta_csv;
+pub mod templates;
 pub mod time;
 pub mod webhook;
 

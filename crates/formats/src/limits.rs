@@ -88,6 +88,13 @@ pub const USER_ID: Limit = Limit {
     source: "Meta: a two-letter country code, a dot and up to 128 letters and digits \
              (`ENT.` after the country for a parent BSUID): at most 135 bytes",
 };
+/// A template's name: `template` of an outbound event, `name` of a template line, Meta's
+/// `message_template_name` (decisions.md D151).
+pub const TEMPLATE_NAME: Limit = Limit {
+    field: "template, name",
+    max_chars: 512,
+    source: "Meta: a template name has at most 512 characters",
+};
 /// Countries in `auth_international.exception_countries`.
 pub const EXCEPTION_COUNTRIES: usize = 300;
 
@@ -103,6 +110,7 @@ pub const ALL: &[Limit] = &[
     INSTANT_TEXT,
     PHONE,
     USER_ID,
+    TEMPLATE_NAME,
 ];
 
 /// `Ok` when `value` is within `limit`, else why not (naming the length and the limit, never

@@ -1,8 +1,8 @@
 //! Meta's WhatsApp webhook envelopes (`{"object":"whatsapp_business_account","entry":[...]}`):
 //! `messages[]` become inbound events (a `referral` from an ad or a post marks a free entry
 //! point), `statuses[]` become status events, and the `pricing`/`conversation` objects Meta
-//! attached are kept for reconciliation. Webhooks carry no template category, so outbound
-//! messages come from wabill's own `outbound` events.
+//! attached are kept for reconciliation. The template webhooks (`template_category_update`,
+//! `message_template_status_update`) become template changes (decisions.md D150-D155).
 //!
 //! The user of a message is its `from` (phone number) and `from_user_id` (BSUID), either of
 //! which may be absent, completed from the `contacts[]` entry of the same user (`wa_id`,
@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
+use wabill_rating::templates::{ChangeSource, TemplateChange};
 use wabill_rating::{
     Bsuid, Category, DeliveryStatus, EntryPoint, Event, IdentityChange, IdentityChangeKind,
     Inbound, Msisdn, Status, StatusMessage,
@@ -26,6 +27,9 @@ use wabill_rating::{
 pub(crate) struct Entry<'a> {
     #[serde(borrow)]
     id: Option<Cow<'a, str>>,
+    /// When Meta triggered the webhook: the instant of a template change (D154).
+    #[serde(borrow)]
+    time: Option<TimeValue<'a>>,
     #[serde(borrow, default)]
     changes: Vec<Change<'a>>,
 }
@@ -50,6 +54,22 @@ struct Value<'a> {
     statuses: Vec<WebhookStatus<'a>>,
     #[serde(borrow, default)]
     calls: Vec<crate::calls::WebhookCall<'a>>,
+    // `message_template_status_update` and `template_category_update` (D150).
+    #[serde(borrow)]
+    event: Option<Cow<'a, str>>,
+    /// A number in Meta's payloads; a string is taken too.
+    #[serde(borrow)]
+    message_template_id: Option<TimeValue<'a>>,
+    #[serde(borrow)]
+    message_template_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    message_template_language: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    message_template_category: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    previous_category: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    new_category: Option<Cow<'a, str>>,
 }
 
 thread_local! {
@@ -246,6 +266,109 @@ fn complete_user<'a>(
     }
 }
 
+/// A template webhook's change: `None` for one that changes no category (an impending
+/// re-categorisation, a status change that names no category; D155).
+fn read_template_change<'a>(
+    value: Value<'a>,
+    category_update: bool,
+    waba: &Cow<'a, str>,
+    time: Option<&TimeValue<'a>>,
+    line: u64,
+    at: &dyn Fn(&str) -> String,
+    time_field: &dyn Fn() -> String,
+) -> Result<Option<TemplateChange<'a>>, LineError> {
+    let word = |v: &Option<Cow<'a, str>>,
+                f: &str,
+                limit: Limit|
+     -> Result<Option<Cow<'a, str>>, LineError> {
+        match v {
+            Some(s) => {
+                limits::check(s, limit).map_err(|why| err(line, &at(f), why))?;
+                if s.trim().is_empty() {
+                    return Err(err(line, &at(f), "is empty"));
+                }
+                Ok(Some(s.clone()))
+            }
+            None => Ok(None),
+        }
+    };
+    let category = |v: &Option<Cow<'a, str>>, f: &str| -> Result<Option<Category>, LineError> {
+        match word(v, f, limits::WORD)? {
+            Some(c) => crate::events::template_category(&c, line, &at(f)).map(Some),
+            None => Ok(None),
+        }
+    };
+    let event = word(&value.event, "value.event", limits::WORD)?;
+    let (new, previous) = if category_update {
+        // Only a completed change names the previous category; an impending one (with
+        // `correct_category` and `category_update_timestamp`) is announced again when done.
+        let previous = category(&value.previous_category, "value.previous_category")?;
+        let new = category(&value.new_category, "value.new_category")?;
+        match (new, previous) {
+            (Some(n), Some(p)) => (n, Some(p)),
+            (Some(_), None) => return Ok(None),
+            (None, _) => return Err(err(line, &at("value.new_category"), "is missing")),
+        }
+    } else {
+        match category(
+            &value.message_template_category,
+            "value.message_template_category",
+        )? {
+            Some(c) => (c, None),
+            None => return Ok(None),
+        }
+    };
+    let id = match &value.message_template_id {
+        Some(TimeValue::Seconds(n)) if *n > 0 => Cow::Owned(n.to_string()),
+        Some(TimeValue::Text(s)) if !s.trim().is_empty() => {
+            limits::check(s, limits::ACCOUNT_ID)
+                .map_err(|why| err(line, &at("value.message_template_id"), why))?;
+            s.clone()
+        }
+        Some(_) => {
+            return Err(err(
+                line,
+                &at("value.message_template_id"),
+                "is not a template id",
+            ))
+        }
+        None => return Err(err(line, &at("value.message_template_id"), "is missing")),
+    };
+    let name = word(
+        &value.message_template_name,
+        "value.message_template_name",
+        limits::TEMPLATE_NAME,
+    )?
+    .ok_or_else(|| err(line, &at("value.message_template_name"), "is missing"))?;
+    let language = word(
+        &value.message_template_language,
+        "value.message_template_language",
+        limits::WORD,
+    )?
+    .ok_or_else(|| err(line, &at("value.message_template_language"), "is missing"))?;
+    let when = time
+        .ok_or_else(|| {
+            err(
+                line,
+                &time_field(),
+                "is missing (the instant of the template change)",
+            )
+        })?
+        .instant()
+        .map_err(|why| err(line, &time_field(), why))?;
+    Ok(Some(TemplateChange {
+        waba: waba.clone(),
+        id,
+        name,
+        language,
+        category: new,
+        previous,
+        at: when,
+        source: ChangeSource::Webhook,
+        status: event,
+    }))
+}
+
 pub(crate) fn read_envelope<'a>(
     raw: RawLine<'a>,
     line: u64,
@@ -280,6 +403,30 @@ pub(crate) fn read_envelope<'a>(
             let at = |f: &str| format!("entry[{ei}].changes[{ci}].{f}");
             bound(change.field.as_deref(), limits::WORD, &|| at("field"))?;
             let field = change.field.as_deref();
+            if field == Some("template_category_update")
+                || field == Some("message_template_status_update")
+            {
+                let Some(value) = change.value else {
+                    return Err(err(line, &at("value"), "is missing"));
+                };
+                let t = read_template_change(
+                    value,
+                    field == Some("template_category_update"),
+                    &waba,
+                    entry.time.as_ref(),
+                    line,
+                    &|f| at(f),
+                    &|| format!("entry[{ei}].time"),
+                )?;
+                match t {
+                    Some(t) => {
+                        sink.templates.push(t);
+                        sink.template_lines.push(line);
+                    }
+                    None => sink.ignored_webhook_items += 1,
+                }
+                continue;
+            }
             if field != Some("messages") && field != Some("calls") {
                 sink.ignored_webhook_items += 1;
                 continue;

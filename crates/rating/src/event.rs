@@ -190,6 +190,9 @@ pub struct Outbound<'a> {
     /// The user's phone number and BSUID, at least one (as for [`Inbound`]).
     pub user: Option<Msisdn>,
     pub user_id: Option<Bsuid<'a>>,
+    /// For a message naming its template instead of a category (kept beside the events, so
+    /// that other messages pay nothing for it), the category in force at `at` once
+    /// [`crate::templates::resolve`] has run (decisions.md D153); until then a placeholder.
     pub kind: MessageKind,
     /// Sent through the Marketing Messages API (`"api":"marketing_messages"`).
     pub marketing_messages_api: bool,

@@ -17,6 +17,7 @@ pub mod money;
 pub mod rater;
 pub mod rates;
 pub mod tariff;
+pub mod templates;
 pub mod time;
 
 pub use event::{

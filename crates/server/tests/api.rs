@@ -399,6 +399,32 @@ async fn the_signed_webhook_has_the_bounds_of_v1_events() {
 }
 
 #[tokio::test]
+async fn messages_naming_a_template_and_template_lines_are_refused_alone() {
+    let s = sqlite_service().await;
+    let good = r#"{"kind":"outbound","id":"m1","at":"2025-11-03T10:00:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","category":"utility"}"#;
+    let named = r#"{"kind":"outbound","id":"m2","at":"2025-11-03T10:00:00Z","waba":"W1","phone":"15550001111","user":"5511988887777","type":"template","template_id":"111"}"#;
+    let line = r#"{"kind":"template","waba":"W1","id":"111","name":"a","language":"en","category":"utility","at":"2025-11-01T00:00:00Z"}"#;
+    let body = format!("{ACCOUNT}\n{good}\n{named}\n{line}\n");
+    let (status, text, _) = call(&s, post_events(&s.admin, body)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (r["stored"].as_u64(), r["rejected"].as_u64()),
+        (Some(2), Some(2)),
+        "{text}"
+    );
+    assert_eq!(
+        (&r["errors"][0]["index"], &r["errors"][0]["field"]),
+        (&json!(2), &json!("template"))
+    );
+    assert_eq!(
+        (&r["errors"][1]["index"], &r["errors"][1]["field"]),
+        (&json!(3), &json!("kind"))
+    );
+    assert!(text.contains("give the message's category"), "{text}");
+}
+
+#[tokio::test]
 async fn ingest_is_idempotent_and_reports_each_bad_line() {
     let s = sqlite_service().await;
     let good = r#"{"kind":"inbound","id":"i1","at":"2025-11-03T10:00:00Z","waba":"W1","phone":"15550001111","user":"5511988887777"}"#;

@@ -395,6 +395,21 @@ impl<'a> ParsedChunks<'a> {
             .flat_map(|p| p.calls.iter().cloned())
             .collect()
     }
+    /// Gives the outbound events naming a template the category in force at their send
+    /// instant, from the template changes of every chunk (decisions.md D153); nothing to do
+    /// when none names one. The join keys do not depend on it.
+    pub fn resolve_templates(&mut self) -> Vec<wabill_rating::templates::TemplateError> {
+        use wabill_rating::templates::{resolve, Registry};
+        if self.chunks.iter().all(|p| p.template_refs.is_empty()) {
+            return Vec::new();
+        }
+        let (registry, mut errors) =
+            Registry::from_changes(self.chunks.iter().flat_map(|p| p.templates.iter()));
+        for p in &mut self.chunks {
+            errors.extend(resolve(&mut p.events, &p.template_refs, &registry));
+        }
+        errors
+    }
     pub fn ignored_webhook_items(&self) -> u64 {
         self.chunks.iter().map(|p| p.ignored_webhook_items).sum()
     }
@@ -403,12 +418,17 @@ impl<'a> ParsedChunks<'a> {
         let mut chunks = self.chunks.into_iter();
         let mut all = chunks.next().unwrap_or_default();
         for p in chunks {
+            let base = all.events.len();
+            all.template_refs
+                .extend(p.template_refs.into_iter().map(|(i, t)| (base + i, t)));
             all.events.extend(p.events);
             all.lines.extend(p.lines);
             all.meta_pricing.extend(p.meta_pricing);
             all.ignored_webhook_items += p.ignored_webhook_items;
             all.calls.extend(p.calls);
             all.call_lines.extend(p.call_lines);
+            all.templates.extend(p.templates);
+            all.template_lines.extend(p.template_lines);
         }
         all
     }

@@ -31,6 +31,7 @@ mod rates_list_cmd;
 mod reconcile_cmd;
 mod serve_cmd;
 mod tariff;
+mod templates_cmd;
 mod tenants_cmd;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -75,6 +76,10 @@ enum Command {
     /// A tenant's invoice for a month (licences, usage, included budget), from files or the
     /// service's store: JSON, CSV or printable HTML.
     Invoice(invoice_cmd::InvoiceArgs),
+    /// Message templates: import Meta's template list, list templates with their category
+    /// history.
+    #[command(subcommand)]
+    Templates(templates_cmd::TemplatesCommand),
     /// Manage tenant set-ups and licence records in the service's store.
     #[command(subcommand)]
     Tenants(tenants_cmd::TenantsCommand),
@@ -138,6 +143,7 @@ fn main() {
         Command::Load(args) => load_cmd::run(&args),
         Command::Invoice(args) => invoice_cmd::run(&args),
         Command::Tenants(cmd) => tenants_cmd::run(&cmd),
+        Command::Templates(cmd) => templates_cmd::run(&cmd),
         Command::Completions { shell } => completions(shell),
         Command::Man { subcommand } => man(subcommand.as_deref()),
         Command::Audit { db, after, limit } => tenants_cmd::audit_log(&db, after, limit),

@@ -61,6 +61,18 @@ pub fn run(args: &RateArgs) -> Result<i32> {
         return Ok(code);
     }
 
+    let template_errors = parsed.resolve_templates();
+    if !template_errors.is_empty() {
+        for e in &template_errors {
+            writeln!(stderr, "error: {e}")?;
+        }
+        writeln!(
+            stderr,
+            "error: {} message(s) could not be given their template's category; nothing was written",
+            template_errors.len()
+        )?;
+        return Ok(EXIT_UNRATABLE);
+    }
     let mut keys = parsed.take_keys();
     let mut chunks = parsed.events();
     // The windows calls open, as inbound events of their own chunk (rules.md "Calls").

@@ -49,6 +49,13 @@ pub fn run(args: &ReconcileArgs) -> Result<i32> {
         return Ok(code);
     }
 
+    let template_errors = parsed.resolve_templates();
+    if !template_errors.is_empty() {
+        for e in &template_errors {
+            writeln!(stderr, "error: [{}] {e}", e.code())?;
+        }
+        return Ok(EXIT_UNRATABLE);
+    }
     let keys = parsed.take_keys();
     let rated = rate_keyed_chunks(
         &tariff,

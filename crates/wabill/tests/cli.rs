@@ -1175,3 +1175,62 @@ fn a_closed_standard_output_ends_every_command_quietly_with_0() {
     assert!(generated.stdout.len() > 1 << 20);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn templates_import_writes_template_lines_that_rate_reads_and_names_a_bad_field() {
+    let list = r#"{"data":[{"name":"order_update","language":"en_US","status":"APPROVED","category":"MARKETING","id":"111","components":[]}],"paging":{}}"#;
+    let out = wabill(
+        &[
+            "templates",
+            "import",
+            "-",
+            "--waba",
+            "W1",
+            "--at",
+            "2025-11-01T00:00:00Z",
+        ],
+        Some(list),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = text(&out.stdout);
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+
+    // A message naming the template by id is charged in the imported category; the same
+    // message giving the utility category itself is charged as utility: the two differ.
+    let dir = tmpdir("templates");
+    let named = format!(
+        "{ACCOUNT}\n{}\n",
+        utility("m1", "2025-11-03T10:00:00Z")
+            .replace(r#""category":"utility""#, r#""template_id":"111""#)
+    );
+    std::fs::write(dir.join("t.jsonl"), &lines).unwrap();
+    std::fs::write(dir.join("e.jsonl"), &named).unwrap();
+    let t = dir.join("t.jsonl");
+    let e = dir.join("e.jsonl");
+    let out = wabill(&["rate", t.to_str().unwrap(), e.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(r#""category":"marketing""#),
+        "{}",
+        text(&out.stdout)
+    );
+    // Without the registry: an error naming the message and the template, nothing written.
+    let out = wabill(&["rate", e.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr)
+            .contains("message m1: template id 111 is not in the template registry of WABA W1"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let bad = list.replace("MARKETING", "TRANSACTIONAL");
+    let out = wabill(&["templates", "import", "-", "--waba", "W1"], Some(&bad));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("field 'data[0].category'"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -127,6 +127,10 @@ fn run_library(s: &Scenario) -> Result<String, Vec<String>> {
     if !errors.is_empty() {
         return Err(errors);
     }
+    let template_errors = parsed.resolve_templates();
+    if !template_errors.is_empty() {
+        return Err(template_errors.iter().map(|e| e.to_string()).collect());
+    }
     let opts = RateOptions {
         assume_delivered: s.assume_delivered,
     };

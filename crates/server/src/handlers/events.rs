@@ -71,7 +71,36 @@ async fn ingest_inner(state: &AppState, caller: &Caller, body: &[u8], json: bool
         let before = parsed.events.len();
         let before_calls = parsed.calls.len();
         let before_pricing = parsed.meta_pricing.len();
+        let before_templates = parsed.templates.len();
+        let before_refs = parsed.template_refs.len();
         match parse_line(line, i as u64, &mut parsed) {
+            Ok(())
+                if parsed.templates.len() > before_templates
+                    || parsed.template_refs.len() > before_refs =>
+            {
+                // The service keeps no template registry yet (decisions.md D156): a message
+                // naming its template would be charged on a guess, a template change would be
+                // lost. Refused alone, naming why.
+                let field = if parsed.templates.len() > before_templates {
+                    "kind"
+                } else {
+                    "template"
+                };
+                parsed.events.truncate(before);
+                parsed.lines.truncate(before);
+                parsed.calls.truncate(before_calls);
+                parsed.call_lines.truncate(before_calls);
+                parsed.meta_pricing.truncate(before_pricing);
+                parsed.templates.truncate(before_templates);
+                parsed.template_lines.truncate(before_templates);
+                parsed.template_refs.truncate(before_refs);
+                errors.push(error(
+                    i,
+                    field,
+                    "templates are not taken by the service: give the message's category \
+                     (`wabill rate` takes template lines and messages naming their template)",
+                ));
+            }
             Ok(()) => {
                 let calls = parsed.calls.len() - before_calls;
                 index_of.extend(std::iter::repeat_n(i, parsed.events.len() - before));

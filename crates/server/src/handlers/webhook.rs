@@ -99,6 +99,14 @@ async fn webhook_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Re
         .into_iter()
         .enumerate()
         .collect();
+    if !parsed.templates.is_empty() {
+        // Answered 200 (Meta would retry anything else), not kept: the service has no
+        // template registry yet (decisions.md D156).
+        tracing::warn!(
+            changes = parsed.templates.len(),
+            "template webhooks are not kept by the service"
+        );
+    }
     let pricing = meta_rows(text, &parsed.meta_pricing);
     let batch: Vec<(usize, Event<'_>)> = parsed.events.into_iter().enumerate().collect();
     // Events first, then Meta's pricing; the 200 only once both are stored. A failure of the
