@@ -26,6 +26,7 @@ db="$work/st.sqlite"
 key="$("$bin" keys create --db "$db" --name schemathesis --role admin 2>/dev/null | tail -n 1)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "$bin" serve --db "$db" --listen "127.0.0.1:$port" --app-secret schemathesis-secret \
+    --secrets-key "$(python3 -c 'import secrets; print(secrets.token_hex(32))')" \
     >"$work/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do

@@ -359,7 +359,7 @@ fn estimate_schemas(all: &mut Value) {
                     "additionalProperties": false,
                     "required": ["category", "messages"],
                     "properties": {
-                        "market": {"type": "string", "minLength": 1, "maxLength": MAX_MARKET_CHARS, "pattern": "[^ \\t\\n\\r]",
+                        "market": {"type": "string", "minLength": 1, "maxLength": MAX_MARKET_CHARS, "pattern": NOT_BLANK,
                                    "description": "a Meta market name (GET /v1/estimate lists them)"},
                         "country": iso2,
                         "category": category,
@@ -575,8 +575,14 @@ fn currency() -> Value {
 }
 
 /// A string that is not only whitespace, within a bound of `wabill_formats::limits`.
+/// A string holding at least one character that is not whitespace as the service reads it
+/// (Unicode's White_Space, what Rust's `trim` removes): the parser refuses a value that is
+/// blank once trimmed, so the document says the same, character for character.
+const NOT_BLANK: &str =
+    r"[^\t\n\x0b\x0c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+
 fn bounded(limit: wabill_formats::limits::Limit) -> Value {
-    json!({"type": "string", "maxLength": limit.max_chars, "pattern": "[^ \\t\\n\\r]"})
+    json!({"type": "string", "maxLength": limit.max_chars, "pattern": NOT_BLANK})
 }
 
 /// The send check's request: the fields of an outbound event line (events.md), read by the
@@ -595,7 +601,7 @@ fn send_check_schema() -> Value {
             "waba": bounded(limits::ACCOUNT_ID),
             "phone": phone.clone(),
             "user": phone,
-            "type": {"type": "string", "maxLength": limits::MESSAGE_TYPE.max_chars, "pattern": "[^ \\t\\n\\r]",
+            "type": {"type": "string", "maxLength": limits::MESSAGE_TYPE.max_chars, "pattern": NOT_BLANK,
                      "description": "template, or a non-template type (text, image, ...)"},
             "category": {"type": "string", "nullable": true,
                          "enum": ["marketing", "utility", "authentication", "service", null],
